@@ -1,0 +1,44 @@
+# Two commands set everything up on a fresh machine with Python 3.11 and make:
+#   make demo   generate a demo city, run the whole pipeline, start the service
+#   make test   run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO := demo
+
+.PHONY: install demo pipeline-demo test test-fast bench browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium for the console's browser tests (skipped when it cannot be installed).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium; browser tests will be skipped"; fi
+
+pipeline-demo: install
+	$(BIN)/waterwatch synth --out $(DEMO)/drop --entities 3000 --seed 7
+	$(BIN)/waterwatch pipeline --data $(DEMO)/drop --out $(DEMO)/out
+	@echo "results: $(abspath $(DEMO)/out)"
+
+demo: pipeline-demo
+	$(BIN)/waterwatch demo-serve --out $(DEMO)/out
+
+test: install browser
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(DEMO) var .pytest_cache

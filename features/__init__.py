@@ -1,0 +1,1 @@
+"""Layer 1: department tables -> validated, linked tables -> monthly enterprise profiles."""
