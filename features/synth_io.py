@@ -1,0 +1,88 @@
+"""Writing a synthetic drop: per-table file formats, and rows broken on purpose to test quarantine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.contract import TABLES
+
+_BREAKABLE = {  # table: (month-like column, bad values; volume column; key column that may go empty)
+    "supply": ("month", ("2025-13", "2024/07", "24-05"), "volume_m3", "account_id"),
+    "discharge": ("month", ("2026-00", "2025.11", "2025-7月"), "volume_m3", "account_id"),
+    "abstraction": ("month", ("2025-13", "2024/03"), "volume_m3", "meter_id"),
+    "tax": ("period", ("2025-Q5", "2025Q2", "2025-3"), "declared_m3", "uscc"),
+}
+
+
+def break_rows(tables: dict[str, pd.DataFrame], count: int, rng) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Break ``count`` rows the way careless exports do, and record exactly which (data rows from 1)."""
+    names = [t for t in _BREAKABLE if len(tables[t]) >= 10]
+    sizes = np.sqrt([len(tables[t]) for t in names])
+    per_table = np.bincount(rng.choice(len(names), size=count, p=sizes / sizes.sum()), minlength=len(names))
+    out, records = dict(tables), []
+    for name, c in zip(names, per_table):
+        if not c:
+            continue
+        frame = tables[name].copy()
+        month_col, bad_months, vol_col, key_col = _BREAKABLE[name]
+        key = ",".join(TABLES[name].key)
+        c = min(int(c), len(frame) // 2)
+        rows = rng.choice(len(frame), size=2 * c, replace=False)
+        broken, sources = rows[:c], rows[c:]
+        kind = rng.choice(5, size=c)  # month, negative, non-numeric, empty key, duplicate
+        for col in (month_col, vol_col, key_col):
+            frame[col] = frame[col].astype("str")  # the broken cells are text; missing cells stay missing
+        vals = frame[vol_col].to_numpy().astype(object)
+        months = frame[month_col].to_numpy().astype(object)
+        keys = frame[key_col].to_numpy().astype(object)
+        b = broken[kind == 0]
+        months[b] = rng.choice(bad_months, size=len(b))
+        b = broken[kind == 1]
+        vals[b] = ["-" + (v if v not in ("0", "0.0") else "5") for v in vals[b]]
+        b = broken[kind == 2]
+        vals[b] = rng.choice(["约120", "abc", "—", "1,200", "未抄"], size=len(b))
+        b = broken[kind == 3]
+        keys[b] = None
+        frame[month_col], frame[vol_col], frame[key_col] = months, vals, keys
+        dup = sources[: int((kind == 4).sum())]
+        n0 = len(frame)
+        frame = pd.concat([frame, frame.iloc[dup]], ignore_index=True)
+        cols = np.array([month_col, vol_col, vol_col, key_col])
+        single = kind < 4
+        records.append(pd.DataFrame({"table": name, "row_number": broken[single] + 1, "column": cols[kind[single]]}))
+        records.append(pd.DataFrame({"table": name, "row_number": n0 + np.arange(len(dup)) + 1, "column": key}))
+        out[name] = frame
+    malformed = pd.concat(records, ignore_index=True).sort_values(["table", "row_number"]).reset_index(drop=True)
+    return out, malformed
+
+
+def table_formats(file_format: str, seed: int) -> dict[str, str]:
+    """File format per table; a mixed drop alternates, as departments exporting from different systems do."""
+    if file_format != "mixed":
+        return {name: file_format for name in TABLES}
+    return {name: ("parquet" if (i + seed) % 2 else "csv") for i, name in enumerate(TABLES)}
+
+
+def for_parquet(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Typed columns where every cell parses (as a department's database export would be); text otherwise."""
+    frame = frame.copy()
+    for col in TABLES[name].columns:
+        s = frame[col.name]
+        if col.kind in ("date", "month"):
+            fmt = "%Y-%m-%d" if col.kind == "date" else "%Y-%m"
+            parsed = pd.to_datetime(s, format=fmt, errors="coerce")
+            frame[col.name] = parsed if (parsed.notna() == s.notna()).all() else s.astype("str")
+        elif col.kind == "bool":
+            frame[col.name] = s.map({"true": True, "false": False, True: True, False: False}).astype("boolean")
+        elif s.dtype == object:
+            frame[col.name] = s.astype("str")
+    return frame
+
+
+def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == bool:
+            frame[col] = np.where(frame[col], "true", "false")
+    return frame
