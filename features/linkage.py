@@ -1,0 +1,335 @@
+"""Link water-supply and sewer accounts to registered entities.
+
+The water company's accounts carry a social credit code for only part of the
+customers; the rest are written as clerks wrote them (short names, branch
+suffixes, typos, old names). The linker trusts a valid registered code, repairs
+a one-character typo in a code when the name agrees, and otherwise matches
+normalised names within the account's district, with the address as supporting
+evidence. It never guesses: close calls go to ``review`` with their candidates.
+Industrial-park accounts serving several registered entities are ``shared``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from features.names import ZONE_WORDS, Gazetteer, is_park_like, normalise_addresses, normalise_names
+from features.uscc import ALPHABET, uscc_valid
+from waterwatch.settings import LinkageSettings
+
+LINK_COLUMNS = ["source", "account_id", "account_name", "address", "uscc", "method", "confidence", "status", "candidates"]
+TOP_K = 5  # name candidates per account that get the address comparison
+CITY = "__city__"  # block of accounts whose district cannot be inferred
+_CELLS = 4_000_000  # account x entity scores per cdist call
+
+
+def latest_accounts(monthly: pd.DataFrame, source: str) -> pd.DataFrame:
+    """One row per account with its name, address and code as written in its most recent month."""
+    cols = ["account_id", "account_name", "address", "uscc"]
+    if not len(monthly):
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in ["source", *cols]})
+    last = monthly.sort_values(["account_id", "month"], kind="stable").drop_duplicates("account_id", keep="last")
+    out = last[cols].reset_index(drop=True)
+    # a code written in any month counts when the latest month has none
+    any_code = monthly.dropna(subset=["uscc"]).drop_duplicates("account_id", keep="last").set_index("account_id")["uscc"]
+    out["uscc"] = out["uscc"].fillna(out["account_id"].map(any_code))
+    out.insert(0, "source", source)
+    return out
+
+
+def _repair_codes(codes: pd.Series, registry: np.ndarray) -> pd.Series:
+    """The registered code one substitution or one adjacent swap away, where exactly one exists."""
+    out = pd.Series(pd.NA, index=codes.index, dtype="str")
+    ok = codes.notna() & (codes.str.len() == 18)
+    if not ok.any() or not len(registry):
+        return out
+    lut = np.full(65536, 255, dtype=np.uint8)
+    for i, ch in enumerate(ALPHABET):
+        lut[ord(ch)] = i
+
+    def encode(values) -> np.ndarray:
+        arr = np.asarray(values, dtype="U18").view(np.uint32).reshape(len(values), 18)
+        return lut[np.minimum(arr, 65535)]
+
+    reg = encode(registry)
+    bad = encode(codes[ok].str.upper().to_numpy())
+    found = np.full(len(bad), -1, dtype=np.int64)
+    step = max(1, 2_000_000 // max(len(reg), 1))
+    for start in range(0, len(bad), step):
+        b = bad[start : start + step]
+        diff = b[:, None, :] != reg[None, :, :]  # (chunk, registry, 18)
+        ndiff = diff.sum(axis=2)
+        # adjacent transposition: exactly two neighbouring positions differ, crosswise equal
+        swap = (ndiff == 2) & ((b[:, None, :-1] == reg[None, :, 1:]) & (b[:, None, 1:] == reg[None, :, :-1]) & diff[:, :, :-1] & diff[:, :, 1:]).any(axis=2)
+        near = (ndiff == 1) | swap
+        unique = near.sum(axis=1) == 1
+        found[start : start + step] = np.where(unique, near.argmax(axis=1), -1)
+    idx = codes.index[ok.to_numpy()]
+    out.loc[idx] = np.where(found >= 0, registry[np.maximum(found, 0)], None)
+    return out
+
+
+def _prepare_entities(entities: pd.DataFrame, gaz: Gazetteer) -> pd.DataFrame:
+    ent = entities[["uscc", "name", "district", "address"]].reset_index(drop=True).copy()
+    ent["core"] = normalise_names(ent["name"], gaz)
+    addr = normalise_addresses(ent["address"], gaz)
+    ent["street"], ent["number"], ent["building"], ent["local"] = addr["street"], addr["number"], addr["building"], addr["local"]
+    ent["district"] = ent["district"].astype("str")
+    return ent
+
+
+def _score_block(acc: pd.DataFrame, ent: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k entity rows (indices into ``ent``) and name scores for every account of one block."""
+    k = min(k, len(ent))
+    idx = np.empty((len(acc), k), dtype=np.int64)
+    score = np.empty((len(acc), k), dtype=np.float64)
+    choices = ent["core"].tolist()
+    rows = max(16, _CELLS // max(len(ent), 1))  # score matrix and partition indices stay ~tens of MB
+    for start in range(0, len(acc), rows):
+        queries = acc["core"].iloc[start : start + rows].tolist()
+        sim = process.cdist(queries, choices, scorer=fuzz.ratio, dtype=np.uint8, workers=2)
+        top = np.argpartition(sim, -k, axis=1)[:, -k:] if k < sim.shape[1] else np.tile(np.arange(k), (len(queries), 1))
+        idx[start : start + len(queries)] = top
+        score[start : start + len(queries)] = np.take_along_axis(sim, top, axis=1)
+    return ent.index.to_numpy()[idx], score
+
+
+def _candidate_pairs(acc: pd.DataFrame, ent: pd.DataFrame, progress) -> pd.DataFrame:
+    """Account x candidate-entity pairs with name and address evidence, blocked by district."""
+    pairs = []
+    blocks = acc.groupby("block", sort=True)
+    iterator = progress(blocks, desc="linkage blocks", total=blocks.ngroups) if progress else blocks
+    for block, group in iterator:
+        pool = ent if block == CITY else ent[ent["district"] == block]
+        if not len(pool):
+            pool = ent
+        top, name = _score_block(group, pool, TOP_K)
+        pairs.append(
+            pd.DataFrame(
+                {
+                    "acc": np.repeat(group.index.to_numpy(), top.shape[1]),
+                    "ent": top.ravel(),
+                    "name_score": name.ravel(),
+                }
+            )
+        )
+    cand = pd.concat(pairs, ignore_index=True)
+    # no exact name in the block: exact normalised names anywhere in the city (a branch
+    # whose entity is registered in another district)
+    has_exact = cand.loc[cand["name_score"] >= 100, "acc"].unique()
+    rest = acc[~acc.index.isin(has_exact)]
+    exact = rest.reset_index(names="acc").merge(ent.reset_index(names="ent")[["ent", "core"]], on="core")[["acc", "ent"]]
+    exact["name_score"] = 100.0
+    # entities at the account's door, however their name scores: a misspelt name at the right
+    # door must compete even when many similar names elsewhere fill the top-k
+    keys = ["street", "number"]
+    a_door = acc.dropna(subset=keys).reset_index(names="acc")[["acc", "core", *keys]]
+    e_door = ent.dropna(subset=keys).reset_index(names="ent")[["ent", "core", *keys]]
+    door = a_door.merge(e_door, on=keys, suffixes=("_a", "_e"))
+    door["name_score"] = process.cpdist(door["core_a"].tolist(), door["core_e"].tolist(), scorer=fuzz.ratio, workers=2) if len(door) else []
+    cand = pd.concat([cand, exact, door[["acc", "ent", "name_score"]]], ignore_index=True)
+    return cand.drop_duplicates(["acc", "ent"])
+
+
+# Address evidence added to the 0-100 name score. The door is strong evidence; an
+# address elsewhere (a branch site, or another firm with a similar name) and a
+# registration in another district than the account's weaken a candidate, so that a
+# same-named firm elsewhere does not beat a misspelt name at the account's own door.
+DOOR_BONUS, STREET_BONUS, ELSEWHERE_PENALTY, OTHER_DISTRICT_PENALTY = 15.0, 3.0, 8.0, 10.0
+
+
+def _address_evidence(cand: pd.DataFrame, acc: pd.DataFrame, ent: pd.DataFrame) -> np.ndarray:
+    ai, ei = cand["acc"].to_numpy(), cand["ent"].to_numpy()
+
+    def pair(column: str) -> tuple[pd.Series, pd.Series]:
+        return pd.Series(acc[column].to_numpy()[ai], dtype="str"), pd.Series(ent[column].to_numpy()[ei], dtype="str")
+
+    def true(mask: pd.Series) -> np.ndarray:
+        return mask.fillna(False).to_numpy(dtype=bool)
+
+    a_street, e_street = pair("street")
+    a_num, e_num = pair("number")
+    a_local, e_local = pair("local")
+    a_dist, e_dist = pair("district")
+    same_street = true(a_street == e_street)
+    same_door = same_street & true(a_num == e_num)
+    # addresses without a street door (镇X村): the whole local address must agree
+    same_door |= true((a_local == e_local) & (a_local.str.len() >= 4))
+    both_known = true(a_local.str.len() > 0) & true(e_local.str.len() > 0)
+    # the same door number on a street of the same name in another district is a coincidence
+    other_district = true(a_dist.notna() & (a_dist != e_dist))
+    evidence = np.where(same_door, DOOR_BONUS, np.where(same_street, STREET_BONUS, np.where(both_known, -ELSEWHERE_PENALTY, 0.0)))
+    evidence = np.where(other_district & (evidence > 0), 0.0, evidence)
+    return evidence - np.where(other_district, OTHER_DISTRICT_PENALTY, 0.0)
+
+
+def _format_candidates(frame: pd.DataFrame, n: int = 3) -> pd.Series:
+    top = frame.sort_values(["acc", "score"], ascending=[True, False]).groupby("acc").head(n)
+    text = top["uscc"] + ":" + top["score"].clip(upper=100).round(1).astype("str")
+    return text.groupby(top["acc"]).agg(";".join)
+
+
+def link_accounts(
+    entities: pd.DataFrame,
+    supply: pd.DataFrame,
+    discharge: pd.DataFrame,
+    settings: LinkageSettings,
+    progress=None,
+) -> pd.DataFrame:
+    """One row per (source, account_id): the entity it belongs to, how, and how sure."""
+    acc = pd.concat([latest_accounts(supply, "supply"), latest_accounts(discharge, "discharge")], ignore_index=True)
+    out = acc.rename(columns={"uscc": "recorded_uscc"}).copy()
+    out["uscc"] = pd.Series(pd.NA, index=out.index, dtype="str")
+    out["method"] = "none"
+    out["confidence"] = 0.0
+    out["status"] = "unlinked"
+    out["candidates"] = pd.Series(pd.NA, index=out.index, dtype="str")
+    if not len(acc) or not len(entities):
+        return out[LINK_COLUMNS]
+
+    gaz = Gazetteer.from_entities(entities)
+    ent = _prepare_entities(entities, gaz)
+    registry = set(ent["uscc"])
+    acc["core"] = normalise_names(acc["account_name"], gaz)
+    addr = normalise_addresses(acc["address"], gaz)
+    acc = pd.concat([acc, addr[["street", "number", "building", "local", "district"]]], axis=1)
+    # a district named in the account name (德城区XX商行) when the address names none
+    acc["district"] = acc["district"].fillna(gaz.district_in(acc["account_name"].astype("str").str.slice(0, 8)))
+    acc["block"] = acc["district"].fillna(CITY)
+
+    # 1. a valid registered code is trusted
+    code = acc["uscc"].astype("str").str.strip().str.upper()
+    valid = uscc_valid(code).fillna(False).to_numpy(dtype=bool)
+    known = code.isin(registry).to_numpy(dtype=bool)
+    direct = valid & known
+    out.loc[direct, ["method", "confidence", "status"]] = ["uscc", 1.0, "linked"]
+    out.loc[direct, "uscc"] = code[direct]
+
+    # 2. a present but invalid or unknown code: one-character repair, confirmed by the name
+    present = code.notna().to_numpy() & ~direct
+    repaired = _repair_codes(code[present], ent["uscc"].to_numpy())
+    if repaired.notna().any():
+        core_of = ent.set_index("uscc")["core"]
+        fixed = repaired.dropna()
+        pair_scores = process.cpdist(acc.loc[fixed.index, "core"].tolist(), fixed.map(core_of).tolist(), scorer=fuzz.ratio)
+        agree = pair_scores >= settings.review_score
+        fixed = fixed[agree]
+        out.loc[fixed.index, ["method", "confidence", "status"]] = ["uscc", 0.95, "linked"]
+        out.loc[fixed.index, "uscc"] = fixed
+
+    # 3. names within the district block, address as supporting evidence
+    todo = acc[(out["status"] != "linked") & (acc["core"].str.len() > 0)]
+    if len(todo):
+        cand = _candidate_pairs(todo, ent, progress)
+        cand["score"] = cand["name_score"] + _address_evidence(cand, acc, ent)
+        cand["uscc"] = ent["uscc"].to_numpy()[cand["ent"].to_numpy()]
+        cand = cand.sort_values(["acc", "score", "name_score"], ascending=[True, False, False], kind="stable")
+        best = cand.groupby("acc").head(1).set_index("acc")
+        second = cand.groupby("acc")["score"].nth(1)
+        second = pd.Series(second.to_numpy(), index=cand.loc[second.index, "acc"].to_numpy())
+        b1 = best["score"]
+        b2 = second.reindex(b1.index).fillna(0.0)
+        clear = (b1 - b2) >= settings.ambiguity_margin
+        accept = (b1 >= settings.accept_score) & clear
+        review = ~accept & (b1 >= settings.review_score)
+        exact = best["name_score"] >= 100
+        ids = b1.index[accept.to_numpy()]
+        out.loc[ids, "uscc"] = best.loc[ids, "uscc"]
+        out.loc[ids, "status"] = "linked"
+        out.loc[ids, "method"] = np.where(exact[accept], "name_exact", "name_fuzzy")
+        margin_factor = np.clip((b1 - b2) / (4 * settings.ambiguity_margin), 0, 1)
+        conf = np.where(
+            exact,
+            np.interp(b1, [settings.accept_score, 100.0, 100.0 + DOOR_BONUS], [0.9, 0.95, 1.0]),
+            np.clip(b1 / 100, 0, 1) * (0.9 + 0.1 * margin_factor),
+        )
+        # a review is by definition not sure enough, and a near tie halves the odds of the best
+        conf = np.where(review, np.minimum(conf, 0.89) * (0.5 + 0.5 * margin_factor), conf)
+        out.loc[b1.index, "confidence"] = np.round(np.where(accept | review, conf, 0.0), 3)
+        rid = b1.index[review.to_numpy()]
+        out.loc[rid, "status"] = "review"
+        out.loc[rid, "method"] = np.where(exact[review], "name_exact", "name_fuzzy")
+        plausible = cand[cand["acc"].isin(rid) & (cand["score"] >= settings.review_score - settings.ambiguity_margin)]
+        out.loc[rid, "candidates"] = _format_candidates(plausible).reindex(rid)
+
+    # 4. industrial-park accounts: a building several registered entities share
+    placed = ent.dropna(subset=["building"])
+    tenants = (placed["district"] + "|" + placed["building"]).value_counts()
+    per_building = placed.groupby("building")["district"].agg(["nunique", "first"])
+    only_district = per_building["first"].where(per_building["nunique"] == 1)
+    acc_key = acc["district"].fillna(acc["building"].map(only_district)) + "|" + acc["building"]
+    n_tenants = acc_key.map(tenants).fillna(0).to_numpy()
+    park_name = is_park_like(acc["account_name"], gaz).to_numpy()
+    in_zone = (addr["zone"].notna() | acc["account_name"].astype("str").str.contains(ZONE_WORDS, regex=True)).to_numpy(dtype=bool)
+    status = out["status"].to_numpy()
+    weak = (status == "unlinked") | ((status == "review") & park_name)
+    # several registered tenants in the building (a 号楼 in the address, or a park name at a
+    # shared door) and nobody's name fits; or, when the tenants registered elsewhere, a
+    # building-and-park name inside a development zone. A plain shared door number alone
+    # is not enough: housing estates and public bodies sit next to firms.
+    in_building = acc["building"].str.contains(r"[0-9]+号楼", regex=True).fillna(False).to_numpy(dtype=bool)
+    shared = weak & (((n_tenants >= 2) & (park_name | in_building)) | (park_name & in_zone))
+    out.loc[shared, ["method", "status", "confidence", "candidates"]] = ["shared_park", "shared", 0.9, None]
+    out.loc[shared, "uscc"] = pd.NA
+    unlinked = out["status"] == "unlinked"
+    out.loc[unlinked, "method"] = "none"
+    return out[LINK_COLUMNS]
+
+
+def attribute_volumes(monthly: pd.DataFrame, links: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Supply or discharge rows with the linked entity in ``uscc`` (NA unless the link is ``linked``).
+
+    The clerk's own code is kept as ``recorded_uscc``: only reviewed links move volume.
+    """
+    linked = links[(links["source"] == source) & (links["status"] == "linked")]
+    mapping = linked.drop_duplicates("account_id").set_index("account_id")["uscc"]
+    out = monthly.copy()
+    if "uscc" in out.columns:
+        out = out.rename(columns={"uscc": "recorded_uscc"})
+    out["uscc"] = out["account_id"].map(mapping).astype("str")
+    return out
+
+
+def _flag(values: pd.Series) -> pd.Series:
+    return values.astype("str").str.strip().str.lower().isin(["true", "1", "t", "yes"]).astype(bool)
+
+
+def linkage_metrics(links: pd.DataFrame, link_truth: pd.DataFrame) -> dict:
+    """Precision and recall of the links against a known answer.
+
+    precision = correct links / links made; recall = correct links / accounts that
+    truly belong to one entity. Shared-park accounts are counted on their own.
+    """
+    truth = link_truth.copy()
+    truth["account_id"] = truth["account_id"].astype("str")
+    truth["true_uscc"] = truth["uscc"].astype("str").str.strip().replace("", pd.NA)
+    truth["true_shared"] = _flag(truth["shared"]) if "shared" in truth.columns else False
+    merged = links.merge(truth[["source", "account_id", "true_uscc", "true_shared"]], on=["source", "account_id"], how="inner")
+    made = merged["status"] == "linked"
+    correct = made & (merged["uscc"] == merged["true_uscc"]).fillna(False)
+    belongs = merged["true_uscc"].notna() & ~merged["true_shared"]
+    review = merged["status"] == "review"
+    listed = merged["candidates"].fillna("").str.split(";").explode().str.split(":").str[0]
+    in_candidates = review & (listed == merged["true_uscc"].reindex(listed.index)).groupby(level=0).any()
+    n_made, n_correct, n_belongs = int(made.sum()), int(correct.sum()), int(belongs.sum())
+    shared_true = int(merged["true_shared"].sum())
+    return {
+        "accounts": len(merged),
+        "links_made": n_made,
+        "correct_links": n_correct,
+        "belonging_accounts": n_belongs,
+        "precision": n_correct / n_made if n_made else float("nan"),
+        "recall": n_correct / n_belongs if n_belongs else float("nan"),
+        "review": int(review.sum()),
+        "review_true_in_candidates": int(in_candidates.sum()),
+        "unlinked": int((merged["status"] == "unlinked").sum()),
+        "shared_true": shared_true,
+        "shared_recognised": int((merged["true_shared"] & (merged["status"] == "shared")).sum()),
+        "shared_false": int((~merged["true_shared"] & (merged["status"] == "shared")).sum()),
+        "by_method": {m: int(n) for m, n in merged.loc[made, "method"].value_counts().items()},
+        "precision_by_method": {
+            m: float(correct[made & (merged["method"] == m)].mean()) for m in merged.loc[made, "method"].unique()
+        },
+    }
