@@ -1,0 +1,144 @@
+"""Causal operations on entity x month arrays (rows: entities, columns: consecutive months).
+
+Every value at column j depends on columns <= j only, so profiles never look
+past their own month.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+def month_no(dates: pd.Series) -> pd.Series:
+    """Months since year 0 (year * 12 + month - 1) as float, NaN for missing dates."""
+    dates = pd.to_datetime(dates)
+    return (dates.dt.year * 12 + dates.dt.month - 1).astype("float64")
+
+
+def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
+    """Sum of the last `window` months including this one; NaN until the window is inside the grid."""
+    x = np.nan_to_num(np.asarray(x, dtype="float64"))
+    cum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
+    out = np.full(x.shape, np.nan)
+    if x.shape[1] >= window:
+        out[:, window - 1 :] = cum[:, window:] - cum[:, : x.shape[1] - window + 1]
+    return out
+
+
+def trailing_median(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
+    """Median of the `window` months before this one (this month excluded), NaN-aware."""
+    E, M = x.shape
+    padded = np.concatenate([np.full((E, window), np.nan), np.asarray(x, dtype="float64")], axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)[:, :M]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(windows, axis=2)
+    count = np.sum(~np.isnan(windows), axis=2)
+    return np.where(count >= min_count, med, np.nan)
+
+
+def forward_quarter(x: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """The value at the latest quarter-end month (Mar, Jun, Sep, Dec) on or before each month."""
+    j = np.arange(len(months)) - ((months - 2) % 3)
+    out = x[:, np.maximum(j, 0)].copy()
+    out[:, j < 0] = np.nan
+    return out
+
+
+def change_point(
+    x: np.ndarray, window: int, min_segment: int, relative: bool, sd_floor: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best single level shift in the trailing `window` months ending at each month.
+
+    For every month t and every split k in (t - window, t], the mean of [k, t]
+    is compared with the mean of [t - window + 1, k - 1] (both at least
+    `min_segment` observed months) by a two-sample t-like score with a pooled
+    standard deviation floored at 5 % of the level and at `sd_floor` (a flat
+    series with a clean step would otherwise score infinity). Returns the
+    shift (after/before - 1 clipped to [-1, 10] when `relative`, else
+    after - before), its score and the column index k where it starts.
+    """
+    x = np.asarray(x, dtype="float64")
+    E, M = x.shape
+    seen = ~np.isnan(x)
+    x0 = np.where(seen, x, 0.0)
+    zero = np.zeros((E, 1))
+    C = np.concatenate([zero, np.cumsum(seen, axis=1)], axis=1)
+    S = np.concatenate([zero, np.cumsum(x0, axis=1)], axis=1)
+    Q = np.concatenate([zero, np.cumsum(x0 * x0, axis=1)], axis=1)
+    shift = np.full((E, M), np.nan)
+    score = np.full((E, M), np.nan)
+    since = np.full((E, M), np.nan)
+    rows = np.arange(E)
+    for t in range(M):  # months, not entities
+        a = max(0, t - window + 1)
+        ks = np.arange(a + 1, t + 1)
+        if not len(ks):
+            continue
+        n1 = C[:, ks] - C[:, [a]]
+        s1 = S[:, ks] - S[:, [a]]
+        q1 = Q[:, ks] - Q[:, [a]]
+        n2 = C[:, [t + 1]] - C[:, ks]
+        s2 = S[:, [t + 1]] - S[:, ks]
+        q2 = Q[:, [t + 1]] - Q[:, ks]
+        ok = (n1 >= min_segment) & (n2 >= min_segment)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu1 = s1 / n1
+            mu2 = s2 / n2
+            ss = np.maximum(q1 - n1 * mu1 * mu1, 0) + np.maximum(q2 - n2 * mu2 * mu2, 0)
+            var = ss / np.maximum(n1 + n2 - 2, 1)
+            floor = (0.05 * (np.abs(mu1) + np.abs(mu2)) / 2) ** 2 + sd_floor**2
+            z = np.abs(mu2 - mu1) / np.sqrt(np.maximum(var, floor) * (1 / n1 + 1 / n2))
+        z = np.where(ok, z, -np.inf)
+        best = np.argmax(z, axis=1)
+        zb = z[rows, best]
+        found = np.isfinite(zb)
+        m1, m2 = mu1[rows, best], mu2[rows, best]
+        if relative:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.where(m1 > sd_floor, m2 / m1 - 1.0, np.where(m2 > sd_floor, 10.0, 0.0))
+            delta = np.clip(rel, -1.0, 10.0)
+        else:
+            delta = m2 - m1
+        shift[:, t] = np.where(found, delta, np.nan)
+        score[:, t] = np.where(found, zb, np.nan)
+        since[:, t] = np.where(found, ks[best], np.nan)
+    return shift, score, since
+
+
+def peer_z(x: np.ndarray, industry: np.ndarray, section: np.ndarray, min_peers: int = 8) -> np.ndarray:
+    """Robust z-score (median/MAD) of each entity against its industry class in the same month.
+
+    Falls back to the section letter when the class has fewer than `min_peers`
+    observed peers, and to NaN when the section has too few as well. A zero MAD
+    (most peers identical) falls back to the mean absolute deviation.
+    """
+    E, M = x.shape
+    values = np.ravel(x)
+    month = np.tile(np.arange(M), E)
+
+    def robust(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        codes = pd.factorize(pd.Series(groups))[0]  # a missing industry (-1 or "") has no peers
+        codes = np.where(pd.Series(groups).fillna("").to_numpy() == "", -1, codes)
+        key = np.where(np.repeat(codes, M) >= 0, np.repeat(codes, M) * M + month, -1 - month)
+        frame = pd.DataFrame({"k": key, "x": values})
+        g = frame.groupby("k")["x"]
+        med = g.transform("median").to_numpy()
+        n = np.where(key >= 0, g.transform("count").to_numpy(), 0)
+        dev = pd.Series(np.abs(values - med))
+        gd = dev.groupby(key)
+        mad = gd.transform("median").to_numpy()
+        mean_ad = gd.transform("mean").to_numpy()
+        scale = np.where(mad > 0, 1.4826 * mad, 1.2533 * mean_ad)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(scale > 0, (values - med) / scale, np.where(np.isnan(values), np.nan, 0.0))
+        return z, n
+
+    z_class, n_class = robust(industry)
+    z_section, n_section = robust(section)
+    z = np.where(n_class >= min_peers, z_class, np.where(n_section >= min_peers, z_section, np.nan))
+    z = np.where(np.isnan(values), np.nan, z)
+    return z.reshape(E, M)
