@@ -36,6 +36,11 @@ class RuleSettings(BaseModel):
     rights_surplus_share: float = 0.60
     rights_surplus_months: int = 24
     sms_segment_chars: int = 70
+    tax_red_share: float = 0.20
+    projection_min_months: int = 3
+    enforcement_lookback_months: int = 12
+    cancelled_recent_months: int = 3
+    bureau_name: str = "德州市水利局"
 
 
 class ModelSettings(BaseModel):
