@@ -1,0 +1,218 @@
+"""The service under load: single-entity score lookups at a steady rate, and the 50-lead queue page.
+
+Publishes a fake 20,000-entity, 36-month run into a fresh SQLite store, starts uvicorn with one
+worker on 127.0.0.1, drives ``GET /api/v1/scores/{uscc}`` at 200 requests/s for 20 s from an
+open-loop async httpx client (bounded concurrency; latency measured from each request's scheduled
+start, so queueing delay counts), then times the queue page of 50 leads.
+Targets: p99 < 50 ms for score lookups, < 100 ms for the queue page.
+
+    .venv/bin/python benchmarks/bench_api.py [--rate 200] [--seconds 20] [--entities 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECRET = "benchmark-secret-key-of-at-least-32-chars"
+PASSWORD = "benchmark-password-long"
+
+
+def app_factory():
+    """uvicorn --factory entry: the app over the store the benchmark prepared (URL given by the parent)."""
+    from serving.api import create_app
+    from waterwatch.settings import Settings
+
+    return create_app(Settings(database_url=os.environ["WW_BENCH_DATABASE_URL"], secret_key=SECRET),
+                      demo_users=False)
+
+
+def fake_run(out: Path, n: int, months: int = 36, districts: int = 11, seed: int = 0) -> list[str]:
+    """A run output folder shaped like the pipeline's (leads, profiles, alerts, outbox, model.json)."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    uscc = np.array([f"91371400{i:010d}" for i in range(n)])
+    names = np.array([f"德州市测试企业{i}有限公司" for i in range(n)])
+    district = np.array([f"区县{i % districts:02d}" for i in range(n)])
+    industry = rng.choice(["C1713", "C3489", "F5100", "H6110", "E4700", "A0111"], n)
+    risk = np.sort(rng.beta(1, 8, n))[::-1]
+    order = rng.permutation(n)
+    pd.DataFrame({"rank": np.arange(1, n + 1), "uscc": uscc[order], "name": names[order], "district": district[order],
+                  "industry_code": industry[order], "risk_score": risk,
+                  "reasons": "近12个月排水量是自来水供水量的2.4倍；近一季纳税申报水量仅为计量取水量的35%；无有效取水许可",
+                  "model_version": "7"}).to_csv(out / "leads.csv", index=False)
+    month = pd.date_range("2023-10-01", periods=months, freq="MS")
+    prof = pd.DataFrame({"uscc": np.repeat(uscc, months), "month": np.tile(month, n)})
+    for col in ("supply_m3", "abstraction_m3", "discharge_m3", "tax_declared_m3_q"):
+        prof[col] = rng.gamma(2.0, 300.0, len(prof)).round(1)
+    prof.to_parquet(out / "profiles.parquet", index=False)
+    k = n // 20
+    pd.DataFrame({"alert_id": [f"A{i}" for i in range(k)], "kind": "quota", "level": "yellow", "uscc": uscc[:k],
+                  "name": names[:k], "permit_id": None, "district": district[:k], "period": "2026", "value": 0.85,
+                  "threshold": 0.8, "unit": "share", "message": "年度取水量已达许可水量的85%",
+                  "audience": "user"}).to_csv(out / "alerts.csv", index=False)
+    pd.DataFrame({"message_id": [f"M{i}" for i in range(k)], "alert_id": [f"A{i}" for i in range(k)],
+                  "uscc": uscc[:k], "recipient": "13800000000", "text": "提醒", "segments": 1,
+                  "status": "queued"}).to_csv(out / "outbox.csv", index=False)
+    (out / "model.json").write_text(json.dumps({"version": "7", "trained_at": "2026-11-01T00:00:00+00:00",
+                                                "as_of": "2026-10-01", "backtest": {"precision_at_k": 0.5}}))
+    return uscc.tolist()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), to tell CPU cost from contention."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def drive(base: str, headers: dict, codes: list[str], rate: float, seconds: float, limit: int = 64):
+    import httpx
+
+    rng = np.random.default_rng(1)
+    total = int(rate * seconds)
+    latencies = np.full(total, np.nan)
+    statuses = np.zeros(total, dtype=int)
+    sem = asyncio.Semaphore(limit)
+    limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=10) as client:
+        start = time.perf_counter()
+
+        async def one(i: int, code: str):
+            scheduled = start + i / rate
+            async with sem:
+                r = await client.get(f"/api/v1/scores/{code}")
+            latencies[i] = time.perf_counter() - scheduled
+            statuses[i] = r.status_code
+
+        tasks = []
+        for i, code in enumerate(rng.choice(codes, total)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, str(code))))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return latencies * 1000, statuses, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entities", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    import httpx
+
+    from serving import auth
+    from serving.publish import publish_run
+    from serving.store import open_store
+    from waterwatch.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="ww-bench-api-") as tmp:
+        tmp = Path(tmp)
+        codes = fake_run(tmp / "out", args.entities)
+        url = f"sqlite:///{tmp / 'store.db'}"
+        settings = Settings(database_url=url, secret_key=SECRET)
+        engine, sessions = open_store(url)
+        t = time.perf_counter()
+        counts = publish_run(tmp / "out", sessions, settings)
+        print(f"publish {args.entities:,} entities x 36 months: {time.perf_counter() - t:.2f} s "
+              f"(queue {counts['queue']}, series {counts['series']:,})", flush=True)
+        t = time.perf_counter()
+        publish_run(tmp / "out", sessions, settings)
+        print(f"re-publish (idempotent): {time.perf_counter() - t:.2f} s", flush=True)
+        with sessions() as s, s.begin():
+            auth.create_user(s, "bench_sup", PASSWORD, "supervisor")
+            auth.create_user(s, "bench_off", PASSWORD, "officer", "区县03")
+            key = auth.create_api_key(s, "bench_sup", "benchmark")
+        engine.dispose()
+
+        port = free_port()
+        env = {**os.environ, "WW_BENCH_DATABASE_URL": url}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench_api:app_factory", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+             "--app-dir", str(Path(__file__).parent)],
+            env=env, cwd=str(ROOT),
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(200):
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            else:
+                raise SystemExit("uvicorn did not come up")
+            with httpx.Client(base_url=base, timeout=10) as c:
+                tok = c.post("/api/v1/auth/token", data={"username": "bench_sup", "password": PASSWORD}).json()
+                sup = {"Authorization": f"Bearer {tok['access_token']}"}
+                tok = c.post("/api/v1/auth/token", data={"username": "bench_off", "password": PASSWORD}).json()
+                off = {"Authorization": f"Bearer {tok['access_token']}"}
+                for code in codes[:50]:  # warm up
+                    c.get(f"/api/v1/scores/{code}", headers={"X-API-Key": key})
+
+            for label, headers in (("API key", {"X-API-Key": key}), ("bearer token", sup)):
+                cpu0, own0 = cpu_seconds(server.pid), time.process_time()
+                lat, statuses, elapsed = asyncio.run(drive(base, headers, codes, args.rate, args.seconds))
+                server_ms = (cpu_seconds(server.pid) - cpu0) / len(lat) * 1000
+                client_ms = (time.process_time() - own0) / len(lat) * 1000
+                ok = (statuses == 200).mean()
+                print(f"score lookups ({label}): {len(lat):,} requests in {elapsed:.1f} s "
+                      f"({len(lat) / elapsed:.0f}/s), {ok:.1%} 200, p50 {np.nanpercentile(lat, 50):.1f} ms, "
+                      f"p99 {np.nanpercentile(lat, 99):.1f} ms, max {np.nanmax(lat):.1f} ms (target p99 < 50 ms); "
+                      f"CPU per request: server {server_ms:.2f} ms, load client {client_ms:.2f} ms; "
+                      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+
+            with httpx.Client(base_url=base, timeout=10) as c:
+                for label, headers, params in (
+                    ("supervisor city queue", sup, {"page_size": 50}),
+                    ("supervisor queue page 5", sup, {"page_size": 50, "page": 5}),
+                    ("officer district queue", off, {"page_size": 50}),
+                ):
+                    times = []
+                    for _ in range(50):
+                        t = time.perf_counter()
+                        r = c.get("/api/v1/leads", headers=headers, params=params)
+                        times.append((time.perf_counter() - t) * 1000)
+                        assert r.status_code == 200 and len(r.json()["items"]) == 50, r.text[:200]
+                    print(f"lead queue page of 50 ({label}): p50 {np.percentile(times, 50):.1f} ms, "
+                          f"max {max(times):.1f} ms over 50 calls (target < 100 ms)", flush=True)
+                lead_id = c.get("/api/v1/leads", headers=off, params={"page_size": 1}).json()["items"][0]["id"]
+                times = []
+                for _ in range(50):
+                    t = time.perf_counter()
+                    assert c.get(f"/api/v1/leads/{lead_id}", headers=off).status_code == 200
+                    times.append((time.perf_counter() - t) * 1000)
+                print(f"lead detail with 36-month series: p50 {np.percentile(times, 50):.1f} ms, "
+                      f"max {max(times):.1f} ms", flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

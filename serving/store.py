@@ -1,0 +1,329 @@
+"""The operational store: what officers, supervisors and other systems read and write between runs.
+
+Runs publish into it (``serving.publish``); officers' assignments and verdicts live only here and
+must survive every re-publish. SQLite is the embedded default, PostgreSQL the production database;
+the schema is created and changed only by the Alembic migrations in ``serving/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+
+LEAD_STATUSES = ("new", "assigned", "in_progress", "closed")
+OUTCOMES = ("violation", "no_violation", "unreachable")
+VIOLATION_TYPES = (
+    "unpermitted_abstraction", "private_well", "meter_tampering", "over_permit", "expired_permit", "tax_underreport",
+)
+ROLES = ("officer", "supervisor", "analyst", "admin")
+OUTBOX_STATUSES = ("queued", "sent", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator):
+    """Timestamps in UTC, timezone-aware on the way out even where the database (SQLite) drops the zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime}
+
+
+class Run(Base):
+    """One published pipeline run: its as-of, the model that scored it and when it went live."""
+
+    __tablename__ = "runs"
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    as_of: Mapped[date | None] = mapped_column(Date)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    model_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    entities: Mapped[int] = mapped_column(Integer, default=0)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Entity(Base):
+    """Registration facts of a market entity, with counts of its permits and linked accounts."""
+
+    __tablename__ = "entities"
+    uscc: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(64), index=True)
+    industry_code: Mapped[str | None] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(300))
+    registered_on: Mapped[date | None] = mapped_column(Date)
+    deregistered_on: Mapped[date | None] = mapped_column(Date)
+    employees: Mapped[int | None] = mapped_column(Integer)
+    permits: Mapped[int] = mapped_column(Integer, default=0)
+    linked_accounts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Permit(Base):
+    __tablename__ = "permits"
+    permit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uscc: Mapped[str | None] = mapped_column(String(32), index=True)
+    source: Mapped[str | None] = mapped_column(String(16))
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    annual_quota_m3: Mapped[float | None] = mapped_column(Float)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str | None] = mapped_column(String(16))
+    wells: Mapped[int | None] = mapped_column(Integer)
+
+
+class Account(Base):
+    """A water-company or sewer account and the entity it was linked to, with the linker's confidence."""
+
+    __tablename__ = "accounts"
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_name: Mapped[str | None] = mapped_column(String(200))
+    uscc: Mapped[str | None] = mapped_column(String(32), index=True)
+    method: Mapped[str | None] = mapped_column(String(16))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str | None] = mapped_column(String(16))
+
+
+class Score(Base):
+    """Every entity's risk in one run (the queue is a subset; scores answer the API for any entity)."""
+
+    __tablename__ = "scores"
+    run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    risk_score: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_scores_uscc", "uscc"),)
+
+
+class Series(Base):
+    """The compact monthly series behind a lead page (supply, abstraction, discharge, declared tax volume)."""
+
+    __tablename__ = "series"
+    uscc: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    series: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Lead(Base):
+    """An entity in the officers' queue. One per entity: re-published runs re-rank it, never reset its work."""
+
+    __tablename__ = "leads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(String(32), unique=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(64))
+    industry_code: Mapped[str | None] = mapped_column(String(16))
+    rank: Mapped[int | None] = mapped_column(Integer)
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    risk_score: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    in_queue: Mapped[bool] = mapped_column(Boolean, default=True)
+    assigned_officer: Mapped[str | None] = mapped_column(String(64), index=True)
+    queue_probability: Mapped[float] = mapped_column(Float, default=1.0)
+    exploratory: Mapped[bool] = mapped_column(Boolean, default=False)
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    __table_args__ = (Index("ix_leads_district_status", "district", "status"),
+                      Index("ix_leads_queue", "in_queue", "rank"))
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    officer: Mapped[str] = mapped_column(String(64))
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Verdict(Base):
+    """What an officer found on the ground: the only labels the next model gets."""
+
+    __tablename__ = "verdicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    uscc: Mapped[str] = mapped_column(String(32), index=True)
+    officer: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    violation_type: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    visited_on: Mapped[date] = mapped_column(Date)
+    queue_probability: Mapped[float] = mapped_column(Float, default=1.0)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    level: Mapped[str | None] = mapped_column(String(16))
+    uscc: Mapped[str | None] = mapped_column(String(32), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    permit_id: Mapped[str | None] = mapped_column(String(64))
+    district: Mapped[str | None] = mapped_column(String(64), index=True)
+    period: Mapped[str | None] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    audience: Mapped[str | None] = mapped_column(String(16))
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    alert_id: Mapped[str | None] = mapped_column(String(64))
+    uscc: Mapped[str | None] = mapped_column(String(32))
+    recipient: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WaterRight(Base):
+    """A candidate water-rights trade: an entity with surplus quota and one short of it."""
+
+    __tablename__ = "water_rights"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    seller_uscc: Mapped[str | None] = mapped_column(String(32))
+    buyer_uscc: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(16))
+    district: Mapped[str | None] = mapped_column(String(64))
+    surplus_m3: Mapped[float | None] = mapped_column(Float)
+    shortfall_m3: Mapped[float | None] = mapped_column(Float)
+    volume_m3: Mapped[float | None] = mapped_column(Float)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    district: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A key for another system; only its SHA-256 is stored (keys are long random tokens, not passwords)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine; SQLite gets foreign keys on and a busy timeout so that the API and a publish can share it.
+
+    The pool can hand a connection to each of the 40 worker threads that serve FastAPI's sync endpoints,
+    so a burst of slow requests queues on the database, not on a pool timeout."""
+    if "poolclass" not in kwargs and url not in ("sqlite://", "sqlite:///:memory:"):
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 40)
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # pragma: no cover - driver hook
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            if ":memory:" not in url and url != "sqlite://":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def upgrade_database(url_or_engine: str | Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with the Alembic migrations (the app and CLI never use create_all)."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+    if isinstance(url_or_engine, str):
+        engine.dispose()
+
+
+def open_store(url: str, migrate: bool = True) -> tuple[Engine, sessionmaker]:
+    """Engine and session factory for ``url``, migrated to the latest schema first."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade_database(engine)
+    return engine, session_factory(engine)

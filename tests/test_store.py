@@ -1,0 +1,291 @@
+"""The store on SQLite and on PostgreSQL (when one is reachable): migrations, publishing, labels, users."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, text
+
+from serving import auth
+from serving.labels import LABEL_COLUMNS, export_labels
+from serving.publish import PublishError, publish_run
+from serving.store import (
+    ApiKey,
+    AuditLog,
+    Base,
+    Lead,
+    OutboxMessage,
+    Run,
+    Score,
+    Series,
+    User,
+    Verdict,
+    make_engine,
+    session_factory,
+    upgrade_database,
+)
+from waterwatch.settings import Settings
+
+PG_URL = os.environ.get("WATERWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DISTRICTS = ("德城区", "陵城区", "禹城市")
+SECTIONS = ("C1713", "F5100", "E4700", "H6110")
+
+
+def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months: int = 6,
+             as_of: str = "2026-07-01", outbox_ids=("M1", "M2")) -> Path:
+    """A small fake run output folder; ``shift`` rotates who ranks where, so a second run re-ranks."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    uscc = np.array([f"91371400{i:010d}" for i in range(n)])
+    district = np.array([DISTRICTS[i % len(DISTRICTS)] for i in range(n)])
+    industry = np.array([SECTIONS[(i // 3) % len(SECTIONS)] for i in range(n)])
+    order = np.roll(np.arange(n), shift)
+    pd.DataFrame({
+        "rank": np.arange(1, n + 1), "uscc": uscc[order], "name": [f"德州市企业{i}有限公司" for i in order],
+        "district": district[order], "industry_code": industry[order], "risk_score": np.linspace(0.99, 0.01, n),
+        "reasons": "近12个月排水量是自来水供水量的3.1倍；无有效取水许可", "model_version": version,
+    }).to_csv(out / "leads.csv", index=False)
+    month = pd.date_range(end=pd.Timestamp(as_of) - pd.DateOffset(months=1), periods=months, freq="MS")
+    prof = pd.DataFrame({"uscc": np.repeat(uscc, months), "month": np.tile(month, n)})
+    prof["supply_m3"] = np.tile(np.arange(months, dtype=float) * 10, n)
+    prof["abstraction_m3"] = 50.0
+    prof["discharge_m3"] = 200.0
+    prof["tax_declared_m3_q"] = np.nan
+    prof.to_parquet(out / "profiles.parquet", index=False)
+    pd.DataFrame({
+        "alert_id": ["A1", "A2"], "kind": ["unpermitted", "quota"], "level": ["red", "yellow"], "uscc": uscc[:2],
+        "name": ["德州市企业0有限公司", "德州市企业1有限公司"], "permit_id": [None, "P1"], "district": district[:2],
+        "period": ["2026-06", "2026"], "value": [1.0, 0.85], "threshold": [0.0, 0.8], "unit": ["m3", "share"],
+        "message": ["无证取水", "年度取水量已达许可水量的85%"], "audience": ["bureau", "user"],
+    }).to_csv(out / "alerts.csv", index=False)
+    pd.DataFrame({
+        "message_id": list(outbox_ids), "alert_id": ["A2"] * len(outbox_ids), "uscc": [uscc[1]] * len(outbox_ids),
+        "recipient": ["13800000000"] * len(outbox_ids), "text": ["【德州市水利局】提醒"] * len(outbox_ids),
+        "segments": [1] * len(outbox_ids), "status": ["queued"] * len(outbox_ids),
+    }).to_csv(out / "outbox.csv", index=False)
+    pd.DataFrame({"seller_uscc": [uscc[3]], "buyer_uscc": [uscc[6]], "source": ["groundwater"],
+                  "district": [district[3]], "surplus_m3": [1000.0], "shortfall_m3": [500.0],
+                  "volume_m3": [500.0]}).to_csv(out / "water_rights.csv", index=False)
+    (out / "model.json").write_text(json.dumps({
+        "version": version, "trained_at": "2026-11-01T00:00:00+00:00", "as_of": as_of,
+        "backtest": {"precision_at_k": 0.4, "recall_at_k": 0.3}}), encoding="utf-8")
+    return out
+
+
+def small_settings(k: int = 20) -> Settings:
+    s = Settings(database_url="sqlite://")
+    s.model.officer_capacity_k = k
+    return s
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=2):
+            return None
+    except Exception as exc:  # any failure means: no server to test against here
+        return f"no PostgreSQL reachable at {PG_URL} ({type(exc).__name__}); set WATERWATCH_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """A fresh, migrated database: a SQLite file, or a throw-away schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        upgrade_database(url)
+        yield url
+        return
+    why = _postgres_reachable()
+    if why:
+        pytest.skip(why)
+    schema = f"ww_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sessions(store_url):
+    engine = make_engine(store_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def test_migrations_match_the_models(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(store_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert diff == []
+    assert version == "0001"
+    upgrade_database(store_url)  # a second upgrade is a no-op, not an error
+
+
+def test_publish_loads_a_run(sessions, tmp_path):
+    out = make_run(tmp_path / "run1")
+    counts = publish_run(out, sessions, small_settings(k=20))
+    assert counts["scores"] == 300 and counts["entities"] == 300
+    assert counts["queue"] == 60 and counts["leads_new"] == 60  # 3 districts x capacity 20
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Lead)) == 60
+        per_district = dict(s.execute(select(Lead.district, func.count()).group_by(Lead.district)).all())
+        assert per_district == {d: 20 for d in DISTRICTS}
+        assert s.scalar(select(func.count()).where(Lead.exploratory.is_(True))) == 3 * 2
+        probs = s.scalars(select(Lead.queue_probability).where(Lead.exploratory.is_(True))).all()
+        assert all(0 < p < 1 for p in probs)
+        run = s.get(Run, counts["run_id"])
+        assert run.model_version == "3" and run.as_of == date(2026, 7, 1)
+        assert run.model_info["backtest"]["precision_at_k"] == 0.4
+        series = s.get(Series, "913714000000000000").series
+        assert series["month"] == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+        assert series["supply_m3"] == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+        assert series["tax_declared_m3"] == [None] * 6
+
+
+def test_publishing_the_same_run_twice_changes_nothing(sessions, tmp_path):
+    out = make_run(tmp_path / "run1")
+    settings = small_settings()
+    first = publish_run(out, sessions, settings)
+
+    def snapshot():
+        with sessions() as s:
+            leads = s.execute(select(Lead.uscc, Lead.rank, Lead.status, Lead.queue_probability, Lead.exploratory,
+                                     Lead.queue_position, Lead.history).order_by(Lead.uscc)).all()
+            return (leads, s.scalar(select(func.count()).select_from(Score)),
+                    s.scalar(select(func.count()).select_from(OutboxMessage)),
+                    s.scalar(select(func.count()).select_from(Run)))
+
+    before = snapshot()
+    second = publish_run(out, sessions, settings)
+    assert second["run_id"] == first["run_id"]
+    assert second["leads_new"] == 0 and second["outbox_new"] == 0
+    assert snapshot() == before
+
+
+def test_republish_keeps_verdicts_statuses_and_outbox_state(sessions, tmp_path):
+    settings = small_settings()
+    publish_run(make_run(tmp_path / "run1"), sessions, settings)
+    with sessions() as s, s.begin():
+        auth.create_user(s, "officer_a", "long-enough-password", "officer", "德城区")
+        worked = s.scalars(select(Lead).where(Lead.district == "德城区").order_by(Lead.rank).limit(2)).all()
+        closed, assigned = worked
+        closed.status, closed.assigned_officer = "closed", "officer_a"
+        s.add(Verdict(lead_id=closed.id, uscc=closed.uscc, officer="officer_a", outcome="violation",
+                      violation_type="private_well", visited_on=date(2026, 7, 3),
+                      queue_probability=closed.queue_probability))
+        assigned.status, assigned.assigned_officer = "assigned", "officer_a"
+        closed_id, assigned_id = closed.id, assigned.id
+        msg = s.get(OutboxMessage, "M1")
+        msg.status = "sent"
+    # the next month's run: everyone shifts by 150 ranks, so the worked leads fall out of the top
+    counts = publish_run(make_run(tmp_path / "run2", version="4", shift=150, as_of="2026-08-01",
+                                  outbox_ids=("M1", "M2", "M3")), sessions, settings)
+    assert counts["leads_new"] > 0 and counts["outbox_new"] == 1
+    with sessions() as s:
+        closed, assigned = s.get(Lead, closed_id), s.get(Lead, assigned_id)
+        assert (closed.status, closed.assigned_officer, closed.in_queue) == ("closed", "officer_a", False)
+        assert (assigned.status, assigned.in_queue) == ("assigned", True)
+        assert [e["run_id"] for e in assigned.history][-1] == counts["run_id"]
+        assert len(assigned.history) == 2
+        assert s.scalar(select(func.count()).select_from(Verdict)) == 1
+        assert s.get(OutboxMessage, "M1").status == "sent"
+        assert s.get(OutboxMessage, "M3").status == "queued"
+        # untouched leads that left the top are out of the queue; new top picks are in it
+        in_queue = s.scalars(select(Lead).where(Lead.in_queue.is_(True))).all()
+        assert sum(1 for x in in_queue if x.status == "new") == counts["queue"]
+        assert s.scalar(select(func.count()).select_from(Run)) == 2
+
+
+def test_publish_without_leads_is_a_clear_error(sessions, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PublishError, match="leads.csv"):
+        publish_run(tmp_path / "empty", sessions, small_settings())
+
+
+def test_export_labels_in_contract_format(sessions, tmp_path):
+    publish_run(make_run(tmp_path / "run1"), sessions, small_settings())
+    with sessions() as s, s.begin():
+        leads = s.scalars(select(Lead).order_by(Lead.rank).limit(2)).all()
+        explore = s.scalars(select(Lead).where(Lead.exploratory.is_(True)).limit(1)).one()
+        for lead, outcome, vtype in ((leads[0], "violation", "meter_tampering"), (leads[1], "unreachable", None),
+                                     (explore, "no_violation", None)):
+            s.add(Verdict(lead_id=lead.id, uscc=lead.uscc, officer="officer_a", outcome=outcome,
+                          violation_type=vtype, visited_on=date(2026, 7, 5), queue_probability=lead.queue_probability))
+        explore_p = explore.queue_probability
+    with sessions() as s:
+        n = export_labels(s, tmp_path / "labels" / "inspections.csv")
+        export_labels(s, tmp_path / "labels" / "inspections.parquet")
+    assert n == 3
+    csv = pd.read_csv(tmp_path / "labels" / "inspections.csv", dtype=str)
+    assert list(csv.columns) == LABEL_COLUMNS
+    assert csv["outcome"].tolist() == ["violation", "unreachable", "no_violation"]
+    assert csv["violation_type"].tolist()[0] == "meter_tampering" and csv["violation_type"].isna().sum() == 2
+    assert csv["inspected_on"].tolist() == ["2026-07-05"] * 3
+    assert csv["inspection_id"].is_unique
+    assert [float(p) for p in csv["queue_probability"]] == [1.0, 1.0, pytest.approx(explore_p)]
+    pq = pd.read_parquet(tmp_path / "labels" / "inspections.parquet")
+    assert pq["inspected_on"].dtype.kind == "M" and len(pq) == 3
+
+
+def test_users_passwords_and_api_keys(sessions):
+    with sessions() as s, s.begin():
+        user = auth.create_user(s, "sup", "correct horse battery", "supervisor")
+        assert user.password_hash and "correct horse" not in user.password_hash
+        key = auth.create_api_key(s, "sup", label="sms gateway")
+        with pytest.raises(ValueError, match="already exists"):
+            auth.create_user(s, "sup", "another long password", "analyst")
+        with pytest.raises(ValueError, match="role"):
+            auth.create_user(s, "x", "another long password", "mayor")
+        with pytest.raises(ValueError, match="district"):
+            auth.create_user(s, "y", "another long password", "officer")
+        with pytest.raises(auth.PasswordPolicyError):
+            auth.create_user(s, "z", "short", "analyst", production=True)
+        with pytest.raises(auth.PasswordPolicyError):
+            auth.create_user(s, "z", "passwordpassword", "analyst", production=True)
+    with sessions() as s:
+        assert auth.authenticate(s, "sup", "correct horse battery").role == "supervisor"
+        with pytest.raises(auth.AuthError):
+            auth.authenticate(s, "sup", "wrong")
+        assert auth.principal_from_api_key(s, key).username == "sup"
+        stored = s.scalars(select(ApiKey.key_hash)).one()
+        assert key not in stored and len(stored) == 64
+        with pytest.raises(auth.AuthError):
+            auth.principal_from_api_key(s, key + "x")
+
+
+def test_demo_users_only_outside_production(sessions):
+    with sessions() as s, s.begin():
+        assert auth.ensure_demo_users(s, production=True, districts=["德城区"]) == []
+        assert s.scalar(select(func.count()).select_from(User)) == 0
+        created = auth.ensure_demo_users(s, production=False, districts=["德城区", "禹城市"])
+        assert {"supervisor", "officer1", "officer2"} <= set(created)
+        assert auth.ensure_demo_users(s, production=False, districts=["德城区", "禹城市"]) == []
+        assert s.scalar(select(User.district).where(User.username == "officer1")) == "德城区"
+
+
+def test_audit_detail_roundtrips_json(sessions):
+    with sessions() as s, s.begin():
+        auth.audit(s, "sup", "assign", "lead", 7, {"officer": "张三", "previous": None})
+    with sessions() as s:
+        row = s.scalars(select(AuditLog)).one()
+        assert row.detail == {"officer": "张三", "previous": None} and row.object_id == "7" and row.at is not None
