@@ -17,19 +17,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian's Chromium for the console's browser tests (skipped when it cannot be installed).
+# Debian's Chromium for the console's browser tests, and a CJK font so that pages and charts show
+# Chinese rather than boxes (skipped, with browser tests skipping, when they cannot be installed).
 browser:
-	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-		|| echo "could not install chromium; browser tests will be skipped"; fi
+	@if { [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; } \
+		&& command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+		|| echo "could not install chromium/fonts-noto-cjk; browser tests will be skipped"; fi
 
 pipeline-demo: install
 	$(BIN)/waterwatch synth --out $(DEMO)/drop --entities 3000 --seed 7
-	$(BIN)/waterwatch pipeline --data $(DEMO)/drop --out $(DEMO)/out
+	WATERWATCH_HOME=$(DEMO)/var $(BIN)/waterwatch pipeline --data $(DEMO)/drop --out $(DEMO)/out
 	@echo "results: $(abspath $(DEMO)/out)"
 
 demo: pipeline-demo
-	$(BIN)/waterwatch demo-serve --out $(DEMO)/out
+	WATERWATCH_HOME=$(DEMO)/var $(BIN)/waterwatch serve --publish $(DEMO)/out
 
 test: install browser
 	$(BIN)/python -m pytest -q

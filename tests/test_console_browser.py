@@ -1,0 +1,169 @@
+"""The console in a real browser: headless Chromium (Debian's, via Playwright) against a real uvicorn.
+
+One officer works a lead end to end, a supervisor sees the dashboard move, another district's lead
+is a 403 page, and the queue is usable at tablet width. Screenshots of every page go to
+``screenshots/`` at the repo root (``WATERWATCH_SCREENSHOTS`` overrides).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.auth import DEMO_PASSWORD
+from test_console import DISTRICTS, build_app, lead_ids, officer_of
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SHOTS = Path(os.environ.get("WATERWATCH_SCREENSHOTS") or Path(__file__).resolve().parents[1] / "screenshots")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    app, sessions, facts = build_app(tmp_path_factory.mktemp("browser"))
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "sessions": sessions, "facts": facts}
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium); browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed in .venv")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _login(browser, base: str, username: str, width: int = 1280):
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return context, page
+
+
+def _tile(page, name: str) -> str:
+    return page.locator(f'[data-tile="{name}"]').inner_text().strip()
+
+
+def test_officer_works_a_lead_and_the_supervisor_sees_it(browser, server):
+    base = server["url"]
+    district = DISTRICTS[0]
+
+    # the supervisor's numbers before
+    sup_ctx, sup = _login(browser, base, "supervisor")
+    assert sup.url.endswith("/dashboard")
+    verdicts_before = int(_tile(sup, "verdicts"))
+
+    # officer: login page, queue, first lead with its chart
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    page.goto(f"{base}/login")
+    assert page.locator("input[name=username]").is_visible()
+    _shot(page, "login")
+    page.fill("input[name=username]", officer_of(district))
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/queue$"))
+    rows = page.locator("tr.lead-row")
+    assert rows.count() == 8
+    districts = set(page.locator("td.col-district").all_inner_texts())
+    assert districts == {district}
+    _shot(page, "queue")
+
+    first = rows.first
+    lead_id = first.get_attribute("data-lead-id")
+    first.locator("td.col-reason").click()  # a click anywhere on the row opens the lead
+    page.wait_for_url(re.compile(rf".*/leads/{lead_id}$"))
+    chart = page.locator('svg[data-chart="monthly"]')
+    assert chart.is_visible()
+    assert page.locator('svg[data-chart="monthly"] path.series').count() >= 3
+    box = chart.bounding_box()
+    assert box["width"] > 400 and box["height"] > 150
+    _shot(page, "lead")
+
+    # the violation type only appears for a violation
+    assert not page.locator(".violation-type").is_visible()
+    page.check('input[name=outcome][value="violation"]')
+    assert page.locator(".violation-type").is_visible()
+    page.select_option("select[name=violation_type]", "meter_tampering")
+    page.fill("textarea[name=note]", "水表铅封被破坏")
+    page.click(".verdict-form button[type=submit]")
+    page.wait_for_url(re.compile(rf".*/queue\?recorded={lead_id}$"))
+    row = page.locator(f'tr[data-lead-id="{lead_id}"]')
+    assert row.locator("[data-status]").get_attribute("data-status") == "closed"
+    assert "已结案" in row.inner_text()
+    assert _tile(page, "violations") == "1"
+    _shot(page, "queue-after-verdict")
+
+    # another district's lead: a proper 403 page
+    other = lead_ids(server["sessions"], DISTRICTS[2])[0]
+    response = page.goto(f"{base}/leads/{other}")
+    assert response.status == 403
+    assert page.locator(".error-card").is_visible() and "无权访问" in page.inner_text("h1")
+    _shot(page, "forbidden-403")
+    ctx.close()
+
+    # the supervisor's dashboard moved
+    sup.reload()
+    assert int(_tile(sup, "verdicts")) == verdicts_before + 1
+    assert _tile(sup, "hit_rate") == "100%"
+    assert sup.locator('svg[data-chart="hit-rate"] rect.bar').count() >= 1
+    assert sup.locator(f'tr[data-officer="{officer_of(district)}"]').is_visible()
+    _shot(sup, "dashboard")
+    sup.goto(f"{base}/dashboard?lang=en")
+    assert "City dashboard" in sup.inner_text("h1")
+    _shot(sup, "dashboard-en")
+    sup_ctx.close()
+
+
+def test_queue_and_lead_at_tablet_width(browser, server):
+    ctx, page = _login(browser, server["url"], officer_of(DISTRICTS[1]), width=768)
+    assert page.url.endswith("/queue")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"the queue overflows a 768 px tablet ({width} px)"
+    assert page.locator("tr.lead-row").first.is_visible()
+    _shot(page, "queue-tablet")
+    page.locator("a.lead-link").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    assert page.locator('svg[data-chart="monthly"]').bounding_box()["width"] <= 768
+    _shot(page, "lead-tablet")
+    ctx.close()
