@@ -1,0 +1,343 @@
+"""Unsupervised detectors: estimators with ``fit(X)`` and ``score_samples(X)`` (higher = more anomalous).
+
+Two kinds live here. Generic ones (``ECOD``, ``IsolationForestDetector``) work on any numeric
+table and carry the risk model when inspections have found few or no violations yet. Domain
+ones (``WaterBalanceExcess``, ``LevelShift``, ``PeerZScore``) read named columns of the entity
+snapshot (``features.profiles.entity_snapshot``) and say why in the bureau's own terms; when a
+column they need is absent they score 0 so that the same model still runs on any table.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.ensemble import IsolationForest
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+# -- helpers --------------------------------------------------------------------
+
+
+def as_float_frame(X) -> pd.DataFrame:
+    """Numeric view of a table: DataFrame columns kept by name, numpy columns named x0..xn."""
+    if isinstance(X, pd.DataFrame):
+        num = X.select_dtypes(include=["number", "bool", "boolean"])
+        return num.astype("float64")
+    arr = np.asarray(X, dtype="float64")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+def _column(X, name: str | None, index) -> np.ndarray:
+    if name is not None and isinstance(X, pd.DataFrame) and name in X.columns:
+        return pd.to_numeric(X[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.full(len(index), np.nan)
+
+
+def _groups(X, name: str | None, n: int) -> np.ndarray:
+    """Group labels as strings; one global group when the column is absent."""
+    if name is not None and isinstance(X, pd.DataFrame) and name in X.columns:
+        return X[name].astype("str").fillna("").to_numpy()
+    return np.full(n, "", dtype=object)
+
+
+# -- generic --------------------------------------------------------------------
+
+
+class ECOD(OutlierMixin, BaseEstimator):
+    """Empirical-CDF outlier detection (Li et al., TKDE 2022): a row is odd when it sits in the far
+    tail of many features' marginal distributions. Parameter-free, deterministic, cheap, and among
+    the strongest unsupervised detectors on ADBench; NaN contributes nothing."""
+
+    def __init__(self, contamination: float = 0.1):
+        self.contamination = contamination
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64")
+        self.sorted_ = np.sort(X, axis=0)  # NaN sort last
+        self.n_valid_ = np.sum(~np.isnan(X), axis=0)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no tail, no skew
+            centred = X - np.nanmean(X, axis=0)
+            m2 = np.nanmean(centred**2, axis=0)
+            m3 = np.nanmean(centred**3, axis=0)
+            skew = np.where(m2 > 0, m3 / np.power(m2, 1.5), 0.0)
+        self.skewness_ = np.nan_to_num(skew)
+        self.offset_ = 0.0
+        train = self.score_samples(X)
+        self.offset_ = float(np.quantile(train, 1.0 - self.contamination))
+        return self
+
+    def _tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n, d = X.shape
+        left = np.zeros((n, d))
+        right = np.zeros((n, d))
+        for j in range(d):  # loop over features, vectorised over rows
+            col = self.sorted_[: self.n_valid_[j], j]
+            m = len(col)
+            if m == 0:
+                continue
+            x = X[:, j]
+            le = np.searchsorted(col, x, side="right")  # count <= x
+            ge = m - np.searchsorted(col, x, side="left")  # count >= x
+            ok = ~np.isnan(x)
+            left[ok, j] = -np.log((le[ok] + 1.0) / (m + 1.0))
+            right[ok, j] = -np.log((ge[ok] + 1.0) / (m + 1.0))
+        return left, right
+
+    def score_samples(self, X) -> np.ndarray:
+        check_is_fitted(self, "sorted_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+        left, right = self._tails(X)
+        auto = np.where(self.skewness_ < 0, left, right)
+        # PyOD's aggregation: per feature the skew-chosen tail or the mean of both tails
+        return np.maximum(auto, 0.5 * (left + right)).sum(axis=1)
+
+    def tail_contributions(self, X) -> np.ndarray:
+        """Per-feature share of the score: the larger tail of each feature (for reasons)."""
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+        left, right = self._tails(X)
+        return np.maximum(left, right)
+
+    def decision_function(self, X) -> np.ndarray:
+        """scikit-learn's sign: negative for outliers (the top ``contamination`` of the training rows)."""
+        check_is_fitted(self, "offset_")
+        return self.offset_ - self.score_samples(X)
+
+    def predict(self, X) -> np.ndarray:
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class IsolationForestDetector(OutlierMixin, BaseEstimator):
+    """scikit-learn's IsolationForest with the ``higher = more anomalous`` sign and NaN imputed by the
+    training median (isolation trees cannot split on NaN)."""
+
+    def __init__(self, n_estimators: int = 100, max_samples="auto", max_features: float = 1.0,
+                 random_state=None, n_jobs=None):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are filled with 0
+            med = np.nanmedian(X, axis=0) if np.isnan(X).any() else np.median(X, axis=0)
+        self.fill_ = np.nan_to_num(med)
+        self.offset_ = 0.0  # decision_function is the forest's own
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators, max_samples=self.max_samples, max_features=self.max_features,
+            random_state=self.random_state, n_jobs=self.n_jobs,
+        ).fit(self._impute(X))
+        return self
+
+    def _impute(self, X: np.ndarray) -> np.ndarray:
+        return np.where(np.isnan(X), self.fill_, X)
+
+    def score_samples(self, X) -> np.ndarray:
+        check_is_fitted(self, "forest_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+        return -self.forest_.score_samples(self._impute(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """scikit-learn's sign: negative for outliers."""
+        check_is_fitted(self, "forest_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+        return self.forest_.decision_function(self._impute(X))
+
+    def predict(self, X) -> np.ndarray:
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+# -- domain ---------------------------------------------------------------------
+
+
+class _NamedDetector(BaseEstimator):
+    """Base of detectors that read named snapshot columns; ``columns_`` names what a score rests on."""
+
+    name = "detector"
+
+    def fit(self, X, y=None):
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{type(self).__name__} reads named columns: pass a DataFrame")
+        self._fit(X)
+        self.fitted_ = True
+        return self
+
+    def _fit(self, X: pd.DataFrame) -> None:
+        pass
+
+    def score_samples(self, X) -> np.ndarray:
+        check_is_fitted(self, "fitted_")
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{type(self).__name__} reads named columns: pass a DataFrame")
+        return np.nan_to_num(self._score(X), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class WaterBalanceExcess(_NamedDetector):
+    """Discharge that the known water in cannot explain: the tell-tale of a private well.
+
+    An entity discharges about ``k`` times its supply + metered abstraction, where ``k`` (the
+    discharge coefficient: evaporation, product water) is learned per industry as the peers'
+    median; a wet-season share above the peers' means rain water in combined sewers, which is
+    taken off the excess rather than blamed on a well. Score: log of discharge over what the
+    industry coefficient predicts, floored at 0 (= no unexplained water)."""
+
+    name = "water_balance_excess"
+
+    def __init__(self, supply: str = "supply_m3_12m", abstraction: str = "abstraction_m3_12m",
+                 discharge: str = "discharge_m3_12m", wet_share: str = "wet_season_discharge_share_12m",
+                 industry: str = "industry_code", min_peers: int = 8, min_inflow_m3: float = 1.0):
+        self.supply = supply
+        self.abstraction = abstraction
+        self.discharge = discharge
+        self.wet_share = wet_share
+        self.industry = industry
+        self.min_peers = min_peers
+        self.min_inflow_m3 = min_inflow_m3
+
+    def _parts(self, X: pd.DataFrame):
+        idx = X.index
+        inflow = np.nansum(np.c_[_column(X, self.supply, idx), _column(X, self.abstraction, idx)], axis=1)
+        discharge = _column(X, self.discharge, idx)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(inflow >= self.min_inflow_m3, discharge / inflow, np.nan)
+        return inflow, discharge, ratio, _column(X, self.wet_share, idx), _groups(X, self.industry, len(X))
+
+    def _fit(self, X: pd.DataFrame) -> None:
+        _, _, ratio, wet, groups = self._parts(X)
+        frame = pd.DataFrame({"g": groups, "r": ratio, "w": wet})
+        ok = frame["r"].notna() & (frame["r"] > 0)
+        self.global_coefficient_ = float(np.nanmedian(frame.loc[ok, "r"])) if ok.any() else 1.0
+        self.global_wet_share_ = float(np.nanmedian(frame["w"])) if frame["w"].notna().any() else 1 / 3
+        stats = frame[ok].groupby("g").agg(k=("r", "median"), n=("r", "size"), w=("w", "median"))
+        stats = stats[stats["n"] >= self.min_peers]
+        self.coefficient_ = stats["k"].to_dict()
+        self.wet_share_ = stats["w"].fillna(self.global_wet_share_).to_dict()
+
+    def expected_discharge(self, X: pd.DataFrame) -> np.ndarray:
+        """Discharge the industry coefficient and the rain inflow explain."""
+        inflow, _, _, wet, groups = self._parts(X)
+        g = pd.Series(groups)
+        k = g.map(self.coefficient_).fillna(self.global_coefficient_).to_numpy(dtype="float64")
+        w0 = g.map(self.wet_share_).fillna(self.global_wet_share_).to_numpy(dtype="float64")
+        # a wet-season share above the peers' is rain: discharge scaled up by (1 - w0) / (1 - w)
+        wet = np.clip(np.where(np.isnan(wet), w0, wet), 0.0, 0.95)
+        rain = np.clip((1.0 - w0) / (1.0 - wet), 1.0, None)
+        return k * inflow * rain
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        _, discharge, _, _, _ = self._parts(X)
+        expected = self.expected_discharge(X)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess = np.log1p(np.clip(discharge, 0, None)) - np.log1p(expected)
+        return np.clip(excess, 0.0, None)
+
+
+class LevelShift(_NamedDetector):
+    """A sustained shift on the entity's own history: the balance ratio rising, or metered
+    abstraction or supply falling (a bypass or a tampered meter), weighted by how significant the
+    shift is and how recently it began (older shifts have likely been looked at)."""
+
+    name = "level_shift"
+
+    def __init__(self, balance_shift: str = "balance_shift", balance_score: str = "balance_shift_score",
+                 abstraction_shift: str = "abstraction_shift", abstraction_score: str = "abstraction_shift_score",
+                 supply_shift: str = "supply_shift", supply_score: str = "supply_shift_score",
+                 since: str = "months_since_balance_shift", min_score: float = 2.0, half_life_months: float = 12.0):
+        self.balance_shift = balance_shift
+        self.balance_score = balance_score
+        self.abstraction_shift = abstraction_shift
+        self.abstraction_score = abstraction_score
+        self.supply_shift = supply_shift
+        self.supply_score = supply_score
+        self.since = since
+        self.min_score = min_score
+        self.half_life_months = half_life_months
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        idx = X.index
+
+        def part(shift_col, score_col, sign):
+            shift = sign * _column(X, shift_col, idx)
+            score = _column(X, score_col, idx)
+            strength = np.clip(score - self.min_score, 0.0, None)
+            return np.nan_to_num(np.clip(shift, 0.0, None) * strength)
+
+        balance = part(self.balance_shift, self.balance_score, +1.0)
+        meter = part(self.abstraction_shift, self.abstraction_score, -1.0)
+        supply = part(self.supply_shift, self.supply_score, -1.0)
+        since = _column(X, self.since, idx)
+        recency = np.where(np.isnan(since), 1.0, 0.5 ** (np.clip(since, 0, None) / self.half_life_months))
+        return (balance * recency) + 0.5 * meter + 0.5 * supply
+
+
+class PeerZScore(_NamedDetector):
+    """Robust z-score (median / 1.4826 MAD) of each feature within its industry, combined as the
+    root mean square of the positive parts: unusual against one's own peers, not the whole city.
+    Groups with fewer than ``min_peers`` rows use the global median and MAD."""
+
+    name = "peer_z"
+
+    def __init__(self, features=None, group: str = "industry_code", min_peers: int = 8, clip: float = 10.0):
+        self.features = features
+        self.group = group
+        self.min_peers = min_peers
+        self.clip = clip
+
+    def _fit(self, X: pd.DataFrame) -> None:
+        num = as_float_frame(X.drop(columns=[self.group], errors="ignore"))
+        cols = list(num.columns) if self.features is None else [c for c in self.features if c in num.columns]
+        self.features_ = cols
+        num = num[cols]
+        groups = _groups(X, self.group, len(X))
+        self.global_median_ = num.median().to_numpy()
+        self.global_mad_ = (num - self.global_median_).abs().median().to_numpy() * 1.4826
+        g = num.groupby(groups)
+        counts = g.size()
+        keep = counts[counts >= self.min_peers].index
+        med = g.median().loc[keep]
+        mad = (num - med.reindex(groups).to_numpy()).abs().groupby(groups).median().loc[keep] * 1.4826
+        self.group_median_ = med
+        self.group_mad_ = mad
+
+    def z(self, X: pd.DataFrame) -> np.ndarray:
+        """The robust z of each feature against the row's peers (rows x features_)."""
+        num = as_float_frame(X).reindex(columns=self.features_).to_numpy()
+        groups = _groups(X, self.group, len(X))
+        med = self.group_median_.reindex(groups).to_numpy()
+        mad = self.group_mad_.reindex(groups).to_numpy()
+        med = np.where(np.isnan(med), self.global_median_, med)
+        mad = np.where(np.isnan(mad) | (mad <= 0), self.global_mad_, mad)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (num - med) / np.where(mad > 0, mad, np.nan)
+        return np.clip(np.nan_to_num(z, nan=0.0), -self.clip, self.clip)
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        if not self.features_:
+            return np.zeros(len(X))
+        z = np.clip(self.z(X), 0.0, None)
+        return np.sqrt((z**2).mean(axis=1))
+
+
+DOMAIN_DETECTORS = (WaterBalanceExcess, LevelShift, PeerZScore)
+
+
+def domain_detectors() -> list:
+    """Fresh instances of the snapshot detectors with their default column names."""
+    return [WaterBalanceExcess(), LevelShift(), PeerZScore(features=["balance_ratio_12m", "use_per_employee_12m"])]
