@@ -1,0 +1,462 @@
+"""Temporal backtests: would the list we could have made at a past cut-off have found what came later?
+
+At each cut-off c the model sees only entity snapshots built from data before c and
+labels from inspections before c. It is judged on the officers' question: of the top
+k entities on the list, how many were violators? Two targets, named apart:
+
+- ``inspected``: violations that inspections found on or after c (what a real city has);
+  few entities are visited, so unvisited leads count as misses (a lower bound), and
+  ``labelled_at_k`` says how many of the top k carry any verdict at all.
+- ``truth``: evaluation only (generated cities): entities whose planted violation began
+  before c + horizon. The platform never reads it; tests and benchmarks pass it in.
+
+Entities already confirmed as violators before c are left out of the ranking evaluated:
+re-finding them is not a lead. Baselines are computed in the same run on the same
+entities: random (its expectation, exact) and the naive discharge/supply ratio rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from training.labels import inspection_labels, label_vector, merge_inspections
+
+NAIVE = "naive_discharge_supply_ratio"
+SCORERS = ("model", "naive", "random")
+TARGETS = ("inspected", "truth")
+FIXED_KS = (50, 100, 200)
+
+
+@dataclass
+class Cutoff:
+    """Everything one cut-off needs: features and labels known before it, outcomes after it."""
+
+    cutoff: pd.Timestamp
+    X: pd.DataFrame  # float features, index uscc
+    meta: pd.DataFrame  # SNAPSHOT_META columns, same index
+    y: pd.Series  # 1 / 0 / -1 known before the cut-off
+    weight: pd.Series
+    found: pd.Series  # bool: a violation found by inspection on/after the cut-off
+    verdict: pd.Series  # bool: any decisive verdict (violation or no_violation) on/after the cut-off
+    truth: pd.Series | None = None  # bool, evaluation only
+
+    @property
+    def naive(self) -> pd.Series:
+        return self.X[NAIVE] if NAIVE in self.X else pd.Series(np.nan, index=self.X.index)
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """Entities whose discovery would be news: not already confirmed before the cut-off."""
+        return (self.y != 1).to_numpy()
+
+
+@dataclass
+class BacktestResult:
+    metrics: pd.DataFrame  # one row per (cutoff, target, scorer); metric columns
+    scores: dict[pd.Timestamp, pd.Series]  # model scores per cut-off, index uscc
+    capacity_k: int
+    audit: pd.DataFrame = field(default_factory=pd.DataFrame)
+    importance: pd.Series | None = None
+
+    def capacity_precision(self, target: str = "inspected", scorer: str = "model") -> pd.Series:
+        rows = self.metrics[(self.metrics["target"] == target) & (self.metrics["scorer"] == scorer)]
+        return rows.set_index("cutoff")[f"precision_at_{self.capacity_k}"]
+
+    def steadiness(self, target: str = "inspected", scorer: str = "model") -> float:
+        """Mean minus standard deviation of precision at capacity across cut-offs: rewards lists that
+        are good every time, not once."""
+        p = self.capacity_precision(target, scorer)
+        return float(p.mean() - p.std(ddof=0)) if len(p) else float("nan")
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and std across cut-offs of every metric, per target and scorer."""
+        numeric = self.metrics.drop(columns=["cutoff"])
+        grouped = numeric.groupby(["target", "scorer"], sort=False)
+        mean = grouped.mean().add_suffix("_mean")
+        std = grouped.std(ddof=0).add_suffix("_std")
+        return pd.concat([mean, std], axis=1)
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Names MLflow accepts: <target>.<scorer>.<metric>[.<cutoff>] plus means and steadiness."""
+        out: dict[str, float] = {}
+        for row in self.metrics.itertuples(index=False):
+            row = row._asdict()
+            cut = pd.Timestamp(row.pop("cutoff")).strftime("%Y-%m")
+            target, scorer = row.pop("target"), row.pop("scorer")
+            for name, value in row.items():
+                if pd.notna(value):
+                    out[f"{target}.{scorer}.{name}.{cut}"] = float(value)
+        for (target, scorer), row in self.summary().iterrows():
+            for name, value in row.items():
+                if pd.notna(value):
+                    out[f"{target}.{scorer}.{name}"] = float(value)
+        for target in self.metrics["target"].unique():
+            out[f"{target}.model.steadiness_at_capacity"] = self.steadiness(target)
+        return out
+
+
+# -- building the cut-offs ------------------------------------------------------
+
+
+def cutoff_dates(as_of: pd.Timestamp, n: int, step_months: int = 6) -> list[pd.Timestamp]:
+    """``n`` cut-offs every ``step_months`` before ``as_of``, oldest first (the last one is as_of - step)."""
+    as_of = pd.Timestamp(as_of)
+    return [as_of - pd.DateOffset(months=step_months * i) for i in range(n, 0, -1)]
+
+
+def truth_targets(truth: pd.DataFrame, cutoff: pd.Timestamp, horizon_months: int) -> set[str]:
+    """Evaluation only: entities whose planted violation started before cutoff + horizon."""
+    since = pd.to_datetime(truth["since_month"].astype("str"), format="mixed")
+    limit = pd.Timestamp(cutoff) + pd.DateOffset(months=horizon_months)
+    return set(truth.loc[since < limit, "uscc"].astype("str"))
+
+
+def outcomes_after(inspections: pd.DataFrame, cutoff: pd.Timestamp, end: pd.Timestamp, index: pd.Index):
+    """Per entity: violation found, and any decisive verdict, in [cutoff, end)."""
+    window = inspections[(inspections["inspected_on"] >= cutoff) & (inspections["inspected_on"] < end)]
+    found = index.isin(window.loc[window["outcome"] == "violation", "uscc"])
+    verdict = index.isin(window.loc[window["outcome"] != "unreachable", "uscc"])
+    return pd.Series(found, index=index), pd.Series(verdict, index=index)
+
+
+# meta columns the model also reads: the domain detectors compare an entity with its industry peers
+MODEL_TEXT_COLUMNS = ("industry_code",)
+
+
+def split_snapshot(snapshot: pd.DataFrame, meta_columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Model input (float features plus the peer-group text columns) and the meta columns for audits."""
+    meta = snapshot[[c for c in meta_columns if c in snapshot.columns]]
+    X = snapshot.drop(columns=list(meta.columns)).astype("float64")
+    for col in MODEL_TEXT_COLUMNS:
+        if col in meta:
+            X[col] = meta[col].astype("str")
+    return X, meta
+
+
+def make_cutoff(
+    snapshot: pd.DataFrame,
+    meta_columns: Sequence[str],
+    inspections: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    end: pd.Timestamp,
+    truth: pd.DataFrame | None = None,
+    horizon_months: int = 6,
+) -> Cutoff:
+    """One cut-off from a snapshot built as of ``cutoff`` and the (merged, normalised) inspections."""
+    X, meta = split_snapshot(snapshot, meta_columns)
+    labels = inspection_labels(inspections, cutoff)
+    y, w = label_vector(labels, X.index)
+    found, verdict = outcomes_after(inspections, cutoff, end, X.index)
+    truth_mask = None
+    if truth is not None:
+        truth_mask = pd.Series(X.index.isin(list(truth_targets(truth, cutoff, horizon_months))), index=X.index)
+    return Cutoff(pd.Timestamp(cutoff), X, meta, y, w, found, verdict, truth_mask)
+
+
+def usable_cutoffs(tables: dict[str, pd.DataFrame], dates: list[pd.Timestamp], min_history_months: int) -> list[pd.Timestamp]:
+    """Cut-offs with at least ``min_history_months`` of metered data before them: a snapshot of a city
+    with no history yet says nothing about the model."""
+    firsts = [tables[n]["month"].min() for n in ("supply", "discharge", "abstraction") if n in tables and len(tables[n])]
+    if not firsts:
+        raise ValueError("no monthly data (supply, discharge, abstraction): nothing to backtest")
+    earliest = min(firsts) + pd.DateOffset(months=min_history_months)
+    usable = [d for d in dates if d >= earliest]
+    if not usable:
+        raise ValueError(
+            f"the data start {min(firsts):%Y-%m}: too little history for a backtest cut-off "
+            f"(the last one, {dates[-1]:%Y-%m}, needs {min_history_months} months of data before it)"
+        )
+    return usable
+
+
+def build_cutoffs(
+    tables: dict[str, pd.DataFrame],
+    links: pd.DataFrame,
+    as_of: pd.Timestamp,
+    n_cutoffs: int,
+    step_months: int = 6,
+    extra_labels: Sequence = (),
+    truth: pd.DataFrame | None = None,
+    horizon_months: int = 6,
+    progress=None,
+    profiles: pd.DataFrame | None = None,
+    min_history_months: int = 6,
+) -> list[Cutoff]:
+    """The snapshot at each cut-off sees only months before it. Profiles are rebuilt per cut-off unless
+    ``profiles`` (built at a later as-of) is given: profile rows are causal (a later build has identical
+    rows for earlier months, see features.profiles; guarded by a test), so the snapshot at c of those
+    profiles equals one built at c, at a quarter of the cost."""
+    from features.profiles import SNAPSHOT_META, build_profiles, entity_snapshot
+
+    inspections = merge_inspections(tables["inspections"], extra_labels)
+    dates = usable_cutoffs(tables, cutoff_dates(as_of, n_cutoffs, step_months), min_history_months)
+    iterator = progress(dates, desc="backtest cut-offs", total=len(dates)) if progress else dates
+    cutoffs = []
+    for c in iterator:
+        built = profiles if profiles is not None else build_profiles(tables, links, c)
+        snapshot = entity_snapshot(built, tables, c)
+        cutoffs.append(make_cutoff(snapshot, SNAPSHOT_META, inspections, c, pd.Timestamp(as_of), truth, horizon_months))
+    return cutoffs
+
+
+# -- metrics --------------------------------------------------------------------
+
+
+def ks_for(n: int, capacity_k: int) -> dict[str, int]:
+    """Metric name suffix -> k: 50, 100, 200, 1 % of entities, and the officers' capacity."""
+    ks = {str(k): k for k in FIXED_KS}
+    ks["1pct"] = max(1, int(round(0.01 * n)))
+    ks[str(capacity_k)] = capacity_k
+    return ks
+
+
+def order_of(score: np.ndarray) -> np.ndarray:
+    """Descending score, missing last, ties broken by position (deterministic)."""
+    s = np.where(np.isnan(score), -np.inf, score)
+    return np.lexsort((np.arange(len(s)), -s))
+
+
+def ranking_metrics(score: np.ndarray, target: np.ndarray, labelled: np.ndarray, ks: dict[str, int]) -> dict[str, float]:
+    order = order_of(score)
+    hits = np.cumsum(target[order])
+    lab = np.cumsum(labelled[order])
+    positives = int(target.sum())
+    out: dict[str, float] = {"entities": float(len(score)), "positives": float(positives)}
+    for name, k in ks.items():
+        kk = min(k, len(score))
+        h = hits[kk - 1] if kk else 0
+        out[f"precision_at_{name}"] = h / k if k else np.nan
+        out[f"recall_at_{name}"] = h / positives if positives else np.nan
+        out[f"labelled_at_{name}"] = float(lab[kk - 1]) if kk else 0.0
+    filled = np.where(np.isnan(score), np.nanmin(score) - 1 if np.isfinite(score).any() else 0, score)
+    out["average_precision"] = float(average_precision_score(target, filled)) if positives else np.nan
+    return out
+
+
+def random_metrics(target: np.ndarray, labelled: np.ndarray, ks: dict[str, int]) -> dict[str, float]:
+    """The exact expectation of a uniformly random list."""
+    n, positives = len(target), int(target.sum())
+    out: dict[str, float] = {"entities": float(n), "positives": float(positives)}
+    for name, k in ks.items():
+        kk = min(k, n)
+        out[f"precision_at_{name}"] = kk * positives / n / k if n else np.nan
+        out[f"recall_at_{name}"] = kk / n if positives else np.nan
+        out[f"labelled_at_{name}"] = kk * labelled.sum() / n if n else 0.0
+    out["average_precision"] = positives / n if positives else np.nan
+    return out
+
+
+def evaluate_cutoff(cut: Cutoff, model_score: np.ndarray, capacity_k: int) -> list[dict]:
+    keep = cut.evaluated
+    n = int(keep.sum())
+    ks = ks_for(n, capacity_k)
+    scores = {"model": np.asarray(model_score, dtype=float)[keep], "naive": cut.naive.to_numpy(dtype=float)[keep]}
+    labelled = cut.verdict.to_numpy()[keep]
+    targets = {"inspected": cut.found.to_numpy()[keep]}
+    if cut.truth is not None:
+        targets["truth"] = cut.truth.to_numpy()[keep]
+    rows = []
+    for tname, target in targets.items():
+        for sname in SCORERS:
+            if sname == "random":
+                m = random_metrics(target, labelled, ks)
+            else:
+                m = ranking_metrics(scores[sname], target, labelled, ks)
+            rows.append({"cutoff": cut.cutoff, "target": tname, "scorer": sname, **m})
+    frame = pd.DataFrame(rows)
+    for tname in targets:
+        model = frame[(frame.target == tname) & (frame.scorer == "model")].iloc[0]
+        for base in ("naive", "random"):
+            b = frame[(frame.target == tname) & (frame.scorer == base)].iloc[0]
+            for name in ks:
+                col = f"precision_at_{name}"
+                frame.loc[model.name, f"lift_vs_{base}_at_{name}"] = model[col] / b[col] if b[col] > 0 else np.nan
+    return frame.to_dict("records")
+
+
+def audit(cutoffs: Sequence[Cutoff], scores: dict[pd.Timestamp, pd.Series], capacity_k: int) -> pd.DataFrame:
+    """Who the list at the operating k falls on, pooled over cut-offs: flag rate by district, industry
+    section and size band, and the share of flagged-and-verified entities the verdicts found clean."""
+    parts = []
+    for cut in cutoffs:
+        keep = cut.evaluated
+        score = scores[cut.cutoff].to_numpy(dtype=float)[keep]
+        flagged = np.zeros(len(score), dtype=bool)
+        flagged[order_of(score)[:capacity_k]] = True
+        meta = cut.meta[keep]
+        frame = pd.DataFrame(
+            {
+                "flagged": flagged,
+                "verified": flagged & cut.verdict.to_numpy()[keep],
+                "false_discovery": flagged & cut.verdict.to_numpy()[keep] & ~cut.found.to_numpy()[keep],
+            },
+            index=meta.index,
+        )
+        if cut.truth is not None:
+            frame["truth_false_discovery"] = flagged & ~cut.truth.to_numpy()[keep]
+        for col in ("district", "industry_section", "size_band"):
+            if col in meta:
+                parts.append(frame.assign(dimension=col, group=meta[col].astype("str").fillna("未知").to_numpy()))
+    if not parts:
+        return pd.DataFrame()
+    pooled = pd.concat(parts, ignore_index=True)
+    agg = {"entities": ("flagged", "size"), "flagged": ("flagged", "sum"), "verified": ("verified", "sum"),
+           "false_discoveries": ("false_discovery", "sum")}
+    if "truth_false_discovery" in pooled:
+        agg["truth_false_discoveries"] = ("truth_false_discovery", "sum")
+    table = pooled.groupby(["dimension", "group"], sort=True).agg(**agg)
+    table["flag_rate"] = table["flagged"] / table["entities"]
+    table["fdr_vs_verdicts"] = table["false_discoveries"] / table["verified"].where(table["verified"] > 0)
+    if "truth_false_discoveries" in table:
+        table["fdr_vs_truth"] = table["truth_false_discoveries"] / table["flagged"].where(table["flagged"] > 0)
+    return table.reset_index()
+
+
+def run_backtest(
+    cutoffs: Sequence[Cutoff],
+    fit_predict: Callable[[Cutoff], np.ndarray],
+    capacity_k: int,
+    on_cutoff: Callable[[int, float], None] | None = None,
+    progress=None,
+) -> BacktestResult:
+    """Fit and score at every cut-off with ``fit_predict``; ``on_cutoff(step, precision@capacity so far)``
+    lets a tuner prune a bad trial early (it may raise)."""
+    rows, scores = [], {}
+    iterator = progress(cutoffs, desc="backtest", total=len(cutoffs)) if progress else cutoffs
+    for step, cut in enumerate(iterator):
+        score = np.asarray(fit_predict(cut), dtype=float)
+        scores[cut.cutoff] = pd.Series(score, index=cut.X.index)
+        rows.extend(evaluate_cutoff(cut, score, capacity_k))
+        if on_cutoff is not None:
+            frame = pd.DataFrame(rows)
+            mine = frame[(frame.target == "inspected") & (frame.scorer == "model")][f"precision_at_{capacity_k}"]
+            on_cutoff(step, float(mine.mean()))
+    metrics = pd.DataFrame(rows)
+    return BacktestResult(metrics, scores, capacity_k, audit(cutoffs, scores, capacity_k))
+
+
+def make_model(params: dict, random_state: int):
+    """A RiskModel from JSON-able params: ``detectors`` is ``"domain"`` (the snapshot's domain detectors,
+    the default) or ``"none"``; every other key is a RiskModel argument."""
+    from models import RiskModel
+    from models.detectors import domain_detectors
+
+    params = dict(params)
+    detectors = domain_detectors() if params.pop("detectors", "domain") == "domain" else None
+    return RiskModel(random_state=random_state, detectors=detectors, **params)
+
+
+def risk_model_fit_predict(params: dict, random_state: int) -> Callable[[Cutoff], np.ndarray]:
+    """Fit a RiskModel with ``params`` on a cut-off's labels and score that cut-off's entities."""
+
+    def fit_predict(cut: Cutoff) -> np.ndarray:
+        model = make_model(params, random_state)
+        model.fit(cut.X, cut.y.to_numpy(), sample_weight=cut.weight.to_numpy())
+        return model.predict_proba(cut.X)[:, 1]
+
+    return fit_predict
+
+
+# -- report ---------------------------------------------------------------------
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def charts(result: BacktestResult, cutoffs: Sequence[Cutoff], final_scores: pd.Series | None = None) -> dict[str, bytes]:
+    """PNG bytes: precision@k per cut-off with baselines, score distribution, feature importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, bytes] = {}
+    targets = [t for t in TARGETS if t in set(result.metrics["target"])]
+    fig, axes = plt.subplots(1, len(targets), figsize=(6 * len(targets), 4), squeeze=False)
+    kmax = max(200, 2 * result.capacity_k)
+    for ax, tname in zip(axes[0], targets):
+        for i, cut in enumerate(cutoffs):
+            keep = cut.evaluated
+            target = (cut.found if tname == "inspected" else cut.truth).to_numpy()[keep]
+            ks = np.arange(1, min(kmax, keep.sum()) + 1)
+            for sname, style in (("model", "-"), ("naive", ":")):
+                s = result.scores[cut.cutoff].to_numpy()[keep] if sname == "model" else cut.naive.to_numpy()[keep]
+                hits = np.cumsum(target[order_of(s.astype(float))])[: len(ks)]
+                ax.plot(ks, hits / ks, style, color=f"C{i}", label=f"{sname} {cut.cutoff:%Y-%m}")
+            ax.axhline(target.mean(), color=f"C{i}", lw=0.6, ls="--")
+        ax.axvline(result.capacity_k, color="red", lw=0.8, ls="--")
+        ax.set(title=f"precision@k ({tname}; solid model, dotted naive, dashed random)", xlabel="k", ylabel="precision", ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    out["precision_at_k.png"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    last = cutoffs[-1]
+    s = result.scores[last.cutoff]
+    groups = {"never visited": last.y == -1, "clean": last.y == 0, "violation": last.y == 1}
+    for name, mask in groups.items():
+        if mask.any():
+            ax.hist(s[mask], bins=40, alpha=0.6, density=True, label=name)
+    if final_scores is not None:
+        ax.hist(final_scores, bins=40, histtype="step", density=True, color="black", label="final model")
+    ax.set(title=f"risk score distribution (cut-off {last.cutoff:%Y-%m})", xlabel="risk score")
+    ax.legend(fontsize=7)
+    out["score_distribution.png"] = _png(fig)
+
+    if result.importance is not None and len(result.importance):
+        top = result.importance.sort_values().tail(20)
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
+        ax.barh(top.index, top.to_numpy())
+        ax.set(title="feature importance (final model)")
+        out["feature_importance.png"] = _png(fig)
+    return out
+
+
+def model_importance(model, columns: Sequence[str]) -> pd.Series | None:
+    """Whatever importance the model exposes (RiskModel or a LightGBM inside it)."""
+    imp = getattr(model, "feature_importances_", None)
+    names = list(getattr(model, "feature_names_in_", columns))
+    if imp is None or len(imp) != len(names):
+        return None
+    return pd.Series(np.asarray(imp, dtype=float), index=names)
+
+
+def report_html(result: BacktestResult, pngs: dict[str, bytes], title: str, extra: dict | None = None) -> str:
+    cap = result.capacity_k
+    summary = result.summary()
+    cols = [c for c in summary.columns if any(c.startswith(p) for p in (f"precision_at_{cap}", "precision_at_100", "recall_at_100",
+                                                                          f"labelled_at_{cap}", "average_precision", f"lift_vs_naive_at_{cap}"))]
+    per_cut = result.metrics[["cutoff", "target", "scorer"] + [c for c in result.metrics.columns if c.startswith(("precision_at", "recall_at", "labelled_at", "average_precision", "lift"))]]
+    parts = [
+        f"<html><head><meta charset='utf-8'><title>{title}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>Operating k (officers' capacity) = {cap}. Targets: <b>inspected</b> = violations found by inspections on or "
+        "after the cut-off (unvisited entities count as misses: a lower bound); <b>truth</b> = planted violations, "
+        "evaluation only. Entities confirmed before a cut-off are left out. Random = exact expectation.</p>",
+        f"<p>Steadiness (mean − std of precision@{cap}, inspected): {result.steadiness('inspected'):.3f}</p>",
+    ]
+    if extra:
+        parts.append("<ul>" + "".join(f"<li>{k}: {v}</li>" for k, v in extra.items()) + "</ul>")
+    parts += ["<h2>Mean and std over cut-offs</h2>", summary[cols].to_html(float_format=lambda v: f"{v:.3f}")]
+    parts += ["<h2>Per cut-off</h2>", per_cut.to_html(index=False, float_format=lambda v: f"{v:.3f}")]
+    for name, data in pngs.items():
+        parts.append(f"<h2>{name[:-4].replace('_', ' ')}</h2><img src='data:image/png;base64,{base64.b64encode(data).decode()}'>")
+    if len(result.audit):
+        parts += [f"<h2>Audit of the list at k = {cap} (pooled over cut-offs)</h2>",
+                  result.audit.to_html(index=False, float_format=lambda v: f"{v:.3f}")]
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,110 @@
+"""Inspection outcomes turned into labels as known before a date.
+
+Most entities were never visited: that is "unknown" (-1), never "clean". Only a
+visit that found nothing (``no_violation``) makes a 0. Verdicts exported by the
+service carry ``queue_probability`` (the chance the entity was put in a queue);
+inverse-propensity weights undo the bias of learning only from what the
+previous model chose to inspect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OUTCOMES = ("violation", "no_violation", "unreachable")
+INSPECTION_COLUMNS = ["inspection_id", "uscc", "inspected_on", "outcome", "violation_type", "queue_probability"]
+LABEL_COLUMNS = ["label", "weight", "last_inspected_on", "inspections"]
+
+
+def read_inspection_file(path: Path | str) -> pd.DataFrame:
+    """An exported verdicts file (contract ``inspections`` format, CSV or Parquet, maybe ``queue_probability``)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+    return normalise_inspections(frame, source=str(path))
+
+
+def normalise_inspections(frame: pd.DataFrame, source: str = "inspections") -> pd.DataFrame:
+    """The columns labels need, typed; unknown outcomes or undated rows are an error, not a silent drop."""
+    missing = {"uscc", "inspected_on", "outcome"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {sorted(missing)}")
+    out = pd.DataFrame(index=frame.index)
+    out["inspection_id"] = frame["inspection_id"].astype("str") if "inspection_id" in frame else pd.Series(
+        [f"{source}#{i}" for i in range(len(frame))], index=frame.index, dtype="str"
+    )
+    out["uscc"] = frame["uscc"].astype("str").str.strip()
+    out["inspected_on"] = pd.to_datetime(frame["inspected_on"], errors="coerce")
+    out["outcome"] = frame["outcome"].astype("str").str.strip()
+    out["violation_type"] = frame["violation_type"].astype("str") if "violation_type" in frame else pd.Series(
+        pd.NA, index=frame.index, dtype="str"
+    )
+    qp = frame["queue_probability"] if "queue_probability" in frame else pd.Series(np.nan, index=frame.index)
+    out["queue_probability"] = pd.to_numeric(qp, errors="coerce").astype("float64")
+    bad = ~out["outcome"].isin(OUTCOMES) | out["inspected_on"].isna() | out["uscc"].isna()
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(
+            f"{source}: {int(bad.sum())} row(s) without a date, uscc or a known outcome {OUTCOMES}; "
+            f"first at data row {first + 1}: {frame.iloc[first].to_dict()}"
+        )
+    return out.reset_index(drop=True)
+
+
+def merge_inspections(inspections: pd.DataFrame, extra: Iterable[pd.DataFrame | Path | str] = ()) -> pd.DataFrame:
+    """The drop's inspections plus exported verdicts; an inspection present in both keeps the export's row
+    (it carries the queue probability)."""
+    frames = [normalise_inspections(inspections, "inspections")]
+    for item in extra:
+        frames.append(read_inspection_file(item) if isinstance(item, (str, Path)) else normalise_inspections(item, "extra"))
+    merged = pd.concat(frames, ignore_index=True)
+    return merged.drop_duplicates("inspection_id", keep="last").reset_index(drop=True)
+
+
+def inspection_labels(
+    inspections: pd.DataFrame,
+    as_of: pd.Timestamp,
+    extra: Iterable[pd.DataFrame | Path | str] = (),
+    min_queue_probability: float = 0.02,
+) -> pd.DataFrame:
+    """Per uscc inspected before ``as_of``: label 1 confirmed violation, 0 verified clean, -1 only unreachable.
+
+    The label is the latest decisive visit (violation or no_violation; a violation wins a same-day tie), as
+    that is the state the features describe. ``weight`` is 1 for drop inspections and 1/queue_probability
+    (floored) for exported verdicts, rescaled to mean 1 over the labelled rows so that it only re-balances.
+    Entities never visited are absent: callers reindex and fill -1.
+    """
+    data = merge_inspections(inspections, extra)
+    data = data[data["inspected_on"] < pd.Timestamp(as_of)]
+    if data.empty:
+        return pd.DataFrame(columns=LABEL_COLUMNS, index=pd.Index([], name="uscc", dtype="str")).astype(
+            {"label": "int64", "weight": "float64", "last_inspected_on": "datetime64[s]", "inspections": "int64"}
+        )
+    counts = data.groupby("uscc").agg(last_inspected_on=("inspected_on", "max"), inspections=("inspection_id", "size"))
+    decisive = data[data["outcome"] != "unreachable"].assign(
+        _rank=lambda d: (d["outcome"] == "violation").astype(int)
+    )
+    decisive = decisive.sort_values(["uscc", "inspected_on", "_rank"]).drop_duplicates("uscc", keep="last")
+    decisive = decisive.set_index("uscc")
+    labels = counts.assign(label=-1, weight=1.0)
+    labels.loc[decisive.index, "label"] = (decisive["outcome"] == "violation").astype(int).to_numpy()
+    propensity = decisive["queue_probability"].clip(lower=min_queue_probability)
+    labels.loc[decisive.index, "weight"] = (1.0 / propensity).fillna(1.0).to_numpy()
+    known = labels["label"] >= 0
+    if known.any():
+        labels.loc[known, "weight"] = labels.loc[known, "weight"] / labels.loc[known, "weight"].mean()
+    labels.index.name = "uscc"
+    return labels[LABEL_COLUMNS]
+
+
+def label_vector(labels: pd.DataFrame, index: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Labels and weights aligned to a snapshot's entities: never visited -> -1, weight 1."""
+    y = labels["label"].reindex(index).fillna(-1).astype("int64")
+    w = labels["weight"].reindex(index).fillna(1.0).astype("float64")
+    return y, w

@@ -1,0 +1,149 @@
+"""MLflow tracking and the model registry: every run logged, the ``champion`` alias moved only on merit.
+
+The champion is whatever version the alias points to. Its hyper-parameters are kept as a
+version tag so that the next training run can re-run them through *its own* backtest (same
+data, same cut-offs) instead of comparing numbers measured on different data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CHAMPION = "champion"
+PARAMS_TAG = "risk_params"
+OBJECTIVE_TAG = "backtest_objective"
+AS_OF_TAG = "as_of"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Registered:
+    run_id: str
+    version: str
+    model_uri: str
+
+
+def _quiet() -> None:
+    """MLflow is chatty (pickle warnings, git probes, emoji links); training output should stay readable."""
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def connect(tracking_uri: str, experiment: str, artifact_root: Path | None = None):
+    """Point MLflow at ``tracking_uri`` and make sure the experiment exists (artifacts beside the
+    SQLite store by default rather than under whatever directory we were started from)."""
+    import mlflow
+
+    _quiet()
+    # MLflow also exports the URI to the environment, where Settings would later mistake it for the
+    # user's choice (a second workspace in the same process would log into the first one's store)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        location = Path(artifact_root).resolve().as_uri() if artifact_root is not None else None
+        client.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
+    return client
+
+
+def champion_version(client, name: str):
+    """The version the ``champion`` alias points to, or None (no registry entry or no alias yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def version_params(version) -> dict[str, Any]:
+    raw = (version.tags or {}).get(PARAMS_TAG)
+    return json.loads(raw) if raw else {}
+
+
+def _param_value(v: Any) -> Any:
+    return v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)
+
+
+def log_run(
+    *,
+    name: str,
+    params: Mapping[str, Any],
+    risk_params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    artifacts_dir: Path,
+    model,
+    X_example: pd.DataFrame,
+    objective: float,
+    tags: Mapping[str, str] | None = None,
+    as_of: str | None = None,
+) -> Registered:
+    """One MLflow run: params, metrics, the report folder as artifacts, the model with its signature,
+    registered as a new version of ``name`` (tagged with its params and backtest objective)."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    _quiet()
+    client = mlflow.MlflowClient()
+    with mlflow.start_run(tags=dict(tags or {})) as run:
+        mlflow.log_params({k: _param_value(v) for k, v in params.items()})
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+        mlflow.log_metrics(clean)
+        mlflow.log_artifacts(str(artifacts_dir), artifact_path="backtest")
+        example = X_example.head(50)
+        signature = infer_signature(example, model.predict_proba(example))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            serialization_format="cloudpickle",
+            pyfunc_predict_fn="predict_proba",  # other systems get probabilities, not a 0/1 cut
+            registered_model_name=name,
+            pip_requirements=["scikit-learn", "lightgbm", "pandas", "numpy"],
+        )
+        version = str(info.registered_model_version)
+        client.set_model_version_tag(name, version, PARAMS_TAG, json.dumps(dict(risk_params), default=str))
+        client.set_model_version_tag(name, version, OBJECTIVE_TAG, f"{objective:.6f}")
+        if as_of:
+            client.set_model_version_tag(name, version, AS_OF_TAG, as_of)
+        return Registered(run.info.run_id, version, info.model_uri)
+
+
+def promote(client, name: str, version: str) -> None:
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def load_registered_model(name: str, alias: str = CHAMPION):
+    """The fitted model behind an alias (needs the tracking server or store to be reachable)."""
+    import mlflow.sklearn
+
+    _quiet()
+    return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+
+
+def signature_columns(name: str, alias: str = CHAMPION) -> list[str]:
+    """The input columns, in order, recorded in a registered model's signature."""
+    import mlflow.models
+
+    info = mlflow.models.get_model_info(f"models:/{name}@{alias}")
+    return list(info.signature.inputs.input_names()) if info.signature is not None else []

@@ -1,0 +1,265 @@
+"""``waterwatch train``: backtest, tune, fit on everything known, log, and promote only on merit.
+
+Order matters: the candidate's parameters are chosen on the backtest; the champion's
+parameters are re-run through the *same* backtest (same data, same cut-offs); only then is
+the final model fitted on all labels known at the workspace's as-of. The new version is
+always registered and written to ``risk_model.joblib``; ``champion.joblib`` (what scoring
+reads) changes only when the candidate wins: a higher backtest objective, or the same objective
+from the same recipe refitted on newer data (else a champion would never see new months).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.workspace import Workspace
+from training import registry
+from training.artifacts import CHAMPION_FILE, MODEL_FILE, ModelBundle, models_dir, save_bundle
+from training.backtest import (
+    BacktestResult,
+    build_cutoffs,
+    charts,
+    make_model,
+    model_importance,
+    report_html,
+    risk_model_fit_predict,
+    run_backtest,
+    split_snapshot,
+)
+from training.labels import inspection_labels, label_vector, merge_inspections
+from training.tune import objective_value, tune
+
+HEADLINE = ("precision_at_50", "precision_at_100", "precision_at_200", "precision_at_1pct", "recall_at_100",
+            "labelled_at_100", "average_precision")
+
+
+@dataclass
+class TrainResult:
+    version: str
+    promoted: bool
+    run_id: str
+    objective: float
+    champion_version: str | None
+    champion_objective: float | None
+    params: dict[str, Any]
+    backtest: BacktestResult
+    model_path: Path
+    champion_path: Path
+    report_path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def load_inputs(workspace: Path | str, settings=None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.Timestamp]:
+    """Typed tables, account links and as-of of an ingested workspace (links computed if the pipeline
+    has not saved them yet)."""
+    ws = Workspace(workspace)
+    tables = ws.typed_tables()
+    if ws.has("linked", "linkage"):
+        links = ws.read("linked", "linkage")
+    else:
+        from features.linkage import link_accounts
+        from waterwatch.settings import LinkageSettings
+
+        linkage = settings.linkage if settings is not None else LinkageSettings()
+        links = link_accounts(tables["entities"], tables["supply"], tables["discharge"], linkage)
+    return tables, links, ws.as_of()
+
+
+def profiles_at_as_of(workspace: Path | str, tables, links, as_of: pd.Timestamp, progress=None) -> pd.DataFrame:
+    """The pipeline's saved profiles when they end the month before as_of, else built here."""
+    from features.profiles import build_profiles
+
+    ws = Workspace(workspace)
+    if ws.has("profiles", "profiles"):
+        saved = ws.read("profiles", "profiles")
+        if len(saved) and saved["month"].max() == as_of - pd.DateOffset(months=1):
+            return saved
+    return build_profiles(tables, links, as_of, progress=progress)
+
+
+def headline(result: BacktestResult) -> dict[str, float]:
+    """The numbers a reader wants first: mean over cut-offs per target and scorer, and steadiness."""
+    summary = result.summary()
+    cap = result.capacity_k
+    names = list(HEADLINE) + [f"precision_at_{cap}", f"lift_vs_naive_at_{cap}", f"lift_vs_random_at_{cap}"]
+    out = {}
+    for (target, scorer), row in summary.iterrows():
+        for n in dict.fromkeys(names):
+            if f"{n}_mean" in row and pd.notna(row[f"{n}_mean"]):
+                out[f"{target}.{scorer}.{n}"] = round(float(row[f"{n}_mean"]), 4)
+    for target in result.metrics["target"].unique():
+        out[f"{target}.model.steadiness_at_capacity"] = round(result.steadiness(target), 4)
+    return out
+
+
+def train(
+    workspace: Path,
+    settings,
+    trials: int | None = None,
+    progress=None,
+    extra_labels: Sequence[Path] = (),
+    evaluation_truth: pd.DataFrame | None = None,
+) -> TrainResult:
+    """Train, backtest and register a risk model for the ingested ``workspace``.
+
+    ``extra_labels``: exported verdict files (inspections format + queue_probability).
+    ``evaluation_truth``: evaluation only, the planted truth of a generated city, so the backtest
+    also reports against it; the platform itself never passes it.
+    """
+    ms = settings.model
+    trials = ms.optuna_trials if trials is None else trials
+    workspace = Path(workspace)
+    extra_labels = [Path(p) for p in extra_labels]
+    tables, links, as_of = load_inputs(workspace, settings)
+    from features.profiles import SNAPSHOT_META, entity_snapshot
+
+    profiles = profiles_at_as_of(workspace, tables, links, as_of, progress=progress)
+    cutoffs = build_cutoffs(
+        tables, links, as_of, ms.backtest_cutoffs, extra_labels=extra_labels, truth=evaluation_truth,
+        progress=progress, profiles=profiles,
+    )
+
+    tuned = None
+    params: dict[str, Any] = {}
+    backtest = None
+    if trials > 0:
+        tuned = tune(cutoffs, ms.officer_capacity_k, trials, ms.random_state, progress=progress)
+        params, backtest = tuned.params, tuned.backtest
+    if backtest is None:
+        backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k)
+    objective = objective_value(backtest)
+
+    # the champion's parameters through this very backtest
+    default_root = settings.mlflow_tracking_uri is None and str(settings.resolved_tracking_uri()).startswith("sqlite:")
+    client = registry.connect(
+        settings.resolved_tracking_uri(), ms.registered_model_name,
+        artifact_root=(settings.home / "mlartifacts") if default_root else None,
+    )
+    current = registry.champion_version(client, ms.registered_model_name)
+    champion_objective = None
+    promoted = current is None
+    if current is not None:
+        champion_params = registry.version_params(current)
+        if champion_params == params:
+            champion_objective = objective
+        else:
+            champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k)
+            champion_objective = objective_value(champ)
+        # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known
+        champion_as_of = (current.tags or {}).get(registry.AS_OF_TAG, "")
+        newer = as_of.date().isoformat() > champion_as_of
+        promoted = objective > champion_objective + 1e-9 or (abs(objective - champion_objective) <= 1e-9 and newer)
+
+    # the final model: features as of as_of; labels from every verdict known now, including field verdicts
+    # recorded after the drop's as_of (they describe the state the features describe, and are the reason to retrain)
+    X, _ = split_snapshot(entity_snapshot(profiles, tables, as_of), SNAPSHOT_META)
+    inspections = merge_inspections(tables["inspections"], extra_labels)
+    labels_known_at = max(as_of, inspections["inspected_on"].max() + pd.Timedelta(days=1)) if len(inspections) else as_of
+    labels = inspection_labels(inspections, labels_known_at)
+    y, w = label_vector(labels, X.index)
+    model = make_model(params, ms.random_state)
+    model.fit(X, y.to_numpy(), sample_weight=w.to_numpy())
+    final_scores = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
+    backtest.importance = model_importance(model, list(X.columns))
+
+    # report + plots
+    out = models_dir(workspace)
+    out.mkdir(parents=True, exist_ok=True)
+    art = out / "backtest"
+    if art.exists():
+        shutil.rmtree(art)
+    art.mkdir()
+    labels.rename_axis("uscc").reset_index().to_parquet(out / "training_labels.parquet", index=False)
+    pngs = charts(backtest, cutoffs, final_scores)
+    for name, data in pngs.items():
+        (art / name).write_bytes(data)
+    backtest.metrics.to_csv(art / "metrics.csv", index=False)
+    backtest.audit.to_csv(art / "audit.csv", index=False)
+    heads = headline(backtest)
+    extra = {
+        "as_of": as_of.date().isoformat(),
+        "cut-offs": ", ".join(f"{c.cutoff:%Y-%m}" for c in cutoffs),
+        "labelled entities at as_of (1/0)": f"{int((y == 1).sum())}/{int((y == 0).sum())}",
+        "objective (candidate)": f"{objective:.4f}",
+        "objective (champion, same backtest)": "none" if champion_objective is None else f"{champion_objective:.4f}",
+        "params": json.dumps(params, default=str),
+    }
+    html = report_html(backtest, pngs, f"WaterWatch backtest {as_of:%Y-%m}", extra)
+    (art / "backtest.html").write_text(html, encoding="utf-8")
+    report_path = out / "backtest.html"
+    report_path.write_text(html, encoding="utf-8")
+
+    # MLflow: run, version, maybe the alias
+    run_params = {
+        "as_of": as_of.date().isoformat(), "trials": trials, "cutoffs": len(cutoffs),
+        "capacity_k": ms.officer_capacity_k, "random_state": ms.random_state, "entities": len(X),
+        "features": len(X.columns), "extra_label_files": len(list(extra_labels)),
+        **{f"risk.{k}": v for k, v in params.items()},
+    }
+    metrics = {**backtest.flat_metrics(), "objective": objective}
+    if champion_objective is not None:
+        metrics["champion_objective"] = champion_objective
+    if tuned is not None:
+        metrics.update({"tune.best_value": tuned.best_value, "tune.default_value": tuned.default_value,
+                        "tune.pruned": tuned.pruned, "tune.kept_defaults": float(tuned.kept_defaults)})
+    reg = registry.log_run(
+        name=ms.registered_model_name, params=run_params, risk_params=params, metrics=metrics, artifacts_dir=art,
+        model=model, X_example=X, objective=objective, tags={"workspace": str(workspace.resolve())},
+        as_of=as_of.date().isoformat(),
+    )
+    if promoted:
+        registry.promote(client, ms.registered_model_name, reg.version)
+
+    trained_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta = {
+        "version": reg.version, "trained_at": trained_at, "as_of": as_of.date().isoformat(), "run_id": reg.run_id,
+        "params": params, "objective": objective, "metrics": heads, "registered_model": ms.registered_model_name,
+    }
+    bundle = ModelBundle(model, list(X.columns), meta)
+    model_path = save_bundle(bundle, out / MODEL_FILE)
+    champion_path = out / CHAMPION_FILE
+    if promoted:
+        save_bundle(bundle, champion_path)
+    elif not champion_path.exists():
+        export_champion(current, ms.registered_model_name, champion_path)
+
+    champion_now = reg.version if promoted else (current.version if current is not None else None)
+    summary = {
+        "version": reg.version, "trained_at": trained_at, "as_of": meta["as_of"], "run_id": reg.run_id,
+        "promoted": promoted, "champion_version": str(champion_now) if champion_now is not None else None,
+        "previous_champion_version": str(current.version) if current is not None else None,
+        "objective": round(objective, 6),
+        "champion_objective": None if champion_objective is None else round(champion_objective, 6),
+        "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
+        "params": params, "backtest": heads,
+        "tuning": None if tuned is None else {
+            "trials": tuned.trials, "pruned": tuned.pruned, "best_value": tuned.best_value,
+            "default_value": tuned.default_value, "kept_defaults": tuned.kept_defaults, "best_params": tuned.best_params},
+    }
+    (out / "model.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    return TrainResult(
+        version=reg.version, promoted=promoted, run_id=reg.run_id, objective=objective,
+        champion_version=summary["champion_version"], champion_objective=champion_objective, params=params,
+        backtest=backtest, model_path=model_path, champion_path=champion_path, report_path=report_path, summary=summary,
+    )
+
+
+def export_champion(version, name: str, path: Path) -> None:
+    """A workspace trained for the first time against a registry whose champion came from elsewhere:
+    fetch that champion so that scoring here uses the model that earned the alias."""
+    model = registry.load_registered_model(name)
+    features = registry.signature_columns(name)
+    if not features:
+        raise RuntimeError(f"registered champion {name} v{version.version} does not record its feature columns")
+    meta = {"version": str(version.version), "trained_at": None, "run_id": version.run_id,
+            "params": registry.version_params(version), "exported_from_registry": True}
+    save_bundle(ModelBundle(model, features, meta), path)
+
