@@ -1153,12 +1153,12 @@ class _Gen:
         self.recorded = recorded
 
     def tax(self):
-        rng, M = self.rngs[9], self.M
+        rng, _M = self.rngs[9], self.M
         q = self.cal // 3
         qkey = self.year * 4 + q
         complete = pd.Series(qkey).map(pd.Series(qkey).value_counts()).to_numpy() == 3
         quarters = np.unique(qkey[complete])
-        L, D = len(self.line_e), len(self.dw_e)
+        _L, D = len(self.line_e), len(self.dw_e)
         ents = np.concatenate([self.line_e, self.dw_e])
         src = np.concatenate([self.line_src, np.full(D, "groundwater")])
         purpose = np.concatenate([self.line_purpose, np.full(D, "dewatering")])
@@ -1214,7 +1214,7 @@ class _Gen:
         )[~late].reset_index(drop=True)
 
     def plans(self):
-        rng, n = self.rngs[10], self.cfg.entities
+        rng, _n = self.rngs[10], self.cfg.entities
         annual_supply = self.supply_use.sum(1) * 12 / self.M
         big = annual_supply >= max(np.quantile(annual_supply, 0.96), 3000)
         who = np.flatnonzero(big | (self.self_share > 0))
@@ -1231,7 +1231,7 @@ class _Gen:
     # inspections ---------------------------------------------------------------------
     def inspections(self):
         """Officers went where an old rule pointed (high discharge/supply ratio, big users), plus tip-offs."""
-        cfg, rng, n, M = self.cfg, self.rngs[11], self.cfg.entities, self.M
+        cfg, rng, n, _M = self.cfg, self.rngs[11], self.cfg.entities, self.M
         count = cfg.inspections if cfg.inspections is not None else int(np.clip(round(0.012 * n), 30, 400))
         dis = np.zeros(n)
         sup = np.zeros(n)

@@ -24,7 +24,8 @@ MIN_PASSWORD_CHARS = 12
 DENIED_PASSWORDS = frozenset(
     {"password", "password123", "123456", "12345678", "123456789012", "admin", "admin123", "changeme",
      "letmein", "qwerty", "waterwatch", "demo", "officer", "supervisor", "analyst", "demo-password",
-     "waterwatch123", "passwordpassword", "dev-only-secret-change-me"}
+     "waterwatch123", "passwordpassword", "dev-only-secret-change-me",
+     "dev-only-secret-never-use-in-production"}
 )
 DEMO_PASSWORD = "demo-password"
 # demo users of a non-production install: (username, role, district)

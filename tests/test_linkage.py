@@ -3,7 +3,6 @@ on a masked sample drop and on generated cities (the bars: precision >= 0.98, re
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -83,6 +83,144 @@ def _print_summary(summary: dict) -> None:
 
 
 @app.command()
+def link(workspace: Path = typer.Option(..., help="workspace folder (after ingest)")) -> None:
+    """Re-link supply and discharge accounts to registered entities."""
+    from features.workspace import Workspace
+    from waterwatch.pipeline import run_link
+
+    links = run_link(Workspace(workspace), _settings())
+    typer.echo(links["status"].value_counts().to_string())
+
+
+@app.command()
+def profile(workspace: Path = typer.Option(..., help="workspace folder (after ingest)")) -> None:
+    """Build the monthly enterprise profiles as of the workspace's as-of date."""
+    from features.workspace import Workspace
+    from waterwatch.pipeline import run_profiles
+
+    profiles = run_profiles(Workspace(workspace), _settings())
+    typer.echo(f"{len(profiles):,} entity-months, {profiles['uscc'].nunique():,} entities")
+
+
+@app.command()
+def check(workspace: Path = typer.Option(..., help="workspace folder (after ingest)")) -> None:
+    """Run the deterministic supervision checks; write alerts, water-rights matches and new outbox messages."""
+    from features.workspace import Workspace
+    from waterwatch.pipeline import run_checks
+
+    result = run_checks(Workspace(workspace), _settings())
+    alerts = result["alerts"]
+    typer.echo(alerts.groupby(["kind", "level"]).size().to_string() if len(alerts) else "no alerts")
+    typer.echo(f"{len(result['water_rights'])} water-rights matches, {len(result['outbox'])} new messages")
+
+
+@app.command()
+def train(
+    workspace: Path = typer.Option(..., help="workspace folder (after ingest)"),
+    trials: Optional[int] = typer.Option(None, help="Optuna trials (default from settings)"),
+    labels: list[Path] = typer.Option([], help="extra inspection files, e.g. from export-labels"),
+) -> None:
+    """Backtest, tune and register a risk model; promote it only if it beats the champion."""
+    from features.workspace import Workspace
+    from waterwatch.pipeline import run_train
+
+    result = run_train(Workspace(workspace), _settings(), trials=trials, extra_labels=labels)
+    verdict = "promoted to champion" if result.promoted else f"champion stays {result.champion_version}"
+    typer.echo(f"model version {result.version}: objective {result.objective:.3f}; {verdict}")
+    typer.echo(f"backtest report: {result.report_path}")
+
+
+@app.command()
+def score(
+    workspace: Path = typer.Option(..., help="workspace folder (after train)"),
+    out: Path = typer.Option(..., help="leads CSV to write"),
+) -> None:
+    """Score every registered entity with the champion model and write the ranked leads."""
+    from features.workspace import Workspace
+    from waterwatch.pipeline import run_score
+
+    leads = run_score(Workspace(workspace), _settings())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    leads.to_csv(out, index=False)
+    typer.echo(f"{len(leads):,} entities scored -> {out}")
+
+
+@app.command()
+def publish(out: Path = typer.Option(..., help="a pipeline run's output folder")) -> None:
+    """Load a run's scores, leads, alerts and outbox into the store, keeping recorded verdicts."""
+    from serving.publish import publish_run
+    from serving.store import open_store
+
+    settings = _settings()
+    _, sessions = open_store(settings.resolved_database_url())
+    counts = publish_run(out, sessions, settings)
+    typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
+
+
+@app.command("export-labels")
+def export_labels(out: Path = typer.Option(..., help="CSV or Parquet file for the inspection labels")) -> None:
+    """Write the verdicts recorded in the field as an inspections table for the next training."""
+    from serving.labels import export_labels as export
+    from serving.store import open_store
+
+    settings = _settings()
+    _, sessions = open_store(settings.resolved_database_url())
+    with sessions() as session:
+        n = export(session, out)
+    typer.echo(f"{n} verdicts -> {out}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port"),
+    publish_out: Optional[Path] = typer.Option(None, "--publish", help="publish this run folder first"),
+) -> None:
+    """Start the API and the web console."""
+    import uvicorn
+
+    from waterwatch.service import build_app
+
+    settings = _settings()
+    if publish_out is not None:
+        publish(publish_out)
+    app_ = build_app(settings)
+    typer.echo(f"WaterWatch at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    if not settings.production:
+        from serving.auth import DEMO_PASSWORD
+
+        typer.echo(f"demo logins: supervisor / {DEMO_PASSWORD}, officer1 / {DEMO_PASSWORD} (first district)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="login name"),
+    role: str = typer.Option(..., help="officer, supervisor, analyst or admin"),
+    district: Optional[str] = typer.Option(None, help="the officer's district"),
+    password: Optional[str] = typer.Option(
+        None, help="password; asked for when omitted", prompt=True, hide_input=True, confirmation_prompt=True
+    ),
+    api_key: bool = typer.Option(False, help="also issue an API key (printed once) for a system account"),
+) -> None:
+    """Create a console/API user."""
+    from serving.auth import create_api_key, create_user
+    from serving.store import open_store
+
+    settings = _settings()
+    _, sessions = open_store(settings.resolved_database_url())
+    try:
+        with sessions() as session, session.begin():
+            create_user(session, username, password or None, role, district, production=settings.production)
+            key = create_api_key(session, username) if api_key else None
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"user {username} ({role}{', ' + district if district else ''}) created")
+    if key:
+        typer.echo(f"API key (shown once): {key}")
+
+
+@app.command()
 def pipeline(
     data: Path = typer.Option(..., help="data drop folder"),
     out: Path = typer.Option(..., help="output folder for the run's results"),

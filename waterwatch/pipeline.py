@@ -1,4 +1,8 @@
-"""Wires the layers together, stage by stage. The only module that imports every layer."""
+"""Wires the layers together, stage by stage. The only module that imports every layer.
+
+Each ``run_*`` function is one stage: it reads what the stage before it left in
+the workspace and writes its own folder, so a stage can be re-run alone.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,20 @@ from features.ingest import ingest
 from features.workspace import Workspace
 from waterwatch.settings import Settings
 
+OUTPUT_FILES = (
+    "ingest_summary.json",
+    "quarantine.csv",
+    "linkage.csv",
+    "linkage_review.csv",
+    "profiles.parquet",
+    "alerts.csv",
+    "water_rights.csv",
+    "outbox.csv",
+    "leads.csv",
+    "model.json",
+    "report.html",
+)
+
 
 def progress_factory(settings: Settings):
     """A tqdm wrapper when progress is wanted, else None (stages accept either)."""
@@ -22,17 +40,120 @@ def progress_factory(settings: Settings):
     return tqdm
 
 
+def _say(settings: Settings, message: str) -> None:
+    if settings.show_progress:
+        print(message, flush=True)
+
+
 def run_ingest(data: Path, workspace: Path, settings: Settings, as_of: str | None = None) -> dict:
+    """Validate the drop (typed/ + quarantine/) and link its accounts (linked/)."""
     ws = Workspace(workspace)
     summary = ingest(data, ws, as_of=as_of, progress=progress_factory(settings))
+    run_link(ws, settings)
     return summary
 
 
-def run_pipeline(data: Path, out: Path, settings: Settings, as_of: str | None = None, trials: int | None = None) -> dict:
+def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
+    from features.linkage import link_accounts
+
+    tables = ws.typed_tables()
+    links = link_accounts(
+        tables["entities"], tables["supply"], tables["discharge"], settings.linkage, progress=progress_factory(settings)
+    )
+    ws.reset_stage("linked")
+    ws.write("linked", "linkage", links)
+    counts = links["status"].value_counts().to_dict()
+    ws.update_manifest(linkage={k: int(v) for k, v in counts.items()})
+    return links
+
+
+def run_profiles(ws: Workspace, settings: Settings) -> pd.DataFrame:
+    from features.profiles import build_profiles
+
+    tables = ws.typed_tables()
+    links = ws.read("linked", "linkage")
+    profiles = build_profiles(tables, links, ws.as_of(), progress=progress_factory(settings))
+    ws.reset_stage("profiles")
+    ws.write("profiles", "profiles", profiles)
+    return profiles
+
+
+def run_checks(ws: Workspace, settings: Settings) -> dict[str, pd.DataFrame]:
+    """Supervision alerts, water-rights matches and the new outbox messages (never queued twice)."""
+    from models.notifications import build_outbox
+    from models.rules import run_checks as checks, water_rights_candidates
+
+    tables = ws.typed_tables()
+    links = ws.read("linked", "linkage")
+    as_of = ws.as_of()
+    alerts = checks(tables, links, as_of, settings.rules)
+    matches = water_rights_candidates(tables, links, as_of, settings.rules)
+    # the outbox history lives outside the checks stage folder so that re-runs see earlier messages
+    history_path = ws.root / "outbox_history.parquet"
+    history = pd.read_parquet(history_path) if history_path.exists() else pd.DataFrame(columns=["message_id"])
+    outbox = build_outbox(alerts, tables["entities"], set(history["message_id"].astype(str)), settings.rules)
+    pd.concat([history, outbox], ignore_index=True).to_parquet(history_path, index=False)
+    ws.reset_stage("checks")
+    ws.write("checks", "alerts", alerts)
+    ws.write("checks", "water_rights", matches)
+    ws.write("checks", "outbox", outbox)
+    return {"alerts": alerts, "water_rights": matches, "outbox": outbox}
+
+
+def run_train(ws: Workspace, settings: Settings, trials: int | None = None, extra_labels=()):
+    from training.train import train
+
+    return train(ws.root, settings, trials=trials, progress=progress_factory(settings), extra_labels=list(extra_labels))
+
+
+def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
+    from serving.scoring import score
+
+    leads = score(ws.root, settings)
+    ws.reset_stage("scores")
+    ws.write("scores", "leads", leads)
+    return leads
+
+
+def run_pipeline(
+    data: Path, out: Path, settings: Settings, as_of: str | None = None, trials: int | None = None
+) -> dict:
+    """Every stage in order, from a drop to the run's outputs in OUT (a stable contract: OUTPUT_FILES)."""
+    from serving.report import write_report
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ws = Workspace(out / "workspace")
+    _say(settings, "[1/6] ingest and link")
     summary = run_ingest(data, ws.root, settings, as_of=as_of)
     (out / "ingest_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     shutil.copyfile(ws.stage("quarantine") / "quarantine.csv", out / "quarantine.csv")
-    return {"ingest_summary": summary, "workspace": ws.root}
+    links = ws.read("linked", "linkage")
+    links[["source", "account_id", "account_name", "uscc", "method", "confidence", "status"]].to_csv(
+        out / "linkage.csv", index=False
+    )
+    links[links["status"] == "review"].to_csv(out / "linkage_review.csv", index=False)
+
+    _say(settings, "[2/6] monthly profiles")
+    profiles = run_profiles(ws, settings)
+    profiles.to_parquet(out / "profiles.parquet", index=False)
+
+    _say(settings, "[3/6] supervision checks")
+    checked = run_checks(ws, settings)
+    for name in ("alerts", "water_rights", "outbox"):
+        checked[name].to_csv(out / f"{name}.csv", index=False)
+
+    _say(settings, "[4/6] train and backtest")
+    result = run_train(ws, settings, trials=trials)
+
+    _say(settings, "[5/6] score")
+    leads = run_score(ws, settings)
+    leads.to_csv(out / "leads.csv", index=False)
+    shutil.copyfile(ws.stage("models") / "model.json", out / "model.json")
+
+    _say(settings, "[6/6] report")
+    backtest_html = ws.stage("models") / "backtest_section.html"
+    extra = [backtest_html.read_text(encoding="utf-8")] if backtest_html.exists() else None
+    write_report(out, checked["alerts"], checked["water_rights"], ws.typed_tables(), ws.as_of(), extra_sections=extra)
+    ws.update_manifest(outputs=[f for f in OUTPUT_FILES if (out / f).exists()])
+    return {"ingest_summary": summary, "workspace": ws.root, "train": result, "leads": len(leads)}

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home")
     mlflow_tracking_uri: str | None = Field(None, description="default: SQLite store under home; MLFLOW_TRACKING_URI also works")
     production: bool = Field(False, description="refuses default passwords and demo users")
-    secret_key: str = Field("dev-only-secret-change-me", description="signs login tokens")
+    secret_key: str = Field("dev-only-secret-never-use-in-production", description="signs login tokens")
     token_minutes: int = 8 * 60
     show_progress: bool = True
 

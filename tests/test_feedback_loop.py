@@ -1,0 +1,65 @@
+"""The officers' loop over HTTP: publish a run, take a lead, record a verdict, retrain on it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features.synth import SynthConfig, generate_city
+from features.workspace import Workspace
+from serving.api import create_app
+from serving.auth import DEMO_PASSWORD
+from serving.labels import export_labels
+from serving.publish import publish_run
+from serving.store import open_store
+from waterwatch.pipeline import run_pipeline, run_train
+from waterwatch.settings import ModelSettings, Settings
+
+pytestmark = pytest.mark.slow
+
+
+def _login(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_verdict_recorded_over_http_becomes_a_training_label(tmp_path):
+    settings = Settings(
+        home=tmp_path / "var", show_progress=False, model=ModelSettings(backtest_cutoffs=2, optuna_trials=0)
+    )
+    drop = tmp_path / "drop"
+    generate_city(SynthConfig(entities=600, seed=5), drop)
+    out = tmp_path / "out"
+    run_pipeline(drop, out, settings, trials=0)
+
+    _, sessions = open_store(settings.resolved_database_url())
+    publish_run(out, sessions, settings)
+    client = TestClient(create_app(settings, session_factory=sessions))
+
+    officer = _login(client, "officer1")
+    queue = client.get("/api/v1/leads", params={"page_size": 5}, headers=officer)
+    assert queue.status_code == 200, queue.text
+    lead = queue.json()["items"][0]
+    assert client.post(f"/api/v1/leads/{lead['id']}/assign", json={"officer": "officer1"}, headers=officer).status_code == 200
+    verdict = client.post(
+        f"/api/v1/leads/{lead['id']}/verdicts",
+        json={"outcome": "violation", "violation_type": "private_well", "note": "厂区后院发现未登记自备井"},
+        headers=officer,
+    )
+    assert verdict.status_code == 201, verdict.text
+    mine = client.get("/api/v1/me/leads", headers=officer).json()
+    assert lead["id"] not in [item["id"] for item in mine["items"]], "a lead with a verdict is closed"
+
+    labels_file = tmp_path / "labels.csv"
+    with sessions() as session:
+        assert export_labels(session, labels_file) == 1
+    exported = pd.read_csv(labels_file, dtype=str)
+    assert exported.loc[0, "uscc"] == lead["uscc"] and exported.loc[0, "outcome"] == "violation"
+
+    ws = Workspace(out / "workspace")
+    run_train(ws, settings, trials=0, extra_labels=[labels_file])
+    used = pd.read_parquet(ws.stage("models") / "training_labels.parquet")
+    row = used[used["uscc"] == lead["uscc"]]
+    assert row["label"].tolist() == [1], "the field verdict must be a positive label of the retrained model"
