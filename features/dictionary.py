@@ -122,6 +122,22 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("tax_declared_m3_4q", P, "m³", "Declared volume over the last 4 ended quarters", "近4季申报水量", None),
     ("tax_metered_m3_4q", P, "m³", "Metered abstraction over the last 4 ended quarters", "近4季计量取水量", None),
     ("tax_declared_ratio_4q", B, "ratio", "Declared / metered volume over the last 4 ended quarters", "近4季申报/计量比", "近4个季度纳税申报水量为计量取水量的{value:.0%}"),
+    # compliance evidence (snapshot): documented breaches an officer can act on
+    ("abstraction_no_valid_permit_m3_12m", S, "m³", "Metered abstraction in the last 12 months in months when the entity held no permit in force", "近12个月无有效许可期间计量取水量", "近12个月在无有效取水许可的月份计量取水{value:,.0f}立方米"),
+    ("abstraction_no_valid_permit_share_12m", S, "share", "That volume / all metered abstraction of the last 12 months (NaN without metering)", "近12个月无有效许可取水占比", "近12个月计量取水中有{value:.0%}发生在无有效许可期间"),
+    ("abstraction_after_expiry_m3_12m", S, "m³", "Metered abstraction in the last 12 months on permits after their valid_to date", "近12个月许可证到期后计量取水量", "近12个月在取水许可证过期后仍计量取水{value:,.0f}立方米"),
+    ("abstraction_withdrawn_permit_m3_12m", S, "m³", "Metered abstraction in the last 12 months on permits now revoked or cancelled (before expiry)", "近12个月已吊销/注销许可证下计量取水量", "近12个月在已吊销或注销的取水许可证下计量取水{value:,.0f}立方米"),
+    ("permit_quota_used_max_12m", S, "share", "Largest over the entity's permits of last-12-month metered abstraction / the permit's annual quota", "单证近12个月取水占许可水量最高比例", "单个取水许可证近12个月取水量达年度许可水量的{value:.0%}"),
+    ("permit_quota_pace_max_3m", S, "share", "Largest over the permits of the last 3 months' abstraction x 4 / annual quota (the current pace)", "单证近3个月取水年化后占许可水量最高比例", "按近3个月取水速度，单证全年取水将达许可水量的{value:.0%}"),
+    ("quota_excess_m3_12m", S, "m³", "Sum over the permits of last-12-month abstraction above the annual quota", "近12个月超许可取水量", "近12个月超出年度许可水量取水{value:,.0f}立方米"),
+    ("tax_undeclared_m3_4q", S, "m³", "Metered (gap-filled, non-agricultural permits) minus declared volume over the last 4 ended quarters; NaN with neither tax nor such metering", "近4季计量多于申报的水量", "近4个季度计量取水比纳税申报多{value:,.0f}立方米"),
+    ("tax_undeclared_share_4q", S, "share", "Median over the last 4 ended quarters of (metered - declared) / max(metered, declared): under-declaring quarter after quarter", "近4季少申报比例（季度中位数）", "近4个季度每季少申报水资源税水量约{value:.0%}"),
+    ("tax_declared_without_permit_m3_4q", S, "m³", "Volume declared for tax in the last 4 ended quarters for a source no permit of the entity covered in that quarter", "近4季无对应许可的申报取水量", "近4个季度申报取水{value:,.0f}立方米，但同期无对应水源的取水许可"),
+    # own history (snapshot): shifts against the entity's own past, last 36 months
+    ("balance_log_shift", S, "log ratio", "Step of log(discharge / (supply + metered abstraction)) at its best split in the last 36 months (after - before); NaN without discharge", "水量平衡比（对数）自身历史突变幅度", "排水量相对已知进水量较自身此前水平上升至{value:+.2f}（对数）"),
+    ("balance_log_shift_score", S, "score", "t-like significance of that step", "水量平衡比（对数）突变显著性", "排水与进水之比出现显著的持续上升（显著性{value:.1f}）"),
+    ("meter_drop_vs_activity", S, "log ratio", "At the metered abstraction's own best split in the last 36 months: step of log discharge (else supply) minus step of log abstraction; > 0 the meter fell more than the water it should follow", "计量取水相对排水（或供水）下降幅度", "计量取水量较自身此前明显下降，而排水（或供水）基本未变（相对降幅{value:.2f}，对数）"),
+    ("meter_drop_vs_activity_score", S, "score", "t-like significance of the metered abstraction's step", "计量取水突变显著性", "计量取水量出现显著的持续变化（显著性{value:.1f}）"),
     # linkage
     ("link_confidence_min", B, "0-1", "Lowest linkage confidence among the entity's linked supply/discharge accounts", "关联账户最低置信度", "供排水账户与企业的关联置信度最低为{value:.2f}，数据归属需核实"),
     ("link_confidence_mean", B, "0-1", "Mean linkage confidence of the linked accounts", "关联账户平均置信度", "供排水账户关联平均置信度为{value:.2f}"),

@@ -5,9 +5,16 @@ earlier (tax quarters ended by that month, permits dated before its end), so a
 profile built at a later as-of has identical rows for the earlier months. The
 computation runs on dense entity x month arrays (numpy along the month axis),
 never per entity in Python.
+
+The snapshot adds, at as_of only, compliance evidence an officer can act on (metered water with
+no valid permit behind it, tax declared short of the meter or with no permit, a permit's quota
+overrun) and shifts judged against the entity's own last 36 months rather than its size (the
+log balance ratio stepping up; the meter stepping down while the discharge or supply holds).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -479,6 +486,8 @@ def entity_snapshot(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], as_
     feats["entity_age_years"] = ((as_of - reg).dt.days / 365.25).astype("float64")
     feats["registered_capital_wan"] = ents["registered_capital_wan"].astype("float64")
     feats.update(_project_features(tables, snap.index, as_of))
+    feats.update(_compliance_features(prof, tables, snap.index, as_of))
+    feats.update(_own_history_features(prof, snap.index, as_of))
 
     frame = pd.DataFrame({k: pd.Series(v, index=snap.index).astype("float64") for k, v in feats.items()})
     frame = frame.where(np.isfinite(frame.to_numpy()), np.nan)
@@ -506,3 +515,161 @@ def _project_features(tables: dict[str, pd.DataFrame], index: pd.Index, as_of: p
     ]["uscc"]
     without = ((count > 0) & ~index.isin(held)).astype("float64")
     return {"dewatering_projects": count, "dewatering_without_permit": pd.Series(without, index=index)}
+
+
+# -- compliance evidence and the entity's own history (snapshot only) ----------------------
+
+OWN_HISTORY_MONTHS = 36  # window of the snapshot's own-history shifts
+
+
+def _last_quarters(as_of: pd.Timestamp, quarters: int = 4) -> tuple[int, int]:
+    """Quarter numbers (year * 4 + quarter - 1) of the last ``quarters`` quarters that ended before as_of."""
+    last = (as_of.year * 12 + as_of.month - 1) // 3 - 1
+    return last - quarters + 1, last
+
+
+def _metered_by_quarter(abstr: pd.DataFrame) -> pd.DataFrame:
+    """Metered volume per (uscc, source, quarter start): a meter's skipped months inside its own
+    reporting span count at its quarter mean (a missing reading is not zero abstraction)."""
+    m = month_no(abstr["month"]).astype("int64")
+    frame = abstr.assign(m=m, q=m // 3)
+    span = frame.groupby("meter_id")["m"].agg(["min", "max"])
+    per = frame.groupby(["meter_id", "uscc", "source", "q"], as_index=False).agg(
+        volume=("volume_m3", "sum"), reported=("m", "nunique")
+    )
+    lo = np.maximum(per["q"] * 3, per["meter_id"].map(span["min"]))
+    hi = np.minimum(per["q"] * 3 + 2, per["meter_id"].map(span["max"]))
+    per["metered"] = per["volume"] * np.maximum(hi - lo + 1, per["reported"]) / per["reported"]
+    return per.groupby(["uscc", "source", "q"], as_index=False)["metered"].sum()
+
+
+def _compliance_features(
+    profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], index: pd.Index, as_of: pd.Timestamp
+) -> dict[str, pd.Series]:
+    """Evidence an officer can act on directly: metered water with no valid permit behind it,
+    declared-vs-metered tax gaps, declarations without a permit, quota overruns per permit."""
+    out: dict[str, pd.Series] = {}
+    year_ago = as_of - pd.DateOffset(months=12)
+    zero = pd.Series(0.0, index=index)
+
+    # entity-month: metered abstraction while the entity held no permit in force
+    recent = profiles[(profiles["month"] >= year_ago) & (profiles["month"] < as_of)]
+    vol = recent["abstraction_m3"].fillna(0.0)
+    unpermitted = vol.where(~recent["permit_status"].isin(["valid", "expiring"]), 0.0)
+    g = unpermitted.groupby(recent["uscc"]).sum().reindex(index)
+    total = vol.groupby(recent["uscc"]).sum().reindex(index)
+    out["abstraction_no_valid_permit_m3_12m"] = g.fillna(0.0)
+    out["abstraction_no_valid_permit_share_12m"] = pd.Series(_div(g, total), index=index)
+
+    # permit by permit: metered after the permit's expiry, or on a revoked / cancelled permit
+    permits = tables["permits"]
+    permits = permits[permits["uscc"].notna() & (permits["valid_from"].isna() | (permits["valid_from"] < as_of))]
+    permits = permits.drop_duplicates("permit_id")
+    abstr = tables["abstraction"]
+    abstr = abstr[(abstr["month"] < as_of) & abstr["volume_m3"].notna()]
+    abstr = abstr.merge(
+        permits[["permit_id", "uscc", "source", "purpose", "annual_quota_m3", "valid_to", "status"]],
+        on="permit_id", how="inner",
+    )
+    last12 = abstr[abstr["month"] >= year_ago]
+    after_expiry = last12["month"] > last12["valid_to"]
+    withdrawn = last12["status"].isin(["revoked", "cancelled"]) & ~after_expiry
+    for name, mask in [("after_expiry", after_expiry), ("withdrawn_permit", withdrawn)]:
+        v = last12["volume_m3"].where(mask, 0.0).groupby(last12["uscc"]).sum()
+        out[f"abstraction_{name}_m3_12m"] = v.reindex(index).fillna(0.0)
+
+    # quota: the worst permit, over the last 12 months and at the pace of the last 3
+    per_permit = last12.groupby("permit_id").agg(
+        uscc=("uscc", "first"), quota=("annual_quota_m3", "first"), used=("volume_m3", "sum")
+    )
+    last3 = last12[last12["month"] >= as_of - pd.DateOffset(months=3)]
+    per_permit["pace"] = last3.groupby("permit_id")["volume_m3"].sum().reindex(per_permit.index).fillna(0.0) * 4
+    quota = per_permit["quota"].where(per_permit["quota"] > 0)
+    per_permit["share"] = per_permit["used"] / quota
+    per_permit["pace_share"] = per_permit["pace"] / quota
+    per_permit["excess"] = (per_permit["used"] - quota).clip(lower=0)
+    by = per_permit.groupby("uscc")
+    out["permit_quota_used_max_12m"] = by["share"].max().reindex(index)
+    out["permit_quota_pace_max_3m"] = by["pace_share"].max().reindex(index)
+    out["quota_excess_m3_12m"] = by["excess"].sum(min_count=1).reindex(index)
+
+    # tax: declared against gap-filled metering on taxable permits, last 4 ended quarters
+    q_lo, q_hi = _last_quarters(as_of)
+    tax = tables["tax"]
+    tax = tax[tax["period_start"].notna() & tax["uscc"].notna()]
+    q = (month_no(tax["period_start"]) // 3).astype("int64")
+    tax = tax[(q >= q_lo) & (q <= q_hi)].assign(q=q)
+    declared = tax.groupby(["uscc", "source", "q"], as_index=False)["declared_m3"].sum()
+    taxable = abstr[abstr["purpose"] != "agriculture"]
+    metered = _metered_by_quarter(taxable) if len(taxable) else pd.DataFrame(columns=["uscc", "source", "q", "metered"])
+    metered = metered[(metered["q"] >= q_lo) & (metered["q"] <= q_hi)]
+    holders = permits.loc[permits["purpose"] != "agriculture", ["uscc", "source"]].drop_duplicates()
+    both = declared.merge(metered, on=["uscc", "source", "q"], how="outer").merge(holders, on=["uscc", "source"])
+    both = both.fillna({"declared_m3": 0.0, "metered": 0.0})
+    both = both.groupby(["uscc", "q"])[["declared_m3", "metered"]].sum()
+    gap = both["metered"] - both["declared_m3"]
+    # the median quarter: under-declaring quarter after quarter, not one late or missed filing
+    share = pd.Series(_div(gap, np.maximum(both["metered"], both["declared_m3"])), index=both.index)
+    out["tax_undeclared_m3_4q"] = gap.groupby(level="uscc").sum().reindex(index)
+    out["tax_undeclared_share_4q"] = share.groupby(level="uscc").median().reindex(index)
+
+    # tax declared for a source and quarter no permit of that source covered: abstraction without a permit
+    if len(tax):
+        t = tax[tax["declared_m3"] > 0].reset_index(drop=True)
+        cover = t.reset_index(names="row").merge(
+            permits[["uscc", "source", "valid_from", "valid_to"]], on=["uscc", "source"], how="inner"
+        )
+        q_end = cover["period_start"] + pd.DateOffset(months=3)
+        ok = (cover["valid_from"].isna() | (cover["valid_from"] < q_end)) & (
+            cover["valid_to"].isna() | (cover["valid_to"] >= cover["period_start"])
+        )
+        bare = t[~t.index.isin(cover.loc[ok, "row"])]
+        out["tax_declared_without_permit_m3_4q"] = bare.groupby("uscc")["declared_m3"].sum().reindex(index).fillna(0.0)
+    else:
+        out["tax_declared_without_permit_m3_4q"] = zero
+    return out
+
+
+def _own_history_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> dict[str, pd.Series]:
+    """Shifts judged against the entity's own past, not its size: the log balance ratio (discharge over
+    supply + metered abstraction) stepping up, and metered abstraction stepping down while the
+    discharge (or, without a sewer account, the supply) holds."""
+    start = as_of - pd.DateOffset(months=OWN_HISTORY_MONTHS)
+    window = profiles[(profiles["month"] >= start) & (profiles["month"] < as_of)]
+    months = pd.date_range(start, as_of - pd.DateOffset(months=1), freq="MS")
+
+    def grid(col: str) -> np.ndarray:
+        wide = window.pivot_table(index="uscc", columns="month", values=col, aggfunc="sum", dropna=False)
+        return wide.reindex(index=index, columns=months).to_numpy(dtype="float64")
+
+    active = grid("active") > 0
+    s, a, d = grid("supply_m3"), grid("abstraction_m3"), grid("discharge_m3")
+    inflow = np.nan_to_num(s) + np.nan_to_num(a)
+    has_d = np.nansum(d, axis=1) > 0
+    seen = active & (inflow > 0) & has_d[:, None]
+    log_balance = np.where(seen, np.log1p(np.nan_to_num(d)) - np.log1p(inflow), np.nan)
+    shift, score, _ = change_point(log_balance, OWN_HISTORY_MONTHS, SHIFT_MIN_SEGMENT, relative=False, sd_floor=0.05)
+    out = {
+        "balance_log_shift": pd.Series(shift[:, -1], index=index),
+        "balance_log_shift_score": pd.Series(score[:, -1], index=index),
+    }
+    # metered abstraction's own step, and the other water over the same split
+    metered = np.nansum(a, axis=1) > 0
+    log_a = np.where(active & metered[:, None], np.log1p(np.nan_to_num(a)), np.nan)
+    _, a_score, a_since = change_point(log_a, OWN_HISTORY_MONTHS, SHIFT_MIN_SEGMENT, relative=False, sd_floor=0.05)
+    k = a_since[:, -1]
+    other = np.where(has_d[:, None], np.nan_to_num(d), np.nan_to_num(s))
+    log_o = np.where(active, np.log1p(other), np.nan)
+    cols = np.arange(len(months))[None, :]
+    after = cols >= np.where(np.isnan(k), len(months), k)[:, None]
+
+    def step(x):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.where(after, x, np.nan), axis=1) - np.nanmean(np.where(~after, x, np.nan), axis=1)
+
+    drop = step(log_o) - step(log_a)  # > 0: the meter fell more than the water it should follow
+    ok = metered & ~np.isnan(k) & (np.nansum(other, axis=1) > 0)
+    out["meter_drop_vs_activity"] = pd.Series(np.where(ok, drop, np.nan), index=index)
+    out["meter_drop_vs_activity_score"] = pd.Series(np.where(ok, a_score[:, -1], np.nan), index=index)
+    return out

@@ -2,7 +2,7 @@
 
 Two kinds live here. Generic ones (``ECOD``, ``IsolationForestDetector``) work on any numeric
 table and carry the risk model when inspections have found few or no violations yet. Domain
-ones (``WaterBalanceExcess``, ``LevelShift``, ``PeerZScore``) read named columns of the entity
+ones (``WaterBalanceExcess``, ``LevelShift``, ``PeerZScore``, ``ComplianceEvidence``) read named columns of the entity
 snapshot (``features.profiles.entity_snapshot``) and say why in the bureau's own terms; when a
 column they need is absent they score 0 so that the same model still runs on any table.
 """
@@ -335,9 +335,74 @@ class PeerZScore(_NamedDetector):
         return np.sqrt((z**2).mean(axis=1))
 
 
-DOMAIN_DETECTORS = (WaterBalanceExcess, LevelShift, PeerZScore)
+class ComplianceEvidence(_NamedDetector):
+    """Documented breaches, not anomalies: metered water after the permit's expiry, tax declared for a
+    source no permit covered, a permit's 12-month use over its annual quota, declarations short of
+    the meter quarter after quarter. Few entities have any, and those that do are nearly always
+    violators, so the risk model puts them ahead of every merely unusual one (``evidence = True``:
+    the score is an absolute severity, not rank-normalised or averaged).
+
+    Severity of a documented breach is 1 plus its size (log10 m³ / 6, or the share over the line,
+    each capped at 1); weaker signs (a quota pace 20 % over the line in the last 3 months; any
+    ``weak_unpermitted_m3`` column, none by default: metering in months without a permit in force
+    was only about half violators on a generated city) count ``weak`` times that. Score: the largest
+    item plus a tenth of the others."""
+
+    name = "compliance_evidence"
+    evidence = True
+
+    def __init__(self, unpermitted_m3=("abstraction_after_expiry_m3_12m", "tax_declared_without_permit_m3_4q"),
+                 weak_unpermitted_m3=(),
+                 quota_used: str = "permit_quota_used_max_12m", quota_pace: str = "permit_quota_pace_max_3m",
+                 tax_undeclared: str = "tax_undeclared_share_4q", quota_line: float = 1.0,
+                 tax_tolerance: float = 0.1, min_m3: float = 1.0, weak: float = 0.5):
+        self.unpermitted_m3 = unpermitted_m3
+        self.weak_unpermitted_m3 = weak_unpermitted_m3
+        self.quota_used = quota_used
+        self.quota_pace = quota_pace
+        self.tax_undeclared = tax_undeclared
+        self.quota_line = quota_line
+        self.tax_tolerance = tax_tolerance
+        self.min_m3 = min_m3
+        self.weak = weak
+
+    def parts(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Severity of each evidence column (rows x columns read; 0 = no breach shown)."""
+        idx = X.index
+        out = {}
+
+        def volume(col, factor):
+            v = np.nan_to_num(_column(X, col, idx))
+            out[col] = np.where(v >= self.min_m3, factor * (1.0 + np.minimum(np.log10(1.0 + v) / 6.0, 1.0)), 0.0)
+
+        def over(col, line, factor):
+            v = np.nan_to_num(_column(X, col, idx), nan=-np.inf)
+            out[col] = np.where(v > line, factor * (1.0 + np.minimum(v - line, 1.0)), 0.0)
+
+        for col in self.unpermitted_m3 or ():
+            volume(col, 1.0)
+        for col in self.weak_unpermitted_m3 or ():
+            volume(col, self.weak)
+        if self.quota_used:
+            over(self.quota_used, self.quota_line, 1.0)
+        if self.quota_pace:
+            over(self.quota_pace, self.quota_line + 0.2, self.weak)
+        if self.tax_undeclared:
+            over(self.tax_undeclared, self.tax_tolerance, 1.0)
+        return pd.DataFrame(out, index=idx)
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        parts = self.parts(X).to_numpy()
+        if parts.shape[1] == 0:
+            return np.zeros(len(X))
+        top = parts.max(axis=1)
+        return top + 0.1 * (parts.sum(axis=1) - top)
+
+
+DOMAIN_DETECTORS = (WaterBalanceExcess, LevelShift, PeerZScore, ComplianceEvidence)
 
 
 def domain_detectors() -> list:
-    """Fresh instances of the snapshot detectors with their default column names."""
-    return [WaterBalanceExcess(), LevelShift(), PeerZScore(features=["balance_ratio_12m", "use_per_employee_12m"])]
+    """Fresh instances of the snapshot detectors with their default column names. ``PeerZScore`` is
+    left out: averaged in, it lowered precision@100 on generated cities (it mostly ranks size)."""
+    return [WaterBalanceExcess(), LevelShift(), ComplianceEvidence()]

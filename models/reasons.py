@@ -18,6 +18,7 @@ DETECTOR_TEMPLATES: dict[str, tuple[str, str | None]] = {
     "detector:water_balance_excess": ("排水量明显超出供水与取水量按同行业排水系数可解释的水平（平衡比{value:.1f}倍）", "balance_ratio_12m"),
     "detector:level_shift": ("用水或排水出现持续的水平突变（平衡比变化{value:+.2f}）", "balance_shift"),
     "detector:peer_z": ("多项用水指标显著偏离同行业（平衡比稳健Z值{value:+.1f}）", "balance_ratio_peer_z"),
+    "detector:compliance_evidence": ("许可、计量与纳税记录中存在违规取用水线索（证据强度高于{value:.0%}的企业）", None),
     "detector:isolation_forest": ("综合用水特征与绝大多数企业差异明显（异常程度高于{value:.0%}的企业）", None),
     "detector:ecod": ("多项指标处于全市分布的极端位置（异常程度高于{value:.0%}的企业）", None),
 }

@@ -9,7 +9,11 @@ anomalous than that share of the city"; (2) learns from the known violations twi
 labels supports, and LightGBM on the labelled rows plus the never-inspected rows as down-weighted
 negatives (positive-unlabeled learning), with the detector ranks among its inputs and optional
 inspection-propensity weights; proximity yields to the trees as min_labels / n_pos; (3) blends
-supervised and unsupervised ranks with weight n_pos / (n_pos + blend_half); (4) maps the blend to
+supervised and unsupervised ranks with weight n_pos / (n_pos + blend_half), counting only violations
+that no documented breach explains; (3b) adds ``evidence_weight`` x the severity of evidence detectors
+(``evidence = True``: documented breaches such as pumping after a permit expired, which are rare and
+nearly always violations), so one strong signal puts a row ahead of every merely unusual one
+instead of being averaged away among weak ones; (4) maps the final rank to
 a probability: Platt scaling on inspected rows when both verdicts number min_labels or more, else
 rank ** k with k chosen so that the mean risk is the prior rate. Both maps are monotone.
 
@@ -56,6 +60,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     ``proximity_share``: share of the supervised part given to closeness to known violations; None
     sets it from leave-one-out evidence (see ``_proximity_evidence``) times min(1, min_labels / n_pos).
     ``domain_weight``: weight of each domain detector in the unsupervised mean (generic ones: 1).
+    ``evidence_weight``: multiplier of the evidence detectors' severity (>= 1 for a documented breach),
+    added to the blended rank in (0, 1); they take no part in the mean. Without evidence detectors
+    (any non-snapshot table) it has no effect.
     Text columns of a DataFrame are ignored by the trees but passed to ``detectors``.
     """
 
@@ -78,9 +85,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         min_labels: int = 10,
         prior: float | None = None,
         forest_trees: int = 200,
-        domain_weight: float = 1.0,
+        domain_weight: float = 2.0,
         monotone_detectors: bool = False,
         proximity_share: float | None = None,
+        evidence_weight: float = 1.0,
         threshold: float = 0.5,
         n_jobs: int = 1,
     ):
@@ -104,6 +112,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.domain_weight = domain_weight
         self.monotone_detectors = monotone_detectors
         self.proximity_share = proximity_share
+        self.evidence_weight = evidence_weight
         self.threshold = threshold
         self.n_jobs = n_jobs
 
@@ -167,7 +176,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         raw = self._raw_detector_scores(frame, arr)
         self.detector_ref_ = [np.sort(raw[:, j]) for j in range(raw.shape[1])]
         ranks = np.column_stack([_ecdf(ref, raw[:, j]) for j, ref in enumerate(self.detector_ref_)])
-        weights = np.r_[np.ones(len(UNSUPERVISED)), np.full(len(self.domain_), float(self.domain_weight))]
+        # evidence detectors (documented breaches) stay out of the mean: their severity is added on top
+        self.evidence_ = np.array([bool(getattr(d, "evidence", False)) for d in self.domain_], dtype=bool)
+        weights = np.r_[np.ones(len(UNSUPERVISED)), np.where(self.evidence_, 0.0, float(self.domain_weight))]
         self.detector_weights_ = weights / weights.sum()
         unsup = self._unsupervised(ranks)
         self.unsupervised_ref_ = np.sort(unsup)
@@ -195,6 +206,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             self.proximity_ = NearestNeighbors(n_neighbors=1).fit(self._feature_ranks(arr[pos]))
             self.proximity_ref_ = np.sort(self._proximity(arr))
             self.supervised_ref_ = np.sort(self._supervised_margin(arr, ranks))
+        # violations that documented breaches already put on top teach the blend nothing new
+        self.n_unexplained_ = int((pos & (self._severity(raw) <= 0)).sum())
         self.blend_ = self._blend_weight()
         # trees cannot generalise from a handful of violations: proximity leads until min_labels, then
         # yields to LightGBM as min_labels / n_pos
@@ -206,8 +219,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             evidence = self._proximity_evidence(arr, pos, unl | neg, unsup, seed)
             self.proximity_share_ = float(evidence * min(1.0, self.min_labels / max(self.n_positive_, 1)))
 
-        # 3. calibration of the blended rank
-        score = self._blend_rank(arr, ranks)
+        # 3. documented breaches ahead of merely unusual rows, then calibration of the final rank
+        self.final_ref_ = None
+        total = self._final(self._blend_rank(arr, ranks), raw)
+        self.final_ref_ = np.sort(total)
+        score = _ecdf(self.final_ref_, total)
         labelled = y >= 0
         self.calibrator_ = None
         self.prior_ = self._prior(y)
@@ -265,7 +281,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             return 0.0
         if self.blend is not None:
             return float(np.clip(self.blend, 0.0, 1.0))
-        return self.n_positive_ / (self.n_positive_ + self.blend_half)
+        n = getattr(self, "n_unexplained_", self.n_positive_)
+        return n / (n + self.blend_half)
 
     def _supervised_margin(self, arr: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         return self.classifier_.predict(np.column_stack([arr, ranks]), raw_score=True)
@@ -290,6 +307,18 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             sup = (1.0 - share) * sup + share * near
         return self.blend_ * sup + (1.0 - self.blend_) * unsup
 
+    def _severity(self, raw: np.ndarray) -> np.ndarray:
+        """Summed severity of the evidence detectors (0 without any)."""
+        ev = np.flatnonzero(np.r_[np.zeros(len(UNSUPERVISED), bool), getattr(self, "evidence_", np.zeros(0, bool))])
+        return np.clip(raw[:, ev], 0.0, None).sum(axis=1) if len(ev) else np.zeros(len(raw))
+
+    def _final(self, blend: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Blended rank plus ``evidence_weight`` x severity, as a rank among the training rows."""
+        total = blend + float(self.evidence_weight) * self._severity(raw)
+        if getattr(self, "final_ref_", None) is None:
+            return total
+        return _ecdf(self.final_ref_, total)
+
     @staticmethod
     def _logit(p: np.ndarray) -> np.ndarray:
         p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -307,7 +336,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "detector_ref_")
         frame = self._frame(X)
         arr = self._matrix(frame)
-        return self._blend_rank(arr, self._detector_ranks(frame, arr))
+        raw = self._raw_detector_scores(frame, arr)
+        ranks = np.column_stack([_ecdf(ref, raw[:, j]) for j, ref in enumerate(self.detector_ref_)])
+        return self._final(self._blend_rank(arr, ranks), raw)
 
     def predict_proba(self, X) -> np.ndarray:
         score = self.score_samples(X)
@@ -359,8 +390,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def contributions(self, X) -> pd.DataFrame:
         """Per-row contributions to the risk: LightGBM's SHAP values (``pred_contrib``) of the input
         features, plus one column per detector (its rank above the median), weighted by the blend.
-        ECOD's share is spread over the features by their tail scores, so a feature that is far in
-        its tail is named even before any label exists. Columns: features then ``detector:<name>``."""
+        Evidence detectors add ``evidence_weight`` x the severity of each breach to the feature it
+        rests on (so reasons quote the breach itself). ECOD's share is spread over the features by
+        their tail scores, so a feature that is far in its tail is named even before any label
+        exists. Columns: features then ``detector:<name>``."""
         check_is_fitted(self, "detector_ref_")
         frame = self._frame(X)
         arr = self._matrix(frame)
@@ -379,6 +412,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         # ECOD is a sum over features: its part is handed to the features in proportion to their tails
         feat += share * det[:, [0]]
         det[:, 0] = 0.0
+        # a documented breach is named by the evidence it rests on (the feature's own sentence)
+        names = {n: i for i, n in enumerate(self.feature_names_in_)}
+        for detector in self.domain_:
+            if not getattr(detector, "evidence", False) or not hasattr(detector, "parts"):
+                continue
+            parts = detector.parts(frame)
+            for col in parts.columns:
+                if col in names:
+                    feat[:, names[col]] += float(self.evidence_weight) * parts[col].to_numpy(dtype="float64")
         columns = list(self.feature_names_in_) + [f"detector:{n}" for n in self.detector_names_]
         index = frame.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(np.column_stack([feat, det]), columns=columns, index=index)

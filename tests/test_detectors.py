@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.detectors import ECOD, IsolationForestDetector, LevelShift, PeerZScore, WaterBalanceExcess
+from models.detectors import (
+    ECOD,
+    ComplianceEvidence,
+    IsolationForestDetector,
+    LevelShift,
+    PeerZScore,
+    WaterBalanceExcess,
+    domain_detectors,
+)
 
 
 def _planted(n=600, d=5, outliers=20, seed=0):
@@ -111,7 +119,39 @@ def test_peer_z_is_robust_and_within_industry():
 
 def test_domain_detectors_score_zero_without_their_columns():
     X = pd.DataFrame({"other": [1.0, 2.0, 3.0]})
-    for det in (WaterBalanceExcess(), LevelShift()):
+    for det in (WaterBalanceExcess(), LevelShift(), ComplianceEvidence()):
         assert np.array_equal(det.fit(X).score_samples(X), np.zeros(3))
     with pytest.raises(TypeError):
         WaterBalanceExcess().fit(np.ones((3, 2)))
+
+
+def test_compliance_evidence_severity_exact():
+    X = pd.DataFrame({
+        "abstraction_after_expiry_m3_12m": [0.0, 999.0, 0.0, 0.0, 0.0, 0.5],
+        "tax_declared_without_permit_m3_4q": [0.0, 0.0, 0.0, 0.0, 99.0, 0.0],
+        "permit_quota_used_max_12m": [0.9, np.nan, 1.5, 3.0, np.nan, 1.0],
+        "permit_quota_pace_max_3m": [1.1, np.nan, 1.5, 3.0, np.nan, 1.0],
+        "tax_undeclared_share_4q": [0.05, np.nan, np.nan, 0.4, np.nan, 0.1],
+    })
+    det = ComplianceEvidence().fit(X)
+    parts = det.parts(X)
+    assert parts.loc[1, "abstraction_after_expiry_m3_12m"] == pytest.approx(1.5)  # 1 + log10(1000) / 6
+    assert parts.loc[4, "tax_declared_without_permit_m3_4q"] == pytest.approx(1 + 2 / 6)
+    assert parts.loc[2, "permit_quota_used_max_12m"] == pytest.approx(1.5)
+    assert parts.loc[3, "permit_quota_used_max_12m"] == pytest.approx(2.0)  # share over the line capped at 1
+    assert parts.loc[2, "permit_quota_pace_max_3m"] == pytest.approx(0.5 * 1.3)  # weak: pace over 1.2
+    assert parts.loc[3, "tax_undeclared_share_4q"] == pytest.approx(1.3)
+    score = det.score_samples(X)
+    # row 0: under every line; row 5: on the lines (quota exactly used, 10 % tolerance, < 1 m³) is not a breach
+    assert score[0] == 0 and score[5] == 0
+    assert score[1] == pytest.approx(1.5) and score[2] == pytest.approx(1.5 + 0.1 * 0.65)
+    assert score[3] == pytest.approx(2.0 + 0.1 * (1.3 + 0.5 * 2.0))  # largest item plus a tenth of the others
+    assert (score[1:5] >= 1).all()  # any documented breach outranks every merely unusual row
+    assert ComplianceEvidence.evidence and ComplianceEvidence().fit(X[["tax_undeclared_share_4q"]]).score_samples(
+        X[["tax_undeclared_share_4q"]]).tolist() == [0, 0, 0, pytest.approx(1.3), 0, 0]
+
+
+def test_domain_detectors_include_the_evidence_detector():
+    names = [d.name for d in domain_detectors()]
+    assert "compliance_evidence" in names and "water_balance_excess" in names
+    assert sum(bool(getattr(d, "evidence", False)) for d in domain_detectors()) == 1

@@ -451,3 +451,119 @@ def test_sample_drop_smoke(sample_drop, tmp_path):
     # the pipeline saves profiles as Parquet (month becomes datetime64[ms]); the snapshot must not change
     prof.to_parquet(tmp_path / "profiles.parquet", index=False)
     pd.testing.assert_frame_equal(entity_snapshot(pd.read_parquet(tmp_path / "profiles.parquet"), tables, as_of), snap)
+
+
+# -- compliance evidence and own-history shifts in the snapshot --------------------------
+
+P_, Q_, R_, S_, T_, U_, V_ = (f"91371400COMP0000{x}" for x in "PQRSTUV")
+
+
+@pytest.fixture(scope="module")
+def compliance_city() -> dict[str, pd.DataFrame]:
+    """P pumps after its permit expired, Q over its quota, R under-declares tax (and skips a reading),
+    S declares groundwater tax holding only a surface permit, T's meter drops while discharge holds,
+    U's supply drops while discharge holds, V is ordinary."""
+    entity = lambda u: {  # noqa: E731
+        "uscc": u, "name": u, "industry_code": "C1713", "district": "德城区", "address": "x",
+        "registered_on": pd.Timestamp("2010-01-01"), "deregistered_on": None, "employees": 10,
+        "registered_capital_wan": 1.0,
+    }
+    permit = lambda pid, u, source, quota, stop="2030-12-31", status="valid": {  # noqa: E731
+        "permit_id": pid, "uscc": u, "holder_name": "x", "source": source, "purpose": "industrial",
+        "annual_quota_m3": quota, "valid_from": pd.Timestamp("2020-01-01"), "valid_to": pd.Timestamp(stop),
+        "status": status, "wells": 1,
+    }
+    tax = lambda u, period, source, m3: {"uscc": u, "period": period, "source": source, "declared_m3": m3,  # noqa: E731
+                                         "tax_yuan": 1.0}
+    r_meter = [300.0] * 24
+    r_meter[MONTHS.get_loc(pd.Timestamp("2024-05-01"))] = None
+    t_meter = [200.0 if m < pd.Timestamp("2024-07-01") else 50.0 for m in MONTHS]
+    u_supply = [400.0 if m < pd.Timestamp("2024-04-01") else 100.0 for m in MONTHS]
+    return {
+        "entities": typed("entities", [entity(u) for u in (P_, Q_, R_, S_, T_, U_, V_)]),
+        "supply": typed("supply", monthly("SU", U_, u_supply) + monthly("SV", V_, [100] * 24)),
+        "discharge": typed("discharge", monthly("DT", T_, [180] * 24, measured=True)
+                           + monthly("DU", U_, [360] * 24, measured=True)
+                           + monthly("DV", V_, [80] * 24, measured=True)),
+        "permits": typed("permits", [
+            permit("PP", P_, "groundwater", 1e4, stop="2024-06-30"),
+            permit("PQ", Q_, "surface", 1200.0),
+            permit("PR", R_, "groundwater", 1e5),
+            permit("PS", S_, "surface", 1e5),
+            permit("PT", T_, "groundwater", 1e5),
+        ]),
+        "abstraction": typed("abstraction", meter("PP", "MP", [100] * 24) + meter("PQ", "MQ", [150] * 24)
+                             + meter("PR", "MR", r_meter) + meter("PT", "MT", t_meter)),
+        "tax": typed("tax", [
+            tax(R_, "2024-Q1", "groundwater", 900.0), tax(R_, "2024-Q2", "groundwater", 450.0),
+            tax(R_, "2024-Q3", "groundwater", 450.0), tax(R_, "2024-Q4", "groundwater", 900.0),
+            tax(R_, "2023-Q4", "groundwater", 0.0),  # ended before the last 4 quarters: not counted
+            tax(S_, "2024-Q2", "groundwater", 500.0), tax(S_, "2024-Q3", "groundwater", 500.0),
+            tax(S_, "2023-Q3", "groundwater", 999.0),  # outside the window
+            tax(S_, "2024-Q3", "surface", 300.0),  # covered by the surface permit
+            tax(T_, "2024-Q4", "groundwater", 600.0),
+            tax(T_, "2025-Q1", "groundwater", 9e9),  # not ended at as_of
+        ]),
+        "plans": typed("plans", []),
+        "projects": typed("projects", []),
+        "inspections": typed("inspections", []),
+    }
+
+
+@pytest.fixture(scope="module")
+def compliance_snapshot(compliance_city) -> pd.DataFrame:
+    links = links_from_accounts(compliance_city)
+    return entity_snapshot(build_profiles(compliance_city, links, AS_OF), compliance_city, AS_OF)
+
+
+def test_snapshot_unpermitted_abstraction_exact(compliance_snapshot):
+    s = compliance_snapshot
+    assert s.loc[P_, "abstraction_after_expiry_m3_12m"] == 600  # July-December, after valid_to 2024-06-30
+    # the entity-month status is the end-of-month state: June already has no permit in force
+    assert s.loc[P_, "abstraction_no_valid_permit_m3_12m"] == 700
+    assert s.loc[P_, "abstraction_no_valid_permit_share_12m"] == pytest.approx(700 / 1200)
+    assert s.loc[[Q_, R_, T_, V_], "abstraction_after_expiry_m3_12m"].eq(0).all()
+    assert s.loc[[Q_, R_, T_, V_], "abstraction_no_valid_permit_m3_12m"].eq(0).all()
+    assert np.isnan(s.loc[V_, "abstraction_no_valid_permit_share_12m"])  # nothing metered
+    assert s.loc[S_, "tax_declared_without_permit_m3_4q"] == 1000  # groundwater declared, surface permit only
+    assert s.loc[[P_, Q_, R_, T_, U_, V_], "tax_declared_without_permit_m3_4q"].eq(0).all()
+
+
+def test_snapshot_quota_and_tax_evidence_exact(compliance_snapshot):
+    s = compliance_snapshot
+    assert s.loc[Q_, "permit_quota_used_max_12m"] == pytest.approx(1.5)
+    assert s.loc[Q_, "permit_quota_pace_max_3m"] == pytest.approx(1.5)
+    assert s.loc[Q_, "quota_excess_m3_12m"] == pytest.approx(600)
+    assert s.loc[R_, "quota_excess_m3_12m"] == 0 and np.isnan(s.loc[V_, "permit_quota_used_max_12m"])
+    # R: metered 900 a quarter (the skipped May filled at the quarter mean), declared 900/450/450/900
+    assert s.loc[R_, "tax_undeclared_m3_4q"] == pytest.approx(900)
+    assert s.loc[R_, "tax_undeclared_share_4q"] == pytest.approx(0.25)  # median of 0, .5, .5, 0
+    # P: metered, never declared; T: metered 600, 600, 150, 150, declared only 600 in Q4 (over-declared there)
+    assert s.loc[P_, "tax_undeclared_m3_4q"] == pytest.approx(1200) and s.loc[P_, "tax_undeclared_share_4q"] == 1
+    assert s.loc[T_, "tax_undeclared_m3_4q"] == pytest.approx(600 + 600 + 150 + 150 - 600)
+    assert s.loc[T_, "tax_undeclared_share_4q"] == pytest.approx(1.0)  # median of 1, 1, 1, -0.75
+    assert np.isnan(s.loc[V_, "tax_undeclared_m3_4q"]) and np.isnan(s.loc[U_, "tax_undeclared_share_4q"])
+
+
+def test_snapshot_own_history_shifts_exact(compliance_snapshot):
+    s = compliance_snapshot
+    # T: the meter steps 200 -> 50 in July while discharge holds at 180
+    assert s.loc[T_, "meter_drop_vs_activity"] == pytest.approx(np.log(201 / 51))
+    assert s.loc[T_, "meter_drop_vs_activity_score"] > 10
+    assert s.loc[T_, "balance_log_shift"] == pytest.approx(np.log(201 / 51))
+    # U: supply steps 400 -> 100 in April while discharge holds: the balance rises against its own past
+    assert s.loc[U_, "balance_log_shift"] == pytest.approx(np.log(401 / 101))
+    assert np.isnan(s.loc[U_, "meter_drop_vs_activity"])  # no meter
+    assert s.loc[V_, "balance_log_shift"] == 0 and s.loc[V_, "balance_log_shift_score"] == 0
+    assert np.isnan(s.loc[Q_, "meter_drop_vs_activity"])  # a meter but no other water to compare it with
+    assert np.isnan(s.loc[P_, "balance_log_shift"])  # no discharge account
+
+
+def test_compliance_features_are_exercised_by_the_as_of_city(city):
+    """The no-data-after-as_of city has every new feature non-trivial, so that test covers them."""
+    as_of = pd.Timestamp("2024-02-01")
+    snap = entity_snapshot(build_profiles(city, links_from_accounts(city), as_of), city, as_of)
+    for col in ["abstraction_after_expiry_m3_12m", "abstraction_no_valid_permit_m3_12m",
+                "abstraction_withdrawn_permit_m3_12m", "permit_quota_used_max_12m", "quota_excess_m3_12m", "tax_undeclared_m3_4q", "tax_undeclared_share_4q",
+                "tax_declared_without_permit_m3_4q", "balance_log_shift", "meter_drop_vs_activity"]:
+        assert (snap[col].fillna(0) != 0).any(), col

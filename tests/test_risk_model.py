@@ -166,6 +166,43 @@ def test_domain_detectors_join_on_named_columns_and_reasons_quote_numbers():
     assert len(hits) >= 10
 
 
+def _with_evidence(X: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The _city snapshot plus the evidence columns: ``rows`` pumped after their permit expired."""
+    X = X.copy()
+    X["abstraction_after_expiry_m3_12m"] = 0.0
+    X.loc[X.index[rows], "abstraction_after_expiry_m3_12m"] = np.linspace(500.0, 30_000.0, len(rows))
+    X["tax_undeclared_share_4q"] = np.where(np.arange(len(X)) % 10 == 0, 0.02, np.nan)  # within tolerance
+    return X
+
+
+def test_a_documented_breach_puts_an_ordinary_row_on_top_and_is_named():
+    X, y, bad = _city(seed=5)
+    ordinary = np.flatnonzero(~bad)[:12]
+    Xe = _with_evidence(X, ordinary)
+    cold = RiskModel(random_state=0, detectors=domain_detectors()).fit(Xe, np.full(len(X), -1))
+    assert "compliance_evidence" in cold.detector_names_
+    risk = cold.predict_proba(Xe)[:, 1]
+    top = set(np.argsort(-risk, kind="stable")[:12])
+    assert top == set(ordinary)  # one rare, strong signal beats any blend of weak ones
+    # averaged in like the other detectors, the same evidence would not: the planted excess rows lead
+    plain = RiskModel(random_state=0, detectors=[d for d in domain_detectors() if d.name != "compliance_evidence"])
+    plain_risk = plain.fit(Xe, np.full(len(X), -1)).predict_proba(Xe)[:, 1]
+    assert len(set(np.argsort(-plain_risk, kind="stable")[:12]) & set(ordinary)) < 6
+    # the largest contribution is the breach itself, and the officer reads it with its volume
+    contrib = cold.contributions(Xe.iloc[ordinary])
+    assert (contrib.idxmax(axis=1) == "abstraction_after_expiry_m3_12m").all()
+    reasons = explain(cold, Xe.iloc[ordinary[-1:]], top=3)
+    assert reasons[0][0] == "近12个月在取水许可证过期后仍计量取水30,000立方米"
+    # labels: known violations the evidence already explains do not count towards the supervised blend
+    labels = np.where(np.isnan(y), -1.0, y)
+    labels[ordinary[:3]] = 1.0
+    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(Xe, labels)
+    assert model.n_unexplained_ == model.n_positive_ - 3
+    assert model.blend_ == pytest.approx(model.n_unexplained_ / (model.n_unexplained_ + model.blend_half))
+    top = set(np.argsort(-model.predict_proba(Xe)[:, 1], kind="stable")[:12])
+    assert top == set(ordinary)
+
+
 def test_every_row_gets_a_reason_even_an_ordinary_one():
     X, y, bad = _city(seed=6)
     num = X.drop(columns="industry_code")
