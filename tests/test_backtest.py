@@ -120,6 +120,7 @@ def test_truth_targets_use_the_horizon():
     truth = pd.DataFrame({"uscc": ["A", "B", "C"], "violation_type": "private_well",
                           "since_month": ["2024-01", "2025-12", "2026-01"]})
     assert truth_targets(truth, pd.Timestamp("2025-07-01"), 6) == {"A", "B"}
+    assert truth_targets(truth, pd.Timestamp("2025-07-01"), 0) == {"A"}
 
 
 def _synthetic_cutoffs(n=400, n_cut=3, seed=0):
@@ -207,6 +208,7 @@ def test_report_html_and_charts(tmp_path):
 # -- the bars, on generated cities (truth used for evaluation only) ----------------------
 
 CITIES = [(2, 0.0), (3, 0.0), (4, 0.5)]  # (seed, share of meter tampering among violations; 0 = default mix)
+CITY_ENTITIES = 10_000  # a small city: enough violators under way at the earliest cut-off to fill a top 100
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +224,7 @@ def generated_cutoffs(tmp_path_factory):
     out = {}
     for seed, tampering in CITIES:
         root = tmp_path_factory.mktemp(f"city{seed}")
-        cfg = synth.SynthConfig(entities=4000, seed=seed)
+        cfg = synth.SynthConfig(entities=CITY_ENTITIES, seed=seed)
         if tampering:
             cfg = cfg.with_tampering_share(tampering)
         synth.generate_city(cfg, root / "drop")
@@ -239,10 +241,9 @@ def generated_cutoffs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_risk_model_beats_the_naive_rule_with_and_without_labels(generated_cutoffs, capsys, report_metric):
-    """Measured against the generator's truth at k = 100 over three cut-offs. Asserted: the model beats the
-    naive discharge/supply rule, with the drop's inspections and with none (cold start). The absolute bars
-    (>= 0.6 and >= 2x naive) are printed; they are a 20,000-entity bar (benchmarks/bench_train.py --bars):
-    a 4,000-entity city has about 130 violators, so 60 of them in a top 100 needs recall 0.5."""
+    """Measured against the generator's truth at k = 100, averaged over three rolling cut-offs: precision@100
+    at least 0.6 and at least twice the naive discharge/supply rule's, with the drop's inspections as labels;
+    with no inspections at all (cold start) still above the naive rule."""
     from training.backtest import risk_model_fit_predict
 
     for (seed, tampering), cuts in generated_cutoffs.items():
@@ -253,14 +254,14 @@ def test_risk_model_beats_the_naive_rule_with_and_without_labels(generated_cutof
         model = labelled.capacity_precision("truth").mean()
         naive = labelled.capacity_precision("truth", "naive").mean()
         cold_p = cold.capacity_precision("truth").mean()
-        line = (f"city seed={seed} tampering={tampering or 'default'} n=4000: truth precision@100 model {model:.3f} "
+        line = (f"city seed={seed} tampering={tampering or 'default'} n={CITY_ENTITIES}: truth precision@100 model {model:.3f} "
                 f"(per cut-off {labelled.capacity_precision('truth').round(2).tolist()}), cold start {cold_p:.3f}, "
                 f"naive {naive:.3f}, model/naive {model / naive:.2f}x; bars >=0.6: {model >= 0.6}, >=2x: {model >= 2 * naive}")
         report_metric(line)
         with capsys.disabled():
             print("\n" + line)
-        assert model > naive
-        assert cold_p > naive
+        assert model >= 0.6 and model >= 2 * naive, line
+        assert cold_p > naive, line
 
 
 @pytest.mark.slow

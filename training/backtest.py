@@ -8,7 +8,8 @@ k entities on the list, how many were violators? Two targets, named apart:
   few entities are visited, so unvisited leads count as misses (a lower bound), and
   ``labelled_at_k`` says how many of the top k carry any verdict at all.
 - ``truth``: evaluation only (generated cities): entities whose planted violation began
-  before c + horizon. The platform never reads it; tests and benchmarks pass it in.
+  before c + horizon (default horizon 0: only a violation already going on at c leaves
+  a trace the list could have seen). The platform never reads it; tests and benchmarks pass it in.
 
 Entities already confirmed as violators before c are left out of the ranking evaluated:
 re-finding them is not a lead. Baselines are computed in the same run on the same
@@ -147,7 +148,7 @@ def make_cutoff(
     cutoff: pd.Timestamp,
     end: pd.Timestamp,
     truth: pd.DataFrame | None = None,
-    horizon_months: int = 6,
+    horizon_months: int = 0,
 ) -> Cutoff:
     """One cut-off from a snapshot built as of ``cutoff`` and the (merged, normalised) inspections."""
     X, meta = split_snapshot(snapshot, meta_columns)
@@ -184,7 +185,7 @@ def build_cutoffs(
     step_months: int = 6,
     extra_labels: Sequence = (),
     truth: pd.DataFrame | None = None,
-    horizon_months: int = 6,
+    horizon_months: int = 0,
     progress=None,
     profiles: pd.DataFrame | None = None,
     min_history_months: int = 6,

@@ -7,6 +7,7 @@ the workspace and writes its own folder, so a stage can be re-run alone.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,12 @@ def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return leads
 
 
+def _html_body(document: str) -> str:
+    """The inside of a report's <body>, to embed it as a section of another report."""
+    match = re.search(r"<body[^>]*>(.*)</body>", document, flags=re.S)
+    return match.group(1) if match else document
+
+
 def run_pipeline(
     data: Path, out: Path, settings: Settings, as_of: str | None = None, trials: int | None = None
 ) -> dict:
@@ -152,8 +159,7 @@ def run_pipeline(
     shutil.copyfile(ws.stage("models") / "model.json", out / "model.json")
 
     _say(settings, "[6/6] report")
-    backtest_html = ws.stage("models") / "backtest_section.html"
-    extra = [backtest_html.read_text(encoding="utf-8")] if backtest_html.exists() else None
+    extra = [("模型回测 Backtest", _html_body(result.report_path.read_text(encoding="utf-8")))]
     write_report(out, checked["alerts"], checked["water_rights"], ws.typed_tables(), ws.as_of(), extra_sections=extra)
     ws.update_manifest(outputs=[f for f in OUTPUT_FILES if (out / f).exists()])
     return {"ingest_summary": summary, "workspace": ws.root, "train": result, "leads": len(leads)}
