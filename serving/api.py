@@ -521,6 +521,61 @@ ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": Err
 # -- routes ---------------------------------------------------------------------------------------
 
 
+# -- the two writes officers make, shared by the API and the console --------------------------------
+
+
+def assign_lead(session: Session, lead_id: int, body: "AssignIn", principal: auth.Principal) -> Lead:
+    """Give a lead to an officer of its district (officers may take leads of their own district)."""
+    lead = _load_lead(session, lead_id, principal, for_update=True)
+    if principal.is_officer and body.officer != principal.username:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "执法人员只能把线索分配给自己 (officers may assign only themselves)")
+    officer = session.scalar(select(User).where(User.username == body.officer))
+    if officer is None or officer.role != "officer" or not officer.active:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{body.officer} 不是有效的执法人员账号 (no active officer {body.officer!r})")
+    if officer.district != lead.district:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{body.officer} 不负责 {lead.district} (officer works in {officer.district})")
+    if lead.status == "closed":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"线索 {lead_id} 已结案 (lead is closed)")
+    previous = lead.assigned_officer
+    now = utcnow()
+    lead.assigned_officer, lead.status, lead.in_queue, lead.updated_at = officer.username, "assigned", True, now
+    lead.history = [*(lead.history or []), {"at": now.isoformat(timespec="seconds"), "event": "assigned",
+                                            "officer": officer.username, "by": principal.username}]
+    session.add(Assignment(lead_id=lead.id, officer=officer.username, assigned_by=principal.username,
+                           assigned_at=now))
+    auth.audit(session, principal.username, "assign", "lead", lead.id,
+               {"officer": officer.username, "previous": previous, "uscc": lead.uscc})
+    session.commit()
+    return lead
+
+
+def record_verdict(session: Session, lead_id: int, body: "VerdictIn", principal: auth.Principal) -> Verdict:
+    """What the visit found; closes the lead. The verdict becomes a label of the next training."""
+    lead = _load_lead(session, lead_id, principal, for_update=True)
+    if principal.is_officer and lead.assigned_officer not in (None, principal.username):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
+    now = utcnow()
+    verdict = Verdict(lead_id=lead.id, uscc=lead.uscc, officer=principal.username, outcome=body.outcome,
+                      violation_type=body.violation_type, note=body.note,
+                      visited_on=body.visited_on or date.today(), queue_probability=lead.queue_probability,
+                      recorded_at=now)
+    session.add(verdict)
+    lead.status, lead.in_queue, lead.updated_at = "closed", False, now
+    if lead.assigned_officer is None:
+        lead.assigned_officer = principal.username
+    lead.history = [*(lead.history or []), {"at": now.isoformat(timespec="seconds"), "event": "verdict",
+                                            "outcome": body.outcome, "by": principal.username}]
+    session.flush()
+    auth.audit(session, principal.username, "verdict", "lead", lead.id,
+               {"verdict_id": verdict.id, "uscc": lead.uscc, "outcome": body.outcome,
+                "violation_type": body.violation_type, "visited_on": verdict.visited_on.isoformat()})
+    session.commit()
+    return verdict
+
+
 def api_router() -> APIRouter:
     r = APIRouter(prefix=API_PREFIX, responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut},
                                                 403: {"model": ErrorOut}, 422: {"model": ErrorOut}})
@@ -640,29 +695,7 @@ def api_router() -> APIRouter:
     def assign(lead_id: LeadId, body: AssignIn, session: SessionDep,
                principal: Annotated[auth.Principal, Depends(require(*ASSIGN_ROLES))]):
         """Give a lead to an officer of its district (officers may take leads of their own district)."""
-        lead = _load_lead(session, lead_id, principal, for_update=True)
-        if principal.is_officer and body.officer != principal.username:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "执法人员只能把线索分配给自己 (officers may assign only themselves)")
-        officer = session.scalar(select(User).where(User.username == body.officer))
-        if officer is None or officer.role != "officer" or not officer.active:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                f"{body.officer} 不是有效的执法人员账号 (no active officer {body.officer!r})")
-        if officer.district != lead.district:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                f"{body.officer} 不负责 {lead.district} (officer works in {officer.district})")
-        if lead.status == "closed":
-            raise HTTPException(status.HTTP_409_CONFLICT, f"线索 {lead_id} 已结案 (lead is closed)")
-        previous = lead.assigned_officer
-        now = utcnow()
-        lead.assigned_officer, lead.status, lead.in_queue, lead.updated_at = officer.username, "assigned", True, now
-        lead.history = [*(lead.history or []), {"at": now.isoformat(timespec="seconds"), "event": "assigned",
-                                                "officer": officer.username, "by": principal.username}]
-        session.add(Assignment(lead_id=lead.id, officer=officer.username, assigned_by=principal.username,
-                               assigned_at=now))
-        auth.audit(session, principal.username, "assign", "lead", lead.id,
-                   {"officer": officer.username, "previous": previous, "uscc": lead.uscc})
-        session.commit()
-        return _lead_out(lead, principal)
+        return _lead_out(assign_lead(session, lead_id, body, principal), principal)
 
     @r.post("/leads/{lead_id}/start", response_model=LeadOut, tags=["leads"],
             responses={**ERRORS, 409: {"model": ErrorOut}})
@@ -687,30 +720,10 @@ def api_router() -> APIRouter:
 
     @r.post("/leads/{lead_id}/verdicts", response_model=VerdictOut, status_code=201, tags=["leads"],
             responses={**ERRORS, 409: {"model": ErrorOut}})
-    def record_verdict(lead_id: LeadId, body: VerdictIn, session: SessionDep,
-                       principal: Annotated[auth.Principal, Depends(require(*VERDICT_ROLES))]):
+    def post_verdict(lead_id: LeadId, body: VerdictIn, session: SessionDep,
+                     principal: Annotated[auth.Principal, Depends(require(*VERDICT_ROLES))]):
         """What the visit found; closes the lead. The verdict becomes a label of the next training."""
-        lead = _load_lead(session, lead_id, principal, for_update=True)
-        if principal.is_officer and lead.assigned_officer not in (None, principal.username):
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
-        now = utcnow()
-        verdict = Verdict(lead_id=lead.id, uscc=lead.uscc, officer=principal.username, outcome=body.outcome,
-                          violation_type=body.violation_type, note=body.note,
-                          visited_on=body.visited_on or date.today(), queue_probability=lead.queue_probability,
-                          recorded_at=now)
-        session.add(verdict)
-        lead.status, lead.in_queue, lead.updated_at = "closed", False, now
-        if lead.assigned_officer is None:
-            lead.assigned_officer = principal.username
-        lead.history = [*(lead.history or []), {"at": now.isoformat(timespec="seconds"), "event": "verdict",
-                                                "outcome": body.outcome, "by": principal.username}]
-        session.flush()
-        auth.audit(session, principal.username, "verdict", "lead", lead.id,
-                   {"verdict_id": verdict.id, "uscc": lead.uscc, "outcome": body.outcome,
-                    "violation_type": body.violation_type, "visited_on": verdict.visited_on.isoformat()})
-        session.commit()
-        return _verdict_out(verdict)
+        return _verdict_out(record_verdict(session, lead_id, body, principal))
 
     @r.get("/alerts", response_model=AlertPage, tags=["alerts"], responses=ERRORS)
     def alerts(session: SessionDep, model: ModelDep,

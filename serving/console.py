@@ -55,8 +55,6 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 SESSION_COOKIE = "ww_session"
 LANG_COOKIE = "ww_lang"
-VERDICT_PATH = "/api/v1/leads/{lead_id}/verdicts"
-ASSIGN_PATH = "/api/v1/leads/{lead_id}/assign"
 PAGE_SIZE = 50
 OFFICER_HOME, SUPERVISOR_HOME = "/queue", "/dashboard"
 DASHBOARD_ROLES = ("supervisor", "analyst", "admin")
@@ -659,7 +657,7 @@ def console_router(settings) -> APIRouter:
     @r.post("/leads/{lead_id}/verdict", response_class=HTMLResponse)
     async def verdict(request: Request, lead_id: str):
         form = await request.form()
-        return await run_in_threadpool(record_verdict, request, lead_id, {k: str(v) for k, v in form.items()})
+        return await run_in_threadpool(save_verdict, request, lead_id, {k: str(v) for k, v in form.items()})
 
     @r.post("/leads/{lead_id}/assign", response_class=HTMLResponse)
     async def assign(request: Request, lead_id: str):
@@ -668,7 +666,7 @@ def console_router(settings) -> APIRouter:
 
     @guarded
     def assign_lead(request: Request, lead_id: str, form: dict[str, str]):
-        from serving.api import AssignIn  # the API's request model and endpoint: one code path
+        from serving.api import AssignIn, assign_lead  # the API's own request model and write: one code path
 
         ctx = context(request)
         check_csrf(ctx, form.get("csrf"))
@@ -679,14 +677,13 @@ def console_router(settings) -> APIRouter:
             body = AssignIn(officer=officer)
         except ValidationError:
             raise ConsoleError(422, t("lead.assign_choose", ctx.lang)) from None
-        endpoint = _api_endpoint(request.app, ASSIGN_PATH, "POST")
         with sessions(request) as session:
-            endpoint(lead_id=lid, body=body, session=session, principal=ctx.principal)
+            assign_lead(session, lid, body, ctx.principal)
         return RedirectResponse(f"/leads/{lid}?assigned=1", status_code=303)
 
     @guarded
-    def record_verdict(request: Request, lead_id: str, form: dict[str, str]):
-        from serving.api import VerdictIn  # the API's own request model and endpoint: one code path
+    def save_verdict(request: Request, lead_id: str, form: dict[str, str]):
+        from serving.api import VerdictIn, record_verdict  # the API's own request model and write: one code path
 
         ctx = context(request)
         check_csrf(ctx, form.get("csrf"))
@@ -701,9 +698,8 @@ def console_router(settings) -> APIRouter:
         except ValidationError as exc:
             return lead_page(ctx, lead_id, status_code=422, form_values=values,
                              form_error=_verdict_error(exc, ctx.lang))
-        endpoint = _api_endpoint(request.app, VERDICT_PATH, "POST")
         with sessions(request) as session:
-            endpoint(lead_id=lead_id, body=body, session=session, principal=ctx.principal)
+            record_verdict(session, lead_id, body, ctx.principal)
         return RedirectResponse(f"/queue?recorded={lead_id}", status_code=303)
 
     # -- supervisor dashboard --------------------------------------------------------------------------
@@ -811,19 +807,6 @@ def _lead_id(text_: str | int) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
         raise ConsoleError(404)
     return int(value)
-
-
-def _api_endpoint(app, path: str, method: str):
-    """The API route function behind ``method path`` (so that the console runs the very same code)."""
-    stack = list(app.routes)
-    while stack:
-        route = stack.pop(0)
-        inner = getattr(route, "original_router", None)  # FastAPI >= 0.16x wraps included routers
-        if inner is not None:
-            stack.extend(inner.routes)
-        elif getattr(route, "path", None) == path and method in (getattr(route, "methods", None) or ()):
-            return route.endpoint
-    raise RuntimeError(f"the API route {method} {path} is not mounted")
 
 
 def _verdict_error(exc: ValidationError, lang: str) -> str:
