@@ -48,6 +48,10 @@ def _ecdf(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (0.5 * (lo + hi) + 0.5) / (n + 1.0)
 
 
+# Prediction is deterministic whatever the thread count (unlike training), so scoring uses every core
+# (0 = LightGBM's OpenMP default). TreeSHAP contributions are the slow part of explaining a whole city.
+PREDICT_THREADS = 0
+
 class RiskModel(ClassifierMixin, BaseEstimator):
     """Calibrated violation risk on any numeric table (numpy or DataFrame, NaN allowed).
 
@@ -285,7 +289,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         return n / (n + self.blend_half)
 
     def _supervised_margin(self, arr: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        return self.classifier_.predict(np.column_stack([arr, ranks]), raw_score=True)
+        return self.classifier_.predict(np.column_stack([arr, ranks]), raw_score=True, num_threads=PREDICT_THREADS)
 
     def _feature_ranks(self, arr: np.ndarray) -> np.ndarray:
         """Each feature as its ECDF on the training rows (scale-free; NaN -> the median)."""
@@ -404,7 +408,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         tails = self.ecod_.tail_contributions(arr)
         share = tails / np.where(tails.sum(axis=1, keepdims=True) > 0, tails.sum(axis=1, keepdims=True), 1.0)
         if self.classifier_ is not None and self.blend_ > 0:
-            shap = self.classifier_.predict(np.column_stack([arr, ranks]), pred_contrib=True)
+            shap = self.classifier_.predict(np.column_stack([arr, ranks]), pred_contrib=True, num_threads=PREDICT_THREADS)
             feat += self.blend_ * shap[:, :d]
             det += self.blend_ * shap[:, d : d + k]
         excess = (1.0 - self.blend_) * self.detector_weights_ * np.clip(ranks - 0.5, 0, None) * 2.0

@@ -20,11 +20,15 @@ REASON_SEPARATOR = "；"
 
 
 def snapshot_at_as_of(workspace: Path | str, settings=None) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """The entity snapshot at the workspace's as-of, from saved profiles when the pipeline wrote them."""
+    """The entity snapshot at the workspace's as-of: the one the profile stage saved for that as-of, else built
+    from the saved (or rebuilt) profiles."""
     from features.profiles import entity_snapshot
     from training.train import load_inputs, profiles_at_as_of
 
     ws = Workspace(workspace)
+    as_of = ws.as_of()
+    if ws.has("profiles", "snapshot") and ws.manifest().get("profiles_as_of") == as_of.date().isoformat():
+        return ws.read("profiles", "snapshot").set_index("uscc"), as_of
     tables, links, as_of = load_inputs(ws.root, settings)
     return entity_snapshot(profiles_at_as_of(ws.root, tables, links, as_of), tables, as_of), as_of
 

@@ -69,13 +69,17 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
 
 
 def run_profiles(ws: Workspace, settings: Settings) -> pd.DataFrame:
-    from features.profiles import build_profiles
+    """Monthly profiles, and the entity snapshot at as-of that training and scoring read."""
+    from features.profiles import build_profiles, entity_snapshot
 
     tables = ws.typed_tables()
     links = ws.read("linked", "linkage")
-    profiles = build_profiles(tables, links, ws.as_of(), progress=progress_factory(settings))
+    as_of = ws.as_of()
+    profiles = build_profiles(tables, links, as_of, progress=progress_factory(settings))
     ws.reset_stage("profiles")
     ws.write("profiles", "profiles", profiles)
+    ws.write("profiles", "snapshot", entity_snapshot(profiles, tables, as_of).reset_index())
+    ws.update_manifest(profiles_as_of=as_of.date().isoformat())
     return profiles
 
 
