@@ -87,6 +87,20 @@ class ModelInfo:
     published_at: datetime | None = None
     backtest: dict[str, Any] = field(default_factory=dict)
     loaded_at: datetime = field(default_factory=utcnow)
+    champion: Any = field(default=None, repr=False, compare=False)  # the joblib bundle, when it can be loaded
+    champion_error: str | None = None
+
+
+def _load_champion(artifact: str | None) -> tuple[Any, str | None]:
+    """The champion's joblib bundle named by the run (no MLflow server needed); the reason when it cannot load."""
+    if not artifact:
+        return None, "the published run names no model artifact"
+    from training.artifacts import load_bundle
+
+    try:
+        return load_bundle(artifact), None
+    except Exception as exc:  # a missing or unreadable file degrades /scores/predict, never the service
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 class ModelHolder:
@@ -106,10 +120,12 @@ class ModelHolder:
             else:
                 meta = run.model_info or {}
                 backtest = meta.get("backtest") or meta.get("metrics") or {}
+                champion, error = _load_champion(meta.get("artifact"))
                 new = ModelInfo(
                     run_id=run.run_id, version=None if run.model_version is None else str(run.model_version),
                     trained_at=meta.get("trained_at"), as_of=None if run.as_of is None else run.as_of.isoformat(),
                     published_at=run.published_at, backtest=backtest if isinstance(backtest, dict) else {},
+                    champion=champion, champion_error=error,
                 )
         with self._lock:
             self.info = new
@@ -145,6 +161,10 @@ class ModelOut(BaseModel):
     published_at: datetime | None
     backtest: dict[str, Any] = Field(description="temporal backtest metrics of the model")
     loaded_at: datetime
+    champion_loaded: bool = Field(description="the champion model itself is loaded (POST /scores/predict works)")
+    champion_version: str | None = None
+    champion_features: list[str] = Field(default_factory=list, description="inputs POST /scores/predict reads")
+    champion_error: str | None = None
 
 
 class ProfileSummary(BaseModel):
@@ -184,6 +204,31 @@ class BatchOut(BaseModel):
     run_id: str
     scores: list[BatchScore]
     missing: list[str] = Field(description="codes with no score in the live run")
+
+
+class PredictRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="the caller's key for the row")
+    features: dict[
+        Annotated[str, Field(max_length=64)],
+        Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None,
+    ] = Field(max_length=500, description="snapshot feature name -> value (numbers; text only for text features such "
+                                          "as industry_code); null or left out = unknown")
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: list[PredictRow] = Field(min_length=1, max_length=MAX_BATCH, description=f"at most {MAX_BATCH:,} rows")
+
+
+class PredictScore(BaseModel):
+    id: str
+    risk_score: float
+
+
+class PredictOut(BaseModel):
+    model_version: str
+    scores: list[PredictScore]
 
 
 class LeadOut(BaseModel):
@@ -509,6 +554,15 @@ def _profile_summary(s: dict | None) -> ProfileSummary | None:
                           abstraction_m3_12m=last12("abstraction_m3"), discharge_m3_12m=last12("discharge_m3"))
 
 
+def _model_out(model: ModelInfo) -> ModelOut:
+    bundle = model.champion
+    return ModelOut(version=model.version, trained_at=model.trained_at, as_of=model.as_of, run_id=model.run_id,
+                    published_at=model.published_at, backtest=model.backtest, loaded_at=model.loaded_at,
+                    champion_loaded=bundle is not None, champion_version=None if bundle is None else bundle.version,
+                    champion_features=[] if bundle is None else list(bundle.features),
+                    champion_error=model.champion_error)
+
+
 def _live_run(model: ModelInfo) -> str:
     if model.run_id is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "尚未发布任何运行结果 (no run has been published yet)")
@@ -596,8 +650,33 @@ def api_router() -> APIRouter:
     @r.get("/model", response_model=ModelOut, tags=["model"])
     def model_info(model: ModelDep, _: Annotated[auth.Principal, Depends(require(*ALL_ROLES))]):
         """The model behind the live run: version, when it was trained, its backtest metrics."""
-        return ModelOut(version=model.version, trained_at=model.trained_at, as_of=model.as_of, run_id=model.run_id,
-                        published_at=model.published_at, backtest=model.backtest, loaded_at=model.loaded_at)
+        return _model_out(model)
+
+    @r.post("/scores/predict", response_model=PredictOut, tags=["scores"],
+            responses={**ERRORS, 503: {"model": ErrorOut}})
+    def scores_predict(body: PredictIn, model: ModelDep, _: Annotated[auth.Principal, Depends(require(*SCORE_ROLES))]):
+        """Risk from the champion model for entity profiles another system computed itself (the snapshot's
+        feature columns, see GET /model; a feature left out counts as unknown)."""
+        import pandas as pd
+
+        bundle = model.champion
+        if bundle is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                f"模型未加载 (no champion model loaded: {model.champion_error})")
+        from training.artifacts import TEXT_COLUMNS
+
+        frame = pd.DataFrame([row.features for row in body.rows]).reindex(columns=bundle.features)
+        for column in frame.columns:
+            if column in TEXT_COLUMNS:
+                continue
+            wrong = frame[column].map(lambda v: isinstance(v, str))
+            if wrong.any():
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                    f"特征 {column} 须为数值 (feature {column!r} must be a number, row "
+                                    f"{body.rows[int(wrong.to_numpy().argmax())].id!r})")
+        risk = bundle.predict(frame)
+        return PredictOut(model_version=bundle.version,
+                          scores=[PredictScore(id=row.id, risk_score=float(p)) for row, p in zip(body.rows, risk)])
 
     @r.post("/scores/batch", response_model=BatchOut, tags=["scores"], responses={413: {"model": ErrorOut}})
     def scores_batch(body: BatchIn, session: SessionDep, model: ModelDep,
@@ -798,8 +877,7 @@ def api_router() -> APIRouter:
         info = request.app.state.model.reload()
         auth.audit(session, principal.username, "reload_model", "run", info.run_id or "-", {"version": info.version})
         session.commit()
-        return ModelOut(version=info.version, trained_at=info.trained_at, as_of=info.as_of, run_id=info.run_id,
-                        published_at=info.published_at, backtest=info.backtest, loaded_at=info.loaded_at)
+        return _model_out(info)
 
     return r
 

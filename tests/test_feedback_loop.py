@@ -52,6 +52,22 @@ def test_verdict_recorded_over_http_becomes_a_training_label(tmp_path):
     mine = client.get("/api/v1/me/leads", headers=officer).json()
     assert lead["id"] not in [item["id"] for item in mine["items"]], "a lead with a verdict is closed"
 
+    # other systems: the service has loaded the champion itself and scores profiles they send
+    supervisor = _login(client, "supervisor")
+    info = client.get("/api/v1/model", headers=supervisor).json()
+    assert info["champion_loaded"] and info["champion_version"] == info["version"]
+    snapshot = pd.read_parquet(out / "workspace" / "profiles" / "snapshot.parquet").set_index("uscc")
+    row = snapshot.loc[lead["uscc"], info["champion_features"]]
+    features = {k: (None if pd.isna(v) else v if isinstance(v, str) else float(v)) for k, v in row.items()}
+    predicted = client.post("/api/v1/scores/predict", json={"rows": [{"id": "x", "features": features}]},
+                            headers=supervisor)
+    assert predicted.status_code == 200, predicted.text
+    published = pd.read_csv(out / "leads.csv", dtype={"uscc": str}).set_index("uscc").loc[lead["uscc"], "risk_score"]
+    assert predicted.json()["scores"][0]["risk_score"] == pytest.approx(published, rel=1e-6)
+    wrong = client.post("/api/v1/scores/predict", json={"rows": [{"id": "x", "features": {info["champion_features"][0]: "abc"}}]},
+                        headers=supervisor)
+    assert wrong.status_code == 422
+
     labels_file = tmp_path / "labels.csv"
     with sessions() as session:
         assert export_labels(session, labels_file) == 1

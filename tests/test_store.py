@@ -75,8 +75,23 @@ def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months
                   "volume_m3": [500.0]}).to_csv(out / "water_rights.csv", index=False)
     (out / "model.json").write_text(json.dumps({
         "version": version, "trained_at": "2026-11-01T00:00:00+00:00", "as_of": as_of,
-        "backtest": {"precision_at_k": 0.4, "recall_at_k": 0.3}}), encoding="utf-8")
+        "backtest": {"precision_at_k": 0.4, "recall_at_k": 0.3},
+        "artifact": str(_tiny_champion(out / "champion.joblib", version))}), encoding="utf-8")
     return out
+
+
+def _tiny_champion(path: Path, version) -> Path:
+    """A real, small fitted model bundle, so that the service has a champion to load."""
+    from models import RiskModel
+    from training.artifacts import ModelBundle, save_bundle
+
+    rng = np.random.default_rng(0)
+    features = ["balance_ratio_12m", "supply_m3_12m", "discharge_m3_12m"]
+    X = pd.DataFrame(rng.lognormal(size=(200, 3)), columns=features)
+    y = np.full(200, -1)
+    y[:3] = 1
+    model = RiskModel(random_state=0, forest_trees=20).fit(X, y)
+    return save_bundle(ModelBundle(model, features, {"version": str(version)}), path)
 
 
 def small_settings(k: int = 20) -> Settings:

@@ -239,7 +239,7 @@ def train(
         "objective": round(objective, 6),
         "champion_objective": None if champion_objective is None else round(champion_objective, 6),
         "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
-        "params": params, "backtest": heads,
+        "params": params, "backtest": heads, "artifact": str(champion_path.resolve()),
         "tuning": None if tuned is None else {
             "trials": tuned.trials, "pruned": tuned.pruned, "best_value": tuned.best_value,
             "default_value": tuned.default_value, "kept_defaults": tuned.kept_defaults, "best_params": tuned.best_params},
