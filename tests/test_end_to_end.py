@@ -77,3 +77,18 @@ def test_alert_and_link_outputs_are_well_formed(sample_run):
     assert links[["source", "account_id"]].drop_duplicates().shape[0] == len(links)
     report = (sample_run / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in report
+
+
+def test_stage_commands_rerun_on_the_workspace(sample_run, tmp_path):
+    """`waterwatch check` and `waterwatch score` re-run single stages and agree with the pipeline's outputs."""
+    env = {"WATERWATCH_HOME": str(sample_run / "var"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    ws = str(sample_run / "workspace")
+    runner = CliRunner()
+    checked = runner.invoke(app, ["check", "--workspace", ws], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "0 new messages" in checked.output, "the same reminders must not be queued twice"
+    scored = runner.invoke(app, ["score", "--workspace", ws, "--out", str(tmp_path / "leads.csv")], env=env)
+    assert scored.exit_code == 0, scored.output
+    again = pd.read_csv(tmp_path / "leads.csv", dtype={"uscc": str})
+    first = pd.read_csv(sample_run / "leads.csv", dtype={"uscc": str})
+    pd.testing.assert_frame_equal(again, first)

@@ -185,11 +185,17 @@ def serve(
     if publish_out is not None:
         publish(publish_out)
     app_ = build_app(settings)
-    typer.echo(f"WaterWatch at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    typer.echo(f"控制台 console: http://{host}:{port}/login   API docs: http://{host}:{port}/docs")
     if not settings.production:
-        from serving.auth import DEMO_PASSWORD
+        from sqlalchemy import select
 
-        typer.echo(f"demo logins: supervisor / {DEMO_PASSWORD}, officer1 / {DEMO_PASSWORD} (first district)")
+        from serving.auth import DEMO_PASSWORD
+        from serving.store import User
+
+        with app_.state.sessions() as session:
+            officers = session.execute(select(User.username, User.district).where(User.role == "officer")).all()
+        typer.echo(f"demo logins (password {DEMO_PASSWORD}): supervisor, analyst, admin; officers: "
+                   + ", ".join(f"{name} ({district})" for name, district in officers[:12]))
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

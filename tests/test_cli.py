@@ -1,0 +1,37 @@
+"""The CLI's store commands: users, publish and export-labels, as an administrator would run them."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from test_store import make_run
+from waterwatch.cli import app
+
+
+def test_users_publish_and_export_labels(tmp_path):
+    env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    runner = CliRunner()
+    added = runner.invoke(app, ["users", "add", "wang", "--role", "officer", "--district", "德城区",
+                                "--password", "a-long-enough-password"], env=env)
+    assert added.exit_code == 0, added.output
+    again = runner.invoke(app, ["users", "add", "wang", "--role", "officer", "--district", "德城区",
+                                "--password", "a-long-enough-password"], env=env)
+    assert again.exit_code == 2 and "already exists" in again.output
+    no_district = runner.invoke(app, ["users", "add", "li", "--role", "officer", "--password", "a-long-enough-password"],
+                                env=env)
+    assert no_district.exit_code == 2 and "district" in no_district.output
+    weak = runner.invoke(app, ["users", "add", "zhao", "--role", "supervisor", "--password", "demo-password"],
+                         env={**env, "WATERWATCH_PRODUCTION": "true"})
+    assert weak.exit_code == 2
+
+    published = runner.invoke(app, ["publish", "--out", str(make_run(tmp_path / "run", n=40))], env=env)
+    assert published.exit_code == 0, published.output
+    assert '"leads_new"' in published.output
+
+    labels = tmp_path / "labels.csv"
+    exported = runner.invoke(app, ["export-labels", "--out", str(labels)], env=env)
+    assert exported.exit_code == 0, exported.output
+    frame = pd.read_csv(labels)
+    assert list(frame.columns)[:6] == ["inspection_id", "uscc", "inspected_on", "officer_id", "outcome", "violation_type"]
+    assert len(frame) == 0  # nobody has recorded a verdict yet
