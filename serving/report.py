@@ -198,3 +198,33 @@ def write_report(
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def profile_section(profiles: pd.DataFrame, snapshot: pd.DataFrame | None = None) -> tuple[str, str]:
+    """The profiles people look at first: the city's water balance month by month, and how the entities'
+    12-month balance ratio (discharge / (supply + metered abstraction)) spreads within each industry section."""
+    monthly = profiles.groupby("month")[["supply_m3", "abstraction_m3", "discharge_m3"]].sum() / 1e4
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for column, colour, label in (("supply_m3", "#1f77b4", "public supply"), ("abstraction_m3", "#2ca02c", "metered abstraction"),
+                                  ("discharge_m3", "#d62728", "discharge")):
+        ax.plot(monthly.index, monthly[column], color=colour, label=label, linewidth=1.6)
+    ax.set_ylabel("10,000 m³ per month")
+    ax.set_title(f"City water balance, {len(profiles['uscc'].unique()):,} entities")
+    ax.legend(fontsize=8)
+    parts = [_png(fig)]
+    if snapshot is not None and len(snapshot) and "balance_ratio_12m" in snapshot.columns:
+        data = snapshot[["industry_section", "balance_ratio_12m"]].dropna()
+        sections = data["industry_section"].value_counts()
+        sections = sections[sections >= 10].index[:12]
+        if len(sections):
+            fig, ax = plt.subplots(figsize=(7, 3.4))
+            ax.boxplot([data.loc[data["industry_section"] == s, "balance_ratio_12m"].clip(upper=5) for s in sections],
+                       tick_labels=list(sections), showfliers=True, flierprops={"markersize": 2})
+            ax.axhline(1.0, color="#d62728", linestyle="--", linewidth=1)
+            ax.set_ylabel("12-month balance ratio (capped at 5)")
+            ax.set_xlabel("industry section (GB/T 4754)")
+            ax.set_title("Discharge / (supply + abstraction) by industry")
+            parts.append(_png(fig))
+        over = (data["balance_ratio_12m"] > 1.5).sum()
+        parts.append(f"<p>近12个月排水量超过供水与取水量之和1.5倍的企业 {over:,} 家（共 {len(data):,} 家有数据）。</p>")
+    return "企业用水画像 Profiles", "".join(parts)

@@ -76,7 +76,8 @@ def test_alert_and_link_outputs_are_well_formed(sample_run):
     assert {"account_id", "uscc", "method", "confidence"} <= set(links.columns)
     assert links[["source", "account_id"]].drop_duplicates().shape[0] == len(links)
     report = (sample_run / "report.html").read_text(encoding="utf-8")
-    assert "data:image/png;base64," in report
+    assert report.count("data:image/png;base64,") >= 5  # alerts, quota use, profiles (2), backtest charts
+    assert "企业用水画像" in report and "precision at k" in report
 
 
 def test_stage_commands_rerun_on_the_workspace(sample_run, tmp_path):

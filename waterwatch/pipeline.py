@@ -130,7 +130,7 @@ def run_pipeline(
     data: Path, out: Path, settings: Settings, as_of: str | None = None, trials: int | None = None
 ) -> dict:
     """Every stage in order, from a drop to the run's outputs in OUT (a stable contract: OUTPUT_FILES)."""
-    from serving.report import write_report
+    from serving.report import profile_section, write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,9 @@ def run_pipeline(
     shutil.copyfile(ws.stage("models") / "model.json", out / "model.json")
 
     _say(settings, "[6/6] report")
-    extra = [("模型回测 Backtest", _html_body(result.report_path.read_text(encoding="utf-8")))]
+    snapshot = ws.read("profiles", "snapshot")
+    extra = [profile_section(profiles, snapshot),
+             ("模型回测 Backtest", _html_body(result.report_path.read_text(encoding="utf-8")))]
     write_report(out, checked["alerts"], checked["water_rights"], ws.typed_tables(), ws.as_of(), extra_sections=extra)
     ws.update_manifest(outputs=[f for f in OUTPUT_FILES if (out / f).exists()])
     return {"ingest_summary": summary, "workspace": ws.root, "train": result, "leads": len(leads)}
