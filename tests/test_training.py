@@ -10,7 +10,7 @@ import pytest
 
 from training.artifacts import ModelBundle, load_bundle, save_bundle
 from training.backtest import NAIVE, Cutoff
-from training.labels import inspection_labels, label_vector, merge_inspections
+from training.labels import estimate_violation_rate, inspection_labels, label_vector, merge_inspections
 from training.tune import tune
 
 AS_OF = pd.Timestamp("2026-01-01")
@@ -359,3 +359,16 @@ def test_registered_model_serves_probabilities_through_pyfunc(tmp_path):
                            X_example=X, objective=0.0, as_of="2026-11-01")
     served = mlflow.pyfunc.load_model(f"models:/m/{reg.version}").predict(X)
     np.testing.assert_allclose(np.asarray(served), model.predict_proba(X))
+
+
+def test_violation_rate_is_estimated_from_queued_verdicts_by_inverse_probability():
+    """A queue of 100 sure picks (half violators) and 20 exploratory draws at probability 0.01 (one violator)
+    stands for 100 + 2,000 entities with 50 + 100 violators: rate 150 / 2,100."""
+    rows = [(f"T{i}", "violation" if i < 50 else "no_violation", 1.0) for i in range(100)]
+    rows += [(f"E{i}", "violation" if i == 0 else "no_violation", 0.01) for i in range(20)]
+    frame = pd.DataFrame(rows, columns=["uscc", "outcome", "queue_probability"])
+    frame["inspected_on"] = pd.Timestamp("2026-10-01")
+    assert estimate_violation_rate(frame) == pytest.approx(150 / 2100)
+    # the naive hit rate of the same verdicts would be 51 / 120
+    assert estimate_violation_rate(frame.iloc[:10]) is None  # too few verdicts to say
+    assert estimate_violation_rate(frame.drop(columns="queue_probability")) is None

@@ -108,3 +108,21 @@ def label_vector(labels: pd.DataFrame, index: pd.Index) -> tuple[pd.Series, pd.S
     y = labels["label"].reindex(index).fillna(-1).astype("int64")
     w = labels["weight"].reindex(index).fillna(1.0).astype("float64")
     return y, w
+
+
+def estimate_violation_rate(inspections: pd.DataFrame, min_verdicts: int = 30) -> float | None:
+    """The city-wide share of violators, estimated from verdicts on queued leads (Hájek estimator).
+
+    Each exported verdict carries the probability with which its lead entered the queue; weighting every
+    decisive verdict by 1/probability undoes the queue's preference for high scores, so the exploratory
+    draws stand for the many entities the model ranks low. Drop inspections (no probability) are left out:
+    nobody knows how they were chosen. None until ``min_verdicts`` decisive queued verdicts exist.
+    """
+    if "queue_probability" not in inspections.columns:
+        return None
+    queued = inspections[inspections["queue_probability"].gt(0) & inspections["outcome"].isin(["violation", "no_violation"])]
+    queued = queued.sort_values("inspected_on").drop_duplicates("uscc", keep="last")
+    if len(queued) < min_verdicts:
+        return None
+    weight = 1.0 / queued["queue_probability"].clip(upper=1.0)
+    return float((weight * (queued["outcome"] == "violation")).sum() / weight.sum())

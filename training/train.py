@@ -34,7 +34,7 @@ from training.backtest import (
     run_backtest,
     split_snapshot,
 )
-from training.labels import inspection_labels, label_vector, merge_inspections
+from training.labels import estimate_violation_rate, inspection_labels, label_vector, merge_inspections
 from training.tune import objective_value, tune
 
 HEADLINE = ("precision_at_50", "precision_at_100", "precision_at_200", "precision_at_1pct", "recall_at_100",
@@ -165,7 +165,9 @@ def train(
     labels_known_at = max(as_of, inspections["inspected_on"].max() + pd.Timedelta(days=1)) if len(inspections) else as_of
     labels = inspection_labels(inspections, labels_known_at)
     y, w = label_vector(labels, X.index)
-    model = make_model(params, ms.random_state)
+    # calibration: the violation rate estimated from queued verdicts, once there are enough of them
+    violation_rate = estimate_violation_rate(inspections)
+    model = make_model(params if violation_rate is None else {**params, "prior": violation_rate}, ms.random_state)
     model.fit(X, y.to_numpy(), sample_weight=w.to_numpy())
     final_scores = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
     backtest.importance = model_importance(model, list(X.columns))
@@ -207,6 +209,8 @@ def train(
     metrics = {**backtest.flat_metrics(), "objective": objective}
     if champion_objective is not None:
         metrics["champion_objective"] = champion_objective
+    if violation_rate is not None:
+        metrics["estimated_violation_rate"] = violation_rate
     if tuned is not None:
         metrics.update({"tune.best_value": tuned.best_value, "tune.default_value": tuned.default_value,
                         "tune.pruned": tuned.pruned, "tune.kept_defaults": float(tuned.kept_defaults)})
@@ -240,6 +244,7 @@ def train(
         "champion_objective": None if champion_objective is None else round(champion_objective, 6),
         "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
         "params": params, "backtest": heads, "artifact": str(champion_path.resolve()),
+        "estimated_violation_rate": violation_rate,
         "tuning": None if tuned is None else {
             "trials": tuned.trials, "pruned": tuned.pruned, "best_value": tuned.best_value,
             "default_value": tuned.default_value, "kept_defaults": tuned.kept_defaults, "best_params": tuned.best_params},
