@@ -78,6 +78,11 @@ class Workspace:
         from features.contract import TABLES
         from features.ingest import empty_typed
 
+        missing = [name for name, spec in TABLES.items() if not spec.optional and not self.has("typed", name)]
+        if missing:
+            raise FileNotFoundError(
+                f"{self.stage('typed')} has no {', '.join(missing)}: run `waterwatch ingest` into this workspace first"
+            )
         return {
             name: self.read("typed", name) if self.has("typed", name) else empty_typed(spec)
             for name, spec in TABLES.items()

@@ -35,3 +35,9 @@ def test_users_publish_and_export_labels(tmp_path):
     frame = pd.read_csv(labels)
     assert list(frame.columns)[:6] == ["inspection_id", "uscc", "inspected_on", "officer_id", "outcome", "violation_type"]
     assert len(frame) == 0  # nobody has recorded a verdict yet
+
+
+def test_a_stage_run_before_ingest_says_what_to_do(tmp_path):
+    result = CliRunner().invoke(app, ["profile", "--workspace", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert "waterwatch ingest" in result.output and "Traceback" not in result.output

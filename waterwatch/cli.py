@@ -11,12 +11,27 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
+import typer.core
 
 from waterwatch.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="WaterWatch: find illegal water abstraction.")
-users_app = typer.Typer(help="Manage console and API users.")
+class _ClearErrors(typer.core.TyperGroup):
+    """Every command reports the errors a user can fix as one line with exit code 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted by _handle
+            _handle(exc)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_ClearErrors,
+                  help="WaterWatch: find illegal water abstraction.")
+users_app = typer.Typer(help="Manage console and API users.", cls=_ClearErrors)
 app.add_typer(users_app, name="users")
 
 
@@ -59,17 +74,15 @@ def ingest(
     from waterwatch.pipeline import run_ingest
 
     settings = _settings()
-    try:
-        summary = run_ingest(data, workspace, settings, as_of=as_of)
-    except Exception as exc:  # noqa: BLE001 - turned into a clear message below
-        _handle(exc)
+    summary = run_ingest(data, workspace, settings, as_of=as_of)
     _print_summary(summary)
 
 
 def _handle(exc: Exception) -> None:
+    """Errors a user can fix (a bad drop, a missing stage, a bad argument) become one clear line and exit 2."""
     from features.ingest import IngestError
 
-    if isinstance(exc, IngestError):
+    if isinstance(exc, (IngestError, FileNotFoundError, ValueError)):
         _fail(str(exc))
     raise exc
 
@@ -237,10 +250,7 @@ def pipeline(
     from waterwatch.pipeline import run_pipeline
 
     settings = _settings()
-    try:
-        result = run_pipeline(data, out, settings, as_of=as_of, trials=trials)
-    except Exception as exc:  # noqa: BLE001
-        _handle(exc)
+    result = run_pipeline(data, out, settings, as_of=as_of, trials=trials)
     _print_summary(result["ingest_summary"])
     typer.echo(f"results in {out.resolve()}")
 
