@@ -13,6 +13,7 @@ from serving.auth import DEMO_PASSWORD
 from serving.labels import export_labels
 from serving.publish import publish_run
 from serving.store import open_store
+from training.artifacts import TEXT_COLUMNS
 from waterwatch.pipeline import run_pipeline, run_train
 from waterwatch.settings import ModelSettings, Settings
 
@@ -64,7 +65,8 @@ def test_verdict_recorded_over_http_becomes_a_training_label(tmp_path):
     assert predicted.status_code == 200, predicted.text
     published = pd.read_csv(out / "leads.csv", dtype={"uscc": str}).set_index("uscc").loc[lead["uscc"], "risk_score"]
     assert predicted.json()["scores"][0]["risk_score"] == pytest.approx(published, rel=1e-6)
-    wrong = client.post("/api/v1/scores/predict", json={"rows": [{"id": "x", "features": {info["champion_features"][0]: "abc"}}]},
+    numeric = next(name for name in info["champion_features"] if name not in TEXT_COLUMNS)
+    wrong = client.post("/api/v1/scores/predict", json={"rows": [{"id": "x", "features": {numeric: "abc"}}]},
                         headers=supervisor)
     assert wrong.status_code == 422
 

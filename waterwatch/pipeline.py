@@ -68,11 +68,11 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return links
 
 
-def run_profiles(ws: Workspace, settings: Settings) -> pd.DataFrame:
+def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Monthly profiles, and the entity snapshot at as-of that training and scoring read."""
     from features.profiles import build_profiles, entity_snapshot
 
-    tables = ws.typed_tables()
+    tables = ws.typed_tables() if tables is None else tables
     links = ws.read("linked", "linkage")
     as_of = ws.as_of()
     profiles = build_profiles(tables, links, as_of, progress=progress_factory(settings))
@@ -83,12 +83,14 @@ def run_profiles(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return profiles
 
 
-def run_checks(ws: Workspace, settings: Settings) -> dict[str, pd.DataFrame]:
+def run_checks(
+    ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None
+) -> dict[str, pd.DataFrame]:
     """Supervision alerts, water-rights matches and the new outbox messages (never queued twice)."""
     from models.notifications import build_outbox
     from models.rules import run_checks as checks, water_rights_candidates
 
-    tables = ws.typed_tables()
+    tables = ws.typed_tables() if tables is None else tables
     links = ws.read("linked", "linkage")
     as_of = ws.as_of()
     alerts = checks(tables, links, as_of, settings.rules)
@@ -145,12 +147,13 @@ def run_pipeline(
     )
     links[links["status"] == "review"].to_csv(out / "linkage_review.csv", index=False)
 
+    tables = ws.typed_tables()  # read once; each stage run alone reads them itself
     _say(settings, "[2/6] monthly profiles")
-    profiles = run_profiles(ws, settings)
+    profiles = run_profiles(ws, settings, tables)
     profiles.to_parquet(out / "profiles.parquet", index=False)
 
     _say(settings, "[3/6] supervision checks")
-    checked = run_checks(ws, settings)
+    checked = run_checks(ws, settings, tables)
     for name in ("alerts", "water_rights", "outbox"):
         checked[name].to_csv(out / f"{name}.csv", index=False)
 
@@ -166,6 +169,6 @@ def run_pipeline(
     snapshot = ws.read("profiles", "snapshot")
     extra = [profile_section(profiles, snapshot),
              ("模型回测 Backtest", _html_body(result.report_path.read_text(encoding="utf-8")))]
-    write_report(out, checked["alerts"], checked["water_rights"], ws.typed_tables(), ws.as_of(), extra_sections=extra)
+    write_report(out, checked["alerts"], checked["water_rights"], tables, ws.as_of(), extra_sections=extra)
     ws.update_manifest(outputs=[f for f in OUTPUT_FILES if (out / f).exists()])
     return {"ingest_summary": summary, "workspace": ws.root, "train": result, "leads": len(leads)}
