@@ -15,7 +15,7 @@ CACHE = ROOT / "bench-data"
 
 def city(entities: int = 20_000, seed: int = 11, months: int = 36) -> Path:
     """A generated city drop, made once and reused by every benchmark."""
-    from features.synth import SynthConfig, generate_city
+    from synth import SynthConfig, generate_city
 
     path = CACHE / f"city-{entities}-{seed}-{months}"
     if not (path / "entities.csv").exists() and not (path / "entities.parquet").exists():

@@ -3,7 +3,7 @@
 Target: well under a minute on one or two cores. The drop is ingested in one child
 process, the linker runs in another, so the peak RSS printed is the linker's own
 (plus reading the typed tables).  .venv/bin/python benchmarks/bench_linkage.py
-Without ``features.synth`` (or with ``--replicate``) the shared sample drop is
+Without ``synth`` (or with ``--replicate``) the shared sample drop is
 replicated into a city of the requested size instead.
 """
 

@@ -4,7 +4,7 @@ Target: build_profiles + entity_snapshot under 60 s and under 3 GB peak memory.
 Ingest and linkage run in one child process; the profiles run in another, so the
 peak RSS printed is the profiles' own (plus reading the typed tables and links).
     .venv/bin/python benchmarks/bench_profiles.py [--entities N] [--replicate]
-Without ``features.synth.generate_city`` (or with ``--replicate``) the shared sample
+Without ``synth.generate_city`` (or with ``--replicate``) the shared sample
 drop is replicated into a city of the requested size instead.
 """
 

@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
-    from features.synth import SynthConfig, build_city, generate_city
+    from synth import SynthConfig, build_city, generate_city
 
     config = SynthConfig(entities=args.entities, months=args.months, seed=args.seed, file_format=args.format)
     with tempfile.TemporaryDirectory() as out:

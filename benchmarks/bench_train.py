@@ -78,7 +78,7 @@ def bars(entities: int) -> None:
     """Backtest precision@100 against the generator's truth, default RiskModel, with the drop's
     inspections and with none (cold start), on three cities; the bars: >= 0.6 and >= 2x naive."""
     from features.profiles import build_profiles
-    from features.synth import SynthConfig, generate_city
+    from synth import SynthConfig, generate_city
     from training.backtest import Cutoff, build_cutoffs, risk_model_fit_predict, run_backtest
     from training.train import load_inputs
     from waterwatch.settings import Settings

@@ -33,7 +33,7 @@ def city_drop(name: str, entities: int) -> Path:
     """'sample', '<seed>' or '<seed>t' (half the violations meter tampering): the drop folder."""
     if name == "sample":
         return SAMPLE
-    from features.synth import SynthConfig, generate_city
+    from synth import SynthConfig, generate_city
 
     tampering = name.endswith("t")
     seed = int(name.rstrip("t"))

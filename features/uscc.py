@@ -16,6 +16,16 @@ def check_character(first17: str) -> str:
     return ALPHABET[(31 - total % 31) % 31]
 
 
+def check_characters(first17: np.ndarray) -> np.ndarray:
+    """Check characters of an (n, 17) array of single characters (the vectorised ``check_character``)."""
+    lut = np.full(128, -1, dtype=np.int64)
+    for ch, v in _VALUE.items():
+        lut[ord(ch)] = v
+    codes = np.ascontiguousarray(first17.astype("<U1")).view(np.uint32).reshape(first17.shape)
+    total = (lut[codes] * _WEIGHTS).sum(axis=1)
+    return np.array(list(ALPHABET))[(31 - total % 31) % 31]
+
+
 def uscc_valid(codes: pd.Series) -> pd.Series:
     """True where a code is 18 characters of the alphabet with a correct check character.
 

@@ -42,7 +42,7 @@ from waterwatch.settings import Settings
 if not WORKSPACE:
     from features.ingest import ingest
     from features.linkage import link_accounts
-    from features.synth import SynthConfig, generate_city
+    from synth import SynthConfig, generate_city
     from training.train import train
 
     work = Path(tempfile.mkdtemp(prefix="waterwatch-diag-"))

@@ -50,7 +50,7 @@ from waterwatch.settings import Settings
 
 settings = Settings(home=WORK / "var", show_progress=False)
 if not DROP:
-    from features.synth import SynthConfig, generate_city
+    from synth import SynthConfig, generate_city
 
     DROP = WORK / "drop"
     if not (DROP / "entities.csv").exists() and not (DROP / "entities.parquet").exists():

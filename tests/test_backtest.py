@@ -213,7 +213,7 @@ CITY_ENTITIES = 10_000  # a small city: enough violators under way at the earlie
 
 @pytest.fixture(scope="module")
 def generated_cutoffs(tmp_path_factory):
-    synth = pytest.importorskip("features.synth")
+    synth = pytest.importorskip("synth")
     from features.ingest import ingest
     from features.linkage import link_accounts
     from features.profiles import build_profiles
@@ -303,7 +303,7 @@ def test_retraining_with_the_same_seed_reproduces_the_scores(generated_cutoffs):
 @pytest.mark.slow
 def test_a_cutoff_snapshot_is_blind_to_rows_after_the_cutoff(tmp_path):
     """Backtest integrity: the snapshot at a cut-off is identical whether or not the later rows exist."""
-    synth = pytest.importorskip("features.synth")
+    synth = pytest.importorskip("synth")
     from features.ingest import ingest
     from features.linkage import link_accounts
     from features.profiles import build_profiles, entity_snapshot

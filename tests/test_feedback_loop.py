@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.synth import SynthConfig, generate_city
+from synth import SynthConfig, generate_city
 from features.workspace import Workspace
 from serving.api import create_app
 from serving.auth import DEMO_PASSWORD

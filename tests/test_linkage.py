@@ -228,7 +228,7 @@ def test_sample_drop_recovers_masked_codes(sample_drop, tmp_path, report_metric)
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_generated_city_meets_bars(seed, tmp_path, report_metric):
-    synth = pytest.importorskip("features.synth")
+    synth = pytest.importorskip("synth")
     from features.ingest import ingest
     from features.workspace import Workspace
 

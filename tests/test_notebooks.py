@@ -39,7 +39,7 @@ def _outputs(nb) -> str:
 
 @pytest.mark.slow
 def test_walkthrough_then_diagnostics_run_on_a_small_city(tmp_path):
-    pytest.importorskip("features.synth")
+    pytest.importorskip("synth")
     pytest.importorskip("models")
     work = tmp_path / "nb"
     nb = _run("walkthrough.py", {"WATERWATCH_NB_WORK": str(work), "WATERWATCH_NB_ENTITIES": "800",

@@ -431,13 +431,13 @@ def test_no_data_at_or_after_as_of_is_used(sample_tables):
 
 def _synth():
     try:
-        from features.synth import SynthConfig, generate_city
+        from synth import SynthConfig, generate_city
     except ImportError:
         return None
     return SynthConfig, generate_city
 
 
-@pytest.mark.skipif(_synth() is None, reason="features.synth not available yet")
+@pytest.mark.skipif(_synth() is None, reason="synth not available yet")
 def test_generated_city_quota_and_renewal_equal_hand_computation(tmp_path, report_metric):
     SynthConfig, generate_city = _synth()
     drop = tmp_path / "city"

@@ -11,7 +11,7 @@ import pytest
 
 from features.contract import TABLES, VIOLATION_TYPES
 from features.ingest import ingest
-from features.synth import SynthConfig, build_city, generate_city
+from synth import SynthConfig, build_city, generate_city
 from features.uscc import ALPHABET, check_character
 from features.workspace import Workspace
 
@@ -306,3 +306,27 @@ def test_inspections_are_biased_and_never_see_a_violation_before_it_began(rich):
     assert ins.loc[ins["outcome"] != "violation", "violation_type_x"].isna().all()
     # officers went where violators are: inspected entities are violators far more often than the city average
     assert ins["since_month"].notna().mean() > 2 * len(rich.truth) / RICH.entities
+
+
+def test_the_generator_stands_outside_the_production_layers():
+    """No production package imports ``synth``; ``synth`` imports nothing of the platform but the contract."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def imported(path):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                yield from (a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield node.module
+
+    for layer in ("features", "models", "training", "serving"):
+        for path in (root / layer).rglob("*.py"):
+            assert not [m for m in imported(path) if m.split(".")[0] == "synth"], path
+    platform = {"features", "models", "training", "serving", "waterwatch"}
+    for path in (root / "synth").glob("*.py"):
+        used = {m for m in imported(path) if m.split(".")[0] in platform}
+        assert used <= {"features.contract", "features.uscc"}, (path, used)

@@ -178,7 +178,7 @@ def test_registry_logs_versions_and_moves_the_alias(tmp_path):
 @pytest.fixture(scope="module")
 def city_ws(tmp_path_factory):
     """A small generated city, ingested and linked (as the pipeline leaves it before training)."""
-    synth = pytest.importorskip("features.synth")
+    synth = pytest.importorskip("synth")
     from features.ingest import ingest
     from features.linkage import link_accounts
     from features.workspace import Workspace

@@ -54,7 +54,7 @@ def synth(
     tampering_share: float = typer.Option(None, help="override the share of violations that are meter tampering"),
 ) -> None:
     """Generate a contract-conformant city drop with planted violations and truth files."""
-    from features.synth import SynthConfig, generate_city
+    from synth import SynthConfig, generate_city
 
     config = SynthConfig(entities=entities, months=months, seed=seed, end_month=end_month)
     if tampering_share is not None:

@@ -1,6 +1,6 @@
 """Vocabulary of the synthetic city: districts, industries, name and address parts.
 
-Kept apart from ``features.synth`` so the generator reads as a model of the
+Kept apart from the generator's stages so the generator reads as a model of the
 departments' data and this file as the city's dictionary.
 """
 

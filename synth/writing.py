@@ -1,6 +1,8 @@
-"""Writing a synthetic drop: per-table file formats, and rows broken on purpose to test quarantine."""
+"""Writing the drop: per-table file formats, rows broken on purpose to test quarantine, the truth files."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,3 +88,31 @@ def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[col].dtype == bool:
             frame[col] = np.where(frame[col], "true", "false")
     return frame
+
+
+def generate_city(config, out_dir: Path | str) -> dict[str, int]:
+    """Write the drop (9 tables) plus truth.csv, link_truth.csv and, with malformed rows, malformed.csv."""
+    from synth.city import build_city
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    city = build_city(config)
+    formats = table_formats(config.file_format, config.seed)
+    counts: dict[str, int] = {}
+    for name, frame in city.tables.items():
+        for ext in ("csv", "parquet"):  # never leave the other format of a table behind
+            (out / f"{name}.{ext}").unlink(missing_ok=True)
+        if formats[name] == "parquet":
+            for_parquet(frame, name).to_parquet(out / f"{name}.parquet", index=False)
+        else:
+            for_csv(frame).to_csv(out / f"{name}.csv", index=False, encoding="utf-8")
+        counts[name] = int(len(frame))
+    city.truth.to_csv(out / "truth.csv", index=False, encoding="utf-8")
+    city.link_truth.to_csv(out / "link_truth.csv", index=False, encoding="utf-8")
+    counts["truth"] = int(len(city.truth))
+    counts["link_truth"] = int(len(city.link_truth))
+    (out / "malformed.csv").unlink(missing_ok=True)
+    if config.malformed_rows:
+        city.malformed.to_csv(out / "malformed.csv", index=False, encoding="utf-8")
+        counts["malformed"] = int(len(city.malformed))
+    return counts

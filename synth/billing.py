@@ -1,0 +1,88 @@
+"""Stage 6, monthly billing: the supply and discharge tables as the companies bill them.
+
+Supply: billed volume, with the occasional month not read and billed next
+month. Discharge: metered (with noise and, on combined sewers, rain water in
+the wet season) or estimated (flat within a year, from billed supply or last
+year's level, rounded).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synth.arrays import round_to
+from synth.state import CityState
+from synth.vocab import RAIN_MM
+
+
+def billing(g: CityState) -> None:
+    rng = g.rng("billing")
+    g.acc_values = {}
+    for source in ("supply", "discharge"):
+        frame, vol, act = g.acc[source]
+        if source == "supply":
+            values, measured = _supply_values(g, rng, vol), None
+        else:
+            values, measured = _discharge_values(g, rng, frame, vol, act)
+        ai, mi = np.nonzero(act)
+        cols = {
+            "account_id": frame["account_id"].to_numpy()[ai],
+            "account_name": frame["account_name"].to_numpy()[ai],
+            "address": frame["address"].to_numpy()[ai],
+            "uscc": frame["uscc"].to_numpy()[ai],
+            "month": g.month_text[mi],
+            "volume_m3": values[ai, mi] if source == "discharge" else values[ai, mi].astype(np.int64),
+        }
+        if measured is not None:
+            cols["measured"] = np.where(measured, "true", "false")
+        g.tables[source] = pd.DataFrame(cols)
+        g.acc_values[source] = np.where(act, values, 0.0)
+
+
+def _supply_values(g: CityState, rng, vol: np.ndarray) -> np.ndarray:
+    """A meter read once in two months: zero, then double."""
+    A = len(vol)
+    catch = rng.random(A) < 0.03
+    k = rng.integers(1, g.M - 1, A)
+    rows = np.flatnonzero(catch)
+    vol = vol.copy()
+    vol[rows, k[rows] + 1] += vol[rows, k[rows]]
+    vol[rows, k[rows]] = 0.0
+    return np.round(vol)
+
+
+def _discharge_values(g: CityState, rng, frame, vol, act) -> tuple[np.ndarray, np.ndarray]:
+    cfg, A, M = g.cfg, len(vol), g.M
+    base_mean = np.where(act, vol, np.nan)
+    mean = np.nan_to_num(np.nanmean(np.where(act.any(1)[:, None], base_mean, 0.0), axis=1))
+    small = mean < np.quantile(mean, 0.5) if A else np.zeros(0, bool)
+    estimated = rng.random(A) < np.where(small, 1.4, 0.6) * cfg.estimated_discharge_share
+    combined = ~estimated & (rng.random(A) < cfg.combined_sewer_share)
+    # combined sewers take storm water in the wet season (June to September)
+    wet = np.isin(g.cal, [5, 6, 7, 8])
+    rain = np.where(wet, np.array(RAIN_MM)[g.cal] * np.exp(rng.normal(0, 0.35, M)), 0.0)
+    inflow = combined[:, None] * rng.uniform(0.3, 1.6, A)[:, None] * mean[:, None] * rain[None, :] / 100.0
+    measured_vol = vol * np.exp(rng.normal(0, 0.06, (A, M))) + inflow
+    est = _estimates(g, frame, vol, act, mean)
+    values = np.round(np.where(estimated[:, None], est, measured_vol), 1)
+    g.acc_discharge_flags = (estimated, combined)
+    return values, np.repeat(~estimated, act.sum(1))
+
+
+def _estimates(g: CityState, frame, vol, act, mean) -> np.ndarray:
+    """Estimates are made from billed supply (own accounts) or last year's level, flat within a year."""
+    basis = vol.copy()
+    owner = frame["owner"].to_numpy()
+    ent = owner >= 0
+    s_use = g.supply_use[np.maximum(owner, 0)]
+    basis[ent] = np.where(s_use[ent].sum(1, keepdims=True) > 0, 0.85 * s_use[ent], vol[ent])
+    est = np.zeros_like(vol)
+    step = np.where(mean > 2000, 100.0, 10.0)[:, None]
+    years = np.unique(g.year)
+    for k, y in enumerate(years):
+        cols = g.year == y
+        prev = g.year == (y - 1) if k > 0 else cols
+        level = np.nanmean(np.where(act[:, prev], basis[:, prev], np.nan), axis=1)
+        est[:, cols] = np.nan_to_num(round_to(level, step[:, 0]))[:, None]
+    return est

@@ -1,0 +1,268 @@
+"""Stage 3, permits (取水许可) and their meters: permit holders' lines, permit chains, the permits and abstraction tables.
+
+A *line* is one source of one holder (a holder may have a second line from the
+other source); each line has a chain of permits: an old one before the window,
+the current one, and the renewal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synth import violations
+from synth.arrays import cat, fmt_dates, pick, round_to
+from synth.state import CityState
+from synth.vocab import INDUSTRIES
+
+PERMIT_COLUMNS = [
+    "permit_id",
+    "uscc",
+    "holder_name",
+    "source",
+    "purpose",
+    "annual_quota_m3",
+    "valid_from",
+    "valid_to",
+    "status",
+    "wells",
+]
+
+
+def permit_lines(g: CityState) -> None:
+    """Permit holders, their lines (source, share of use, purpose) and the current permit's term."""
+    cfg, rng, n, M = g.cfg, g.rng("permits"), g.cfg.entities, g.M
+    prop = np.array([r[7] for r in INDUSTRIES])[g.ind] * cfg.permit_holder_boost
+    size = np.clip((g.base / 300.0) ** 0.35, 0.2, 1.6)
+    holder = (rng.random(n) < prop * size) & g.active.any(axis=1)
+    g.holder_e = np.flatnonzero(holder)
+    H = len(g.holder_e)
+    g.self_share = np.zeros(n)
+    g.self_share[g.holder_e] = rng.uniform(0.4, 0.95, H)
+    second = rng.random(H) < 0.12
+    # lines: one main line per holder, a second one (other source) for some
+    le = np.concatenate([g.holder_e, g.holder_e[second]])
+    L = len(le)
+    is_agri = np.char.startswith(g.code[le], "A")
+    main_src = np.where(rng.random(H) < np.where(is_agri[:H], 0.45, 0.2), "surface", "groundwater")
+    g.line_src = np.concatenate([main_src, np.where(main_src[second] == "surface", "groundwater", "surface")])
+    g.line_share = np.concatenate([np.where(second, 0.7, 1.0), np.full(second.sum(), 0.3)])
+    g.line_purpose = purpose_of(g.code[le])
+    g.line_e = le
+    g.line_main = np.arange(L) < H
+    years = np.where(rng.random(L) < 0.8, 5, 10)
+    g.line_years = years
+    # current permit: expires somewhere within its term after the window start
+    to1 = g.start + (rng.uniform(0.02, 1.0, L) * years * 365).astype("timedelta64[D]")
+    g.line_to1 = to1
+    expires_in = to1 < g.end
+    g.line_renewed = expires_in & (rng.random(L) < 0.85)
+    g.line_lapsed = expires_in & ~g.line_renewed
+    g.line_revoked = ~expires_in & (rng.random(L) < 0.02)
+    g.line_revoke_m = rng.integers(3, M - 2, L)
+    g.line_history = rng.random(L) < 0.35
+    g.line_wells = np.where(g.line_src == "surface", 1, rng.choice([1, 1, 1, 2, 2, 3], L))
+    g.line_forced_renew = np.zeros(L, bool)
+
+
+def purpose_of(codes: np.ndarray) -> np.ndarray:
+    """Permit purpose from the industry class."""
+    return np.select(
+        [
+            np.char.startswith(codes, "A"),
+            np.char.startswith(codes, "C") | np.char.startswith(codes, "D"),
+            np.char.startswith(codes, "H") | np.char.startswith(codes, "O"),
+        ],
+        ["agriculture", "industrial", "services"],
+        "domestic",
+    )
+
+
+def line_activity(g: CityState) -> np.ndarray:
+    """(L, M) months in which a line legally abstracts (before lapse or revocation)."""
+    m = np.arange(g.M)[None, :]
+    lapse_m = g.month_of(g.line_to1)
+    act = np.ones((len(g.line_e), g.M), bool)
+    act &= ~(g.line_lapsed[:, None] & (m > lapse_m[:, None]))
+    act &= ~(g.line_revoked[:, None] & (m >= g.line_revoke_m[:, None]))
+    return act & g.active[g.line_e]
+
+
+def lapsed_or_revoked(g: CityState) -> np.ndarray:
+    """Entities with a line that lapsed or was revoked (they turn to the mains)."""
+    out = np.zeros(g.cfg.entities, bool)
+    out[g.line_e[g.line_lapsed | g.line_revoked]] = True
+    return out
+
+
+def permit_tables(g: CityState) -> None:
+    """The permits table (old, current, renewed, dewatering and past permits) and the abstraction table."""
+    rng, L = g.rng("permit_tables"), len(g.line_e)
+    quota = _quotas(g, rng)
+    parts = _line_permits(g, rng, quota) + [_dewatering_permits(g, rng), _past_permits(g, rng, L + len(g.dw_e))]
+    permits = pd.concat(parts, ignore_index=True)
+    permits = permits.sort_values(["valid_from", "line"], kind="stable").reset_index(drop=True)
+    vf_year = permits["valid_from"].to_numpy().astype("datetime64[Y]").astype(str)
+    seq = permits.groupby(vf_year).cumcount().to_numpy() + 1
+    permits["permit_id"] = cat(g.cfg.permit_prefix, "[", vf_year, "]第", np.char.zfill((seq + 0).astype(str), 4), "号")
+    g.permit_index = permits
+    out = permits[PERMIT_COLUMNS].copy()
+    out["valid_from"] = fmt_dates(permits["valid_from"].to_numpy().astype("datetime64[D]"))
+    out["valid_to"] = fmt_dates(permits["valid_to"].to_numpy().astype("datetime64[D]"))
+    g.tables["permits"] = out.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
+    meters(g, rng, permits)
+
+
+def _quotas(g: CityState, rng) -> np.ndarray:
+    """Quota sized on normal use: the best year's level (over-permit lines: the pre-violation level)."""
+    m = np.arange(g.M)[None, :]
+    monthly = np.where(g.active[g.line_e], g.line_quota_base, np.nan)
+    yearly = [np.nanmean(np.where(g.year[None, :] == y, monthly, np.nan), axis=1) for y in np.unique(g.year)]
+    level = np.nan_to_num(np.nanmax(np.stack(yearly), axis=0))
+    quota_ok = level * 12 * rng.uniform(1.15, 1.5, len(g.line_e))
+    violations.tight_over_permit_quota(g, rng, monthly, m, quota_ok)
+    return np.maximum(round_to(quota_ok, np.where(quota_ok > 20000, 1000, 100)), 100)
+
+
+def _permit_frame(g, line, tag, uscc, holder, source, purpose, quota, vf, vt, status, wells, division):
+    return pd.DataFrame(
+        {
+            "line": line,
+            "tag": tag,
+            "uscc": uscc,
+            "holder_name": holder,
+            "source": source,
+            "purpose": purpose,
+            "annual_quota_m3": quota,
+            "valid_from": vf,
+            "valid_to": vt,
+            "status": status,
+            "wells": wells,
+            "division": division,
+        }
+    )
+
+
+def _line_permits(g: CityState, rng, quota: np.ndarray) -> list[pd.DataFrame]:
+    """Each line's chain: an old permit (before the window, for some), the current one, the renewal."""
+    L, years, to1 = len(g.line_e), g.line_years, g.line_to1
+    from1 = to1 - (years * 365).astype("timedelta64[D]") + np.timedelta64(1, "D")
+    to2 = to1 + (years * 365).astype("timedelta64[D]")
+    status1 = np.where(
+        g.line_revoked, "revoked", np.where(g.line_lapsed & (rng.random(L) < 0.6), "cancelled", "valid")
+    )
+    e = g.line_e
+    holder = np.where(rng.random(L) < 0.1, g.old_name[e], g.name[e]).astype(object)
+    holder[rng.random(L) < 0.04] = None
+    divisions = g.district_codes()[g.dist[e]]
+    h, r = g.line_history, g.line_renewed
+    rows = [
+        (
+            "old",
+            np.flatnonzero(h),
+            from1[h] - (years[h] * 365).astype("timedelta64[D]"),
+            from1[h] - np.timedelta64(1, "D"),
+            np.where(rng.random(h.sum()) < 0.3, "cancelled", "valid"),
+            quota[h] * rng.uniform(0.6, 1.0, h.sum()),
+        ),
+        ("cur", np.arange(L), from1, to1, status1, quota),
+    ]
+    rows.append(
+        (
+            "new",
+            np.flatnonzero(r),
+            to1[r] + np.timedelta64(1, "D"),
+            to2[r],
+            np.full(r.sum(), "valid"),
+            quota[r] * rng.uniform(1.0, 1.15, r.sum()),
+        )
+    )
+    return [
+        _permit_frame(
+            g, li, tag, g.uscc[e[li]], holder[li], g.line_src[li], g.line_purpose[li],
+            np.maximum(round_to(q, 100), 100), vf, vt, st, g.line_wells[li], divisions[li],
+        )
+        for tag, li, vf, vt, st, q in rows
+    ]  # fmt: skip
+
+
+def _dewatering_permits(g: CityState, rng) -> pd.DataFrame:
+    """Dewatering permits of legal works: one year from construction start."""
+    D, L = len(g.dw_e), len(g.line_e)
+    return _permit_frame(
+        g, L + np.arange(D), "dw", g.uscc[g.dw_e], g.name[g.dw_e].astype(object), "groundwater", "dewatering",
+        g.dw_quota, g.dw_from, g.dw_from + np.timedelta64(364, "D"), "valid", rng.integers(2, 9, D),
+        g.district_codes()[g.dist[g.dw_e]],
+    )  # fmt: skip
+
+
+def _past_permits(g: CityState, rng, first_line: int) -> pd.DataFrame:
+    """Permits of the past: firms that stopped abstracting (and some unpermitted abstractors who had one)."""
+    n = g.cfg.entities
+    honest = g.active.any(1) & (g.self_share == 0) & (rng.random(n) < 0.03)
+    pe = np.flatnonzero(honest | violations.past_permit_of_unpermitted(g, rng))
+    p_to = violations.past_permit_end_limit(g, pe) - rng.integers(20, 1500, len(pe)).astype("timedelta64[D]")
+    quota = np.maximum(round_to(g.base[pe] * 12 * rng.uniform(0.3, 0.9, len(pe)), 100), 100)
+    return _permit_frame(
+        g, first_line + np.arange(len(pe)), "past", g.uscc[pe], g.name[pe].astype(object), "groundwater",
+        purpose_of(g.code[pe]), quota, p_to - np.timedelta64(5 * 365, "D"), p_to,
+        pick(rng, ["cancelled", "valid", "revoked"], len(pe), [0.5, 0.4, 0.1]), np.ones(len(pe), int),
+        g.district_codes()[g.dist[pe]],
+    )  # fmt: skip
+
+
+def meters(g: CityState, rng, permits: pd.DataFrame) -> None:
+    """One meter per well or intake, monthly totals; a replaced meter leaves a gap and returns under a new id."""
+    M, L, D = g.M, len(g.line_e), len(g.dw_e)
+    m = np.arange(M)[None, :]
+    cur_id, new_id = _permit_ids_per_line(g, permits)
+    renew_m = g.month_of(g.line_to1 + np.timedelta64(1, "D"))
+    line_vol = np.concatenate([g.metered, g.dw_pumped]) if D else g.metered
+    legal = line_activity(g) | (g.metered > 0)
+    line_act = np.concatenate([legal, g.dw_pumped > 0]) if D else legal
+    wells = np.concatenate([g.line_wells, np.ones(D, int)])
+    line_of = np.repeat(np.arange(L + D), wells)
+    K = len(line_of)
+    w = rng.gamma(2.0, 1.0, K)
+    share = w / np.bincount(line_of, w, minlength=L + D)[line_of]
+    vol = line_vol[line_of] * share[:, None] * np.exp(rng.normal(0, 0.05, (K, M)))
+    act = line_act[line_of] & g.active[np.concatenate([g.line_e, g.dw_e])[line_of]]
+    online = rng.random(K) < np.where(line_vol[line_of].mean(1) > 3000, 0.85, 0.3)
+    vol = np.where(online[:, None], np.round(vol, 1), np.round(vol))
+    replaced = rng.random(K) < g.cfg.meter_replacement_share
+    gap_at = rng.integers(2, M - 4, K)
+    gap_len = rng.integers(1, 4, K)
+    act &= ~(replaced[:, None] & (m >= gap_at[:, None]) & (m < (gap_at + gap_len)[:, None]))
+    meter_no = (10**7 + rng.choice(9 * 10**7, 2 * K, replace=False)).astype(str)
+    ki, mi = np.nonzero(act)
+    after_gap = replaced[ki] & (mi >= gap_at[ki] + gap_len[ki])
+    meter_id = np.where(after_gap, np.char.add("JL", meter_no[K + ki]), np.char.add("JL", meter_no[ki]))
+    li = line_of[ki]
+    dw_ids = permits.loc[permits["tag"] == "dw"].sort_values("line")["permit_id"].to_numpy()
+    lic = np.minimum(li, max(L - 1, 0))
+    permit_id = np.where(mi >= renew_m[lic] if L else False, new_id[lic] if L else "", cur_id[lic] if L else "")
+    if D:
+        permit_id = np.where(li >= L, dw_ids[np.maximum(li - L, 0)], permit_id)
+    g.tables["abstraction"] = pd.DataFrame(
+        {
+            "permit_id": permit_id,
+            "meter_id": meter_id,
+            "month": g.month_text[mi],
+            "volume_m3": vol[ki, mi],
+            "reading": np.where(online[ki], "online", "manual"),
+        }
+    )
+    # what each line's meters recorded, for the tax declarations
+    g.recorded = np.zeros((L + D, M))
+    np.add.at(g.recorded, (li, mi), vol[ki, mi])
+
+
+def _permit_ids_per_line(g: CityState, permits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's current permit id and its renewal's id (the current one where not renewed)."""
+    L = len(g.line_e)
+    ids_of = permits.set_index(["tag", "line"])["permit_id"]
+    cur_id = ids_of.loc["cur"].reindex(np.arange(L)).to_numpy().astype(str)
+    if not g.line_renewed.any():
+        return cur_id, cur_id
+    new_id = ids_of.loc["new"].reindex(np.arange(L)).fillna(pd.Series(cur_id)).to_numpy().astype(str)
+    return cur_id, new_id
