@@ -75,8 +75,9 @@ def main() -> None:
         _, sessions = open_store(settings.resolved_database_url())
         publish_run(tmp / "out", sessions, settings)
         print(f"build + publish: {time.perf_counter() - t0:.1f} s")
-        app = create_app(settings, session_factory=sessions, routers=[console_router(settings)])
+        app = create_app(settings, session_factory=sessions, routers=[console_router()])
         officer = TestClient(app)
+        officer.__enter__()  # the lifespan loads the live run and creates the demo users
         officer.post("/login", data={"username": "officer1", "password": DEMO_PASSWORD})
         queue = officer.get("/queue").text
         lead = re.search(r'data-lead-id="(\d+)"', queue).group(1)

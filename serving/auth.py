@@ -17,7 +17,9 @@ from pwdlib import PasswordHash
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.store import ROLES, ApiKey, AuditLog, User
+from serving.errors import NotAuthenticated
+from serving.roles import ROLES
+from serving.store import ApiKey, AuditLog, User
 
 JWT_ALGORITHM = "HS256"
 MIN_PASSWORD_CHARS = 12
@@ -34,7 +36,7 @@ DEMO_USERS = (("supervisor", "supervisor", None), ("analyst", "analyst", None), 
 _hasher = PasswordHash.recommended()
 
 
-class AuthError(Exception):
+class AuthError(NotAuthenticated):
     """A credential was refused; the message says why without revealing which part was wrong."""
 
 
@@ -153,7 +155,7 @@ def principal_from_token(token: str, secret_key: str) -> Principal:
     try:
         claims = jwt.decode(token, secret_key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError as exc:
-        raise AuthError("登录已过期，请重新登录 (token expired)") from exc
+        raise AuthError("登录已过期，请重新登录 (token expired)", expired=True) from exc
     except jwt.PyJWTError as exc:
         raise AuthError("登录凭证无效 (invalid token)") from exc
     if claims.get("role") not in ROLES:

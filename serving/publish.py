@@ -121,10 +121,34 @@ def load_leads(path: Path) -> pd.DataFrame:
     return leads.reset_index(drop=True)
 
 
+SHIFT_SERIES = ("balance", "supply", "abstraction", "discharge")  # the profiles' dated level shifts
+
+
+def _shift_columns(available) -> list[str]:
+    return [f"{name}_shift_{part}" for name in SHIFT_SERIES for part in ("since", "score")
+            if f"{name}_shift_since" in available and f"{name}_shift_score" in available]
+
+
+def _shift_since(last: pd.DataFrame) -> pd.Series:
+    """Per entity (rows of its last month), the month its strongest dated level shift began, 'YYYY-MM'
+    (the profiles date a shift only when it is significant); None when none is dated."""
+    names = [n for n in SHIFT_SERIES if f"{n}_shift_since" in last.columns]
+    if not names:
+        return pd.Series([None] * len(last), index=last.index, dtype=object)
+    since = last[[f"{n}_shift_since" for n in names]].apply(pd.to_datetime)
+    score = last[[f"{n}_shift_score" for n in names]].to_numpy(dtype=float)
+    score = np.where(since.notna().to_numpy(), np.nan_to_num(score, nan=-np.inf), -np.inf)
+    best = np.argmax(score, axis=1)
+    picked = since.to_numpy()[np.arange(len(last)), best]
+    dated = np.isfinite(score[np.arange(len(last)), best])
+    return pd.Series([pd.Timestamp(m).strftime("%Y-%m") if ok else None for m, ok in zip(picked, dated)],
+                     index=last.index, dtype=object)
+
+
 def _series_rows(profiles: pd.DataFrame, run_id: str, usccs: set[str] | None = None) -> list[dict]:
-    """One compact row per entity: months and the monthly volumes, NaN as null."""
+    """One compact row per entity: months, the monthly volumes (NaN as null) and ``shift_since``."""
     cols = [c for c in SERIES_COLUMNS if c in profiles.columns]
-    df = profiles[["uscc", "month", *cols]].copy()
+    df = profiles[["uscc", "month", *cols, *_shift_columns(profiles.columns)]].copy()
     df["uscc"] = df["uscc"].astype("str")
     if usccs is not None:
         df = df[df["uscc"].isin(usccs)]
@@ -140,9 +164,11 @@ def _series_rows(profiles: pd.DataFrame, run_id: str, usccs: set[str] | None = N
         vals = df[c].to_numpy(dtype=float).round(1).astype(object)
         vals[pd.isna(df[c]).to_numpy()] = None
         parts[SERIES_COLUMNS[c]] = np.split(vals, cut)
+    since = _shift_since(df.iloc[np.concatenate([cut, [len(df)]]) - 1]).tolist()
     keys = list(parts)
     return [
-        {"uscc": codes[s], "run_id": run_id, "series": {k: parts[k][i].tolist() for k in keys}}
+        {"uscc": codes[s], "run_id": run_id,
+         "series": {**{k: parts[k][i].tolist() for k in keys}, "shift_since": since[i]}}
         for i, s in enumerate(starts)
     ]
 
@@ -289,7 +315,7 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
             import pyarrow.parquet as pq
 
             available = set(pq.read_schema(profiles_path).names)
-            cols = ["uscc", "month", *[c for c in SERIES_COLUMNS if c in available]]
+            cols = ["uscc", "month", *[c for c in SERIES_COLUMNS if c in available], *_shift_columns(available)]
             series = _series_rows(pd.read_parquet(profiles_path, columns=cols), run_id)
             session.execute(delete(Series))
             _bulk_insert(session, Series, series)

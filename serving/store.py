@@ -37,7 +37,6 @@ OUTCOMES = ("violation", "no_violation", "unreachable")
 VIOLATION_TYPES = (
     "unpermitted_abstraction", "private_well", "meter_tampering", "over_permit", "expired_permit", "tax_underreport",
 )
-ROLES = ("officer", "supervisor", "analyst", "admin")
 OUTBOX_STATUSES = ("queued", "sent", "failed")
 
 

@@ -49,6 +49,7 @@ class Api:
         self.tmp = tmp_path
         self.engine, self.sessions = open_store(self.settings.resolved_database_url())
         self.client = TestClient(create_app(self.settings, self.sessions, demo_users=False))
+        self.client.__enter__()  # runs the lifespan: the live run's model is loaded at start-up
 
     def h(self, user: str) -> dict:
         """A bearer token as the login endpoint issues it (logging in itself is tested once, it is slow)."""
@@ -65,6 +66,7 @@ class Api:
 def api(tmp_path, template_db):
     a = Api(tmp_path, template_db)
     yield a
+    a.client.__exit__(None, None, None)
     a.engine.dispose()
 
 
@@ -250,11 +252,11 @@ def test_production_refuses_default_secret_and_makes_no_demo_users(tmp_path):
     with pytest.raises(ValueError, match="secret_key"):
         create_app(settings)
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", production=True, secret_key=SECRET)
-    client = TestClient(create_app(settings))
-    r = client.post("/api/v1/auth/token", data={"username": "supervisor", "password": auth.DEMO_PASSWORD})
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/api/v1/auth/token", data={"username": "supervisor", "password": auth.DEMO_PASSWORD})
     assert r.status_code == 401
-    dev = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}", secret_key=SECRET)))
-    r = dev.post("/api/v1/auth/token", data={"username": "supervisor", "password": auth.DEMO_PASSWORD})
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}", secret_key=SECRET))) as dev:
+        r = dev.post("/api/v1/auth/token", data={"username": "supervisor", "password": auth.DEMO_PASSWORD})
     assert r.status_code == 200
 
 
@@ -270,4 +272,3 @@ def test_console_routers_are_mounted(tmp_path):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", secret_key=SECRET)
     app = create_app(settings, routers=[console], demo_users=False)
     assert TestClient(app).get("/").json() == {"page": "console"}
-    assert app.state.templates_dir.name == "templates"

@@ -65,6 +65,9 @@ def make_run(out: Path) -> dict:
     prof["abstraction_m3"] = 1500 + rng.normal(0, 30, len(prof)).round(1)
     jump = (prof["uscc"] == uscc[0]) & (prof["month"] >= pd.Timestamp(SHIFT_MONTH + "-01"))
     prof["discharge_m3"] = np.where(jump, 6000.0, 2000.0) + rng.normal(0, 25, len(prof)).round(1)
+    # the profile stage dates a significant shift (here the planted one) in the ``*_shift_since`` columns
+    prof["discharge_shift_score"] = np.where(jump, 9.0, 0.5)
+    prof["discharge_shift_since"] = pd.Series(pd.NaT, index=prof.index).where(~jump, pd.Timestamp(SHIFT_MONTH + "-01"))
     prof.to_parquet(out / "profiles.parquet")
     pd.DataFrame({
         "alert_id": ["A1", "A2", "A3"], "kind": ["unpermitted", "quota", "tax_mismatch"],
@@ -104,7 +107,7 @@ def build_app(tmp: Path):
     facts = make_run(tmp / "out")
     _, sessions = open_store(settings.resolved_database_url())
     publish_run(tmp / "out", sessions, settings)
-    app = create_app(settings, session_factory=sessions, routers=[console_router(settings)])
+    app = create_app(settings, session_factory=sessions, routers=[console_router()])
     return app, sessions, facts
 
 
@@ -381,15 +384,11 @@ def test_static_assets_are_local(env):
     assert not re.search(r'(src|href)="(https?:)?//', html)
 
 
-def test_shift_since_from_the_series_itself():
-    from serving.console import monthly_quota, shift_since
+def test_monthly_quota_line():
+    from serving.console.charts import monthly_quota
     from serving.store import Permit
 
     months = [f"{y}-{m:02d}" for y in (2024, 2025) for m in range(1, 13)]
-    flat = [1000.0] * 24
-    stepped = [1000.0] * 15 + [3000.0] * 9
-    assert shift_since({"month": months, "supply_m3": flat, "abstraction_m3": flat, "discharge_m3": stepped}) == "2025-04"
-    assert shift_since({"month": months, "supply_m3": flat, "abstraction_m3": flat, "discharge_m3": flat}) is None
     quota = monthly_quota(months, [Permit(permit_id="p", annual_quota_m3=1200.0, valid_from=date(2024, 6, 1),
                                           valid_to=date(2025, 5, 31), status="valid")])
     assert quota[:5] == [None] * 5 and quota[5] == 100.0 and quota[16] == 100.0 and quota[17] is None

@@ -38,6 +38,7 @@ def test_verdict_recorded_over_http_becomes_a_training_label(tmp_path):
     _, sessions = open_store(settings.resolved_database_url())
     publish_run(out, sessions, settings)
     client = TestClient(create_app(settings, session_factory=sessions))
+    client.__enter__()  # the lifespan loads the live run's model and creates the demo users
 
     officer = _login(client, "officer1")
     queue = client.get("/api/v1/leads", params={"page_size": 5}, headers=officer)

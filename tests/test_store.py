@@ -177,6 +177,27 @@ def test_publish_loads_a_run(sessions, tmp_path):
         assert series["tax_declared_m3"] == [None] * 6
 
 
+def test_publish_keeps_the_profiles_dated_level_shift(sessions, tmp_path):
+    """The lead page's shift marker is the profile stage's own dating (strongest significant shift at the
+    last month), carried by publish; serving computes no feature itself."""
+    out = make_run(tmp_path / "run1", n=8)
+    prof = pd.read_parquet(out / "profiles.parquet")
+    last = prof["month"] == prof["month"].max()
+    first, second = prof["uscc"] == "913714000000000000", prof["uscc"] == "913714000000000001"
+    for name in ("balance", "supply", "abstraction", "discharge"):
+        prof[f"{name}_shift_score"], prof[f"{name}_shift_since"] = 0.0, pd.NaT
+    prof.loc[first & last, ["balance_shift_score", "balance_shift_since"]] = [5.0, pd.Timestamp("2026-03-01")]
+    prof.loc[first & last, ["discharge_shift_score", "discharge_shift_since"]] = [8.0, pd.Timestamp("2026-02-01")]
+    prof.loc[second & ~last, ["discharge_shift_score", "discharge_shift_since"]] = [9.0, pd.Timestamp("2026-01-01")]
+    prof.loc[second & last, ["supply_shift_score", "supply_shift_since"]] = [4.5, pd.Timestamp("2026-04-01")]
+    prof.to_parquet(out / "profiles.parquet", index=False)
+    publish_run(out, sessions, small_settings())
+    with sessions() as s:
+        since = {x.uscc: x.series["shift_since"] for x in s.scalars(select(Series))}
+    assert since.pop("913714000000000000") == "2026-02" and since.pop("913714000000000001") == "2026-04"
+    assert set(since.values()) == {None}
+
+
 def test_publishing_the_same_run_twice_changes_nothing(sessions, tmp_path):
     out = make_run(tmp_path / "run1")
     settings = small_settings()

@@ -11,4 +11,4 @@ def build_app(settings: Settings) -> FastAPI:
     from serving.api import create_app
     from serving.console import console_router
 
-    return create_app(settings, routers=[console_router(settings)])
+    return create_app(settings, routers=[console_router()])

@@ -1,0 +1,34 @@
+"""Alerts of the live run's deterministic supervision checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from serving import roles
+from serving.api.params import Filter, PageNo, PageSize
+from serving.auth import Principal
+from serving.deps import ModelDep, RequireRole, SessionDep
+from serving.schemas import ERRORS, AlertPublic, AlertsPublic
+from serving.services.leads import officer_district
+from serving.services.query import paginate
+from serving.store import Alert
+
+router = APIRouter(tags=["alerts"])
+
+
+@router.get("/alerts", response_model=AlertsPublic, responses=ERRORS)
+def alerts(session: SessionDep, model: ModelDep, principal: Annotated[Principal, RequireRole(*roles.READ)],
+           kind: Filter = None, level: Filter = None, district: Filter = None,
+           page: PageNo = 1, page_size: PageSize = 50):
+    """Alerts of the live run's supervision checks (officers: their district's)."""
+    district = officer_district(principal, district)
+    q = select(Alert).where(Alert.run_id == model.run_id)
+    for col, value in ((Alert.kind, kind), (Alert.level, level), (Alert.district, district)):
+        if value is not None:
+            q = q.where(col == value)
+    total, rows = paginate(q, session, page, page_size, (Alert.kind, Alert.district, Alert.alert_id))
+    return AlertsPublic(total=total, page=page, page_size=page_size,
+                        items=[AlertPublic.model_validate(a, from_attributes=True) for a in rows])

@@ -1,0 +1,30 @@
+"""The model behind the live run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from serving import roles
+from serving.auth import Principal
+from serving.deps import ModelDep, RequireRole
+from serving.runtime import ModelInfo
+from serving.schemas import ModelPublic
+
+router = APIRouter(tags=["model"])
+
+
+def model_public(model: ModelInfo) -> ModelPublic:
+    bundle = model.champion
+    return ModelPublic(version=model.version, trained_at=model.trained_at, as_of=model.as_of, run_id=model.run_id,
+                       published_at=model.published_at, backtest=model.backtest, loaded_at=model.loaded_at,
+                       champion_loaded=bundle is not None, champion_version=None if bundle is None else bundle.version,
+                       champion_features=[] if bundle is None else list(bundle.features),
+                       champion_error=model.champion_error)
+
+
+@router.get("/model", response_model=ModelPublic)
+def model_info(model: ModelDep, _: Annotated[Principal, RequireRole(*roles.READ)]):
+    """The model behind the live run: version, when it was trained, its backtest metrics."""
+    return model_public(model)

@@ -1,0 +1,39 @@
+"""The SMS outbox: messages for the gateway to send, and the delivery states it reports."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from serving import roles
+from serving.api.params import MessageId, PageNo, PageSize
+from serving.auth import Principal
+from serving.deps import RequireRole, SessionDep
+from serving.schemas import CONFLICT, FailedCreate, OutboxPagePublic, OutboxPublic, OutboxStatus
+from serving.services import outbox as service
+from serving.services.query import paginate
+
+router = APIRouter(prefix="/outbox", tags=["outbox"])
+OutboxUser = Annotated[Principal, RequireRole(*roles.OUTBOX)]
+
+
+@router.get("", response_model=OutboxPagePublic)
+def outbox(session: SessionDep, _: OutboxUser, status_: Annotated[OutboxStatus | None, Query(alias="status")] = None,
+           page: PageNo = 1, page_size: PageSize = 50):
+    """Text messages to entities, for the SMS gateway to send."""
+    total, rows = paginate(service.select_messages(status_), session, page, page_size, service.OUTBOX_ORDER)
+    return OutboxPagePublic(total=total, page=page, page_size=page_size,
+                            items=[OutboxPublic.model_validate(m) for m in rows])
+
+
+@router.post("/{message_id}/sent", response_model=OutboxPublic, responses=CONFLICT)
+def sent(message_id: MessageId, session: SessionDep, principal: OutboxUser):
+    """The gateway delivered the message (idempotent)."""
+    return OutboxPublic.model_validate(service.mark_message(session, message_id, principal, "sent"))
+
+
+@router.post("/{message_id}/failed", response_model=OutboxPublic, responses=CONFLICT)
+def failed(message_id: MessageId, body: FailedCreate, session: SessionDep, principal: OutboxUser):
+    """The gateway could not deliver the message."""
+    return OutboxPublic.model_validate(service.mark_message(session, message_id, principal, "failed", body.error))

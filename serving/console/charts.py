@@ -1,0 +1,252 @@
+"""Charts of the console as inline SVG (no scripts, no CDN): monthly volumes with the permit quota and
+the month a level shift began, stacked bars, verdicts with the hit rate.
+
+Every function returns markup safe to put in a template; every label is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from markupsafe import Markup, escape
+
+from serving.store import Permit
+
+# colours: volumes, alert levels, lead statuses (also used by the CSS legend swatches)
+SERIES_COLOURS = {"supply_m3": "#2b6cb0", "abstraction_m3": "#2f855a", "discharge_m3": "#c05621"}
+QUOTA_COLOUR, SINCE_COLOUR = "#c53030", "#6b46c1"
+LEVEL_COLOURS = {"red": "#e53e3e", "orange": "#ed8936", "yellow": "#ecc94b", "warning": "#d69e2e",
+                 "notice": "#4299e1", "reminder_90": "#90cdf4", "reminder_60": "#3182ce"}
+LEVEL_ORDER = ("red", "orange", "yellow", "warning", "reminder_60", "reminder_90", "notice")
+STATUS_COLOURS = {"new": "#718096", "assigned": "#4299e1", "in_progress": "#ed8936", "closed": "#38a169"}
+
+
+def level_rank(level: str) -> int:
+    """Most severe first; unknown levels last."""
+    return LEVEL_ORDER.index(level) if level in LEVEL_ORDER else len(LEVEL_ORDER)
+
+
+def fmt_num(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _nice_step(span: float, ticks: int = 4) -> float:
+    if span <= 0:
+        return 1.0
+    raw = span / ticks
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+# -- inline SVG charts -----------------------------------------------------------------------------
+
+
+def _polyline(points: list[tuple[float, float] | None]) -> str:
+    """SVG path data; a None breaks the line (a month with no data is a gap, not a zero)."""
+    out, pen = [], False
+    for p in points:
+        if p is None:
+            pen = False
+            continue
+        out.append(f"{'L' if pen else 'M'}{p[0]:.1f},{p[1]:.1f}")
+        pen = True
+    return " ".join(out)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Plot area of a monthly chart: month i at x(i), value v at y(v)."""
+
+    n: int
+    ymax: float
+    step: float
+    width: int
+    height: int
+    left: int = 70
+    right: int = 16
+    top: int = 24
+    bottom: int = 44
+
+    @property
+    def pw(self) -> float:
+        return self.width - self.left - self.right
+
+    @property
+    def ph(self) -> float:
+        return self.height - self.top - self.bottom
+
+    @property
+    def half(self) -> float:
+        """Half a month's width."""
+        return self.pw / self.n / 2 if self.n else 0
+
+    def x(self, i: float) -> float:
+        return self.left + (self.pw * (i + 0.5) / self.n if self.n else 0)
+
+    def y(self, v: float) -> float:
+        return self.top + self.ph - self.ph * v / self.ymax
+
+
+def _monthly_frame(n: int, values: list[float], width: int, height: int) -> _Frame:
+    vmax = max(values) if values else 1.0
+    step = _nice_step(vmax * 1.05 if vmax > 0 else 1.0)
+    ymax = step * max(1, math.ceil(vmax * 1.05 / step)) if vmax > 0 else step * 4
+    return _Frame(n, ymax, step, width, height)
+
+
+def _monthly_axes(f: _Frame, months: list[str], unit: str) -> list[str]:
+    parts, tick = [], 0.0
+    while tick <= f.ymax + 1e-9:
+        yy = f.y(tick)
+        parts.append(f'<line class="grid" x1="{f.left}" x2="{f.width - f.right}" y1="{yy:.1f}" y2="{yy:.1f}"/>')
+        parts.append(f'<text class="axis" x="{f.left - 6}" y="{yy + 4:.1f}" text-anchor="end">{fmt_num(tick)}</text>')
+        tick += f.step
+    parts.append(f'<text class="axis unit" x="{f.left - 6}" y="{f.top - 10}" text-anchor="end">{escape(unit)}</text>')
+    every = max(1, math.ceil(f.n / 12))
+    for i, m in enumerate(months):
+        if (f.n - 1 - i) % every == 0:  # anchored at the latest month, which is always labelled
+            parts.append(f'<text class="axis" x="{f.x(i):.1f}" y="{f.height - f.bottom + 18}" '
+                         f'text-anchor="middle">{escape(m)}</text>')
+    parts.append(f'<line class="baseline" x1="{f.left}" x2="{f.width - f.right}" y1="{f.y(0):.1f}" y2="{f.y(0):.1f}"/>')
+    return parts
+
+
+def _since_marker(f: _Frame, months: list[str], since: str, label: str) -> str:
+    xs = f.x(months.index(since)) - f.half
+    return (f'<g class="since"><line x1="{xs:.1f}" x2="{xs:.1f}" y1="{f.top}" y2="{f.top + f.ph}" '
+            f'stroke="{SINCE_COLOUR}" stroke-dasharray="4 3" stroke-width="2"/><text x="{xs + 4:.1f}" '
+            f'y="{f.top + 12}" fill="{SINCE_COLOUR}">{escape(label)} {escape(since)}</text></g>')
+
+
+def _quota_line(f: _Frame, quota: list[float | None], label: str) -> str:
+    pts: list[tuple[float, float] | None] = []
+    for i, v in enumerate(quota):
+        pts += [None] if v is None else [(f.x(i) - f.half, f.y(v)), (f.x(i) + f.half, f.y(v))]
+    return (f'<path class="series quota" d="{_polyline(pts)}" fill="none" stroke="{QUOTA_COLOUR}" '
+            f'stroke-width="2" stroke-dasharray="7 4"><title>{escape(label)}</title></path>')
+
+
+def _series_line(f: _Frame, months: list[str], key: str, label: str, vals: list[float | None], colour: str) -> str:
+    pts = [None if v is None else (f.x(i), f.y(v)) for i, v in enumerate(vals)]
+    if not any(p is not None for p in pts):
+        return ""
+    dots = "".join(f'<circle cx="{p[0]:.1f}" cy="{p[1]:.1f}" r="2.6"><title>{escape(label)} {escape(months[i])}: '
+                   f'{fmt_num(vals[i])}</title></circle>' for i, p in enumerate(pts) if p is not None)
+    return (f'<path class="series {key}" d="{_polyline(pts)}" fill="none" stroke="{colour}" stroke-width="2.2" '
+            f'stroke-linejoin="round"/><g class="dots {key}" fill="{colour}">{dots}</g>')
+
+
+def monthly_chart_svg(
+    months: list[str], lines: list[tuple[str, str, list[float | None], str]], quota: list[float | None] | None,
+    since: str | None, labels: dict[str, str], width: int = 760, height: int = 300,
+) -> Markup:
+    """Monthly volumes as lines, the permit quota as a dashed step line and the shift month as a marker.
+
+    ``lines``: (css key, label, values, colour). ``labels``: 'unit', 'quota', 'since', 'title' texts.
+    """
+    values = [v for _, _, vals, _ in lines for v in vals if v is not None] + [v for v in (quota or []) if v is not None]
+    f = _monthly_frame(len(months), values, width, height)
+    parts = [f'<svg class="chart" data-chart="monthly" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(labels.get("title", ""))}" preserveAspectRatio="xMidYMid meet">',
+             *_monthly_axes(f, months, labels.get("unit", ""))]
+    if since and since in months:
+        parts.append(_since_marker(f, months, since, labels.get("since", "")))
+    if quota and any(v is not None for v in quota):
+        parts.append(_quota_line(f, quota, labels.get("quota", "")))
+    parts += [_series_line(f, months, *line) for line in lines]
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def stacked_bars_svg(rows: list[tuple[str, list[tuple[str, float, str]]]], chart: str, width: int = 560) -> Markup:
+    """Horizontal stacked bars: rows of (label, [(segment label, value, colour)]), the total at the end."""
+    left, right, bar, gap = 120, 56, 20, 8
+    height = max(1, len(rows)) * (bar + gap) + gap
+    total_max = max((sum(v for _, v, _ in segs) for _, segs in rows), default=0) or 1
+    pw = width - left - right
+    parts = [f'<svg class="chart bars" data-chart="{escape(chart)}" viewBox="0 0 {width} {height}" role="img" '
+             f'preserveAspectRatio="xMidYMid meet">']
+    for r, (label, segs) in enumerate(rows):
+        yy = gap + r * (bar + gap)
+        parts.append(f'<text class="axis" x="{left - 8}" y="{yy + bar * 0.72:.1f}" text-anchor="end">{escape(label)}</text>')
+        xx = float(left)
+        for seg_label, value, colour in segs:
+            if value <= 0:
+                continue
+            w = pw * value / total_max
+            parts.append(f'<rect x="{xx:.1f}" y="{yy}" width="{max(w, 1):.1f}" height="{bar}" fill="{colour}">'
+                         f'<title>{escape(label)} · {escape(seg_label)}: {fmt_num(value)}</title></rect>')
+            xx += w
+        total = sum(v for _, v, _ in segs)
+        parts.append(f'<text class="total" x="{xx + 6:.1f}" y="{yy + bar * 0.72:.1f}">{fmt_num(total)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def hit_rate_svg(months: list[str], counts: list[int], rates: list[float | None], labels: dict[str, str],
+                 width: int = 560, height: int = 220) -> Markup:
+    """Verdicts per month as bars (left axis) and the hit rate as a line (right axis, 0-100 %)."""
+    left, right, top, bottom = 44, 44, 16, 36
+    n = max(1, len(months))
+    pw, ph = width - left - right, height - top - bottom
+    cmax = max(counts, default=0) or 1
+    step = max(1, math.ceil(_nice_step(cmax, 2)))  # counts are whole verdicts
+    cmax = step * math.ceil(cmax / step)
+    slot = pw / n
+    bar_w = min(slot * 0.7, 48.0)
+    parts = [f'<svg class="chart" data-chart="hit-rate" viewBox="0 0 {width} {height}" role="img" '
+             f'preserveAspectRatio="xMidYMid meet">']
+    for frac in (0, 0.5, 1):
+        yy = top + ph - ph * frac
+        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}"/>')
+        parts.append(f'<text class="axis" x="{width - right + 6}" y="{yy + 4:.1f}">{frac:.0%}</text>')
+        if float(cmax * frac).is_integer():
+            parts.append(f'<text class="axis" x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">{fmt_num(cmax * frac)}</text>')
+    every = max(1, math.ceil(n / 8))
+    pts: list[tuple[float, float] | None] = []
+    for i, (m, c, r) in enumerate(zip(months, counts, rates)):
+        bh = ph * c / cmax
+        cx = left + slot * i + slot / 2
+        parts.append(f'<rect class="bar" x="{cx - bar_w / 2:.1f}" y="{top + ph - bh:.1f}" '
+                     f'width="{bar_w:.1f}" height="{bh:.1f}" fill="#90cdf4"><title>{escape(m)} · '
+                     f'{escape(labels.get("verdicts", ""))}: {c}</title></rect>')
+        pts.append(None if r is None else (cx, top + ph - ph * r))
+        if (n - 1 - i) % every == 0:
+            parts.append(f'<text class="axis" x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle">{escape(m)}</text>')
+    if any(p is not None for p in pts):
+        parts.append(f'<path class="series hit-rate" d="{_polyline(pts)}" fill="none" stroke="#c53030" stroke-width="2.2"/>')
+        parts.append("".join(
+            f'<circle cx="{p[0]:.1f}" cy="{p[1]:.1f}" r="3" fill="#c53030"><title>{escape(months[i])} · '
+            f'{escape(labels.get("hit_rate", ""))}: {rates[i]:.0%}</title></circle>'
+            for i, p in enumerate(pts) if p is not None))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def monthly_quota(months: list[str], permits: list[Permit]) -> list[float | None]:
+    """Annual quota / 12 of the permits valid in each month, pro rata of the days each was valid
+    (a renewal that starts mid-month does not count twice); None where no permit was valid."""
+    if not months or not permits:
+        return [None] * len(months)
+    starts = np.array([np.datetime64(f"{m}-01", "D") for m in months])
+    ends = (starts.astype("datetime64[M]") + np.timedelta64(1, "M")).astype("datetime64[D]")  # exclusive
+    days = (ends - starts).astype(float)
+    total = np.zeros(len(months))
+    covered = np.zeros(len(months), dtype=bool)
+    for p in permits:  # an entity holds a handful of permits
+        if p.annual_quota_m3 is None or (p.status or "").lower() in ("revoked", "cancelled"):
+            continue
+        lo = np.datetime64(p.valid_from, "D") if p.valid_from else np.datetime64("1900-01-01")
+        hi = (np.datetime64(p.valid_to, "D") if p.valid_to else np.datetime64("2999-12-30")) + np.timedelta64(1, "D")
+        overlap = (np.minimum(ends, hi) - np.maximum(starts, lo)).astype(float).clip(0)
+        total += p.annual_quota_m3 / 12.0 * overlap / days
+        covered |= overlap > 0
+    return [round(float(v), 1) if c else None for v, c in zip(total, covered)]

@@ -1,0 +1,122 @@
+"""The lead page: the entity's facts, chart, reasons, alerts and past verdicts; the forms to take or
+assign the lead and to record a verdict (the same service functions the API calls)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from serving import roles
+from serving.console.charts import SERIES_COLOURS, monthly_chart_svg, monthly_quota
+from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
+from serving.deps import SessionDep
+from serving.errors import Invalid, NotFound
+from serving.i18n import t
+from serving.schemas import AssignCreate, VerdictCreate, split_reasons
+from serving.services import leads as service
+from serving.store import OUTCOMES, VIOLATION_TYPES
+
+MAX_ID = 2**31 - 1
+
+router = page_router()
+WorkerPage = Annotated[PageContext, page_for(*roles.LEAD_WORK)]
+
+
+def lead_id_of(text: str | int) -> int:
+    """A lead id from the path; anything else is a 404 page, not a validation error in JSON."""
+    value = str(text)
+    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+        raise NotFound()
+    return int(value)
+
+
+def lead_chart(series: dict, permits, lang: str):
+    """The monthly chart of a lead's series with its quota line and shift marker, or None without data."""
+    months = list(series.get("month") or [])
+    if not months:
+        return None
+    lines = [(key.removesuffix("_m3"), t(f"chart.{key.removesuffix('_m3')}", lang),
+              (list(series.get(key) or []) + [None] * len(months))[:len(months)], colour)
+             for key, colour in SERIES_COLOURS.items()]
+    return monthly_chart_svg(
+        months, lines, monthly_quota(months, permits), series.get("shift_since"),
+        {"unit": t("chart.unit", lang), "quota": t("chart.quota", lang), "since": t("chart.since", lang),
+         "title": t("lead.chart", lang)})
+
+
+def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, form_error: str | None = None,
+              form_values: dict | None = None, assigned: bool = False) -> HTMLResponse:
+    p = ctx.principal
+    lead = service.load_lead(session, lead_id, p)
+    facts = service.lead_facts(session, lead, ctx.request.app.state.model.info.run_id)
+    officers = [] if p.is_officer else service.district_officers(session, lead.district)
+    may_record = (p.role in roles.LEAD_WORK and lead.status != "closed"
+                  and not (p.is_officer and lead.assigned_officer not in (None, p.username)))
+    may_assign = p.role in roles.LEAD_WORK and lead.status != "closed" and (
+        not p.is_officer or lead.assigned_officer is None)
+    return render(
+        ctx, "lead.html", status_code=status_code, lead=lead, entity=facts.entity, permits=facts.permits,
+        accounts=facts.accounts, chart=lead_chart(facts.series, facts.permits, ctx.lang),
+        since=facts.series.get("shift_since") if facts.series.get("month") else None,
+        reasons=split_reasons(lead.reasons), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
+        may_record=may_record, may_assign=may_assign, officers=officers, assigned=assigned, outcomes=OUTCOMES,
+        violation_types=VIOLATION_TYPES, form_error=form_error, form=form_values or {},
+        today=date.today().isoformat(), today_date=date.today(), show_score=not p.is_officer,
+    )
+
+
+@router.get("/leads/{lead_id}", response_class=HTMLResponse)
+def lead(request: Request, lead_id: str, ctx: PageDep, session: SessionDep):
+    return lead_page(ctx, session, lead_id_of(lead_id), assigned=request.query_params.get("assigned") == "1")
+
+
+@router.post("/leads/{lead_id}/assign", response_class=HTMLResponse)
+def assign(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = "",
+           officer: Annotated[str, Form()] = ""):
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    officer = ctx.principal.username if ctx.principal.is_officer else officer.strip()
+    try:
+        body = AssignCreate(officer=officer)
+    except ValidationError:
+        raise Invalid(t("lead.assign_choose", ctx.lang)) from None
+    service.assign_lead(session, lid, body.officer, ctx.principal)
+    return RedirectResponse(f"/leads/{lid}?assigned=1", status_code=303)
+
+
+@router.post("/leads/{lead_id}/verdict", response_class=HTMLResponse)
+def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = "",
+            outcome: Annotated[str, Form()] = "", violation_type: Annotated[str, Form()] = "",
+            note: Annotated[str, Form()] = "", visited_on: Annotated[str, Form()] = ""):
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    values = {"outcome": outcome or None, "violation_type": (violation_type or None) if outcome == "violation" else None,
+              "note": note.strip() or None, "visited_on": visited_on or None}
+    try:
+        body = VerdictCreate(**values)
+    except ValidationError as exc:
+        return lead_page(ctx, session, lid, status_code=422, form_values=values,
+                         form_error=verdict_error(exc, ctx.lang))
+    service.record_verdict(session, lid, body, ctx.principal)
+    return RedirectResponse(f"/queue?recorded={lid}", status_code=303)
+
+
+def verdict_error(exc: ValidationError, lang: str) -> str:
+    """One line a person can act on, from the request model's validation errors."""
+    messages = []
+    for err in exc.errors():
+        msg = str(err.get("msg", ""))
+        if "violation_type is required" in msg:
+            messages.append(t("lead.need_type", lang))
+        elif "only goes with" in msg:
+            messages.append(t("lead.type_only_violation", lang))
+        elif "future" in msg:
+            messages.append(t("lead.future_date", lang))
+        else:
+            field = ".".join(str(x) for x in err.get("loc", ()))
+            messages.append(f"{t('lead.' + field, lang) if field else ''} {msg}".strip())
+    return t("lead.invalid", lang, msg="；".join(messages))

@@ -1,0 +1,17 @@
+"""Who may do what, by role; the API and the console both check these tuples and no others.
+
+Officers act only within their own district; supervisors assign and watch the city; analysts
+read; admins also run the service (reload the model). Other systems call with an API key bound to
+a user, and so to one of these roles.
+"""
+
+from __future__ import annotations
+
+ROLES = ("officer", "supervisor", "analyst", "admin")
+
+READ = ROLES  # live run's model info, alerts, the queue
+SCORES = ("supervisor", "analyst", "admin")  # scores, predictions, water rights
+LEAD_WORK = ("officer", "supervisor", "admin")  # assign, start, record a verdict
+OUTBOX = ("supervisor", "analyst", "admin")  # read the SMS outbox and mark delivery
+DASHBOARD = ("supervisor", "analyst", "admin")  # the city dashboard
+ADMIN = ("admin",)  # run the service

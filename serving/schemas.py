@@ -1,0 +1,337 @@
+"""What the API reads and answers, as pydantic models, in families named after the resource:
+``XCreate`` is a request body, ``XPublic`` one object in an answer, ``XsPublic`` a page of them.
+
+Officers never learn which of their leads were drawn for exploration: neither the flag, nor the
+entry probability, nor the model's rank and score are in what they get (``LeadPublic`` leaves
+rank and score empty for them).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from serving.scoring import REASON_SEPARATOR
+
+MAX_BATCH = 10_000
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge (422), not in the database (500)
+
+LeadStatus = Literal["new", "assigned", "in_progress", "closed"]
+Outcome = Literal["violation", "no_violation", "unreachable"]
+ViolationType = Literal[
+    "unpermitted_abstraction", "private_well", "meter_tampering", "over_permit", "expired_permit", "tax_underreport"
+]
+OutboxStatus = Literal["queued", "sent", "failed"]
+UsccText = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")]
+
+
+def split_reasons(text: str | None) -> list[str]:
+    """The reasons a run wrote as one text (``serving.scoring`` joins them), as a list."""
+    return [r for r in (text or "").split(REASON_SEPARATOR) if r.strip()]
+
+
+class Page(BaseModel):
+    total: int
+    page: int
+    page_size: int
+
+
+class ErrorPublic(BaseModel):
+    detail: Any = Field(description="what went wrong, in words")
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    run_id: str | None
+    model_version: str | None
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="seconds")
+    role: str
+
+
+# -- the model and scores ----------------------------------------------------------------------------
+
+
+class ModelPublic(BaseModel):
+    version: str | None = Field(description="registered model version that scored the live run")
+    trained_at: str | None
+    as_of: str | None
+    run_id: str | None
+    published_at: datetime | None
+    backtest: dict[str, Any] = Field(description="temporal backtest metrics of the model")
+    loaded_at: datetime
+    champion_loaded: bool = Field(description="the champion model itself is loaded (POST /scores/predict works)")
+    champion_version: str | None = None
+    champion_features: list[str] = Field(default_factory=list, description="inputs POST /scores/predict reads")
+    champion_error: str | None = None
+
+
+class ProfileSummary(BaseModel):
+    months: int = Field(description="months of profile data")
+    last_month: str | None
+    supply_m3_12m: float | None = Field(description="public supply over the last 12 months, m³")
+    abstraction_m3_12m: float | None
+    discharge_m3_12m: float | None
+
+    @classmethod
+    def of(cls, series: dict | None) -> "ProfileSummary | None":
+        if not series or not series.get("month"):
+            return None
+
+        def last12(key: str) -> float | None:
+            vals = [v for v in (series.get(key) or [])[-12:] if v is not None]
+            return round(float(sum(vals)), 1) if vals else None
+
+        return cls(months=len(series["month"]), last_month=series["month"][-1], supply_m3_12m=last12("supply_m3"),
+                   abstraction_m3_12m=last12("abstraction_m3"), discharge_m3_12m=last12("discharge_m3"))
+
+
+class ScorePublic(BaseModel):
+    uscc: str
+    name: str | None
+    district: str | None
+    industry_code: str | None
+    run_id: str
+    rank: int = Field(description="1 = highest risk in the city")
+    risk_score: float = Field(ge=0, le=1)
+    reasons: list[str]
+    profile: ProfileSummary | None
+
+
+class ScoresBatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usccs: list[UsccText] = Field(min_length=1, max_length=MAX_BATCH,
+                                  description=f"at most {MAX_BATCH:,} codes per call")
+
+
+class BatchScore(BaseModel):
+    uscc: str
+    rank: int
+    risk_score: float
+
+
+class ScoresBatchPublic(BaseModel):
+    run_id: str
+    scores: list[BatchScore]
+    missing: list[str] = Field(description="codes with no score in the live run")
+
+
+class PredictRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="the caller's key for the row")
+    features: dict[
+        Annotated[str, Field(max_length=64)],
+        Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None,
+    ] = Field(max_length=500, description="snapshot feature name -> value (numbers; text only for text features such "
+                                          "as industry_code); null or left out = unknown")
+
+
+class PredictCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: list[PredictRow] = Field(min_length=1, max_length=MAX_BATCH, description=f"at most {MAX_BATCH:,} rows")
+
+
+class PredictScore(BaseModel):
+    id: str
+    risk_score: float
+
+
+class PredictPublic(BaseModel):
+    model_version: str
+    scores: list[PredictScore]
+
+
+# -- leads, entities, verdicts -------------------------------------------------------------------------
+
+
+class LeadPublic(BaseModel):
+    id: int
+    uscc: str
+    name: str | None
+    district: str | None
+    industry_code: str | None
+    status: LeadStatus
+    assigned_officer: str | None
+    queue_position: int | None = Field(description="place in the district's queue (1 = first)")
+    rank: int | None = Field(None, description="city-wide risk rank; not shown to officers")
+    risk_score: float | None = Field(None, description="not shown to officers")
+    reasons: list[str]
+    run_id: str | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, lead, officer_view: bool) -> "LeadPublic":
+        return cls(
+            id=lead.id, uscc=lead.uscc, name=lead.name, district=lead.district, industry_code=lead.industry_code,
+            status=lead.status, assigned_officer=lead.assigned_officer, queue_position=lead.queue_position,
+            rank=None if officer_view else lead.rank, risk_score=None if officer_view else lead.risk_score,
+            reasons=split_reasons(lead.reasons), run_id=lead.run_id, updated_at=lead.updated_at,
+        )
+
+
+class LeadsPublic(Page):
+    items: list[LeadPublic]
+
+
+class PermitPublic(BaseModel):
+    permit_id: str
+    source: str | None
+    purpose: str | None
+    annual_quota_m3: float | None
+    valid_from: date | None
+    valid_to: date | None
+    status: str | None
+
+
+class AccountPublic(BaseModel):
+    source: str
+    account_id: str
+    account_name: str | None
+    method: str | None
+    confidence: float | None
+    status: str | None
+
+
+class EntityPublic(BaseModel):
+    uscc: str
+    name: str | None
+    district: str | None
+    industry_code: str | None
+    address: str | None
+    registered_on: date | None
+    deregistered_on: date | None
+    employees: int | None
+    permits: list[PermitPublic]
+    accounts: list[AccountPublic]
+
+
+class MonthlySeries(BaseModel):
+    month: list[str] = Field(description="YYYY-MM")
+    supply_m3: list[float | None] = []
+    abstraction_m3: list[float | None] = []
+    discharge_m3: list[float | None] = []
+    tax_declared_m3: list[float | None] = Field([], description="declared volume of the latest ended tax quarter")
+    shift_since: str | None = Field(None, description="YYYY-MM: the strongest significant level shift began then")
+
+    @classmethod
+    def of(cls, series: dict | None) -> "MonthlySeries | None":
+        if not series:
+            return None
+        return cls(**{k: v for k, v in series.items() if k in cls.model_fields})
+
+
+class AlertPublic(BaseModel):
+    alert_id: str
+    kind: str
+    level: str | None
+    uscc: str | None
+    name: str | None
+    permit_id: str | None
+    district: str | None
+    period: str | None
+    value: float | None
+    threshold: float | None
+    unit: str | None
+    message: str | None
+    audience: str | None
+
+
+class AlertsPublic(Page):
+    items: list[AlertPublic]
+
+
+class VerdictCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Outcome
+    violation_type: ViolationType | None = Field(None, description="required when the outcome is a violation")
+    note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+    visited_on: date | None = Field(None, description="default: today")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VerdictCreate":
+        if self.outcome == "violation" and self.violation_type is None:
+            raise ValueError("违法结论必须填写违法类型 (violation_type is required when outcome is violation)")
+        if self.outcome != "violation" and self.violation_type is not None:
+            raise ValueError("只有违法结论才能填写违法类型 (violation_type only goes with outcome violation)")
+        if self.visited_on is not None and not (date(2000, 1, 1) <= self.visited_on <= date.today()):
+            raise ValueError("核查日期不能晚于今天 (visited_on must be a past date, not in the future)")
+        return self
+
+
+class VerdictPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    lead_id: int
+    uscc: str
+    officer: str
+    outcome: str
+    violation_type: str | None
+    note: str | None
+    visited_on: date
+    recorded_at: datetime
+
+
+class LeadDetailPublic(LeadPublic):
+    entity: EntityPublic | None
+    series: MonthlySeries | None
+    alerts: list[AlertPublic]
+    verdicts: list[VerdictPublic]
+    history: list[dict[str, Any]] | None = Field(None, description="queue history; not shown to officers")
+
+
+class AssignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    officer: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="username of an officer")
+
+
+# -- outbox and water rights ---------------------------------------------------------------------------
+
+
+class OutboxPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    message_id: str
+    alert_id: str | None
+    uscc: str | None
+    recipient: str | None
+    text: str | None
+    segments: int | None
+    status: OutboxStatus
+    sent_at: datetime | None
+    error: str | None
+
+
+class OutboxPagePublic(Page):
+    items: list[OutboxPublic]
+
+
+class FailedCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(min_length=1, max_length=1000, pattern=NO_NUL, description="gateway error message")
+
+
+class WaterRightPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    seller_uscc: str | None
+    buyer_uscc: str | None
+    source: str | None
+    district: str | None
+    surplus_m3: float | None
+    shortfall_m3: float | None
+    volume_m3: float | None
+
+
+class WaterRightsPublic(Page):
+    items: list[WaterRightPublic]
+
+
+# documented error answers of the routes (the detail is a sentence, Chinese first)
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
+                                           404: {"model": ErrorPublic}}
+CONFLICT: dict[int | str, dict[str, Any]] = {**ERRORS, 409: {"model": ErrorPublic}}

@@ -1,0 +1,178 @@
+"""The officers' queue: which leads a caller sees, and the writes made on them (assign, start, verdict).
+
+Officers see and change only their own district's leads, and never another officer's lead. Every
+write is audited in the same transaction as the change it records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from serving.auth import Principal, audit
+from serving.errors import Conflict, Forbidden, Invalid, NotFound
+from serving.store import LEAD_STATUSES, Account, Alert, Assignment, Entity, Lead, Permit, Series, User, Verdict, utcnow
+
+IN_QUEUE, OPEN, WORKED = "queue", "open", "worked"  # scopes besides a single status
+
+
+def officer_district(principal: Principal, district: str | None) -> str | None:
+    """The district a caller's list is limited to: officers their own; asking for another is refused,
+    not silently narrowed."""
+    if not principal.is_officer:
+        return district
+    if district is not None and district != principal.district:
+        raise Forbidden(f"只能查看本辖区（{principal.district}）的数据 (officers see only their own district)")
+    return principal.district
+
+
+def load_lead(session: Session, lead_id: int, principal: Principal, for_update: bool = False) -> Lead:
+    lead = session.get(Lead, lead_id, with_for_update=for_update)
+    if lead is None:
+        raise NotFound(f"线索 {lead_id} 不存在 (no lead {lead_id})")
+    if principal.is_officer and lead.district != principal.district:
+        raise Forbidden(f"线索 {lead_id} 不在本辖区 (lead {lead_id} is in another district)")
+    return lead
+
+
+def select_leads(scope: str, district: str | None = None, kind: str | None = None, run_id: str | None = None,
+                 text: str | None = None) -> Select:
+    """Leads of a ``scope``: one of ``LEAD_STATUSES``, ``IN_QUEUE`` (the live queue), ``OPEN`` (queued, not
+    closed) or ``WORKED`` (the queue plus every lead already worked); ``kind``: with a live alert of that
+    kind; ``text``: in the name, code or reasons."""
+    q = select(Lead)
+    if scope in LEAD_STATUSES:
+        q = q.where(Lead.status == scope)
+        if scope == "new":
+            q = q.where(Lead.in_queue.is_(True))
+    elif scope == OPEN:
+        q = q.where(Lead.in_queue.is_(True), Lead.status != "closed")
+    elif scope == WORKED:
+        q = q.where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
+    else:
+        q = q.where(Lead.in_queue.is_(True))
+    if district is not None:
+        q = q.where(Lead.district == district)
+    if kind is not None:
+        q = q.where(Lead.uscc.in_(select(Alert.uscc).where(Alert.kind == kind, Alert.run_id == run_id)))
+    if text:
+        q = q.where(or_(Lead.reasons.contains(text, autoescape=True), Lead.name.contains(text, autoescape=True),
+                        Lead.uscc.contains(text, autoescape=True)))
+    return q
+
+
+def select_assigned(officer: str) -> Select:
+    """Leads assigned to ``officer`` and not yet closed."""
+    return select(Lead).where(Lead.assigned_officer == officer, Lead.status != "closed")
+
+
+def lead_order(principal: Principal, closed_last: bool = False) -> tuple:
+    """Officers work in queue order (which hides the exploratory draws); others read the city-wide rank."""
+    first = (Lead.status == "closed",) if closed_last else ()
+    if principal.is_officer:
+        return (*first, Lead.queue_position.is_(None), Lead.queue_position, Lead.id)
+    return (*first, Lead.rank.is_(None), Lead.rank, Lead.id)
+
+
+@dataclass
+class LeadFacts:
+    """What a lead page shows beside the lead: the entity's registration, permits, linked accounts,
+    monthly series, live alerts and the verdicts recorded on it (oldest first)."""
+
+    entity: Entity | None
+    permits: list[Permit] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+    series: dict[str, Any] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+def lead_facts(session: Session, lead: Lead, run_id: str | None) -> LeadFacts:
+    row = session.get(Series, lead.uscc)
+    return LeadFacts(
+        entity=session.get(Entity, lead.uscc),
+        permits=list(session.scalars(select(Permit).where(Permit.uscc == lead.uscc).order_by(Permit.permit_id))),
+        accounts=list(session.scalars(select(Account).where(Account.uscc == lead.uscc)
+                                      .order_by(Account.source, Account.account_id))),
+        series=(row.series if row is not None else None) or {},
+        alerts=list(session.scalars(select(Alert).where(Alert.uscc == lead.uscc, Alert.run_id == run_id)
+                                    .order_by(Alert.kind, Alert.alert_id))),
+        verdicts=list(session.scalars(select(Verdict).where(Verdict.lead_id == lead.id).order_by(Verdict.id))),
+    )
+
+
+def district_officers(session: Session, district: str | None) -> list[str]:
+    """Active officers of a district, whom a supervisor may assign its leads to."""
+    return list(session.scalars(select(User.username).where(User.role == "officer", User.district == district,
+                                                            User.active.is_(True)).order_by(User.username)))
+
+
+def _log(lead: Lead, event: str, **detail) -> None:
+    lead.history = [*(lead.history or []), {"at": lead.updated_at.isoformat(timespec="seconds"), "event": event,
+                                            **detail}]
+
+
+def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Principal) -> Lead:
+    """Give a lead to an officer of its district (officers may take leads of their own district)."""
+    lead = load_lead(session, lead_id, principal, for_update=True)
+    if principal.is_officer and officer_name != principal.username:
+        raise Forbidden("执法人员只能把线索分配给自己 (officers may assign only themselves)")
+    officer = session.scalar(select(User).where(User.username == officer_name))
+    if officer is None or officer.role != "officer" or not officer.active:
+        raise Invalid(f"{officer_name} 不是有效的执法人员账号 (no active officer {officer_name!r})")
+    if officer.district != lead.district:
+        raise Invalid(f"{officer_name} 不负责 {lead.district} (officer works in {officer.district})")
+    if lead.status == "closed":
+        raise Conflict(f"线索 {lead_id} 已结案 (lead is closed)")
+    previous = lead.assigned_officer
+    lead.assigned_officer, lead.status, lead.in_queue, lead.updated_at = officer.username, "assigned", True, utcnow()
+    _log(lead, "assigned", officer=officer.username, by=principal.username)
+    session.add(Assignment(lead_id=lead.id, officer=officer.username, assigned_by=principal.username,
+                           assigned_at=lead.updated_at))
+    audit(session, principal.username, "assign", "lead", lead.id,
+          {"officer": officer.username, "previous": previous, "uscc": lead.uscc})
+    session.commit()
+    return lead
+
+
+def start_lead(session: Session, lead_id: int, principal: Principal) -> Lead:
+    """The assigned officer sets out on the lead (status in_progress)."""
+    lead = load_lead(session, lead_id, principal, for_update=True)
+    if lead.status not in ("assigned", "in_progress"):
+        raise Conflict(f"线索 {lead_id} 状态为 {lead.status}，需先分配 (only an assigned lead can start)")
+    if principal.is_officer and lead.assigned_officer != principal.username:
+        raise Forbidden(f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
+    if lead.status == "assigned":
+        lead.status, lead.updated_at = "in_progress", utcnow()
+        _log(lead, "started", by=principal.username)
+        audit(session, principal.username, "start", "lead", lead.id, {"uscc": lead.uscc})
+        session.commit()
+    return lead
+
+
+def record_verdict(session: Session, lead_id: int, body, principal: Principal) -> Verdict:
+    """What the visit found (a ``schemas.VerdictCreate``); closes the lead. The verdict becomes a label of
+    the next training."""
+    lead = load_lead(session, lead_id, principal, for_update=True)
+    if principal.is_officer and lead.assigned_officer not in (None, principal.username):
+        raise Forbidden(f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
+    now = utcnow()
+    verdict = Verdict(lead_id=lead.id, uscc=lead.uscc, officer=principal.username, outcome=body.outcome,
+                      violation_type=body.violation_type, note=body.note,
+                      visited_on=body.visited_on or date.today(), queue_probability=lead.queue_probability,
+                      recorded_at=now)
+    session.add(verdict)
+    lead.status, lead.in_queue, lead.updated_at = "closed", False, now
+    if lead.assigned_officer is None:
+        lead.assigned_officer = principal.username
+    _log(lead, "verdict", outcome=body.outcome, by=principal.username)
+    session.flush()
+    audit(session, principal.username, "verdict", "lead", lead.id,
+          {"verdict_id": verdict.id, "uscc": lead.uscc, "outcome": body.outcome,
+           "violation_type": body.violation_type, "visited_on": verdict.visited_on.isoformat()})
+    session.commit()
+    return verdict

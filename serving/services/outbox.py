@@ -1,0 +1,33 @@
+"""The SMS outbox: messages to entities, and the delivery state the gateway reports back."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from serving.auth import Principal, audit
+from serving.errors import Conflict, NotFound
+from serving.store import OutboxMessage, utcnow
+
+OUTBOX_ORDER = (OutboxMessage.created_at, OutboxMessage.message_id)
+
+
+def select_messages(status: str | None = None) -> Select:
+    q = select(OutboxMessage)
+    return q if status is None else q.where(OutboxMessage.status == status)
+
+
+def mark_message(session: Session, message_id: str, principal: Principal, new: str,
+                 error: str | None = None) -> OutboxMessage:
+    """Record a delivery state: ``sent`` is idempotent and final; ``failed`` records each error."""
+    msg = session.get(OutboxMessage, message_id, with_for_update=True)
+    if msg is None:
+        raise NotFound(f"消息 {message_id} 不存在 (no message {message_id})")
+    if msg.status == "sent" and new == "failed":
+        raise Conflict(f"消息 {message_id} 已发送 (message already sent)")
+    if msg.status != new or new == "failed":
+        msg.status, msg.error = new, error
+        msg.sent_at = utcnow() if new == "sent" else msg.sent_at
+        audit(session, principal.username, f"outbox_{new}", "outbox", message_id, {"error": error} if error else {})
+        session.commit()
+    return msg
