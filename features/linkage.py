@@ -292,6 +292,13 @@ def attribute_volumes(monthly: pd.DataFrame, links: pd.DataFrame, source: str) -
     return out
 
 
+def linked_volumes(monthly: pd.DataFrame, links: pd.DataFrame, source: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Account-month rows before as_of that a ``linked`` link moves to an entity (others dropped)."""
+    cols = ["account_id", "month", "volume_m3"] + (["measured"] if "measured" in monthly.columns else [])
+    out = attribute_volumes(monthly.loc[monthly["month"] < as_of, cols], links, source)
+    return out[out["uscc"].notna() & (out["uscc"] != "")]
+
+
 def _flag(values: pd.Series) -> pd.Series:
     return values.astype("str").str.strip().str.lower().isin(["true", "1", "t", "yes"]).astype(bool)
 

@@ -107,38 +107,3 @@ def change_point(
         score[:, t] = np.where(found, zb, np.nan)
         since[:, t] = np.where(found, ks[best], np.nan)
     return shift, score, since
-
-
-def peer_z(x: np.ndarray, industry: np.ndarray, section: np.ndarray, min_peers: int = 8) -> np.ndarray:
-    """Robust z-score (median/MAD) of each entity against its industry class in the same month.
-
-    Falls back to the section letter when the class has fewer than `min_peers`
-    observed peers, and to NaN when the section has too few as well. A zero MAD
-    (most peers identical) falls back to the mean absolute deviation.
-    """
-    E, M = x.shape
-    values = np.ravel(x)
-    month = np.tile(np.arange(M), E)
-
-    def robust(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        codes = pd.factorize(pd.Series(groups))[0]  # a missing industry (-1 or "") has no peers
-        codes = np.where(pd.Series(groups).fillna("").to_numpy() == "", -1, codes)
-        key = np.where(np.repeat(codes, M) >= 0, np.repeat(codes, M) * M + month, -1 - month)
-        frame = pd.DataFrame({"k": key, "x": values})
-        g = frame.groupby("k")["x"]
-        med = g.transform("median").to_numpy()
-        n = np.where(key >= 0, g.transform("count").to_numpy(), 0)
-        dev = pd.Series(np.abs(values - med))
-        gd = dev.groupby(key)
-        mad = gd.transform("median").to_numpy()
-        mean_ad = gd.transform("mean").to_numpy()
-        scale = np.where(mad > 0, 1.4826 * mad, 1.2533 * mean_ad)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(scale > 0, (values - med) / scale, np.where(np.isnan(values), np.nan, 0.0))
-        return z, n
-
-    z_class, n_class = robust(industry)
-    z_section, n_section = robust(section)
-    z = np.where(n_class >= min_peers, z_class, np.where(n_section >= min_peers, z_section, np.nan))
-    z = np.where(np.isnan(values), np.nan, z)
-    return z.reshape(E, M)

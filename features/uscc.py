@@ -16,14 +16,25 @@ def check_character(first17: str) -> str:
     return ALPHABET[(31 - total % 31) % 31]
 
 
-def check_characters(first17: np.ndarray) -> np.ndarray:
-    """Check characters of an (n, 17) array of single characters (the vectorised ``check_character``)."""
+def _values(chars: np.ndarray) -> np.ndarray:
+    """Alphabet values of an (n, k) array of single characters; -1 outside the alphabet."""
     lut = np.full(128, -1, dtype=np.int64)
     for ch, v in _VALUE.items():
         lut[ord(ch)] = v
-    codes = np.ascontiguousarray(first17.astype("<U1")).view(np.uint32).reshape(first17.shape)
-    total = (lut[codes] * _WEIGHTS).sum(axis=1)
-    return np.array(list(ALPHABET))[(31 - total % 31) % 31]
+    codes = np.ascontiguousarray(chars.astype("<U1")).view(np.uint32).reshape(chars.shape)
+    return lut[np.where(codes < 128, codes, 0)]
+
+
+def _check_values(values: np.ndarray) -> np.ndarray:
+    """Check character values (0-30) of an (n, 17) array of alphabet values."""
+    total = (values[:, :17] * _WEIGHTS).sum(axis=1)
+    return (31 - total % 31) % 31
+
+
+def check_characters(first17: np.ndarray) -> np.ndarray:
+    """The 18th character of each row of an (n, 17) array of characters from the alphabet
+    (the vectorised ``check_character``; the generator makes valid codes with it)."""
+    return np.array(list(ALPHABET))[_check_values(_values(first17))]
 
 
 def uscc_valid(codes: pd.Series) -> pd.Series:
@@ -37,17 +48,8 @@ def uscc_valid(codes: pd.Series) -> pd.Series:
     out = np.zeros(len(s), dtype=bool)
     idx = np.flatnonzero(present & (s.str.len() == 18).fillna(False).to_numpy())
     if len(idx):
-        chars = np.array([list(x) for x in s.iloc[idx].to_numpy()])  # (n, 18)
-        lut = np.full(128, -1, dtype=np.int64)
-        for ch, v in _VALUE.items():
-            lut[ord(ch)] = v
-        codes_arr = chars.view(np.uint32).reshape(chars.shape) if chars.dtype.kind == "U" else None
-        codes_arr = np.where(codes_arr < 128, codes_arr, 0)
-        vals = lut[codes_arr]
-        ok_chars = (vals >= 0).all(axis=1)
-        total = (vals[:, :17] * _WEIGHTS).sum(axis=1)
-        expected = (31 - total % 31) % 31
-        out[idx] = ok_chars & (expected == vals[:, 17])
+        vals = _values(np.array([list(x) for x in s.iloc[idx].to_numpy()]))  # (n, 18)
+        out[idx] = (vals >= 0).all(axis=1) & (_check_values(vals) == vals[:, 17])
     result = pd.Series(out, index=codes.index, dtype="boolean")
     result[~present] = pd.NA
     return result

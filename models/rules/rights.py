@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.compliance import in_force, known_permits
+from models.rules.quota import quota_usage
 from waterwatch.settings import RuleSettings
 
 MATCH_COLUMNS = [
@@ -30,12 +32,10 @@ MATCH_COLUMNS = [
 
 def rights_sellers(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     """(uscc, source) with surplus_m3 = annual quota minus the last 12 months' abstraction."""
-    from models.rules import known_permits
-
     as_of = pd.Timestamp(as_of)
     n = rules.rights_surplus_months
     start = as_of - pd.DateOffset(months=n)
-    permits = known_permits(tables, as_of)
+    permits = known_permits(tables["permits"], as_of)
     permits = permits[
         (permits["status"] == "valid") & (permits["valid_from"] <= start) & (permits["valid_to"] >= as_of) & (permits["annual_quota_m3"] > 0)
     ]
@@ -54,13 +54,11 @@ def rights_sellers(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
 
 def rights_buyers(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
     """(uscc, source) over quota or plan: shortfall = max(YTD, run-rate projection) minus the limit."""
-    from models.rules import known_permits, quota_usage
-
     usage = quota_usage(tables, links, as_of, rules)
     over = usage[usage["share"] >= rules.quota_red - 1e-9].copy()
     over["shortfall_m3"] = np.maximum(over["ytd_m3"], over["projected_m3"]) - over["limit_m3"]
-    permits = known_permits(tables, as_of)
-    current = permits[(permits["status"] == "valid") & (permits["valid_to"] >= pd.Timestamp(as_of))]
+    permits = known_permits(tables["permits"], as_of)
+    current = permits[in_force(permits, pd.Timestamp(as_of))]
     main_source = current.sort_values(["annual_quota_m3", "permit_id"], ascending=[False, True]).drop_duplicates("uscc").set_index("uscc")["source"]
     plan = over["basis"] == "plan"
     over.loc[plan, "source"] = over.loc[plan, "uscc"].map(main_source)

@@ -1,0 +1,203 @@
+"""Compliance facts that the monthly profiles and the bureau's checks both read: one definition each.
+
+- permits: which permits are known and in force at a date, and who holds one;
+- use outside a permit: metered months after a permit's expiry or on a revoked or cancelled
+  permit, and meters booked to permit numbers the register does not hold;
+- metered volume by tax quarter (a meter's skipped months filled at its quarter mean);
+- tax coverage: declarations for a source and quarter that no permit of that source covered, and
+  declared against metered volume per taxpayer, source and quarter;
+- peers: robust z-scores against the same industry.
+
+Pure functions over the typed contract tables. The caller chooses the window (what is known at
+its as-of, the last 4 quarters, the enforcement lookback); these functions define the facts.
+``features.profiles`` turns them into features, ``models.rules`` into alerts and cases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.profile_series import month_no
+
+WITHDRAWN = ("revoked", "cancelled")  # permit statuses under which no abstraction is allowed
+UNTAXED_PURPOSE = "agriculture"  # irrigation within quota pays no water-resource tax
+MAD_TO_SD = 1.4826  # median absolute deviation -> standard deviation (normal data)
+MEAN_AD_TO_SD = 1.2533  # mean absolute deviation -> standard deviation (normal data)
+
+
+# -- permits ------------------------------------------------------------------------------
+
+
+def known_permits(permits: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Permits issued before as_of (the register's status is its current snapshot: it has no date)."""
+    return permits[permits["valid_from"] < as_of]
+
+
+def in_force(permits: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    """True for permits in force on day ``at``: status valid, issued before it, not expired on it."""
+    issued = permits["valid_from"].isna() | (permits["valid_from"] < at)
+    unexpired = permits["valid_to"].isna() | (permits["valid_to"] >= at)
+    return (permits["status"] == "valid") & issued & unexpired
+
+
+def holders_in_force(permits: pd.DataFrame, at: pd.Timestamp, purpose: str | None = None) -> pd.Series:
+    """The uscc of every holder of a permit in force on ``at`` (of that purpose, if given)."""
+    held = permits[in_force(permits, at)]
+    if purpose is not None:
+        held = held[held["purpose"] == purpose]
+    return held["uscc"]
+
+
+def permit_standing(permits: pd.DataFrame, at: np.ndarray) -> dict[str, np.ndarray]:
+    """Each permit's standing (rows) at each instant ``at`` (columns, datetime64): ``known`` (issued
+    before it), ``in_force`` (known, valid, not expired), ``expired`` (known, valid, past valid_to),
+    ``withdrawn`` (known, revoked or cancelled). An empty date is open-ended."""
+    start = permits["valid_from"].astype("datetime64[s]").to_numpy()[:, None]
+    stop = permits["valid_to"].astype("datetime64[s]").to_numpy()[:, None]
+    at = np.asarray(at, dtype="datetime64[s]")[None, :]
+    is_valid = (permits["status"] == "valid").to_numpy()[:, None]
+    known = np.isnat(start) | (start < at)
+    unexpired = np.isnat(stop) | (stop >= at)
+    return {
+        "known": known,
+        "in_force": known & unexpired & is_valid,
+        "expired": known & ~unexpired & is_valid,
+        "withdrawn": known & permits["status"].isin(WITHDRAWN).to_numpy()[:, None],
+    }
+
+
+# -- use outside a permit ----------------------------------------------------------------
+
+
+def use_outside_permit(rows: pd.DataFrame) -> pd.DataFrame:
+    """For metered rows joined to their permit (month, valid_to, status): ``after_expiry`` (the
+    month began after the permit expired) and ``withdrawn`` (the permit was revoked or cancelled,
+    and it is not already after expiry)."""
+    after_expiry = rows["month"] > rows["valid_to"]
+    withdrawn = rows["status"].isin(WITHDRAWN) & ~after_expiry
+    return pd.DataFrame({"after_expiry": after_expiry, "withdrawn": withdrawn}, index=rows.index)
+
+
+def meters_without_permit(abstraction: pd.DataFrame, permits: pd.DataFrame) -> pd.DataFrame:
+    """Metered rows booked to a permit number the register does not hold at all."""
+    return abstraction[~abstraction["permit_id"].isin(permits["permit_id"])]
+
+
+# -- metered volume by quarter ------------------------------------------------------------
+
+
+def quarter_number(dates: pd.Series) -> pd.Series:
+    """Quarters since year 0 (year * 4 + quarter - 1) of each date."""
+    return (month_no(dates) // 3).astype("int64")
+
+
+def quarter_label(quarters: pd.Series) -> pd.Series:
+    """'YYYY-Qn' of quarter numbers."""
+    return (quarters // 4).astype("str") + "-Q" + (quarters % 4 + 1).astype("str")
+
+
+def metered_by_quarter(metered: pd.DataFrame) -> pd.DataFrame:
+    """Metered volume per (uscc, source, quarter), a meter's missing months filled with its quarter mean.
+
+    ``metered``: meter-month rows with uscc and source of the permit. Meters skip monthly readings;
+    a missing month is not zero abstraction, and counting it as zero would make every honest
+    declaration look inflated. Only months inside the meter's own reporting span are filled (a
+    meter that started or stopped mid-quarter is not extended). Returns uscc, source, quarter
+    (number), period ('YYYY-Qn'), metered_m3 and gap_filled (some month was filled).
+    """
+    m = month_no(metered["month"]).astype("int64")
+    frame = metered.assign(m=m, quarter=m // 3)
+    span = frame.groupby("meter_id")["m"].agg(["min", "max"])
+    per = frame.groupby(["meter_id", "uscc", "source", "quarter"], as_index=False).agg(
+        volume=("volume_m3", "sum"), reported=("m", "nunique")
+    )
+    lo = np.maximum(per["quarter"] * 3, per["meter_id"].map(span["min"]))
+    hi = np.minimum(per["quarter"] * 3 + 2, per["meter_id"].map(span["max"]))
+    expected = np.maximum(hi - lo + 1, per["reported"])
+    per["gap_filled"] = expected > per["reported"]
+    per["metered_m3"] = per["volume"] * expected / per["reported"]
+    out = per.groupby(["uscc", "source", "quarter"], as_index=False).agg(
+        metered_m3=("metered_m3", "sum"), gap_filled=("gap_filled", "any")
+    )
+    out.insert(3, "period", quarter_label(out["quarter"]))
+    return out
+
+
+# -- tax coverage -------------------------------------------------------------------------
+
+
+def taxed_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Permits (or rows joined to their permit's purpose) whose abstraction is taxed: not irrigation."""
+    return rows[rows["purpose"] != UNTAXED_PURPOSE]
+
+
+def taxable_holders(permits: pd.DataFrame) -> pd.DataFrame:
+    """(uscc, source) pairs holding a permit whose abstraction is taxed."""
+    return taxed_rows(permits)[["uscc", "source"]].drop_duplicates()
+
+
+def declarations_without_permit(tax: pd.DataFrame, permits: pd.DataFrame) -> pd.DataFrame:
+    """Tax rows declaring a volume for a source and quarter when no permit of the entity for that
+    source was valid on any day of the quarter: abstraction without a permit, in the entity's own words.
+    A revoked permit still covers the quarters it was dated for."""
+    declared = tax[tax["declared_m3"] > 0]
+    rows = pd.DataFrame({
+        "row": np.arange(len(declared)),
+        "uscc": declared["uscc"].to_numpy(),
+        "source": declared["source"].to_numpy(),
+        "period_start": declared["period_start"].to_numpy(),
+    })
+    cover = rows.merge(permits[["uscc", "source", "valid_from", "valid_to"]], on=["uscc", "source"], how="inner")
+    quarter_end = cover["period_start"] + pd.DateOffset(months=3)
+    ok = (cover["valid_from"].isna() | (cover["valid_from"] < quarter_end)) & (
+        cover["valid_to"].isna() | (cover["valid_to"] >= cover["period_start"])
+    )
+    return declared[~np.isin(np.arange(len(declared)), cover.loc[ok, "row"].to_numpy())]
+
+
+def declared_vs_metered(declared: pd.DataFrame, metered: pd.DataFrame, holders: pd.DataFrame) -> pd.DataFrame:
+    """Declared (``declared_m3``) beside metered (``metered_m3``) volume per (uscc, source, quarter)
+    for the taxable holders only, either side 0 where it has no row (a quarter metered but not
+    declared, or declared with no meter reading)."""
+    keys = ["uscc", "source", "quarter"]
+    both = declared.merge(metered, on=keys, how="outer").merge(holders, on=["uscc", "source"])
+    return both.fillna({"declared_m3": 0.0, "metered_m3": 0.0})
+
+
+# -- peers --------------------------------------------------------------------------------
+
+
+def peer_z(x: np.ndarray, industry: np.ndarray, section: np.ndarray, min_peers: int = 8) -> np.ndarray:
+    """Robust z-score (median/MAD) of each entity (row) against its industry class in the same month (column).
+
+    Falls back to the section letter when the class has fewer than `min_peers`
+    observed peers, and to NaN when the section has too few as well. A zero MAD
+    (most peers identical) falls back to the mean absolute deviation.
+    """
+    E, M = x.shape
+    values = np.ravel(x)
+    month = np.tile(np.arange(M), E)
+
+    def robust(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        codes = pd.factorize(pd.Series(groups))[0]  # a missing industry (-1 or "") has no peers
+        codes = np.where(pd.Series(groups).fillna("").to_numpy() == "", -1, codes)
+        key = np.where(np.repeat(codes, M) >= 0, np.repeat(codes, M) * M + month, -1 - month)
+        frame = pd.DataFrame({"k": key, "x": values})
+        g = frame.groupby("k")["x"]
+        med = g.transform("median").to_numpy()
+        n = np.where(key >= 0, g.transform("count").to_numpy(), 0)
+        dev = pd.Series(np.abs(values - med))
+        gd = dev.groupby(key)
+        mad = gd.transform("median").to_numpy()
+        mean_ad = gd.transform("mean").to_numpy()
+        scale = np.where(mad > 0, MAD_TO_SD * mad, MEAN_AD_TO_SD * mean_ad)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(scale > 0, (values - med) / scale, np.where(np.isnan(values), np.nan, 0.0))
+        return z, n
+
+    z_class, n_class = robust(industry)
+    z_section, n_section = robust(section)
+    z = np.where(n_class >= min_peers, z_class, np.where(n_section >= min_peers, z_section, np.nan))
+    z = np.where(np.isnan(values), np.nan, z)
+    return z.reshape(E, M)

@@ -1,0 +1,348 @@
+"""The entity snapshot the risk model reads: one row per entity existing at as_of.
+
+Meta columns (``SNAPSHOT_META``) then float features. The features come in groups, each a function
+of one ``SnapshotInput`` returning named columns; ``FEATURE_GROUPS`` lists them in column order.
+To add features, write a group and append it (and describe each column in ``features.dictionary``).
+
+Beyond the profile at as_of, the snapshot adds compliance evidence an officer can act on (metered
+water with no valid permit behind it, tax declared short of the meter or with no permit, a permit's
+quota overrun; the definitions are ``features.compliance``'s) and shifts judged against the
+entity's own last 36 months rather than its size (the log balance ratio stepping up; the meter
+stepping down while the discharge or supply holds).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.compliance import (
+    declarations_without_permit,
+    declared_vs_metered,
+    holders_in_force,
+    known_permits,
+    metered_by_quarter,
+    quarter_number,
+    taxable_holders,
+    taxed_rows,
+    use_outside_permit,
+)
+from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, safe_div
+from features.profile_series import change_point
+
+SNAPSHOT_META = ["name", "district", "industry_code", "industry_section", "employees", "size_band"]
+SIZE_BANDS = [(20, "micro"), (300, "small"), (1000, "medium"), (np.inf, "large")]  # NBS industrial bands
+OWN_HISTORY_MONTHS = 36  # window of the snapshot's own-history shifts
+OWN_HISTORY_MIN_SEGMENT = 3  # months on each side of an own-history shift
+
+LAST_MONTH = [  # profile columns taken as they stand in the last month before as_of
+    "supply_m3_12m", "abstraction_m3_12m", "abstraction_groundwater_m3_12m", "discharge_m3_12m", "inflow_m3_12m",
+    "discharge_measured_share_12m", "balance_ratio_12m", "use_per_employee_12m", "use_per_employee_peer_z",
+    "balance_ratio_peer_z", "wet_season_discharge_share_12m", "wet_dry_ratio_excess_12m", "flat_run_months",
+    "permits_in_force", "groundwater_permits_in_force", "quota_in_force_m3", "permit_days_to_expiry",
+    "quota_used_ytd", "plan_used_ytd", "tax_declared_ratio_q", "tax_gap_m3_q", "tax_declared_ratio_4q",
+    "link_confidence_min", "link_confidence_mean", "linked_accounts",
+] + [f"{s}_shift" for s in SHIFT_SERIES] + [f"{s}_shift_score" for s in SHIFT_SERIES]
+
+COUNT_12M = [  # monthly flags counted over the last 12 months
+    "flat_reading", "zero_while_permitted", "abstraction_missing", "abstraction_without_permit", "supply_missing",
+    "discharge_missing", "supply_drop", "abstraction_drop", "discharge_drop", "discharge_without_inflow",
+]
+
+
+@dataclass(frozen=True)
+class SnapshotInput:
+    """What every feature group may read."""
+
+    as_of: pd.Timestamp
+    index: pd.Index  # the snapshot's entities (uscc)
+    entities: pd.DataFrame  # their registration rows, indexed by uscc
+    profiles: pd.DataFrame  # profile rows before as_of
+    last: pd.DataFrame  # each entity's profile row of the last month before as_of (index: uscc)
+    tables: dict[str, pd.DataFrame]  # the typed contract tables
+
+    def months_back(self, n: int) -> pd.Timestamp:
+        return self.as_of - pd.DateOffset(months=n)
+
+    def recent(self, months: int = 12) -> pd.DataFrame:
+        """Profile rows of the last ``months`` months."""
+        return self.profiles[self.profiles["month"] >= self.months_back(months)]
+
+
+FeatureGroup = Callable[[SnapshotInput], dict[str, pd.Series]]
+
+
+def size_band(employees: pd.Series) -> pd.Series:
+    """micro / small / medium / large by employees (NBS industrial thresholds), 'unknown' when empty."""
+    e = employees.astype("float64")
+    band = pd.Series("unknown", index=employees.index, dtype="str")
+    lower = 0.0
+    for upper, name in SIZE_BANDS:
+        band = band.mask((e >= lower) & (e < upper), name)
+        lower = upper
+    return band
+
+
+def entity_snapshot(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per entity existing at as_of: meta columns then float features of its profile at as_of."""
+    as_of = pd.Timestamp(as_of).normalize()
+    ents = tables["entities"]
+    ents = ents[(ents["registered_on"].isna() | (ents["registered_on"] < as_of))]
+    ents = ents[ents["deregistered_on"].isna() | (ents["deregistered_on"] >= as_of)]
+    ents = ents.drop_duplicates("uscc").set_index("uscc").sort_index()
+    ents.index = ents.index.astype("str")
+    snap = pd.DataFrame(index=ents.index)
+    snap.index.name = "uscc"
+    snap["name"] = ents["name"]
+    snap["district"] = ents["district"]
+    snap["industry_code"] = ents["industry_code"]
+    snap["industry_section"] = ents["industry_code"].str[:1]
+    snap["employees"] = ents["employees"]
+    snap["size_band"] = size_band(ents["employees"])
+
+    prof = profiles[profiles["month"] < as_of]
+    last = prof[prof["month"] == as_of - pd.DateOffset(months=1)].set_index("uscc").reindex(snap.index)
+    data = SnapshotInput(as_of=as_of, index=snap.index, entities=ents, profiles=prof, last=last, tables=tables)
+    feats: dict[str, pd.Series] = {}
+    for group in FEATURE_GROUPS:
+        feats.update(group(data))
+    frame = pd.DataFrame({k: pd.Series(v, index=snap.index).astype("float64") for k, v in feats.items()})
+    frame = frame.where(np.isfinite(frame.to_numpy()), np.nan)
+    return pd.concat([snap, frame], axis=1)
+
+
+# -- feature groups, in column order ---------------------------------------------------------
+
+
+def last_month_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Profile columns at the last month, and the naive baseline rule's discharge / supply ratio."""
+    feats = {c: s.last[c] for c in LAST_MONTH}
+    feats["naive_discharge_supply_ratio"] = pd.Series(
+        safe_div(s.last["discharge_m3_12m"], s.last["supply_m3_12m"]), index=s.index
+    )
+    return feats
+
+
+def recent_month_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Months flagged in the last 12, and the share of manual meter readings."""
+    g = s.recent(12).groupby("uscc")
+    feats = {f"{c}_months_12m": g[c].sum(min_count=1).reindex(s.index) for c in COUNT_12M}
+    feats["manual_share_12m"] = g["manual_share"].mean().reindex(s.index)
+    return feats
+
+
+def permit_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """12-month abstraction against the quota in force, and the permit status as one-hot flags."""
+    last = s.last
+    feats = {"quota_used_12m": pd.Series(safe_div(last["abstraction_m3_12m"], last["quota_in_force_m3"]), index=s.index)}
+    for name in PERMIT_STATUS:
+        feats[f"permit_{name}"] = (last["permit_status"] == name).astype("float64").where(last["permit_status"].notna())
+    return feats
+
+
+def shift_recency_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Months since each series' dated level shift."""
+    feats = {}
+    for name in SHIFT_SERIES:
+        since = s.last[f"{name}_shift_since"]
+        feats[f"months_since_{name}_shift"] = (
+            (s.as_of.year - since.dt.year) * 12 + (s.as_of.month - since.dt.month)
+        ).astype("float64")
+    return feats
+
+
+def trend_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Mean of the last 6 months against the 12 before them, minus 1."""
+    prof = s.profiles
+    prev = prof[(prof["month"] >= s.months_back(18)) & (prof["month"] < s.months_back(6))]
+    last6 = prof[prof["month"] >= s.months_back(6)]
+    feats = {}
+    for name in ["supply", "abstraction", "discharge"]:
+        col = f"{name}_m3"
+        m_prev = prev.groupby("uscc")[col].mean().reindex(s.index)
+        m_last = last6.groupby("uscc")[col].mean().reindex(s.index)
+        feats[f"{name}_trend_6v12"] = pd.Series(safe_div(m_last, m_prev), index=s.index) - 1.0
+    return feats
+
+
+def registration_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Age since registration and registered capital."""
+    return {
+        "entity_age_years": ((s.as_of - s.entities["registered_on"]).dt.days / 365.25).astype("float64"),
+        "registered_capital_wan": s.entities["registered_capital_wan"].astype("float64"),
+    }
+
+
+def project_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Dewatering works under construction need a dewatering permit: counted, and flagged when none is held."""
+    projects = s.tables.get("projects")
+    if projects is None or not len(projects):
+        zero = pd.Series(0.0, index=s.index)
+        return {"dewatering_projects": zero, "dewatering_without_permit": zero}
+    started = projects[
+        projects["construction_start_on"].notna()
+        & (projects["construction_start_on"] < s.as_of)
+        & projects["dewatering"].fillna(False).astype(bool)
+    ]
+    count = started.groupby("uscc").size().reindex(s.index).fillna(0).astype("float64")
+    held = holders_in_force(s.tables["permits"], s.as_of, purpose="dewatering")
+    without = ((count > 0) & ~s.index.isin(held)).astype("float64")
+    return {"dewatering_projects": count, "dewatering_without_permit": pd.Series(without, index=s.index)}
+
+
+def _last_quarters(as_of: pd.Timestamp, quarters: int = 4) -> tuple[int, int]:
+    """Quarter numbers (year * 4 + quarter - 1) of the last ``quarters`` quarters that ended before as_of."""
+    last = (as_of.year * 12 + as_of.month - 1) // 3 - 1
+    return last - quarters + 1, last
+
+
+def compliance_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Evidence an officer can act on directly: metered water with no valid permit behind it,
+    declared-vs-metered tax gaps, declarations without a permit, quota overruns per permit."""
+    out: dict[str, pd.Series] = {}
+    as_of, index = s.as_of, s.index
+    year_ago = s.months_back(12)
+
+    # entity-month: metered abstraction while the entity held no permit in force
+    recent = s.recent(12)
+    vol = recent["abstraction_m3"].fillna(0.0)
+    unpermitted = vol.where(~recent["permit_status"].isin(["valid", "expiring"]), 0.0)
+    g = unpermitted.groupby(recent["uscc"]).sum().reindex(index)
+    total = vol.groupby(recent["uscc"]).sum().reindex(index)
+    out["abstraction_no_valid_permit_m3_12m"] = g.fillna(0.0)
+    out["abstraction_no_valid_permit_share_12m"] = pd.Series(safe_div(g, total), index=index)
+
+    # permit by permit: metered after the permit's expiry, or on a revoked / cancelled permit
+    permits = s.tables["permits"]
+    permits = known_permits(permits[permits["uscc"].notna()], as_of).drop_duplicates("permit_id")
+    abstr = s.tables["abstraction"]
+    abstr = abstr[(abstr["month"] < as_of) & abstr["volume_m3"].notna()]
+    abstr = abstr.merge(
+        permits[["permit_id", "uscc", "source", "purpose", "annual_quota_m3", "valid_to", "status"]],
+        on="permit_id", how="inner",
+    )
+    last12 = abstr[abstr["month"] >= year_ago]
+    outside = use_outside_permit(last12)
+    for name, mask in [("after_expiry", outside["after_expiry"]), ("withdrawn_permit", outside["withdrawn"])]:
+        v = last12["volume_m3"].where(mask, 0.0).groupby(last12["uscc"]).sum()
+        out[f"abstraction_{name}_m3_12m"] = v.reindex(index).fillna(0.0)
+
+    out.update(_quota_evidence(last12, as_of, index))
+    out.update(_tax_evidence(s, abstr, permits))
+    return out
+
+
+def _quota_evidence(last12: pd.DataFrame, as_of: pd.Timestamp, index: pd.Index) -> dict[str, pd.Series]:
+    """The worst permit's use against its quota over the last 12 months and at the pace of the last 3."""
+    per_permit = last12.groupby("permit_id").agg(
+        uscc=("uscc", "first"), quota=("annual_quota_m3", "first"), used=("volume_m3", "sum")
+    )
+    last3 = last12[last12["month"] >= as_of - pd.DateOffset(months=3)]
+    per_permit["pace"] = last3.groupby("permit_id")["volume_m3"].sum().reindex(per_permit.index).fillna(0.0) * 4
+    quota = per_permit["quota"].where(per_permit["quota"] > 0)
+    per_permit["share"] = per_permit["used"] / quota
+    per_permit["pace_share"] = per_permit["pace"] / quota
+    per_permit["excess"] = (per_permit["used"] - quota).clip(lower=0)
+    by = per_permit.groupby("uscc")
+    return {
+        "permit_quota_used_max_12m": by["share"].max().reindex(index),
+        "permit_quota_pace_max_3m": by["pace_share"].max().reindex(index),
+        "quota_excess_m3_12m": by["excess"].sum(min_count=1).reindex(index),
+    }
+
+
+def _tax_evidence(s: SnapshotInput, abstr: pd.DataFrame, permits: pd.DataFrame) -> dict[str, pd.Series]:
+    """Declared against gap-filled metering on taxable permits over the last 4 ended quarters, and
+    volumes declared for a source and quarter no permit of that source covered."""
+    index = s.index
+    q_lo, q_hi = _last_quarters(s.as_of)
+    tax = s.tables["tax"]
+    tax = tax[tax["period_start"].notna() & tax["uscc"].notna()]
+    q = quarter_number(tax["period_start"])
+    tax = tax[(q >= q_lo) & (q <= q_hi)].assign(quarter=q)
+    declared = tax.groupby(["uscc", "source", "quarter"], as_index=False)["declared_m3"].sum()
+    taxable = taxed_rows(abstr)
+    if len(taxable):
+        metered = metered_by_quarter(taxable)[["uscc", "source", "quarter", "metered_m3"]]
+    else:
+        metered = pd.DataFrame(columns=["uscc", "source", "quarter", "metered_m3"])
+    metered = metered[(metered["quarter"] >= q_lo) & (metered["quarter"] <= q_hi)]
+    both = declared_vs_metered(declared, metered, taxable_holders(permits))
+    both = both.groupby(["uscc", "quarter"])[["declared_m3", "metered_m3"]].sum()
+    gap = both["metered_m3"] - both["declared_m3"]
+    # the median quarter: under-declaring quarter after quarter, not one late or missed filing
+    share = pd.Series(safe_div(gap, np.maximum(both["metered_m3"], both["declared_m3"])), index=both.index)
+    out = {
+        "tax_undeclared_m3_4q": gap.groupby(level="uscc").sum().reindex(index),
+        "tax_undeclared_share_4q": share.groupby(level="uscc").median().reindex(index),
+    }
+    # tax declared for a source and quarter no permit of that source covered: abstraction without a permit
+    if len(tax):
+        bare = declarations_without_permit(tax, permits)
+        out["tax_declared_without_permit_m3_4q"] = bare.groupby("uscc")["declared_m3"].sum().reindex(index).fillna(0.0)
+    else:
+        out["tax_declared_without_permit_m3_4q"] = pd.Series(0.0, index=index)
+    return out
+
+
+def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
+    """Shifts judged against the entity's own past, not its size: the log balance ratio (discharge over
+    supply + metered abstraction) stepping up, and metered abstraction stepping down while the
+    discharge (or, without a sewer account, the supply) holds."""
+    index = s.index
+    start = s.months_back(OWN_HISTORY_MONTHS)
+    window = s.profiles[s.profiles["month"] >= start]
+    months = pd.date_range(start, s.months_back(1), freq="MS")
+
+    def grid(col: str) -> np.ndarray:
+        wide = window.pivot_table(index="uscc", columns="month", values=col, aggfunc="sum", dropna=False)
+        return wide.reindex(index=index, columns=months).to_numpy(dtype="float64")
+
+    active = grid("active") > 0
+    sup, a, d = grid("supply_m3"), grid("abstraction_m3"), grid("discharge_m3")
+    inflow = np.nan_to_num(sup) + np.nan_to_num(a)
+    has_d = np.nansum(d, axis=1) > 0
+    seen = active & (inflow > 0) & has_d[:, None]
+    log_balance = np.where(seen, np.log1p(np.nan_to_num(d)) - np.log1p(inflow), np.nan)
+    shift, score, _ = change_point(log_balance, OWN_HISTORY_MONTHS, OWN_HISTORY_MIN_SEGMENT, relative=False, sd_floor=0.05)
+    out = {
+        "balance_log_shift": pd.Series(shift[:, -1], index=index),
+        "balance_log_shift_score": pd.Series(score[:, -1], index=index),
+    }
+    # metered abstraction's own step, and the other water over the same split
+    metered = np.nansum(a, axis=1) > 0
+    log_a = np.where(active & metered[:, None], np.log1p(np.nan_to_num(a)), np.nan)
+    _, a_score, a_since = change_point(log_a, OWN_HISTORY_MONTHS, OWN_HISTORY_MIN_SEGMENT, relative=False, sd_floor=0.05)
+    k = a_since[:, -1]
+    other = np.where(has_d[:, None], np.nan_to_num(d), np.nan_to_num(sup))
+    log_o = np.where(active, np.log1p(other), np.nan)
+    cols = np.arange(len(months))[None, :]
+    after = cols >= np.where(np.isnan(k), len(months), k)[:, None]
+
+    def step(x):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.where(after, x, np.nan), axis=1) - np.nanmean(np.where(~after, x, np.nan), axis=1)
+
+    drop = step(log_o) - step(log_a)  # > 0: the meter fell more than the water it should follow
+    ok = metered & ~np.isnan(k) & (np.nansum(other, axis=1) > 0)
+    out["meter_drop_vs_activity"] = pd.Series(np.where(ok, drop, np.nan), index=index)
+    out["meter_drop_vs_activity_score"] = pd.Series(np.where(ok, a_score[:, -1], np.nan), index=index)
+    return out
+
+
+FEATURE_GROUPS: list[FeatureGroup] = [
+    last_month_features,
+    recent_month_features,
+    permit_features,
+    shift_recency_features,
+    trend_features,
+    registration_features,
+    project_features,
+    compliance_features,
+    own_history_features,
+]

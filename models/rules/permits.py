@@ -1,0 +1,149 @@
+"""Module 4: permit renewal and use outside a permit -- reminders before expiry, metered water after
+expiry or on a revoked or cancelled permit, and abstraction with no permit at all (declared in tax or
+metered on a permit number the register does not hold)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.compliance import declarations_without_permit, known_permits, meters_without_permit, use_outside_permit
+from models.rules.alerts import SOURCE_CN, empty_alerts, finish_alerts, fmt_m3, with_entity
+from models.rules.records import known_abstraction, known_tax
+from waterwatch.settings import RuleSettings
+
+RENEWAL_APPLICATION_DAYS = 45  # 取水许可和水资源费征收管理条例 第二十五条: apply 45 days before expiry
+
+
+def renewal_reminder(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
+    """Valid permits expiring in 61-90 days (reminder_90) or 0-60 days (reminder_60)."""
+    permits = known_permits(tables["permits"], as_of)
+    permits = permits[permits["status"] == "valid"]
+    days = (permits["valid_to"] - pd.Timestamp(as_of)).dt.days
+    due = permits[(days >= 0) & (days <= rules.renewal_first_days)].copy()
+    if due.empty:
+        return empty_alerts()
+    due["days"] = days[due.index]
+    second = due["days"] <= rules.renewal_second_days
+    due["level"] = np.where(second, "reminder_60", "reminder_90")
+    due = with_entity(due, tables, "holder_name")
+    due["kind"] = "renewal"
+    due["basis"] = "permit"
+    due["period"] = due["valid_to"].dt.strftime("%Y-%m-%d")
+    due["value"] = due["days"].astype("float64")
+    due["threshold"] = np.where(second, rules.renewal_second_days, rules.renewal_first_days).astype("float64")
+    due["unit"] = "天"
+    due["message"] = (
+        f"【{rules.bureau_name}】" + due["name"] + "：您单位取水许可证" + due["permit_id"] + "将于"
+        + due["valid_to"].dt.strftime("%Y年%m月%d日") + "到期（剩余" + due["days"].astype("int64").astype("str")
+        + f"天）。需继续取水的，请于有效期届满{RENEWAL_APPLICATION_DAYS}日前提出延续申请，逾期未延续将不得继续取水。"
+    )
+    due["audience"] = "user"
+    return finish_alerts(due)
+
+
+def use_after_permit(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
+    """Metered use outside a permit, per (permit, calendar year): after the permit's valid_to (within
+    the enforcement lookback) or on a revoked / cancelled permit (in the last few months).
+
+    Columns permit_id, year, uscc, holder_name, source, status, valid_to, volume, first_month,
+    last_month, months (metered months), after_expiry.
+    """
+    as_of = pd.Timestamp(as_of)
+    metered = known_abstraction(tables, as_of)
+    metered = metered[(metered["month"] >= as_of - pd.DateOffset(months=rules.enforcement_lookback_months)) & (metered["volume_m3"] > 0)]
+    permits = known_permits(tables["permits"], as_of)[["permit_id", "valid_to", "status"]]
+    rows = metered.merge(permits, on="permit_id", how="inner")
+    outside = use_outside_permit(rows)
+    withdrawn = outside["withdrawn"] & (rows["month"] >= as_of - pd.DateOffset(months=rules.cancelled_recent_months))
+    rows = rows[outside["after_expiry"] | withdrawn].assign(
+        year=lambda r: r["month"].dt.year.astype("str"), after_expiry=outside["after_expiry"]
+    )
+    g = rows.groupby(["permit_id", "year"], as_index=False).agg(
+        uscc=("uscc", "first"),
+        holder_name=("holder_name", "first"),
+        source=("source", "first"),
+        status=("status", "first"),
+        valid_to=("valid_to", "first"),
+        volume=("volume_m3", "sum"),
+        first_month=("month", "min"),
+        last_month=("month", "max"),
+        months=("month", "nunique"),
+        after_expiry=("after_expiry", "any"),
+    )
+    g["uscc"] = g["uscc"].fillna("")
+    return g
+
+
+def expired_permit_use(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
+    """Red alert per permit and year of metered use after the permit's valid_to, or now on a
+    revoked/cancelled permit (``use_after_permit``)."""
+    g = use_after_permit(tables, as_of, rules)
+    if g.empty:
+        return empty_alerts()
+    g = with_entity(g, tables, "holder_name")
+    status_cn = g["status"].map({"revoked": "已吊销", "cancelled": "已注销", "valid": "有效"}).fillna("")
+    first = g["first_month"].dt.strftime("%Y年%m月")
+    span = first.where(g["first_month"] == g["last_month"], first + "至" + g["last_month"].dt.strftime("%m月"))
+    reason = pd.Series(
+        np.where(g["after_expiry"], "已于" + g["valid_to"].dt.strftime("%Y年%m月%d日") + "到期", "状态为" + status_cn),
+        index=g.index,
+    )
+    g["kind"] = "expired_permit"
+    g["level"] = "red"
+    g["basis"] = "permit"
+    g["period"] = g["year"]
+    g["value"] = g["volume"].round(1)
+    g["threshold"] = 0.0
+    g["unit"] = "m³"
+    g["volume_at_stake_m3"] = g["volume"]
+    g["message"] = (
+        g["name"] + "（" + g["uscc"] + "）取水许可证" + g["permit_id"] + reason + "，" + span + "仍计量取水"
+        + fmt_m3(g["volume"]) + "，涉嫌无有效许可取水，建议立即核查并责令停止取水或办理延续。"
+    )
+    g["audience"] = "bureau"
+    return finish_alerts(g)
+
+
+def unpermitted_abstraction(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
+    """Abstraction with no permit behind it: tax declared for a source the entity held no permit for
+    in that quarter, or meters booked to a permit number absent from the register."""
+    as_of = pd.Timestamp(as_of)
+    tax = known_tax(tables, as_of, rules)
+    bare = declarations_without_permit(tax, known_permits(tables["permits"], as_of))
+    taxed = bare[["uscc", "period", "period_start", "source", "declared_m3"]].copy()
+    taxed["permit_id"] = ""
+    taxed["volume"] = taxed["declared_m3"]
+    taxed["evidence"] = "申报" + taxed["source"].map(SOURCE_CN) + "取水" + fmt_m3(taxed["declared_m3"])
+    taxed["holder_name"] = np.nan
+
+    metered = tables["abstraction"]
+    window_start = as_of - pd.DateOffset(months=rules.enforcement_lookback_months)
+    metered = metered[(metered["month"] < as_of) & (metered["month"] >= window_start) & (metered["volume_m3"] > 0)]
+    unknown = meters_without_permit(metered, tables["permits"])
+    unknown = unknown.assign(period=unknown["month"].dt.year.astype("str"))
+    orphan = unknown.groupby(["permit_id", "period"], as_index=False).agg(volume=("volume_m3", "sum"))
+    orphan["uscc"] = ""
+    orphan["source"] = ""
+    orphan["holder_name"] = np.nan
+    orphan["evidence"] = "计量设施登记在不存在的许可证号" + orphan["permit_id"] + "下，计量取水" + fmt_m3(orphan["volume"])
+
+    hit = pd.concat([taxed, orphan], ignore_index=True)
+    if hit.empty:
+        return empty_alerts()
+    hit = with_entity(hit, tables, "holder_name")
+    who = pd.Series(np.where(hit["uscc"] != "", hit["name"] + "（" + hit["uscc"] + "）", "未知取水户"), index=hit.index)
+    no_permit = pd.Series(
+        np.where(hit["source"] != "", "但该期间无有效" + hit["source"].map(SOURCE_CN).fillna("") + "取水许可", "无对应取水许可"),
+        index=hit.index,
+    )
+    hit["kind"] = "unpermitted"
+    hit["level"] = "red"
+    hit["basis"] = np.where(hit["uscc"] != "", "tax", "meter")
+    hit["value"] = hit["volume"].round(1)
+    hit["threshold"] = 0.0
+    hit["unit"] = "m³"
+    hit["volume_at_stake_m3"] = hit["volume"]
+    hit["message"] = who + hit["period"] + hit["evidence"] + "，" + no_permit + "，涉嫌无证取水，建议现场核查。"
+    hit["audience"] = "bureau"
+    return finish_alerts(hit)
