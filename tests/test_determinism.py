@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from features.synth import SynthConfig, generate_city
+from synth import SynthConfig, generate_city
 
 pytestmark = pytest.mark.slow
 
