@@ -1,4 +1,9 @@
-"""Unsupervised detectors: estimators with ``fit(X)`` and ``score_samples(X)`` (higher = more anomalous).
+"""Unsupervised detectors: scikit-learn outlier estimators (``fit(X)``, ``score_samples``, ``decision_function``,
+``predict``) plus ``anomaly_score(X)``.
+
+Sign conventions are scikit-learn's: ``score_samples`` is higher for more *normal* rows, ``decision_function``
+is ``score_samples - offset_`` and negative for outliers, ``predict`` gives -1 for outliers and 1 for inliers.
+``anomaly_score`` is ``-score_samples``: higher = more anomalous, the direction the risk model reads.
 
 Two kinds live here. Generic ones (``ECOD``, ``IsolationForestDetector``) work on any numeric
 table and carry the risk model when inspections have found few or no violations yet. Domain
@@ -15,7 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.ensemble import IsolationForest
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.ensemble._iforest import _average_path_length
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 # -- helpers --------------------------------------------------------------------
 
@@ -44,10 +50,75 @@ def _groups(X, name: str | None, n: int) -> np.ndarray:
     return np.full(n, "", dtype=object)
 
 
+def column_counts(sorted_: np.ndarray, n_valid: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each X[i, j]: how many of column j's first ``n_valid[j]`` sorted reference values are < X[i, j] and
+    how many are <= X[i, j] (NaN: 0, 0). Integer counts, so the result is exact whichever way it is found:
+    ``np.searchsorted`` column by column for many rows, one vectorised binary search over every column at
+    once for a few (a single row then costs a dozen numpy steps, not one call per feature)."""
+    n, d = X.shape
+    if n > 64:
+        below, upto = np.zeros((n, d), dtype=np.int64), np.zeros((n, d), dtype=np.int64)
+        for j in range(d):
+            col = sorted_[: n_valid[j], j]
+            below[:, j] = np.searchsorted(col, X[:, j], side="left")
+            upto[:, j] = np.searchsorted(col, X[:, j], side="right")
+        nan = np.isnan(X)
+        below[nan], upto[nan] = 0, 0
+        return below, upto
+    cols = np.arange(d)[None, :]
+    m = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), (n, d))
+    steps = int(np.ceil(np.log2(max(int(np.max(n_valid, initial=0)), 1) + 1))) + 1
+
+    def search(strict: bool) -> np.ndarray:
+        lo, hi = np.zeros((n, d), dtype=np.int64), m.copy()
+        for _ in range(steps):
+            active = lo < hi
+            mid = (lo + hi) // 2
+            v = sorted_[np.minimum(mid, len(sorted_) - 1), cols]
+            go = active & ((v < X) if strict else (v <= X))
+            lo = np.where(go, mid + 1, lo)
+            hi = np.where(active & ~go, mid, hi)
+        return lo
+
+    return search(True), search(False)
+
+
+class _OutlierBase(OutlierMixin, BaseEstimator):
+    """scikit-learn's outlier API on top of ``_anomaly(X)`` (higher = more anomalous) of validated arrays."""
+
+    def score_samples(self, X) -> np.ndarray:
+        """Higher = more normal (scikit-learn's sign)."""
+        return -self.anomaly_score(X)
+
+    def anomaly_score(self, X) -> np.ndarray:
+        """Higher = more anomalous."""
+        check_is_fitted(self, "offset_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+        return self._anomaly(X)
+
+    def _set_offset(self, X: np.ndarray) -> None:
+        """``offset_``: the training rows' score_samples at the ``contamination`` quantile, so that about that
+        share of them get a negative decision_function."""
+        self.offset_ = float(np.quantile(-self._anomaly(X), self.contamination))
+
+    def decision_function(self, X) -> np.ndarray:
+        """Negative for outliers: ``score_samples(X) - offset_``."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """-1 for outliers, 1 for inliers."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
 # -- generic --------------------------------------------------------------------
 
 
-class ECOD(OutlierMixin, BaseEstimator):
+class ECOD(_OutlierBase):
     """Empirical-CDF outlier detection (Li et al., TKDE 2022): a row is odd when it sits in the far
     tail of many features' marginal distributions. Parameter-free, deterministic, cheap, and among
     the strongest unsupervised detectors on ADBench; NaN contributes nothing."""
@@ -66,65 +137,108 @@ class ECOD(OutlierMixin, BaseEstimator):
             m3 = np.nanmean(centred**3, axis=0)
             skew = np.where(m2 > 0, m3 / np.power(m2, 1.5), 0.0)
         self.skewness_ = np.nan_to_num(skew)
-        self.offset_ = 0.0
-        train = self.score_samples(X)
-        self.offset_ = float(np.quantile(train, 1.0 - self.contamination))
+        self._set_offset(X)
         return self
 
     def _tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n, d = X.shape
-        left = np.zeros((n, d))
-        right = np.zeros((n, d))
-        for j in range(d):  # loop over features, vectorised over rows
-            col = self.sorted_[: self.n_valid_[j], j]
-            m = len(col)
-            if m == 0:
-                continue
-            x = X[:, j]
-            le = np.searchsorted(col, x, side="right")  # count <= x
-            ge = m - np.searchsorted(col, x, side="left")  # count >= x
-            ok = ~np.isnan(x)
-            left[ok, j] = -np.log((le[ok] + 1.0) / (m + 1.0))
-            right[ok, j] = -np.log((ge[ok] + 1.0) / (m + 1.0))
+        below, upto = column_counts(self.sorted_, self.n_valid_, X)
+        m = self.n_valid_[None, :].astype("float64")
+        ok = ~np.isnan(X) & (m > 0)
+        left = np.where(ok, -np.log((upto + 1.0) / (m + 1.0)), 0.0)  # share <= x
+        right = np.where(ok, -np.log((m - below + 1.0) / (m + 1.0)), 0.0)  # share >= x
         return left, right
 
-    def score_samples(self, X) -> np.ndarray:
-        check_is_fitted(self, "sorted_")
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+    def _anomaly(self, X: np.ndarray) -> np.ndarray:
         left, right = self._tails(X)
         auto = np.where(self.skewness_ < 0, left, right)
-        # PyOD's aggregation: per feature the skew-chosen tail or the mean of both tails
-        return np.maximum(auto, 0.5 * (left + right)).sum(axis=1)
+        # PyOD's aggregation: per feature the skew-chosen tail or the mean of both tails, summed in column order
+        per = np.maximum(auto, 0.5 * (left + right))
+        total = np.zeros(len(X))
+        for j in range(per.shape[1]):
+            total += per[:, j]
+        return total
 
     def tail_contributions(self, X) -> np.ndarray:
         """Per-feature share of the score: the larger tail of each feature (for reasons)."""
+        check_is_fitted(self, "offset_")
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
         left, right = self._tails(X)
         return np.maximum(left, right)
 
-    def decision_function(self, X) -> np.ndarray:
-        """scikit-learn's sign: negative for outliers (the top ``contamination`` of the training rows)."""
-        check_is_fitted(self, "offset_")
-        return self.offset_ - self.score_samples(X)
 
-    def predict(self, X) -> np.ndarray:
-        return np.where(self.decision_function(X) < 0, -1, 1)
+class FlatForest:
+    """A fitted scikit-learn IsolationForest as flat node arrays, scored for all trees at once.
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
+    scikit-learn calls each tree in turn (``tree.apply`` per tree, a Python-level dispatch per tree); here every
+    row walks every tree in one vectorised step per depth level, so a single row costs a handful of numpy
+    operations instead of hundreds of calls. The path length of a leaf (its depth plus the expected depth of the
+    training samples left in it) is precomputed. Scores equal ``IsolationForest.score_samples`` (same float32
+    comparisons; the per-tree path lengths are summed in tree order as there)."""
+
+    def __init__(self, forest: IsolationForest):
+        trees = forest.estimators_
+        # scikit-learn indexes features per tree only when it subsampled them
+        every = np.arange(forest.n_features_in_)
+        subsampled = forest._max_features != forest.n_features_in_
+        feats = forest.estimators_features_ if subsampled else [every] * len(trees)
+        sizes = np.array([t.tree_.node_count for t in trees])
+        offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+        left, right, feature, threshold, path = [], [], [], [], []
+        for tree, cols, off in zip(trees, feats, offsets):
+            t = tree.tree_
+            leaf = t.children_left == -1
+            left.append(np.where(leaf, -1, t.children_left + off))
+            right.append(np.where(leaf, -1, t.children_right + off))
+            feature.append(np.where(leaf, 0, np.asarray(cols)[np.maximum(t.feature, 0)]))
+            threshold.append(t.threshold)
+            path.append(t.compute_node_depths() + _average_path_length(t.n_node_samples) - 1.0)
+        self.left = np.concatenate(left).astype(np.int64)
+        self.right = np.concatenate(right).astype(np.int64)
+        self.feature = np.concatenate(feature).astype(np.int64)
+        self.threshold = np.concatenate(threshold)
+        self.path = np.concatenate(path)
+        self.roots = offsets.astype(np.int64)
+        self.is_leaf = self.left < 0
+        self.depth = int(max(t.tree_.max_depth for t in trees)) if trees else 0
+        self.denominator = len(trees) * _average_path_length([forest._max_samples])[0]
+
+    def score_samples(self, X: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """IsolationForest.score_samples (higher = more normal) of a float array without NaN."""
+        X32 = np.asarray(X, dtype=np.float32).astype(np.float64)  # the trees compare float32 inputs
+        out = np.empty(len(X32))
+        for start in range(0, len(X32), chunk):
+            out[start : start + chunk] = self._score(X32[start : start + chunk])
+        return out
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        n = len(X)
+        node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            leaf = self.is_leaf[node]
+            if leaf.all():
+                break
+            go_left = X[rows, self.feature[node]] <= self.threshold[node]
+            node = np.where(leaf, node, np.where(go_left, self.left[node], self.right[node]))
+        lengths = self.path[node]
+        depths = np.zeros(n)
+        for t in range(lengths.shape[1]):  # tree order, as scikit-learn sums them
+            depths += lengths[:, t]
+        if self.denominator == 0:
+            return -np.ones(n)
+        return -(2.0 ** (-depths / self.denominator))
 
 
-class IsolationForestDetector(OutlierMixin, BaseEstimator):
-    """scikit-learn's IsolationForest with the ``higher = more anomalous`` sign and NaN imputed by the
-    training median (isolation trees cannot split on NaN)."""
+class IsolationForestDetector(_OutlierBase):
+    """scikit-learn's IsolationForest, NaN imputed by the training median (isolation trees cannot split on
+    NaN), scored by ``FlatForest`` in one vectorised pass over all trees."""
 
     def __init__(self, n_estimators: int = 100, max_samples="auto", max_features: float = 1.0,
-                 random_state=None, n_jobs=None):
+                 contamination: float = 0.1, random_state=None, n_jobs=None):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.max_features = max_features
+        self.contamination = contamination
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -134,41 +248,27 @@ class IsolationForestDetector(OutlierMixin, BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are filled with 0
             med = np.nanmedian(X, axis=0) if np.isnan(X).any() else np.median(X, axis=0)
         self.fill_ = np.nan_to_num(med)
-        self.offset_ = 0.0  # decision_function is the forest's own
-        self.forest_ = IsolationForest(
+        forest = IsolationForest(
             n_estimators=self.n_estimators, max_samples=self.max_samples, max_features=self.max_features,
-            random_state=self.random_state, n_jobs=self.n_jobs,
+            random_state=check_random_state(self.random_state), n_jobs=self.n_jobs,
         ).fit(self._impute(X))
+        self.forest_ = FlatForest(forest)
+        self._set_offset(X)
         return self
 
     def _impute(self, X: np.ndarray) -> np.ndarray:
         return np.where(np.isnan(X), self.fill_, X)
 
-    def score_samples(self, X) -> np.ndarray:
-        check_is_fitted(self, "forest_")
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
+    def _anomaly(self, X: np.ndarray) -> np.ndarray:
         return -self.forest_.score_samples(self._impute(X))
-
-    def decision_function(self, X) -> np.ndarray:
-        """scikit-learn's sign: negative for outliers."""
-        check_is_fitted(self, "forest_")
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False)
-        return self.forest_.decision_function(self._impute(X))
-
-    def predict(self, X) -> np.ndarray:
-        return np.where(self.decision_function(X) < 0, -1, 1)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
 
 # -- domain ---------------------------------------------------------------------
 
 
 class _NamedDetector(BaseEstimator):
-    """Base of detectors that read named snapshot columns; ``columns_`` names what a score rests on."""
+    """Base of detectors that read named snapshot columns (a DataFrame, not an array); ``anomaly_score`` is the
+    strength of what they look for, ``score_samples`` its negative (scikit-learn's sign)."""
 
     name = "detector"
 
@@ -182,11 +282,16 @@ class _NamedDetector(BaseEstimator):
     def _fit(self, X: pd.DataFrame) -> None:
         pass
 
-    def score_samples(self, X) -> np.ndarray:
+    def anomaly_score(self, X) -> np.ndarray:
+        """How strongly the row shows what the detector looks for (>= 0; 0 = nothing)."""
         check_is_fitted(self, "fitted_")
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"{type(self).__name__} reads named columns: pass a DataFrame")
         return np.nan_to_num(self._score(X), nan=0.0, posinf=0.0, neginf=0.0)
+
+    def score_samples(self, X) -> np.ndarray:
+        """scikit-learn's sign: higher = more normal (``-anomaly_score``)."""
+        return -self.anomaly_score(X)
 
 
 class WaterBalanceExcess(_NamedDetector):

@@ -41,7 +41,7 @@ def _city(n=1500, seed=0, inspected=0.2):
         "noise": rng.normal(size=n),
     })
     X.loc[rng.random(n) < 0.05, "employees"] = np.nan
-    y = np.full(n, np.nan)
+    y = np.full(n, -1.0)
     looked = rng.random(n) < np.where(bad, 2 * inspected, inspected)
     y[looked] = bad[looked].astype(float)
     return X, y, bad
@@ -63,13 +63,13 @@ def test_cold_start_uses_detectors_alone_and_stays_in_unit_interval():
 def test_labels_lift_the_ranking_and_the_blend_follows_label_count():
     X, y, bad = _city()
     num = X.drop(columns="industry_code")
-    few = np.where(np.isnan(y) | (np.cumsum(y == 1) > 2), np.nan, y)  # only the first 2 violations known
-    cold = RiskModel(random_state=0).fit(num, np.full(len(X), np.nan))
+    few = np.where((y == -1) | (np.cumsum(y == 1) > 2), -1.0, y)  # only the first 2 violations known
+    cold = RiskModel(random_state=0).fit(num, np.full(len(X), -1.0))
     some = RiskModel(random_state=0).fit(num, few)
     many = RiskModel(random_state=0).fit(num, y)
     assert 0 < some.blend_ < many.blend_ < 1
     assert many.proximity_share_ <= many.min_labels / many.n_positive_  # trees take over with many labels
-    unseen = np.isnan(y)
+    unseen = y == -1
     auc = {m: roc_auc_score(bad[unseen], model.predict_proba(num[unseen])[:, 1])
            for m, model in (("cold", cold), ("many", many))}
     assert auc["many"] > max(auc["cold"], 0.95)
@@ -106,7 +106,9 @@ def test_probability_is_monotone_in_the_blended_score_and_predict_thresholds():
         p = model.predict_proba(num)[:, 1]
         order = np.argsort(s, kind="stable")
         assert (np.diff(p[order]) >= -1e-12).all()
-        assert np.array_equal(model.predict(num), (p >= model.threshold).astype(int))
+        assert np.array_equal(model.predict(num), (p > model.threshold).astype(int))
+        assert np.array_equal(model.predict(num), (model.decision_function(num) > 0).astype(int))
+        assert np.isfinite(model.decision_function(num)).any() and (model.decision_function(num) < 0).any()
 
 
 def test_same_seed_same_scores_and_joblib_round_trip(tmp_path):
@@ -246,3 +248,47 @@ def test_adbench_beats_lightgbm_default_and_best_unsupervised(capsys, report_met
     for r in rows:
         bars = [r["lightgbm"], r["best_unsupervised"]] + ([r["published_lightgbm"]] if r["published_lightgbm"] else [])
         assert r["risk_model"] > max(bars), r
+
+
+def test_every_training_row_scored_alone_equals_its_batch_score():
+    """Issue #10 item 1: one row through POST /scores/predict must get its leads.csv score, bit for bit."""
+    X, y, _ = _city(n=600, seed=4, inspected=0.3)
+    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y)
+    assert model.classifier_ is not None and model.proximity_share_ > 0 and model.calibrator_ is not None
+    batch = model.predict_proba(X)[:, 1]
+    alone = np.array([model.predict_proba(X.iloc[[i]])[0, 1] for i in range(len(X))])
+    assert np.array_equal(alone, batch)
+    half = model.predict_proba(X.iloc[::2])[:, 1]
+    assert np.array_equal(half, batch[::2])
+
+
+def test_labels_and_weights_are_validated_with_clear_errors():
+    X, y, _ = _city(n=400, seed=5, inspected=0.3)
+    num = X.drop(columns="industry_code")
+    with pytest.raises(ValueError, match="NaN"):
+        RiskModel().fit(num, np.where(y == -1, np.nan, y))  # never-inspected is -1, not NaN
+    three = y.copy()
+    three[0] = 2
+    with pytest.raises(ValueError, match="binary"):
+        RiskModel().fit(num, three)
+    with pytest.raises(ValueError, match="continuous"):
+        RiskModel().fit(num, np.linspace(0, 1, len(num)))
+    with pytest.raises(ValueError, match="one class"):
+        RiskModel().fit(num, np.ones(len(num)))
+    with pytest.raises(ValueError, match="(?i)negative"):
+        RiskModel().fit(num, y, sample_weight=np.full(len(num), -1.0))
+    with pytest.raises(ValueError, match="rows"):
+        RiskModel().fit(num, y[:-1])
+    # zero weights are kept: a zero-weighted violation is not a training positive
+    first = int(np.flatnonzero(y == 1)[0])
+    w = np.ones(len(num))
+    w[first] = 0.0
+    assert RiskModel(n_estimators=20).fit(num, y, sample_weight=w).n_positive_ == int((y == 1).sum()) - 1
+    # any two class labels, -1 still meaning never inspected; classes_ and predict speak them
+    named = np.array([{1: "违规", 0: "合规"}.get(int(v), -1) for v in y], dtype=object)
+    model = RiskModel(n_estimators=20).fit(num, named)
+    assert list(model.classes_) == ["合规", "违规"] and set(model.predict(num)) <= {"合规", "违规"}
+    # random_state may be a RandomState, as everywhere in scikit-learn
+    a = RiskModel(n_estimators=20, random_state=np.random.RandomState(3)).fit(num, y).predict_proba(num)
+    b = RiskModel(n_estimators=20, random_state=np.random.RandomState(3)).fit(num, y).predict_proba(num)
+    assert np.array_equal(a, b)
