@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth import clerks, violations
+from synth import clerks, confounders, ids, violations
 from synth.arrays import cat, chars, pick
 from synth.permits import lapsed_or_revoked
 from synth.state import CityState
@@ -18,7 +18,9 @@ from synth.vocab import ORPHAN_PUBLIC, ORPHAN_RESIDENTIAL, ROADS, SEASONS, TRADE
 
 
 def accounts(g: CityState) -> None:
-    """Supply and discharge accounts: own, second, industrial-park (shared) and orphan accounts."""
+    """Supply and discharge accounts: own, second, industrial-park (shared) and orphan accounts.
+
+    Who has a sewer account depends on industry, size and water source, never on violation."""
     cfg, rng, n = g.cfg, g.rng("accounts"), g.cfg.entities
     live = g.active.any(axis=1)
     in_park = _parks(g, rng, live)
@@ -26,25 +28,32 @@ def accounts(g: CityState) -> None:
     has_sup = live & ~in_park & (rng.random(n) < p_sup)
     needs_supply = violations.needs_supply_account(g) | lapsed_or_revoked(g) | (g.self_share > 0)
     has_sup |= live & ~in_park & needs_supply
-    industrial = np.char.startswith(g.code, "C") | np.char.startswith(g.code, "D")
-    p_dis = np.clip(
-        cfg.discharge_share * np.where(industrial, 1.6, 0.8) * np.where(g.coef < 0.1, 0.2, 1.0), 0, 0.95
-    )
-    has_dis = live & ~in_park & (rng.random(n) < p_dis)
-    has_dis |= violations.discharge_account_of_violators(g, rng, live, in_park)
-    has_dis |= live & (g.self_share > 0) & (rng.random(n) < 0.8)
-    # a sewer account needs water from somewhere: the mains, a permit, or the dewatering pit
-    has_dis &= has_sup | (g.self_share > 0) | g.violator
+    has_dis = live & ~in_park & (rng.random(n) < _discharge_account_chance(g))
+    has_dis |= live & (g.self_share > 0) & (rng.random(n) < 0.6)  # permit holders hold a discharge permit
+    # a sewer account needs water from somewhere: the mains, a permit, or a dewatering pit
+    has_dis &= has_sup | (g.self_share > 0)
+    has_dis |= live & violations.pumps_into_the_sewer(g)
+    own_dis = confounders.park_members_with_own_discharge(g, rng)
+    has_dis |= own_dis
+    g.park_own_discharge = own_dis
     second = has_sup & (rng.random(n) < cfg.second_account_share)
     split = np.where(second, rng.uniform(0.55, 0.85, n), 1.0)
     orphans = _orphans(g, rng)
-    parks = _park_accounts(g, rng)
+    parks = _park_accounts(g, rng, own_dis)
     g.acc = {
         "supply": account_frame(g, rng, "supply", has_sup, second, split, orphans, parks),
         "discharge": account_frame(
             g, rng, "discharge", has_dis, np.zeros(n, bool), np.ones(n), orphans, parks, orphan_factor=0.85
         ),
     }
+
+
+def _discharge_account_chance(g: CityState) -> np.ndarray:
+    """Industry and size: factories and large users are on a metered or estimated sewer account more often."""
+    industrial = np.char.startswith(g.code, "C") | np.char.startswith(g.code, "D")
+    size = np.clip((g.base / 100.0) ** 0.15, 0.6, 1.4)
+    chance = g.cfg.discharge_share * np.where(industrial, 1.6, 0.8) * np.where(g.coef < 0.1, 0.2, 1.0) * size
+    return np.clip(chance, 0, 0.95)
 
 
 def _parks(g: CityState, rng, live: np.ndarray) -> np.ndarray:
@@ -102,8 +111,9 @@ def _orphans(g: CityState, rng) -> dict:
     return {"name": name, "address": addr, "use": use}
 
 
-def _park_accounts(g: CityState, rng) -> dict:
-    """Park accounts: names of the standard factory buildings and the members' summed use."""
+def _park_accounts(g: CityState, rng, own_dis: np.ndarray) -> dict:
+    """Park accounts: names of the standard factory buildings and the members' summed use
+    (discharge: only of the members the sewer operator does not bill on their own)."""
     cfg, P, park_e, park_id = g.cfg, g.P, g.park_e, g.park_id
     p_dist = g.dist[park_e][np.r_[True, park_id[1:] != park_id[:-1]]] if P else np.zeros(0, int)
     dshort = np.array([d[2] for d in cfg.districts])
@@ -126,7 +136,7 @@ def _park_accounts(g: CityState, rng) -> dict:
     sup = np.zeros((P, g.M))
     dis = np.zeros((P, g.M))
     np.add.at(sup, park_id, g.supply_use[park_e])
-    np.add.at(dis, park_id, g.discharge_use[park_e])
+    np.add.at(dis, park_id, g.discharge_use[park_e] * ~own_dis[park_e][:, None])
     return {"name": name, "address": addr, "supply": sup, "discharge": dis}
 
 
@@ -145,12 +155,12 @@ def account_frame(g, rng, source, has, second, split, orphans, parks, orphan_fac
     # orphans keep their accounts for the whole window; a few orphans exist in one source only
     vol[A - O :] = orphans["use"] * orphan_factor
     active = np.zeros((A, g.M), bool)
-    active[:first_park] = g.active[owner[:first_park]]
+    active[:first_park] = g.billed[owner[:first_park]]
     active[first_park:] = True
     keep = np.ones(A, bool)
     keep[A - O :] = rng.random(O) < (0.97 if source == "supply" else 0.45)
-    if source == "discharge":
-        keep[first_park : first_park + P] = rng.random(P) < 0.5
+    if source == "discharge":  # half the parks have a sewer account; none where each member has one
+        keep[first_park : first_park + P] = (rng.random(P) < 0.5) & ~g.conf_park_alone
     written = clerks.written_names(g, rng, owner, kind)
     written[first_park : first_park + P] = parks["name"]
     written[A - O :] = orphans["name"]
@@ -160,10 +170,10 @@ def account_frame(g, rng, source, has, second, split, orphans, parks, orphan_fac
     addr[rng.random(A) < 0.03] = None
     written_uscc = clerks.written_uscc(g, rng, owner, source)
     prefix = "0" if source == "supply" else "PS"
-    ids = 10**7 + rng.choice(9 * 10**7, size=A, replace=False)
+    number = 10**7 + ids.permute(g.numbers(source, A), 9 * 10**7, ids.key_for(g.cfg.seed, source))
     frame = pd.DataFrame(
         {
-            "account_id": np.char.add(prefix, ids.astype(str)),
+            "account_id": np.char.add(prefix, number.astype(str)),
             "account_name": written,
             "address": addr,
             "uscc": written_uscc,

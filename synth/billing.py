@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from synth import confounders
 from synth.arrays import round_to
 from synth.state import CityState
 from synth.vocab import RAIN_MM
@@ -61,19 +62,32 @@ def _discharge_values(g: CityState, rng, frame, vol, act) -> tuple[np.ndarray, n
     combined = ~estimated & (rng.random(A) < cfg.combined_sewer_share)
     # combined sewers take storm water in the wet season (June to September)
     wet = np.isin(g.cal, [5, 6, 7, 8])
-    rain = np.where(wet, np.array(RAIN_MM)[g.cal] * np.exp(rng.normal(0, 0.35, M)), 0.0)
+    rain = np.where(wet, np.array(RAIN_MM)[g.cal] * confounders.rain_factor(g) * np.exp(rng.normal(0, 0.35, M)), 0.0)
     inflow = combined[:, None] * rng.uniform(0.3, 1.6, A)[:, None] * mean[:, None] * rain[None, :] / 100.0
     measured_vol = vol * np.exp(rng.normal(0, 0.06, (A, M))) + inflow
-    est = _estimates(g, frame, vol, act, mean)
+    owner = frame["owner"].to_numpy()
+    billed = _billed_supply(g, owner)
+    from_supply = confounders.estimated_from_supply(g, rng, owner, estimated) & (billed.sum(1) > 0)
+    ratio = rng.choice([0.8, 0.85, 0.9], A)[:, None]
+    est = np.where(from_supply[:, None], ratio * billed, _flat_estimates(g, owner, vol, act, mean))
     values = np.round(np.where(estimated[:, None], est, measured_vol), 1)
-    g.acc_discharge_flags = (estimated, combined)
+    g.acc_discharge_flags = (estimated, combined, from_supply)
+    g.conf_supply_estimable = estimated & (owner >= 0) & (billed.sum(1) > 0)  # could be estimated from supply
     return values, np.repeat(~estimated, act.sum(1))
 
 
-def _estimates(g: CityState, frame, vol, act, mean) -> np.ndarray:
-    """Estimates are made from billed supply (own accounts) or last year's level, flat within a year."""
+def _billed_supply(g: CityState, owner: np.ndarray) -> np.ndarray:
+    """(A, M) what the water company billed the owner of each discharge account (all its supply accounts)."""
+    frame, values = g.acc["supply"][0], g.acc_values["supply"]
+    per_entity = np.zeros((g.cfg.entities, g.M))
+    own = frame["owner"].to_numpy()
+    np.add.at(per_entity, own[own >= 0], values[own >= 0])
+    return per_entity[np.maximum(owner, 0)] * (owner >= 0)[:, None]
+
+
+def _flat_estimates(g: CityState, owner, vol, act, mean) -> np.ndarray:
+    """Flat within a year (包干), from last year's level of the owner's water use or of the metered volume."""
     basis = vol.copy()
-    owner = frame["owner"].to_numpy()
     ent = owner >= 0
     s_use = g.supply_use[np.maximum(owner, 0)]
     basis[ent] = np.where(s_use[ent].sum(1, keepdims=True) > 0, 0.85 * s_use[ent], vol[ent])

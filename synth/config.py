@@ -17,6 +17,37 @@ DEFAULT_MIX: tuple[tuple[str, float], ...] = (
     ("tax_underreport", 0.15),
 )
 PERMIT_VIOLATIONS = ("meter_tampering", "over_permit", "expired_permit", "tax_underreport")
+HIDDEN_VIOLATIONS = ("private_well", "unpermitted_abstraction", "meter_tampering")
+
+
+@dataclass(frozen=True)
+class Confounders:
+    """How often honest entities look like violators; docs/generator.md says what each does and why.
+
+    Shares are of the group named in the comment. ``Confounders.none()`` is a
+    city without them (for measuring what each one does to a detector).
+    """
+
+    # records: what a deterministic check sees on honest permit holders
+    late_renewal: float = 0.2  # of renewals in the window: granted 1-2 months after expiry, meter running
+    tight_quota: float = 0.15  # of permit lines: quota within a few percent of normal use
+    dry_year_use: float = 0.12  # extra use of irrigation in the dry year (cooling: a third of it)
+    tax_misdeclare: float = 0.2  # of taxpayers: declarations off by 10-15 % in about half the quarters
+    new_permit: float = 0.08  # of permit holders: first permit granted inside the window (supply drops)
+    # water balance: discharge above the water a detector can see
+    coefficient_spread: float = 0.15  # sd of the log discharge coefficient around the industry's value
+    reclaimed_water: float = 0.3  # of heavy industry: 20-50 % of its water is reclaimed water, in no table
+    park_own_discharge: float = 0.4  # of industrial parks: members on own sewer accounts, shared supply
+    estimated_from_supply: float = 0.8  # of estimated discharge accounts: billed supply x a fixed ratio
+    # behaviour over time: level shifts with no violation behind them
+    production_change: float = 0.08  # of entities: a step of -60 %..+80 % in all use
+    dormancy: float = 0.05  # of entities: a 2-8 month shutdown
+    closure: float = 0.03  # of entities: stop operating without deregistering
+    meter_drift: float = 0.1  # of abstraction meters: under-register 5-15 % a year until replaced
+
+    @classmethod
+    def none(cls) -> "Confounders":
+        return cls(**{f.name: 0.0 for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,10 @@ class SynthConfig:
     district_weights: tuple[float, ...] = DISTRICT_WEIGHTS
     violation_rate: float = 0.04
     violation_mix: tuple[tuple[str, float], ...] = DEFAULT_MIX
+    preexisting_share: float = 0.25  # of hidden violations: began before the window (no before/after to see)
+    confounders: Confounders = Confounders()
+    dry_year: int | None = None  # default: the first full calendar year of the window
+    new_entity_share: float = 0.18  # entities registered inside the window
     supply_share: float = 0.85  # entities with a public-supply account
     discharge_share: float = 0.38  # entities with a discharge account (more for industry)
     uscc_filled_supply: float = 0.35
@@ -54,6 +89,7 @@ class SynthConfig:
     inspections: int | None = None  # default scales with entities
     projects: int | None = None
     file_format: str = "csv"  # csv | parquet | mixed
+    block_entities: int = 25_000  # entities generated together; the city is made block by block
     malformed_rows: int = 0
 
     def with_tampering_share(self, share: float) -> "SynthConfig":
@@ -70,6 +106,11 @@ class SynthConfig:
             raise ValueError("file_format must be csv, parquet or mixed")
         if self.months < 15:
             raise ValueError("at least 15 months are needed to plant violations with a before and an after")
+        shares = {f.name: getattr(self.confounders, f.name) for f in dataclasses.fields(Confounders)}
+        shares.update(preexisting_share=self.preexisting_share, new_entity_share=self.new_entity_share)
+        bad = sorted(k for k, v in shares.items() if not 0.0 <= v <= 1.0)
+        if bad:
+            raise ValueError(f"shares must be within [0, 1]: {bad}")
         unknown = {t for t, _ in self.violation_mix} - set(VIOLATION_TYPES)
         if unknown:
             raise ValueError(f"unknown violation types {sorted(unknown)}")

@@ -67,23 +67,35 @@ def truth(g: CityState) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     links, members = [], []
     for source in ("supply", "discharge"):
         frame = g.acc[source][0]
+        mine = _park_members(g, frame, source)
         owner = frame["owner"].to_numpy()
+        codes = np.where(owner >= 0, g.uscc[np.maximum(owner, 0)], "").astype(object)
+        joined = mine.groupby("account_id", sort=False)["uscc"].agg(";".join)
+        park = (frame["kind"] == "park").to_numpy()
+        codes[park] = frame.loc[park, "account_id"].map(joined).fillna("").to_numpy()
         links.append(
             pd.DataFrame(
                 {
                     "source": source,
                     "account_id": frame["account_id"],
-                    "uscc": np.where(owner >= 0, g.uscc[np.maximum(owner, 0)], ""),
-                    "shared": np.where(frame["kind"] == "park", "true", "false"),
+                    "uscc": codes,
+                    "shared": np.where(park, "true", "false"),
                 }
             )
         )
-        parks = frame[frame["kind"] == "park"]
-        account = pd.Series(parks["account_id"].to_numpy(), index=parks["park"].to_numpy()).reindex(g.park_id).to_numpy()
-        has = pd.notna(account)
-        members.append(pd.DataFrame({"source": source, "account_id": account[has].astype(str), "uscc": g.uscc[g.park_e[has]]}))
+        members.append(mine)
     return (
         truth.sort_values("uscc").reset_index(drop=True),
         pd.concat(links, ignore_index=True),
         pd.concat(members, ignore_index=True),
     )
+
+
+def _park_members(g: CityState, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """source, account_id, uscc of every firm behind a park account (not those the sewer operator bills alone)."""
+    parks = frame[frame["kind"] == "park"]
+    account = pd.Series(parks["account_id"].to_numpy(), index=parks["park"].to_numpy()).reindex(g.park_id).to_numpy()
+    has = pd.notna(account)
+    if source == "discharge":
+        has &= ~g.park_own_discharge[g.park_e]
+    return pd.DataFrame({"source": source, "account_id": account[has].astype(str), "uscc": g.uscc[g.park_e[has]]})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth import violations
+from synth import confounders, ids, violations
 from synth.arrays import cat, fmt_dates, pick, round_to
 from synth.state import CityState
 from synth.vocab import INDUSTRIES
@@ -33,7 +33,7 @@ def permit_lines(g: CityState) -> None:
     """Permit holders, their lines (source, share of use, purpose) and the current permit's term."""
     cfg, rng, n, M = g.cfg, g.rng("permits"), g.cfg.entities, g.M
     prop = np.array([r[7] for r in INDUSTRIES])[g.ind] * cfg.permit_holder_boost
-    size = np.clip((g.base / 300.0) ** 0.35, 0.2, 1.6)
+    size = np.clip((g.base / 1000.0) ** 0.5, 0.05, 2.0)  # small users take the mains
     holder = (rng.random(n) < prop * size) & g.active.any(axis=1)
     g.holder_e = np.flatnonzero(holder)
     H = len(g.holder_e)
@@ -54,15 +54,20 @@ def permit_lines(g: CityState) -> None:
     g.line_years = years
     # current permit: expires somewhere within its term after the window start
     to1 = g.start + (rng.uniform(0.02, 1.0, L) * years * 365).astype("timedelta64[D]")
+    g.line_from_m = confounders.new_permits(g, rng)
+    new = g.line_from_m > 0
+    granted = g.month_start[g.line_from_m] + rng.integers(0, 28, L).astype("timedelta64[D]")
+    to1 = np.where(new, granted + (years * 365 - 1).astype("timedelta64[D]"), to1)
     g.line_to1 = to1
     expires_in = to1 < g.end
     g.line_renewed = expires_in & (rng.random(L) < 0.85)
     g.line_lapsed = expires_in & ~g.line_renewed
     g.line_revoked = ~expires_in & (rng.random(L) < 0.02)
     g.line_revoke_m = rng.integers(3, M - 2, L)
-    g.line_history = rng.random(L) < 0.35
+    g.line_history = (rng.random(L) < 0.35) & ~new
     g.line_wells = np.where(g.line_src == "surface", 1, rng.choice([1, 1, 1, 2, 2, 3], L))
-    g.line_forced_renew = np.zeros(L, bool)
+    g.line_late = confounders.late_renewals(g, rng)
+    g.line_renewal_day = rng.integers(0, 28, L)  # day of the month a renewal takes effect, when late
 
 
 def purpose_of(codes: np.ndarray) -> np.ndarray:
@@ -82,10 +87,17 @@ def line_activity(g: CityState) -> np.ndarray:
     """(L, M) months in which a line legally abstracts (before lapse or revocation)."""
     m = np.arange(g.M)[None, :]
     lapse_m = g.month_of(g.line_to1)
-    act = np.ones((len(g.line_e), g.M), bool)
-    act &= ~(g.line_lapsed[:, None] & (m > lapse_m[:, None]))
+    act = m >= g.line_from_m[:, None]
+    act &= ~(g.line_lapsed[:, None] & (m > (lapse_m + g.line_late)[:, None]))
     act &= ~(g.line_revoked[:, None] & (m >= g.line_revoke_m[:, None]))
     return act & g.active[g.line_e]
+
+
+def renewal_start(g: CityState) -> np.ndarray:
+    """The day each line's renewal takes effect: the day after expiry, or 1-2 months later when granted late."""
+    late_month = g.line_to1.astype("datetime64[M]") + (1 + g.line_late).astype("timedelta64[M]")
+    late_day = late_month.astype("datetime64[D]") + g.line_renewal_day.astype("timedelta64[D]")
+    return np.where(g.line_late > 0, late_day, g.line_to1 + np.timedelta64(1, "D"))
 
 
 def lapsed_or_revoked(g: CityState) -> np.ndarray:
@@ -114,14 +126,20 @@ def permit_tables(g: CityState) -> None:
 
 
 def _quotas(g: CityState, rng) -> np.ndarray:
-    """Quota sized on normal use: the best year's level (over-permit lines: the pre-violation level)."""
+    """Quota sized on normal use: the best full calendar year's monthly level, in a normal (not dry) year;
+    without a full year, any year's (over-permit lines: the pre-violation level)."""
     m = np.arange(g.M)[None, :]
     monthly = np.where(g.active[g.line_e], g.line_quota_base, np.nan)
-    yearly = [np.nanmean(np.where(g.year[None, :] == y, monthly, np.nan), axis=1) for y in np.unique(g.year)]
-    level = np.nan_to_num(np.nanmax(np.stack(yearly), axis=0))
-    quota_ok = level * 12 * rng.uniform(1.15, 1.5, len(g.line_e))
+    years = np.unique(g.year)
+    full = [y for y in years if (g.year == y).sum() == 12] or list(years)
+    yearly = [np.nanmean(np.where(g.year[None, :] == y, monthly, np.nan), axis=1) for y in full]
+    level = np.nanmax(np.stack(yearly), axis=0)
+    anytime = np.nanmax(np.stack([np.nanmean(np.where(g.year[None, :] == y, monthly, np.nan), axis=1) for y in years]), axis=0)
+    level = np.nan_to_num(np.where(np.isnan(level), anytime, level))
+    quota_ok = level * 12 * confounders.quota_factors(g, rng)
     violations.tight_over_permit_quota(g, rng, monthly, m, quota_ok)
-    return np.maximum(round_to(quota_ok, np.where(quota_ok > 20000, 1000, 100)), 100)
+    step = np.where(quota_ok > 20000, 1000, 100)
+    return np.maximum(np.ceil(quota_ok / step) * step, 100)  # rounded up: a quota is never below its basis
 
 
 def _permit_frame(g, line, tag, uscc, holder, source, purpose, quota, vf, vt, status, wells, division):
@@ -171,7 +189,7 @@ def _line_permits(g: CityState, rng, quota: np.ndarray) -> list[pd.DataFrame]:
         (
             "new",
             np.flatnonzero(r),
-            to1[r] + np.timedelta64(1, "D"),
+            renewal_start(g)[r],
             to2[r],
             np.full(r.sum(), "valid"),
             quota[r] * rng.uniform(1.0, 1.15, r.sum()),
@@ -216,7 +234,7 @@ def meters(g: CityState, rng, permits: pd.DataFrame) -> None:
     M, L, D = g.M, len(g.line_e), len(g.dw_e)
     m = np.arange(M)[None, :]
     cur_id, new_id = _permit_ids_per_line(g, permits)
-    renew_m = g.month_of(g.line_to1 + np.timedelta64(1, "D"))
+    renew_m = g.month_of(renewal_start(g))
     line_vol = np.concatenate([g.metered, g.dw_pumped]) if D else g.metered
     legal = line_activity(g) | (g.metered > 0)
     line_act = np.concatenate([legal, g.dw_pumped > 0]) if D else legal
@@ -226,14 +244,15 @@ def meters(g: CityState, rng, permits: pd.DataFrame) -> None:
     w = rng.gamma(2.0, 1.0, K)
     share = w / np.bincount(line_of, w, minlength=L + D)[line_of]
     vol = line_vol[line_of] * share[:, None] * np.exp(rng.normal(0, 0.05, (K, M)))
-    act = line_act[line_of] & g.active[np.concatenate([g.line_e, g.dw_e])[line_of]]
+    act = line_act[line_of] & g.billed[np.concatenate([g.line_e, g.dw_e])[line_of]]
     online = rng.random(K) < np.where(line_vol[line_of].mean(1) > 3000, 0.85, 0.3)
-    vol = np.where(online[:, None], np.round(vol, 1), np.round(vol))
     replaced = rng.random(K) < g.cfg.meter_replacement_share
     gap_at = rng.integers(2, M - 4, K)
     gap_len = rng.integers(1, 4, K)
+    vol = vol * confounders.meter_drift(g, rng, K, replaced, gap_at + gap_len)
+    vol = np.where(online[:, None], np.round(vol, 1), np.round(vol))
     act &= ~(replaced[:, None] & (m >= gap_at[:, None]) & (m < (gap_at + gap_len)[:, None]))
-    meter_no = (10**7 + rng.choice(9 * 10**7, 2 * K, replace=False)).astype(str)
+    meter_no = (10**7 + ids.permute(g.numbers("meter", 2 * K), 9 * 10**7, ids.key_for(g.cfg.seed, "meter"))).astype(str)
     ki, mi = np.nonzero(act)
     after_gap = replaced[ki] & (mi >= gap_at[ki] + gap_len[ki])
     meter_id = np.where(after_gap, np.char.add("JL", meter_no[K + ki]), np.char.add("JL", meter_no[ki]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth import violations
+from synth import ids, violations
 from synth.arrays import cat, fmt_dates, pick
 from synth.state import CityState
 
@@ -75,7 +75,7 @@ def _project_names(g: CityState, rng, owner: np.ndarray, kind: np.ndarray) -> np
 def _project_ids(g: CityState, rng, owner, kind, approved) -> np.ndarray:
     """Approval codes as the investment platform issues them: year-division-industry-serial."""
     J = len(owner)
-    seq = 10**5 + rng.choice(9 * 10**5, J, replace=False)
+    seq = 10**5 + ids.permute(g.numbers("project", J), 9 * 10**5, ids.key_for(g.cfg.seed, "project"))
     ind2 = np.select(
         [kind == "real_estate", kind == "infrastructure", kind == "industrial"],
         ["70-02", "48-03", "36-03"],

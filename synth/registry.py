@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.uscc import ALPHABET, check_characters
+from synth import confounders, ids
 from synth.arrays import cat, chars, fmt_dates, join_chars, pick, round_to
 from synth.state import CityState
 from synth.vocab import COOP_WORDS, DEV_ZONES, INDUSTRIES, LEGAL_FORMS, ROADS, SHOP_WORDS, TOWN_CHARS, TRADE_CHARS
@@ -18,7 +19,7 @@ def entities(g: CityState) -> None:
     _registration(g, rng)
     etype = np.where(g.kind == "company", "1", np.where(g.kind == "shop", "2", "3"))
     division = np.where((g.kind == "company") & (rng.random(g.cfg.entities) < 0.2), g.cfg.city_division, g.dcode)
-    g.uscc = uscc_codes(rng, etype, division, g.reg)
+    g.uscc = uscc_codes(g, rng, etype, division)
     _names(g, rng)
     address = _addresses(g, rng)
     employees, capital = _size_columns(g, rng)
@@ -52,15 +53,15 @@ def _industry_and_size(g: CityState, rng) -> None:
     logmed = np.array([r[6] for r in INDUSTRIES])[ind]
     g.emp = np.maximum(1, np.round(np.exp(rng.normal(logmed, 0.95)))).astype(np.int64)
     intensity = np.array([r[3] for r in INDUSTRIES])[ind]
-    g.base = intensity * g.emp**0.85 * np.exp(rng.normal(0, 0.5, n))  # m3 per month
-    g.coef = np.clip(np.array([r[4] for r in INDUSTRIES])[ind] * rng.uniform(0.85, 1.12, n), 0.02, 1.2)
+    g.base = intensity * g.emp**0.85 * np.exp(rng.normal(0, 0.75, n))  # m3 per month
+    g.coef = confounders.discharge_coefficients(g, rng, np.array([r[4] for r in INDUSTRIES])[ind])
 
 
 def _registration(g: CityState, rng) -> None:
     """Registration and deregistration dates; a new firm registers inside the window."""
     n = g.cfg.entities
     age_days = rng.exponential(365 * 9, n)
-    new = rng.random(n) < 0.12
+    new = rng.random(n) < g.cfg.new_entity_share
     reg = g.start - np.minimum(age_days, 365 * 32).astype("timedelta64[D]")
     reg[new] = g.start + rng.integers(0, g.M * 30 - 200, new.sum()).astype("timedelta64[D]")
     dereg = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
@@ -83,15 +84,23 @@ def organisation_check(body: np.ndarray) -> np.ndarray:
     return np.where(c == 10, "X", np.where(c == 11, "0", c.astype(str)))
 
 
-def uscc_codes(rng, etype: np.ndarray, division: np.ndarray, reg: np.ndarray) -> np.ndarray:
-    """USCC: authority 9, type 1 company / 2 individual business / 3 cooperative, division, organisation code."""
+def uscc_codes(g: CityState, rng, etype: np.ndarray, division: np.ndarray) -> np.ndarray:
+    """USCC: authority 9, type 1 company / 2 individual business / 3 cooperative, division, organisation code.
+
+    Organisation codes are the old 8 digits, or ``MA`` + 6 characters for codes issued since the reform
+    (late 2015); a keyed permutation of the entity's running number makes them unique city-wide."""
     n = len(etype)
-    digits = chars(rng, "0123456789", (n, 8))
-    digits[:, 0] = chars(rng, "123456789", n)
-    old_body = digits
-    ma = chars(rng, ALPHABET, (n, 8))
-    ma[:, 0], ma[:, 1] = "M", "A"
-    newer = (reg >= np.datetime64("2015-10-01")) | (rng.random(n) < 0.08)
+    number = g.first_entity + np.arange(n)
+    old_body = ids.digits(10**7 + ids.permute(number, 9 * 10**7, ids.key_for(g.cfg.seed, "org-old")), 8)
+    ma = np.concatenate(
+        [
+            np.full((n, 2), "M"),
+            ids.digits(ids.permute(number, len(ALPHABET) ** 6, ids.key_for(g.cfg.seed, "org-ma")), 6, ALPHABET),
+        ],
+        axis=1,
+    )
+    ma[:, 1] = "A"
+    newer = (g.reg >= np.datetime64("2015-10-01")) | (rng.random(n) < 0.08)
     body = np.where(newer[:, None], ma, old_body)
     org = np.concatenate([body, organisation_check(body)[:, None]], axis=1)
     first17 = np.concatenate(
@@ -103,11 +112,7 @@ def uscc_codes(rng, etype: np.ndarray, division: np.ndarray, reg: np.ndarray) ->
         ],
         axis=1,
     )
-    codes = join_chars(np.concatenate([first17, check_characters(first17)[:, None]], axis=1))
-    dup = pd.Series(codes).duplicated().to_numpy()
-    if dup.any():  # vanishingly rare; re-draw the colliding organisation codes
-        codes[dup] = uscc_codes(rng, etype[dup], division[dup], reg[dup])
-    return codes
+    return join_chars(np.concatenate([first17, check_characters(first17)[:, None]], axis=1))
 
 
 def _names(g: CityState, rng) -> None:

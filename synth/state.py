@@ -23,13 +23,17 @@ STREAMS = (
     "inspections",
 )
 
+# how many running numbers each block may use per entity it holds (a block never needs more)
+NUMBERS_PER_ENTITY = {"supply": 3, "discharge": 3, "meter": 4, "project": 1}
+
 
 class CityState:
     """Attributes are the generator's internal state, all numpy arrays; stages read and add to them."""
 
-    def __init__(self, cfg: SynthConfig):
+    def __init__(self, cfg: SynthConfig, block: int = 0, first_entity: int = 0):
         self.cfg = cfg
-        seeds = np.random.SeedSequence(cfg.seed).spawn(len(STREAMS))
+        self.block, self.first_entity = block, first_entity  # this block's place in the city
+        seeds = np.random.SeedSequence([cfg.seed, block]).spawn(len(STREAMS))
         self.rngs = [np.random.default_rng(s) for s in seeds]
         self.periods = pd.period_range(end=cfg.end_month, periods=cfg.months, freq="M")
         self.M = cfg.months
@@ -40,6 +44,15 @@ class CityState:
         self.end = np.datetime64(self.periods[-1].end_time.date(), "D")
         self.month_start = self.periods.start_time.to_numpy().astype("datetime64[D]")
         self.tables: dict[str, pd.DataFrame] = {}
+        full_years = [y for y in np.unique(self.year) if (self.year == y).sum() == 12]
+        self.dry_year = cfg.dry_year if cfg.dry_year is not None else (full_years[0] if full_years else -1)
+
+    def numbers(self, kind: str, count: int) -> np.ndarray:
+        """Running numbers of this block's accounts, meters or projects, disjoint from every other block's."""
+        cap = NUMBERS_PER_ENTITY[kind] * self.cfg.block_entities
+        if count > cap:
+            raise ValueError(f"block {self.block} needs {count} {kind} numbers, more than its {cap}")
+        return self.block * cap + np.arange(count)
 
     def rng(self, stage: str) -> np.random.Generator:
         return self.rngs[STREAMS.index(stage)]

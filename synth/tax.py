@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth import violations
+from synth import confounders, violations
 from synth.arrays import cat, round_to
 from synth.state import CityState
 
@@ -27,6 +27,7 @@ def tax(g: CityState) -> None:
     purpose = np.concatenate([g.line_purpose, np.full(D, "dewatering")])
     qsum = np.stack([g.recorded[:, qkey == k].sum(1) for k in quarters], axis=1)  # (lines, Q)
     decl = qsum * rng.uniform(0.97, 1.03, qsum.shape)
+    decl = confounders.misdeclared(g, rng, ents, decl)
     qstart = np.array([np.flatnonzero(qkey == k)[0] for k in quarters])
     decl = violations.underreport_tax(g, rng, ents, decl, qstart)
     wells_e, wq = violations.declared_well_water(g, rng, quarters, qkey)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth.config import PERMIT_VIOLATIONS
+from synth.config import HIDDEN_VIOLATIONS, PERMIT_VIOLATIONS
 from synth.state import CityState
 
 
@@ -21,11 +21,11 @@ from synth.state import CityState
 def plan_violations(g: CityState) -> None:
     """Draw the violators (exact counts per type), when each began, and make their permits fit the story."""
     cfg, rng, n, M = g.cfg, g.rng("violations"), g.cfg.entities, g.M
-    eligible = g.full_window.copy()
+    eligible = g.full_window & ~g.conf_closed  # a firm that closes in the window is no violator in it
     counts, types = _counts_per_type(cfg, int(round(cfg.violation_rate * eligible.sum())))
     vtype = np.full(n, "", dtype=object)
     taken = np.zeros(n, bool)
-    line_ok = g.line_main & ~g.line_revoked & eligible[g.line_e]
+    line_ok = g.line_main & ~g.line_revoked & eligible[g.line_e] & (g.line_from_m == 0)
     holder_pool = np.zeros(n, bool)
     holder_pool[g.line_e[line_ok]] = True
     non_holder = eligible & ~np.isin(np.arange(n), g.holder_e)
@@ -52,6 +52,10 @@ def plan_violations(g: CityState) -> None:
     g.since[taken] = rng.integers(6, M - 6, taken.sum())
     # unpermitted abstraction shows as a supply swap, an expansion fed by a well, or unpermitted dewatering
     g.unp_mode = np.where(vtype == "unpermitted_abstraction", rng.choice(3, n, p=[0.45, 0.3, 0.25]), -1)
+    # many hidden violations are older than the data: a well drilled years ago shows no before and after
+    hidden = np.isin(vtype, HIDDEN_VIOLATIONS) & (g.unp_mode != 2)
+    g.preexisting = hidden & (rng.random(n) < cfg.preexisting_share)
+    g.since[g.preexisting] = 0
     _fit_permits(g)
 
 
@@ -92,7 +96,8 @@ def plant_hidden_use(g: CityState, rng, after: np.ndarray) -> None:
     an unpermitted expansion adds a production line fed by a new well."""
     n, vt = g.cfg.entities, g.vtype
     swap = (vt == "private_well") | ((vt == "unpermitted_abstraction") & (g.unp_mode == 0))
-    keep = np.where(swap, rng.uniform(0.15, 0.6, n), 1.0)[:, None]
+    keep = np.where(swap, rng.uniform(0.15, 0.6, n), 1.0)
+    keep = np.where(g.preexisting & (rng.random(n) < 0.3), 0.0, keep)[:, None]  # old wells may carry it all
     moved = np.where(after & swap[:, None], g.supply_use * (1 - keep), 0.0)
     g.supply_use -= moved
     g.well += moved
@@ -103,10 +108,10 @@ def plant_hidden_use(g: CityState, rng, after: np.ndarray) -> None:
 
 
 def plant_over_permit(g: CityState, rng, m: np.ndarray, line_true: np.ndarray) -> None:
-    """Over permit: the main line pumps 1.6-2.3 times as much from since_month on (in place)."""
+    """Over permit: the main line pumps 1.3-2.0 times its normal use from since_month on (in place)."""
     over = np.flatnonzero(g.vtype == "over_permit")
     ol = g.main_line[over]
-    factor = rng.uniform(1.6, 2.3, len(ol))[:, None]
+    factor = rng.uniform(1.3, 2.0, len(ol))[:, None]
     add = np.where(m >= g.since[over][:, None], line_true[ol] * (factor - 1), 0.0)
     line_true[ol] += add
     g.use[over] += add
@@ -119,9 +124,8 @@ def plant_tampering(g: CityState, rng, m: np.ndarray) -> None:
     mode = rng.choice(3, len(tl), p=[0.5, 0.3, 0.2])
     s = g.since[tamper][:, None]
     line_true, metered = g.line_true, g.metered
-    pre_mean = (
-        np.nanmean(np.where((m < s) & (m >= s - 6), line_true[tl], np.nan), axis=1) if len(tl) else np.zeros(0)
-    )
+    usual = (m < np.maximum(s, 6)) & (m >= s - 6)  # the six months before (an old tampering: the first six)
+    pre_mean = np.nanmean(np.where(usual, line_true[tl], np.nan), axis=1) if len(tl) else np.zeros(0)
     drop = metered[tl] * rng.uniform(0.15, 0.5, len(tl))[:, None]
     flat = np.round(pre_mean * rng.uniform(0.25, 0.5, len(tl)), -1)[:, None] * np.ones((1, g.M))
     new = np.select([mode[:, None] == 0, mode[:, None] == 1], [drop, flat], 0.0)
@@ -144,15 +148,14 @@ def plant_unpermitted_dewatering(g: CityState, rng, m: np.ndarray) -> None:
 
 
 def needs_supply_account(g: CityState) -> np.ndarray:
-    """Well owners who swapped part of their supply keep the supply account that shows the drop."""
-    return (g.vtype == "private_well") | (g.unp_mode == 0)
+    """Who swapped part of their supply for a well inside the window had a supply account that shows the drop."""
+    swap = (g.vtype == "private_well") | (g.unp_mode == 0)
+    return swap & (g.since > 0)
 
 
-def discharge_account_of_violators(g: CityState, rng, live: np.ndarray, in_park: np.ndarray) -> np.ndarray:
-    """Violators mostly have a sewer account; unpermitted dewatering always pumps into one."""
-    n = g.cfg.entities
-    has = live & g.violator & (rng.random(n) < 0.85) & ~in_park
-    return has | (live & (g.unp_mode == 2))
+def pumps_into_the_sewer(g: CityState) -> np.ndarray:
+    """Unpermitted dewatering pumps pit water into the sewer, on a (temporary) discharge account."""
+    return g.unp_mode == 2
 
 
 def dewatering_works(g: CityState) -> np.ndarray:
@@ -189,10 +192,10 @@ def past_permit_end_limit(g: CityState, pe: np.ndarray) -> np.ndarray:
 
 
 def underreport_tax(g: CityState, rng, ents, decl, qstart) -> np.ndarray:
-    """Tax under-reporters declare 30-60 % of the metered volume from since_month on."""
+    """Tax under-reporters declare 35-75 % of the metered volume from since_month on."""
     under = g.vtype[ents] == "tax_underreport"
     cut = under[:, None] & (qstart[None, :] >= g.since[ents][:, None])
-    return np.where(cut, decl * rng.uniform(0.3, 0.6, len(ents))[:, None], decl)
+    return np.where(cut, decl * rng.uniform(0.35, 0.75, len(ents))[:, None], decl)
 
 
 def declared_well_water(g: CityState, rng, quarters, qkey) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth import violations
+from synth import confounders, violations
 from synth.permits import line_activity
 from synth.state import CityState
 from synth.vocab import INDUSTRIES, SEASONS
@@ -31,7 +31,10 @@ def water_use(g: CityState) -> None:
     # new firms ramp up over their first months
     since_open = np.arange(M)[None, :] - g.reg_m[:, None]
     use *= np.clip(since_open / 4.0, 0.25, 1.0)
-    g.use = np.where(g.active, use, 0.0)
+    use *= confounders.production_changes(g, rng)
+    use *= confounders.shutdowns(g, rng)
+    g.dry = confounders.dry_year(g, rng)
+    g.use = np.where(g.active, use * g.dry, 0.0)
 
 
 def volumes(g: CityState) -> None:
@@ -40,18 +43,22 @@ def volumes(g: CityState) -> None:
     m = np.arange(M)[None, :]
     after = (m >= g.since[:, None]) & g.violator[:, None]
     act = line_activity(g)
-    line_true = g.use[g.line_e] * g.self_share[g.line_e][:, None] * g.line_share[:, None] * act
-    supply_use = g.use.copy()
+    g.reclaimed = confounders.reclaimed_water(g, rng)
+    bought = g.use - g.reclaimed  # water from the mains or the permitted wells
+    line_true = bought[g.line_e] * g.self_share[g.line_e][:, None] * g.line_share[:, None] * act
+    supply_use = bought.copy()
     np.subtract.at(supply_use, g.line_e, line_true)
     g.supply_use = np.maximum(supply_use, 0)
     g.well = np.zeros((n, M))
     violations.plant_hidden_use(g, rng, after)
-    g.line_quota_base = line_true.copy()  # use the quota was sized on (before the violation)
+    # use the quota was sized on: before the violation, in a normal year
+    g.line_quota_base = line_true / g.dry[g.line_e]
     violations.plant_over_permit(g, rng, m, line_true)
     g.line_true = line_true
     # what the meters record: tampering lowers it, the true use carries on
     g.metered = line_true.copy()
     violations.plant_tampering(g, rng, m)
     # discharge: a coefficient of all water used, noisy; dewatering water goes to the sewer too
-    g.discharge_use = g.coef[:, None] * g.use * np.exp(rng.normal(0, 0.08, (n, M)))
+    coef = g.coef[:, None] * confounders.evaporation_season(g)
+    g.discharge_use = coef * g.use * np.exp(rng.normal(0, 0.08, (n, M)))
     violations.plant_unpermitted_dewatering(g, rng, m)
