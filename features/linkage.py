@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 
 from features.names import ZONE_WORDS, Gazetteer, is_park_like, normalise_addresses, normalise_names
 from features.uscc import ALPHABET, uscc_valid
-from waterwatch.settings import LinkageSettings
+from features.settings import LinkageSettings
 
 LINK_COLUMNS = ["source", "account_id", "account_name", "address", "uscc", "method", "confidence", "status", "candidates"]
 TOP_K = 5  # name candidates per account that get the address comparison

@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 OUTBOX_COLUMNS = ["message_id", "alert_id", "kind", "level", "uscc", "recipient", "text", "segments", "segment_count", "status"]
 _BREAKS = re.compile(r"(?<=[，。；：！？、）】])")  # not ASCII ".": 5.4万m³ must stay whole

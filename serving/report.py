@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from models.rules import LEVEL_ORDER, quota_usage  # noqa: E402
-from waterwatch.settings import RuleSettings  # noqa: E402
+from models.settings import RuleSettings  # noqa: E402
 
 KIND_CN = {
     "quota": "超许可/超计划预警",

@@ -9,7 +9,7 @@ import pytest
 
 from models.notifications import OUTBOX_COLUMNS, build_outbox, message_id, split_segments
 from models.rules import ALERT_COLUMNS, alert_ids
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 RULES = RuleSettings()
 MARKER = re.compile(r"\(\d+/\d+\)$")

@@ -426,13 +426,13 @@ def test_dictionary_covers_columns_and_doc_is_current(hand_city, hand_profiles, 
 def test_sample_drop_smoke(sample_drop, tmp_path):
     from features.ingest import ingest
     from features.linkage import link_accounts
+    from features.settings import LinkageSettings
     from features.workspace import Workspace
-    from waterwatch.settings import Settings
 
     ws = Workspace(tmp_path / "ws")
     ingest(sample_drop, ws)
     tables, as_of = ws.typed_tables(), ws.as_of()
-    links = link_accounts(tables["entities"], tables["supply"], tables["discharge"], Settings().linkage)
+    links = link_accounts(tables["entities"], tables["supply"], tables["discharge"], LinkageSettings())
     prof = build_profiles(tables, links, as_of)
     snap = entity_snapshot(prof, tables, as_of)
     ents = tables["entities"]

@@ -12,7 +12,7 @@ from features.ingest import ingest
 from features.workspace import Workspace
 from models.rules import run_checks, water_rights_candidates
 from serving.report import write_report
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 
 @pytest.fixture(scope="module")

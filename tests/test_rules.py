@@ -25,7 +25,7 @@ from models.rules import (
     unpermitted_abstraction,
     water_rights_candidates,
 )
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 RULES = RuleSettings()
 U1, U2, U3, U4, U5 = (f"91371402MA{i:07d}X" for i in range(1, 6))

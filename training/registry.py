@@ -46,6 +46,8 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path | None = Non
     import mlflow
 
     _quiet()
+    if tracking_uri.startswith("sqlite:///"):  # the embedded store: its folder may not exist yet
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # MLflow also exports the URI to the environment, where Settings would later mistake it for the
     # user's choice (a second workspace in the same process would log into the first one's store)
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}

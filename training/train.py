@@ -66,7 +66,7 @@ def load_inputs(workspace: Path | str, settings=None) -> tuple[dict[str, pd.Data
         links = ws.read("linked", "linkage")
     else:
         from features.linkage import link_accounts
-        from waterwatch.settings import LinkageSettings
+        from features.settings import LinkageSettings
 
         linkage = settings.linkage if settings is not None else LinkageSettings()
         links = link_accounts(tables["entities"], tables["supply"], tables["discharge"], linkage)

@@ -164,23 +164,26 @@ def tune(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m training.tune --workspace WS --trials N``: tune and print the best params (no registry)."""
+    """``python -m training.tune --workspace WS --trials N``: tune and print the best params (no registry).
+
+    Runs on the model settings' defaults and the options given; a deployment's settings (from the
+    environment) apply through ``waterwatch train``, the composition root."""
     import json
     from pathlib import Path
 
-    from training.train import load_inputs
     from training.backtest import build_cutoffs
-    from waterwatch.settings import Settings
+    from training.settings import ModelSettings
+    from training.train import load_inputs
 
+    ms = ModelSettings()
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--workspace", type=Path, required=True)
-    parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--trials", type=int, default=ms.optuna_trials)
+    parser.add_argument("--cutoffs", type=int, default=ms.backtest_cutoffs)
     args = parser.parse_args(argv)
-    settings = Settings()
     tables, links, as_of = load_inputs(args.workspace)
-    cutoffs = build_cutoffs(tables, links, as_of, settings.model.backtest_cutoffs)
-    result = tune(cutoffs, settings.model.officer_capacity_k, args.trials or settings.model.optuna_trials,
-                  settings.model.random_state)
+    cutoffs = build_cutoffs(tables, links, as_of, args.cutoffs)
+    result = tune(cutoffs, ms.officer_capacity_k, args.trials, ms.random_state)
     print(json.dumps({"params": result.params, "kept_defaults": result.kept_defaults,
                       "best_params": result.best_params, "best_value": result.best_value,
                       "default_value": result.default_value, "trials": result.trials, "pruned": result.pruned}, indent=2))

@@ -1,57 +1,30 @@
-"""One settings object for the whole platform.
+"""The composition root's settings: one object for the whole platform, read once at the edge.
 
-Read once at the edge (CLI, service start-up) and passed down explicitly; no
-module below reads the environment itself. Every field can be set with an
-environment variable ``WATERWATCH_<FIELD>`` (nested: ``WATERWATCH_RULES__QUOTA_RED``).
+Each layer declares the typed settings its code needs next to that code
+(``features.settings.LinkageSettings``, ``models.settings.RuleSettings``,
+``training.settings.ModelSettings``); ``Settings`` composes them, adds what only the
+edge needs (where the embedded files live, the store, the tracking server) and is the only
+object that reads the environment: at construction, once, in the CLI or at service start-up.
+Below it, functions receive the sub-object they need as an argument; nothing reads the
+environment and nothing here touches the disk (the code that opens a SQLite file creates
+its folder).
+
+Every field can be set with ``WATERWATCH_<FIELD>`` (nested: ``WATERWATCH_RULES__QUOTA_RED``);
+``MLFLOW_TRACKING_URI`` also sets the tracking server, as MLflow users expect.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.settings import LinkageSettings
+from models.settings import RuleSettings
+from training.settings import ModelSettings
 
-class LinkageSettings(BaseModel):
-    """Thresholds of the account-to-entity linker (scores are rapidfuzz 0-100)."""
-
-    accept_score: float = Field(90.0, description="fuzzy score at or above which a link is accepted")
-    review_score: float = Field(75.0, description="fuzzy score at or above which a candidate goes to review")
-    ambiguity_margin: float = Field(4.0, description="best minus second-best score below this is ambiguous")
-
-
-class RuleSettings(BaseModel):
-    """Thresholds of the deterministic supervision checks."""
-
-    quota_yellow: float = 0.80
-    quota_orange: float = 0.90
-    quota_red: float = 1.00
-    renewal_first_days: int = 90
-    renewal_second_days: int = 60
-    tax_tolerance: float = 0.05
-    tax_rate_groundwater_yuan: float = 3.0
-    tax_rate_surface_yuan: float = 1.0
-    source_prevention_days: int = 90
-    rights_surplus_share: float = 0.60
-    rights_surplus_months: int = 24
-    sms_segment_chars: int = 70
-    tax_red_share: float = 0.20
-    projection_min_months: int = 3
-    enforcement_lookback_months: int = 12
-    cancelled_recent_months: int = 3
-    bureau_name: str = "德州市水利局"
-
-
-class ModelSettings(BaseModel):
-    """Training and scoring."""
-
-    random_state: int = 0
-    optuna_trials: int = 30
-    backtest_cutoffs: int = 3
-    officer_capacity_k: int = 100
-    exploration_share: float = 0.10
-    registered_model_name: str = "waterwatch-risk"
+__all__ = ["Settings", "LinkageSettings", "RuleSettings", "ModelSettings"]
 
 
 class Settings(BaseSettings):
@@ -61,28 +34,32 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("var"), description="where the embedded default keeps its files")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home")
-    mlflow_tracking_uri: str | None = Field(None, description="default: SQLite store under home; MLFLOW_TRACKING_URI also works")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking server; default SQLite under home")
+    mlflow_env_tracking_uri: str | None = Field(
+        None, validation_alias="MLFLOW_TRACKING_URI", description="MLflow's own variable, used when the field above is empty"
+    )
     production: bool = Field(False, description="refuses default passwords and demo users")
     secret_key: str = Field("dev-only-secret-never-use-in-production", description="signs login tokens")
     token_minutes: int = 8 * 60
     show_progress: bool = True
 
-    linkage: LinkageSettings = LinkageSettings()
-    rules: RuleSettings = RuleSettings()
-    model: ModelSettings = ModelSettings()
+    # one settings object per layer, each declared beside the code that reads it
+    linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    rules: RuleSettings = Field(default_factory=RuleSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    # serving: ServingSettings = Field(default_factory=ServingSettings)  <- the serving layer's own
+    #   settings (declared in serving/, imported here) take this slot
 
     def resolved_database_url(self) -> str:
+        """The store's URL: the configured one, else SQLite in home (the caller that opens it makes the folder)."""
         if self.database_url:
             return self.database_url
-        self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.home / 'waterwatch.db').resolve()}"
 
     def resolved_tracking_uri(self) -> str:
-        import os
-
+        """MLflow's tracking URI: the configured one, else MLFLOW_TRACKING_URI, else SQLite in home."""
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            return os.environ["MLFLOW_TRACKING_URI"]
-        self.home.mkdir(parents=True, exist_ok=True)
+        if self.mlflow_env_tracking_uri:
+            return self.mlflow_env_tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"

@@ -26,7 +26,7 @@ from models.rules.quota import quota_projection, quota_usage, quota_warning
 from models.rules.records import own_uscc_links
 from models.rules.rights import water_rights_candidates
 from models.rules.tax import declared_and_metered, tax_mismatch
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 
 def run_checks(tables: dict[str, pd.DataFrame], links: pd.DataFrame | None, as_of, rules: RuleSettings) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 from features.compliance import declarations_without_permit, known_permits, meters_without_permit, use_outside_permit
 from models.rules.alerts import SOURCE_CN, empty_alerts, finish_alerts, fmt_m3, with_entity
 from models.rules.records import known_abstraction, known_tax
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 RENEWAL_APPLICATION_DAYS = 45  # 取水许可和水资源费征收管理条例 第二十五条: apply 45 days before expiry
 

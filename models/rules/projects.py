@@ -7,7 +7,7 @@ import pandas as pd
 
 from features.compliance import holders_in_force, known_permits
 from models.rules.alerts import empty_alerts, finish_alerts, with_entity
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 
 def source_prevention(tables, as_of, rules: RuleSettings) -> pd.DataFrame:

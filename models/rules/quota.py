@@ -9,7 +9,7 @@ import pandas as pd
 from features.compliance import known_permits
 from models.rules.alerts import LEVEL_CN, empty_alerts, finish_alerts, fmt_m3, fmt_pct, with_entity
 from models.rules.records import known_abstraction, linked_supply, year_window
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 
 def _level(share: pd.Series, rules: RuleSettings) -> pd.Series:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.linkage import linked_volumes
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 
 def year_window(as_of: pd.Timestamp) -> tuple[int, pd.Timestamp, int]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.compliance import in_force, known_permits
 from models.rules.quota import quota_usage
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 MATCH_COLUMNS = [
     "seller_uscc",

@@ -16,7 +16,7 @@ from features.compliance import (
 )
 from models.rules.alerts import SOURCE_CN, empty_alerts, finish_alerts, fmt_m3, fmt_pct, with_entity
 from models.rules.records import known_abstraction, known_tax
-from waterwatch.settings import RuleSettings
+from models.settings import RuleSettings
 
 
 def declared_and_metered(tables, as_of, rules: RuleSettings) -> pd.DataFrame:

@@ -1,0 +1,20 @@
+"""Settings of the training layer, declared beside the code that reads them.
+
+The composition root (``waterwatch.settings.Settings``) holds one and fills it from the environment
+(``WATERWATCH_MODEL__OPTUNA_TRIALS=50``); code here only receives it as an argument.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ModelSettings(BaseModel):
+    """Training and scoring."""
+
+    random_state: int = 0
+    optuna_trials: int = Field(30, description="Optuna trials per training run")
+    backtest_cutoffs: int = Field(3, description="rolling cut-offs of the temporal backtest")
+    officer_capacity_k: int = Field(100, description="leads the officers can check: precision is measured at k")
+    exploration_share: float = Field(0.10, description="share of each queue drawn at random from the rest")
+    registered_model_name: str = "waterwatch-risk"
