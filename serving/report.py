@@ -18,8 +18,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from models.cases import ACTION_CN as CASE_ACTION_CN, KIND_CN as CASE_KIND_CN  # noqa: E402
 from models.rules import LEVEL_ORDER, quota_usage  # noqa: E402
 from models.settings import RuleSettings  # noqa: E402
 
@@ -67,7 +69,7 @@ def _table(frame: pd.DataFrame) -> str:
         for v in values:
             if isinstance(v, float):
                 cells.append(f'<td class="n">{v:,.1f}</td>' if pd.notna(v) else "<td></td>")
-            elif isinstance(v, int):
+            elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
                 cells.append(f'<td class="n">{v:,}</td>')
             else:
                 cells.append(f"<td>{html.escape(str(v))}</td>")
@@ -118,6 +120,7 @@ def write_report(
     as_of,
     extra_sections: Mapping[str, str] | Sequence[str | tuple[str, str]] | None = None,
     rules: RuleSettings | None = None,
+    cases: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``<out_dir>/report.html``; ``extra_sections`` are (title, html) pairs, a {title: html} map or raw HTML."""
     rules = rules or RuleSettings()
@@ -138,8 +141,10 @@ def write_report(
         f'<span class="kpi"><b>{alerts["tax_at_stake_yuan"].fillna(0).sum() / 10_000:,.1f}</b>涉及税款（万元）</span>',
         f'<span class="kpi"><b>{len(matches):,}</b>水权交易撮合</span>',
         "</div>",
-        "<h2>预警按类型与级别</h2>",
     ]
+    if cases is not None:
+        parts += cases_section(cases)
+    parts.append("<h2>预警按类型与级别</h2>")
     if len(alerts):
         by_kind = alerts.groupby(["kind", "level"]).size().rename("数量").reset_index()
         by_kind.insert(0, "类型", by_kind["kind"].map(KIND_CN).fillna(by_kind["kind"]))
@@ -198,6 +203,36 @@ def write_report(
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def cases_section(cases: pd.DataFrame, top: int = 20) -> list[str]:
+    """Documented breaches: cases by kind with the action each needs, by district, and the largest ones."""
+    parts = ["<h2>案件：已有记录证实的违规</h2>"]
+    if cases.empty:
+        return parts + ["<p>本期无案件。</p>"]
+    kind = cases["kind"].map(CASE_KIND_CN).fillna(cases["kind"])
+    parts.append(
+        f"<p>案件 {len(cases):,} 件（按单位与处理措施归并预警），涉及水量 {cases['volume_at_stake_m3'].fillna(0).sum() / 1e4:,.1f} 万m³，"
+        f"涉及税款 {cases['tax_at_stake_yuan'].fillna(0).sum() / 1e4:,.1f} 万元。案件在桌面处理（通知、立案、水量核定、手续指导），"
+        "不占用现场核查力量。</p>"
+    )
+    by_kind = cases.assign(类型=kind, 处理措施=cases["action"].map(CASE_ACTION_CN).fillna(cases["action"])).groupby(
+        ["类型", "处理措施"], sort=False).agg(
+        案件数=("case_id", "size"), 涉及水量万m3=("volume_at_stake_m3", lambda v: v.fillna(0).sum() / 1e4),
+        涉及税款万元=("tax_at_stake_yuan", lambda v: v.fillna(0).sum() / 1e4),
+    ).reset_index().rename(columns={"涉及水量万m3": "涉及水量（万m³）", "涉及税款万元": "涉及税款（万元）"})
+    parts.append(_table(by_kind))
+    parts.append("<h3>按区县</h3>")
+    by_district = pd.crosstab(cases["district"].replace("", "（未知）"), kind)
+    by_district["合计"] = by_district.sum(axis=1)
+    parts.append(_table(by_district.sort_values("合计", ascending=False).astype(int).reset_index().rename(columns={"district": "区县"})))
+    parts.append(f"<h3>涉及水量最大的{top}件</h3>")
+    largest = cases.sort_values("volume_at_stake_m3", ascending=False, na_position="last").head(top)
+    parts.append(_table(pd.DataFrame({
+        "类型": largest["kind"].map(CASE_KIND_CN).fillna(largest["kind"]), "单位": largest["name"], "区县": largest["district"],
+        "期间": largest["period"], "证据与处理措施": largest["evidence_text"],
+    })))
+    return parts
 
 
 def profile_section(profiles: pd.DataFrame, snapshot: pd.DataFrame | None = None) -> tuple[str, str]:

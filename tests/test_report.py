@@ -56,3 +56,19 @@ def test_report_with_no_alerts_still_writes(run, tmp_path):
     page = path.read_text(encoding="utf-8")
     assert "本期无预警" in page and "<b>0</b>预警总数" in page and "<p>raw</p>" in page
     assert page.count("data:image/png;base64,") == 1  # the quota distribution still has data
+
+
+def test_report_has_the_cases_by_kind_with_their_action(run, tmp_path):
+    from models.cases import ACTION_CN, KIND_CN, build_cases
+
+    tables, as_of, alerts, matches = run
+    cases = build_cases(tables, None, alerts, as_of, RuleSettings())
+    assert len(cases) > 0
+    page = write_report(tmp_path, alerts, matches, tables, as_of, cases=cases).read_text(encoding="utf-8")
+    assert f"案件 {len(cases):,} 件" in page
+    for (kind, action), n in cases.groupby(["kind", "action"]).size().items():
+        assert f"<td>{KIND_CN[kind]}</td><td>{ACTION_CN[action]}</td><td class=\"n\">{n:,}</td>" in page
+    largest = cases.sort_values("volume_at_stake_m3", ascending=False).iloc[0]
+    assert largest["evidence_text"] in page
+    empty = write_report(tmp_path / "none", alerts, matches, tables, as_of, cases=cases.iloc[0:0]).read_text(encoding="utf-8")
+    assert "本期无案件" in empty

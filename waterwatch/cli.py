@@ -117,13 +117,15 @@ def profile(workspace: Path = typer.Option(..., help="workspace folder (after in
 
 @app.command()
 def check(workspace: Path = typer.Option(..., help="workspace folder (after ingest)")) -> None:
-    """Run the deterministic supervision checks; write alerts, water-rights matches and new outbox messages."""
+    """Run the deterministic supervision checks; write alerts, cases, water-rights matches and new outbox messages."""
     from features.workspace import Workspace
     from waterwatch.pipeline import run_checks
 
     result = run_checks(Workspace(workspace), _settings())
     alerts = result["alerts"]
     typer.echo(alerts.groupby(["kind", "level"]).size().to_string() if len(alerts) else "no alerts")
+    cases = result["cases"]
+    typer.echo(cases.groupby(["kind", "action"]).size().to_string() if len(cases) else "no cases")
     typer.echo(f"{len(result['water_rights'])} water-rights matches, {len(result['outbox'])} new messages")
 
 

@@ -24,6 +24,7 @@ OUTPUT_FILES = (
     "linkage_review.csv",
     "profiles.parquet",
     "alerts.csv",
+    "cases.csv",
     "water_rights.csv",
     "outbox.csv",
     "leads.csv",
@@ -86,7 +87,9 @@ def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFra
 def run_checks(
     ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Supervision alerts, water-rights matches and the new outbox messages (never queued twice)."""
+    """Supervision alerts, the cases they make (documented breaches, one per entity and action),
+    water-rights matches and the new outbox messages (never queued twice)."""
+    from models.cases import build_cases
     from models.notifications import build_outbox
     from models.rules import run_checks as checks, water_rights_candidates
 
@@ -94,6 +97,7 @@ def run_checks(
     links = ws.read("linked", "linkage")
     as_of = ws.as_of()
     alerts = checks(tables, links, as_of, settings.rules)
+    cases = build_cases(tables, links, alerts, as_of, settings.rules)
     matches = water_rights_candidates(tables, links, as_of, settings.rules)
     # the outbox history lives outside the checks stage folder so that re-runs see earlier messages
     history_path = ws.root / "outbox_history.parquet"
@@ -102,9 +106,10 @@ def run_checks(
     pd.concat([history, outbox], ignore_index=True).to_parquet(history_path, index=False)
     ws.reset_stage("checks")
     ws.write("checks", "alerts", alerts)
+    ws.write("checks", "cases", cases)
     ws.write("checks", "water_rights", matches)
     ws.write("checks", "outbox", outbox)
-    return {"alerts": alerts, "water_rights": matches, "outbox": outbox}
+    return {"alerts": alerts, "cases": cases, "water_rights": matches, "outbox": outbox}
 
 
 def run_train(ws: Workspace, settings: Settings, trials: int | None = None, extra_labels=()):
@@ -154,7 +159,7 @@ def run_pipeline(
 
     _say(settings, "[3/6] supervision checks")
     checked = run_checks(ws, settings, tables)
-    for name in ("alerts", "water_rights", "outbox"):
+    for name in ("alerts", "cases", "water_rights", "outbox"):
         checked[name].to_csv(out / f"{name}.csv", index=False)
 
     _say(settings, "[4/6] train and backtest")
@@ -169,6 +174,7 @@ def run_pipeline(
     snapshot = ws.read("profiles", "snapshot")
     extra = [profile_section(profiles, snapshot),
              ("模型回测 Backtest", _html_body(result.report_path.read_text(encoding="utf-8")))]
-    write_report(out, checked["alerts"], checked["water_rights"], tables, ws.as_of(), extra_sections=extra)
+    write_report(out, checked["alerts"], checked["water_rights"], tables, ws.as_of(), extra_sections=extra,
+                 rules=settings.rules, cases=checked["cases"])
     ws.update_manifest(outputs=[f for f in OUTPUT_FILES if (out / f).exists()])
     return {"ingest_summary": summary, "workspace": ws.root, "train": result, "leads": len(leads)}
