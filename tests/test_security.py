@@ -235,11 +235,11 @@ def test_unknown_and_known_users_cost_the_same_work(empty_store_url, tmp_path, r
             return time.perf_counter() - t0
 
         timed("sup"), timed("nobody")  # warm up
-        known = statistics.median(timed("sup") for _ in range(8))
-        unknown = statistics.median(timed(f"nobody{i}") for i in range(8))
+        pairs = [(timed("sup"), timed(f"nobody{i}")) for i in range(10)]  # interleaved: load hits both alike
+        known, unknown = (statistics.median(x) for x in zip(*pairs))
         report_metric(f"login timing: wrong password {known * 1000:.0f} ms, unknown user {unknown * 1000:.0f} ms "
-                      f"(median of 8, {st.engine.dialect.name})")
-        assert 0.6 < unknown / known < 1.6
+                      f"(median of 10, {st.engine.dialect.name})")
+        assert 0.5 < unknown / known < 2.0  # before: 48 ms against 292 ms
     finally:
         st.close()
 
