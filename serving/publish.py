@@ -4,7 +4,8 @@ anyone's work.
 A run re-ranks the queue; it never resets it. Open leads keep their status, officer and history; a
 lead closed by a verdict stays closed and its entity takes no queue slot, unless the run holds evidence
 dated after the visit (an alert of a later period, a level shift that began later) and ranks the entity
-into the queue again: then it gets a new lead that points back to the closed one. History is appended,
+into the queue again: then it gets a new lead that points back to the closed one. Cases (documented
+breaches) keep their status across runs the same way. History is appended,
 never rewritten. Outbox messages already there keep their delivery status. Publishing the same run
 twice changes nothing the second time. The publish locks the leads first, so verdicts posted meanwhile
 wait for it and are never overwritten.
@@ -27,6 +28,7 @@ from serving.run_files import PublishError, load_leads  # noqa: F401 - the publi
 from serving.store import (
     Account,
     Alert,
+    Case,
     Entity,
     Lead,
     LeadEvent,
@@ -44,7 +46,8 @@ from serving.store import (
 CHUNK = 5000
 LOCKED = ("leads", "lead_events", "verdicts")
 LEAD_FIELDS = ["uscc", "name", "district", "industry_code", "rank", "queue_position", "risk_score", "reasons",
-               "queue_probability", "exploratory"]
+               "reason_codes", "queue_probability", "exploratory"]
+CASE_FACTS = [c for c in files.CASE_COLUMNS if c != "opened_as_of"]  # what a later run updates
 
 
 def _bulk(session: Session, statement, rows: list[dict]) -> None:
@@ -131,7 +134,7 @@ def _update_open(session: Session, open_: pd.DataFrame, leads: pd.DataFrame, que
         q = uscc in queued.index
         src = queued.loc[uscc] if q else scored.loc[uscc]
         row = {"id": lead_id, "rank": int(src["rank"]), "risk_score": float(src["risk_score"]),
-               "reasons": None if pd.isna(src["reasons"]) else src["reasons"],
+               "reasons": None if pd.isna(src["reasons"]) else src["reasons"], "reason_codes": src["reason_codes"],
                "queue_position": int(src["queue_position"]) if q else None, "in_queue": bool(q or in_hand)}
         if status == "new" and q:  # untouched leads enter afresh: their chance of entering is this run's
             row.update(queue_probability=float(src["queue_probability"]), exploratory=bool(src["exploratory"]))
@@ -203,6 +206,19 @@ def _publish_checks(session: Session, out: Path, run_id: str, alerts: pd.DataFra
     return counts
 
 
+def _publish_cases(session: Session, cases: pd.DataFrame | None, run_id: str) -> dict[str, int]:
+    """New cases open; a case the store already has gets this run's facts and keeps its status and assignee."""
+    if cases is None:
+        return {}
+    rows = files.records(cases.assign(run_id=run_id), files.CASE_COLUMNS + ["run_id"])
+    known, now = set(session.scalars(select(Case.case_id))), utcnow()
+    new = [{**r, "status": "open", "created_at": now, "updated_at": now} for r in rows if r["case_id"] not in known]
+    old = [{k: r[k] for k in (*CASE_FACTS, "run_id")} for r in rows if r["case_id"] in known]
+    _bulk(session, insert(Case), new)
+    _bulk(session, update(Case), old)
+    return {"cases_new": len(new), "cases_updated": len(old)}
+
+
 def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) -> dict:
     """Load one run's output folder into the store, in one transaction; returns counts of what it wrote."""
     out = Path(out_dir)
@@ -217,10 +233,11 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
         _register_run(session, run_id, as_of, info, leads)
         counts.update(_publish_register(session, out, leads))
         counts["scores"] = _replace(session, Score, files.records(
-            leads[["uscc", "rank", "risk_score", "reasons"]].assign(run_id=run_id)), Score.run_id == run_id)
+            leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)
         counts.update(_publish_leads(session, run_id, leads, getattr(settings, "model", settings),
                                      files.dated_evidence(alerts, series)))
         counts.update(_publish_checks(session, out, run_id, alerts))
+        counts.update(_publish_cases(session, files.read_cases(out), run_id))
         counts["series"] = _replace(session, Series, series)
         audit(session, "system", "publish", "run", run_id, {k: v for k, v in counts.items() if k != "run_id"})
     return counts

@@ -14,6 +14,7 @@ SCORES = ("supervisor", "analyst", "admin")  # scores, predictions, water rights
 LEAD_WORK = ("officer", "supervisor", "admin")  # assign, start, record a verdict
 OUTBOX_READ = ("supervisor", "analyst", "admin")  # read the SMS outbox
 OUTBOX_WRITE = ("supervisor", "admin")  # mark delivery (the SMS gateway's account has one of these roles)
+CASE_WORK = ("officer", "supervisor", "admin")  # move a case along its track (officers: their district's)
 SUPERVISE = ("supervisor", "admin")  # amend a verdict, reopen a lead, reassign
 DASHBOARD = ("supervisor", "analyst", "admin")  # the city dashboard
 ADMIN = ("admin",)  # run the service

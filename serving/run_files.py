@@ -28,6 +28,11 @@ RIGHTS_COLUMNS = ["seller_uscc", "buyer_uscc", "source", "district", "surplus_m3
 PERMIT_COLUMNS = ["permit_id", "uscc", "source", "purpose", "annual_quota_m3", "valid_from", "valid_to", "status",
                   "wells"]
 ACCOUNT_COLUMNS = ["source", "account_id", "account_name", "uscc", "method", "confidence", "status"]
+CASE_COLUMNS = ["case_id", "kind", "uscc", "name", "district", "permit_id", "project_id", "period", "evidence",
+                "evidence_text", "evidence_text_en", "action", "volume_at_stake_m3", "tax_at_stake_yuan", "verified_m3",
+                "alert_ids", "opened_as_of"]
+CASE_TEXT = ("case_id", "kind", "uscc", "name", "district", "permit_id", "project_id", "period", "evidence",
+             "evidence_text", "evidence_text_en", "action", "alert_ids", "status", "opened_as_of")
 ENTITY_COLUMNS = ["uscc", "name", "district", "industry_code", "address", "registered_on", "deregistered_on",
                   "employees", "permits", "linked_accounts"]
 
@@ -67,10 +72,21 @@ def run_identity(out: Path, leads_bytes: bytes, info: dict) -> tuple[str, pd.Tim
     return f"{prefix}-{digest[:12]}", as_of_ts
 
 
+def _json(value, kind: type):
+    """A JSON value of type ``kind`` from a CSV cell; the empty value of that type when absent or unreadable."""
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return kind()
+        return parsed if isinstance(parsed, kind) else kind()
+    return kind()
+
+
 def load_leads(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise PublishError(f"{path} not found: a run to publish needs leads.csv (run `waterwatch score` first)")
-    leads = read_csv(path, ("uscc", "name", "district", "industry_code", "reasons", "model_version"))
+    leads = read_csv(path, ("uscc", "name", "district", "industry_code", "reasons", "model_version", "reason_codes"))
     missing = {"rank", "uscc", "risk_score"} - set(leads.columns)
     if missing:
         raise PublishError(f"{path}: missing columns {sorted(missing)}")
@@ -80,6 +96,10 @@ def load_leads(path: Path) -> pd.DataFrame:
             leads[col] = None
     leads["rank"] = pd.to_numeric(leads["rank"], errors="coerce").astype("int64")
     leads["risk_score"] = pd.to_numeric(leads["risk_score"], errors="coerce").astype(float)
+    # machine-readable reasons (runs written before them have none): a JSON list per row, None when absent
+    codes = leads["reason_codes"] if "reason_codes" in leads.columns else pd.Series(None, index=leads.index)
+    leads["reason_codes"] = pd.Series([_json(v, list) if isinstance(v, str) else None for v in codes],
+                                      index=leads.index, dtype=object)
     return leads.reset_index(drop=True)
 
 
@@ -122,6 +142,28 @@ def read_outbox(out: Path) -> pd.DataFrame | None:
     lengths = pd.Series([len(s) for s in segments], index=outbox.index)
     outbox["segment_count"] = (lengths if counts is None else counts.fillna(lengths)).astype("int64")
     return outbox
+
+
+def read_cases(out: Path) -> pd.DataFrame | None:
+    """The run's documented breaches (cases.csv: the format in docs/INTERFACES), evidence parsed, alert ids a
+    list; None when the run has no such file (runs before the case track)."""
+    path = out / "cases.csv"
+    if not path.exists():
+        return None
+    cases = read_csv(path, CASE_TEXT)
+    missing = {"case_id", "kind", "action"} - set(cases.columns)
+    if missing:
+        raise PublishError(f"{path}: missing columns {sorted(missing)}")
+    cases = cases[cases["case_id"].notna()].drop_duplicates("case_id", keep="last").copy()
+    cases["evidence"] = pd.Series([_json(v, dict) for v in cases.get("evidence", pd.Series(index=cases.index))],
+                                  index=cases.index, dtype=object)
+    ids = cases.get("alert_ids", pd.Series(index=cases.index))
+    cases["alert_ids"] = pd.Series([[a for a in v.split(";") if a] if isinstance(v, str) else [] for v in ids],
+                                   index=cases.index, dtype=object)
+    for col in ("volume_at_stake_m3", "tax_at_stake_yuan", "verified_m3"):
+        cases[col] = pd.to_numeric(cases.get(col), errors="coerce") if col in cases.columns else np.nan
+    cases["opened_as_of"] = pd.to_datetime(cases.get("opened_as_of"), errors="coerce")
+    return cases
 
 
 def read_rights(out: Path) -> pd.DataFrame | None:

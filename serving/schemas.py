@@ -37,6 +37,8 @@ ViolationType = Literal[
     "unpermitted_abstraction", "private_well", "meter_tampering", "over_permit", "expired_permit", "tax_underreport"
 ]
 OutboxStatus = Literal["queued", "sent", "failed"]
+CaseStatus = Literal["open", "in_progress", "closed", "dismissed"]
+CaseKind = Literal["expired_permit_in_use", "unpermitted_use", "quota_red", "tax_verification", "source_prevention"]
 UsccText = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")]
 
 
@@ -106,6 +108,27 @@ class ProfileSummary(BaseModel):
                    abstraction_m3_12m=last12("abstraction_m3"), discharge_m3_12m=last12("discharge_m3"))
 
 
+class ReasonCode(BaseModel):
+    """One reason in machine-readable form, in the order of ``reasons``."""
+
+    code: str = Field(description="stable snake_case identifier (see docs/)")
+    value: float | str | None = Field(None, description="the number the sentence quotes")
+    unit: str | None = None
+    text_zh: str | None = None
+    text_en: str | None = None
+
+
+def reason_codes(stored: list | None) -> list[ReasonCode]:
+    """The stored codes that read as reason codes (runs before them have none)."""
+    out = []
+    for item in stored or []:
+        try:
+            out.append(ReasonCode.model_validate(item))
+        except ValueError:
+            continue
+    return out
+
+
 class ScorePublic(BaseModel):
     uscc: str
     name: str | None
@@ -115,6 +138,7 @@ class ScorePublic(BaseModel):
     rank: int = Field(description="1 = highest risk in the city")
     risk_score: float = Field(ge=0, le=1)
     reasons: list[str]
+    reason_codes: list[ReasonCode] = Field(default_factory=list, description="the reasons with their codes and values")
     profile: ProfileSummary | None
 
 
@@ -176,8 +200,10 @@ class LeadPublic(BaseModel):
     rank: int | None = Field(None, description="city-wide risk rank; not shown to officers")
     risk_score: float | None = Field(None, description="not shown to officers")
     reasons: list[str]
+    reason_codes: list[ReasonCode] = Field(default_factory=list, description="the reasons with their codes and values")
     run_id: str | None
     updated_at: datetime | None
+    previous_lead_id: int | None = Field(None, description="the closed lead of the same entity this one follows")
 
     @classmethod
     def of(cls, lead, officer_view: bool) -> "LeadPublic":
@@ -185,7 +211,8 @@ class LeadPublic(BaseModel):
             id=lead.id, uscc=lead.uscc, name=lead.name, district=lead.district, industry_code=lead.industry_code,
             status=lead.status, assigned_officer=lead.assigned_officer, queue_position=lead.queue_position,
             rank=None if officer_view else lead.rank, risk_score=None if officer_view else lead.risk_score,
-            reasons=split_reasons(lead.reasons), run_id=lead.run_id, updated_at=lead.updated_at,
+            reasons=split_reasons(lead.reasons), reason_codes=reason_codes(lead.reason_codes), run_id=lead.run_id,
+            updated_at=lead.updated_at, previous_lead_id=lead.previous_lead_id,
         )
 
 
@@ -355,6 +382,44 @@ class WaterRightPublic(BaseModel):
 
 class WaterRightsPublic(Page):
     items: list[WaterRightPublic]
+
+
+# -- cases ---------------------------------------------------------------------------------------------------
+
+
+class CasePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    case_id: str
+    kind: str
+    uscc: str | None
+    name: str | None
+    district: str | None
+    permit_id: str | None
+    project_id: str | None
+    period: str | None = Field(description="'YYYY', 'YYYY-Qn' or 'YYYY-MM'")
+    evidence: dict[str, Any] = Field(description="the numbers behind the case")
+    evidence_text: str | None = Field(description="the evidence as a Chinese sentence")
+    evidence_text_en: str | None
+    action: str = Field(description="notice | sms | tax_quantity_correction | enforcement_file | procedure_guidance")
+    volume_at_stake_m3: float | None
+    tax_at_stake_yuan: float | None
+    verified_m3: float | None = Field(description="tax_verification: the verified quantity for the tax department")
+    alert_ids: list[str]
+    status: CaseStatus
+    assignee: str | None
+    opened_as_of: date | None
+    run_id: str | None = Field(description="the last run that raised the case")
+    updated_at: datetime
+
+
+class CasesPublic(Page):
+    items: list[CasePublic]
+
+
+class CaseStatusCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: CaseStatus
+    note: Text | None = Field(None, max_length=1000, description="what was done (audited)")
 
 
 # documented error answers of the routes (the detail is a sentence, Chinese first)

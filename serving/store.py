@@ -40,6 +40,7 @@ VIOLATION_TYPES = (
     "unpermitted_abstraction", "private_well", "meter_tampering", "over_permit", "expired_permit", "tax_underreport",
 )
 OUTBOX_STATUSES = ("queued", "sent", "failed")
+CASE_STATUSES = ("open", "in_progress", "closed", "dismissed")
 
 
 def utcnow() -> datetime:
@@ -133,6 +134,7 @@ class Score(Base):
     rank: Mapped[int] = mapped_column(Integer)
     risk_score: Mapped[float] = mapped_column(Float)
     reasons: Mapped[str | None] = mapped_column(Text)
+    reason_codes: Mapped[list[Any] | None] = mapped_column(JSON)  # [{code, value, unit, text_zh, text_en}]
     __table_args__ = (Index("ix_scores_uscc", "uscc"),)
 
 
@@ -161,6 +163,7 @@ class Lead(Base):
     queue_position: Mapped[int | None] = mapped_column(Integer)
     risk_score: Mapped[float | None] = mapped_column(Float)
     reasons: Mapped[str | None] = mapped_column(Text)
+    reason_codes: Mapped[list[Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="new")
     in_queue: Mapped[bool] = mapped_column(Boolean, default=True)
     assigned_officer: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -252,6 +255,36 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Case(Base):
+    """A documented breach (issue #9's case track): one per (entity, action), raised by runs (cases.csv) with
+    a stable case_id. Runs update its facts; its status, assignee and updated_at belong to the store."""
+
+    __tablename__ = "cases"
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    uscc: Mapped[str | None] = mapped_column(String(32), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(64))
+    permit_id: Mapped[str | None] = mapped_column(String(64))
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    period: Mapped[str | None] = mapped_column(String(16))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    evidence_text: Mapped[str | None] = mapped_column(Text)
+    evidence_text_en: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(32))
+    volume_at_stake_m3: Mapped[float | None] = mapped_column(Float)
+    tax_at_stake_yuan: Mapped[float | None] = mapped_column(Float)
+    verified_m3: Mapped[float | None] = mapped_column(Float)
+    alert_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    opened_as_of: Mapped[date | None] = mapped_column(Date)
+    run_id: Mapped[str | None] = mapped_column(String(64))  # the last run that raised it
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    __table_args__ = (Index("ix_cases_district_status", "district", "status"),)
 
 
 class WaterRight(Base):

@@ -287,3 +287,16 @@ def test_console_routers_are_mounted(tmp_path):
 
     app = create_app(settings_for(f"sqlite:///{tmp_path / 'c.db'}"), routers=[console], demo_users=False)
     assert TestClient(app).get("/").json() == {"page": "console"}
+
+
+def test_reason_codes_are_served_beside_the_reasons(api):
+    """leads.csv's machine-readable reasons reach the score and lead answers; runs without them give []."""
+    h = api.h("sup")
+    assert api.client.get("/api/v1/scores/913714000000000000", headers=h).json()["reason_codes"] == []
+    publish_run(make_run(api.tmp / "run-codes", version="5", as_of="2026-08-01", reason_codes=True),
+                api.sessions, api.settings)
+    score = api.client.get("/api/v1/scores/913714000000000000", headers=h).json()
+    assert [c["code"] for c in score["reason_codes"]] == ["balance_excess", "no_valid_permit"]
+    assert score["reason_codes"][0]["value"] == 3.1 and score["reason_codes"][0]["text_zh"] == score["reasons"][0]
+    lead = api.client.get("/api/v1/leads", headers=api.h("off_dc")).json()["items"][0]
+    assert [c["code"] for c in lead["reason_codes"]] == ["balance_excess", "no_valid_permit"]

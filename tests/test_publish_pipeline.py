@@ -110,3 +110,71 @@ def test_a_pipeline_run_publishes_and_serves_on_both_databases(pipeline_run, emp
         assert s.scalar(select(func.count()).select_from(Score)) == len(leads)
         assert s.scalar(select(func.count()).where(LeadEvent.event == "verdict")) == 1
     engine.dispose()
+
+
+def _publish_as_new_run(out, tmp, sessions, settings) -> dict:
+    """The same pipeline output with another leads.csv digest: a different run whose cases keep their ids."""
+    import shutil
+
+    other = tmp / "next-run"
+    if not other.exists():
+        shutil.copytree(out, other, ignore=shutil.ignore_patterns("workspace"))
+        leads = pd.read_csv(other / "leads.csv", dtype=str)
+        leads.loc[0, "reasons"] = (leads.loc[0, "reasons"] if isinstance(leads.loc[0, "reasons"], str) else "") + "；"
+        leads.to_csv(other / "leads.csv", index=False)
+    return publish_run(other, sessions, settings)
+
+
+def test_the_runs_cases_are_published_served_and_keep_their_status(pipeline_run, empty_store_url, tmp_path):  # noqa: F811
+    out, base = pipeline_run
+    cases_csv = pd.read_csv(out / "cases.csv", dtype=str)
+    assert len(cases_csv) > 3, "the generated city should hold documented breaches"
+    upgrade_database(empty_store_url)
+    settings = base.model_copy(update={"database_url": empty_store_url})
+    engine = make_engine(empty_store_url)
+    sessions = session_factory(engine)
+    counts = publish_run(out, sessions, settings)
+    assert counts["cases_new"] == len(cases_csv)
+    first = cases_csv.iloc[0]
+    district = first["district"]
+    with sessions() as s, s.begin():
+        for name, role, d in (("sup", "supervisor", None), ("ana", "analyst", None), ("off", "officer", district),
+                              ("far", "officer", "不存在区")):
+            users.create_user(s, name, PASSWORD, role, d)
+    with TestClient(create_app(settings, sessions, demo_users=False)) as client:
+        h = {name: bearer(sessions, name) for name in ("sup", "ana", "off", "far")}
+        every = client.get("/api/v1/cases", headers=h["ana"], params={"page_size": 500}).json()
+        assert every["total"] == len(cases_csv) and {c["status"] for c in every["items"]} == {"open"}
+        case = next(c for c in every["items"] if c["case_id"] == first["case_id"])
+        assert case["kind"] == first["kind"] and case["action"] == first["action"]
+        assert case["evidence"] == json.loads(first["evidence"]) and case["alert_ids"] == first["alert_ids"].split(";")
+        # filters, and officers see their district only
+        kind = client.get("/api/v1/cases", headers=h["sup"], params={"kind": first["kind"], "page_size": 500}).json()
+        assert kind["total"] == int((cases_csv["kind"] == first["kind"]).sum())
+        mine = client.get("/api/v1/cases", headers=h["off"], params={"page_size": 500}).json()
+        assert mine["total"] == int((cases_csv["district"] == district).sum()) > 0
+        assert {c["district"] for c in mine["items"]} == {district}
+        assert client.get("/api/v1/cases", headers=h["off"], params={"district": "其他区"}).status_code == 403
+        # the track: officers of the district and supervisors move a case; analysts read; each move audited
+        url = f"/api/v1/cases/{first['case_id']}/status"
+        assert client.post(url, headers=h["ana"], json={"status": "in_progress"}).status_code == 403
+        assert client.post(url, headers=h["far"], json={"status": "in_progress"}).status_code == 403
+        r = client.post(url, headers=h["off"], json={"status": "in_progress", "note": "已电话通知"})
+        assert r.status_code == 200 and (r.json()["status"], r.json()["assignee"]) == ("in_progress", "off")
+        assert client.post(url, headers=h["off"], json={"status": "closed"}).status_code == 200
+        assert client.post(url, headers=h["off"], json={"status": "in_progress"}).status_code == 409
+        assert client.post(url, headers=h["off"], json={"status": "open"}).status_code == 403
+        assert client.post("/api/v1/cases/nope/status", headers=h["sup"], json={"status": "closed"}).status_code == 404
+        assert client.get("/api/v1/cases", headers=h["sup"], params={"status": "closed"}).json()["total"] == 1
+    # a later run raising the same breaches updates their facts and keeps their status
+    again = _publish_as_new_run(out, tmp_path, sessions, settings)
+    assert again["run_id"] != counts["run_id"] and again["cases_updated"] == len(cases_csv) and again["cases_new"] == 0
+    with sessions() as s:
+        from serving.store import AuditLog, Case
+
+        kept = s.get(Case, first["case_id"])
+        assert (kept.status, kept.assignee, kept.run_id) == ("closed", "off", again["run_id"])
+        moves = [(a.detail["from"], a.detail["to"]) for a in s.scalars(select(AuditLog).where(
+            AuditLog.action == "case_status").order_by(AuditLog.id))]
+        assert moves == [("open", "in_progress"), ("in_progress", "closed")]
+    engine.dispose()

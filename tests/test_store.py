@@ -43,7 +43,8 @@ SECTIONS = ("C1713", "F5100", "E4700", "H6110")
 
 
 def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months: int = 6,
-             as_of: str = "2026-07-01", outbox_ids=("M1", "M2"), alert_period: str = "2026-06") -> Path:
+             as_of: str = "2026-07-01", outbox_ids=("M1", "M2"), alert_period: str = "2026-06",
+             reason_codes: bool = False) -> Path:
     """A small fake run output folder; ``shift`` rotates who ranks where, so a second run re-ranks."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,6 +56,11 @@ def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months
         "rank": np.arange(1, n + 1), "uscc": uscc[order], "name": [f"德州市企业{i}有限公司" for i in order],
         "district": district[order], "industry_code": industry[order], "risk_score": np.linspace(0.99, 0.01, n),
         "reasons": "近12个月排水量是自来水供水量的3.1倍；无有效取水许可", "model_version": version,
+        **({"reason_codes": json.dumps([
+            {"code": "balance_excess", "value": 3.1, "unit": "ratio", "text_zh": "近12个月排水量是自来水供水量的3.1倍",
+             "text_en": "Discharge was 3.1 times the supply over 12 months"},
+            {"code": "no_valid_permit", "value": None, "unit": None, "text_zh": "无有效取水许可",
+             "text_en": "No valid abstraction permit"}], ensure_ascii=False)} if reason_codes else {}),
     }).to_csv(out / "leads.csv", index=False)
     month = pd.date_range(end=pd.Timestamp(as_of) - pd.DateOffset(months=1), periods=months, freq="MS")
     prof = pd.DataFrame({"uscc": np.repeat(uscc, months), "month": np.tile(month, n)})
@@ -75,6 +81,17 @@ def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months
         "segments": [["【德州市水利局】提醒"]] * len(outbox_ids), "segment_count": [1] * len(outbox_ids),
         "status": ["queued"] * len(outbox_ids),
     }).to_csv(out / "outbox.csv", index=False)
+    pd.DataFrame({  # cases.csv as models.cases writes it (docs: INTERFACES.md)
+        "case_id": ["C-expired-1", "C-tax-1"], "kind": ["expired_permit_in_use", "tax_verification"],
+        "uscc": uscc[:2], "name": ["德州市企业0有限公司", "德州市企业1有限公司"], "district": district[:2],
+        "permit_id": ["P0", ""], "project_id": ["", ""], "period": ["2026", "2026-Q2"],
+        "evidence": [json.dumps({"metered_m3": 1200.0, "after_expiry": True}), json.dumps({"declared_m3": 800.0})],
+        "evidence_text": ["许可证过期后仍计量取水1,200立方米", "申报水量低于核定水量"],
+        "evidence_text_en": ["1,200 m3 metered after the permit expired", "declared below the verified quantity"],
+        "action": ["enforcement_file", "tax_quantity_correction"], "volume_at_stake_m3": [1200.0, 400.0],
+        "tax_at_stake_yuan": [3600.0, 1200.0], "verified_m3": [None, 1200.0], "alert_ids": ["A1", "A2;A9"],
+        "status": ["open", "open"], "opened_as_of": [as_of, as_of],
+    }).to_csv(out / "cases.csv", index=False)
     pd.DataFrame({"seller_uscc": [uscc[3]], "buyer_uscc": [uscc[6]], "source": ["groundwater"],
                   "district": [district[3]], "surplus_m3": [1000.0], "shortfall_m3": [500.0],
                   "volume_m3": [500.0]}).to_csv(out / "water_rights.csv", index=False)
@@ -160,7 +177,7 @@ def test_migrations_match_the_models(store_url):
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
     assert diff == []
-    assert version == "0002"
+    assert version == "0003"
     upgrade_database(store_url)  # a second upgrade is a no-op, not an error
 
 

@@ -23,7 +23,7 @@ def live_run(model: ModelInfo) -> str:
 def score_of(session: Session, run_id: str, uscc: str):
     """One entity's score row in the run, with its registration and series; NotFound when unscored."""
     row = session.execute(
-        select(Score.rank, Score.risk_score, Score.reasons, Entity.name, Entity.district, Entity.industry_code,
+        select(Score.rank, Score.risk_score, Score.reasons, Score.reason_codes, Entity.name, Entity.district, Entity.industry_code,
                Series.series)
         .select_from(Score)
         .outerjoin(Entity, Entity.uscc == Score.uscc)

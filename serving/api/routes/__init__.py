@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.api.routes import admin, alerts, auth, leads, model, outbox, scores, verdicts, water_rights
+from serving.api.routes import admin, alerts, auth, cases, leads, model, outbox, scores, verdicts, water_rights
 from serving.deps import API_PREFIX
 from serving.schemas import ErrorPublic
 
-RESOURCES = (auth, model, leads, verdicts, alerts, outbox, water_rights, admin)
+RESOURCES = (auth, model, leads, verdicts, alerts, cases, outbox, water_rights, admin)
 
 
 def build_api_router(max_batch_body_bytes: int) -> APIRouter:

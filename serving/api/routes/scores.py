@@ -21,6 +21,7 @@ from serving.schemas import (
     ScorePublic,
     ScoresBatchCreate,
     ScoresBatchPublic,
+    reason_codes,
     split_reasons,
 )
 from serving.services import scores
@@ -54,4 +55,4 @@ def score(uscc: Uscc, session: SessionDep, model: ModelDep, _: ScoreReader):
     row = scores.score_of(session, run_id, uscc)
     return ScorePublic(uscc=uscc, name=row.name, district=row.district, industry_code=row.industry_code,
                        run_id=run_id, rank=row.rank, risk_score=row.risk_score, reasons=split_reasons(row.reasons),
-                       profile=ProfileSummary.of(row.series))
+                       reason_codes=reason_codes(row.reason_codes), profile=ProfileSummary.of(row.series))

@@ -1,0 +1,38 @@
+"""The case track: documented breaches and the desk work each needs (issue #9)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from serving import roles
+from serving.api.params import Filter, PageNo, PageSize
+from serving.deps import RequireRole, SessionDep
+from serving.identity import Principal
+from serving.schemas import CONFLICT, ERRORS, CaseKind, CasePublic, CasesPublic, CaseStatus, CaseStatusCreate
+from serving.services import cases as service
+from serving.services.leads import officer_district
+from serving.services.query import paginate
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")]
+
+
+@router.get("", response_model=CasesPublic, responses=ERRORS)
+def cases(session: SessionDep, principal: Annotated[Principal, RequireRole(*roles.READ)],
+          kind: Annotated[CaseKind | None, Query()] = None, district: Filter = None,
+          status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
+          page: PageNo = 1, page_size: PageSize = 50):
+    """Documented breaches with their evidence, the action each needs and its status (officers: their
+    district's)."""
+    q = service.select_cases(kind, officer_district(principal, district), status_)
+    total, rows = paginate(q, session, page, page_size, service.CASE_ORDER)
+    return CasesPublic(total=total, page=page, page_size=page_size, items=[CasePublic.model_validate(c) for c in rows])
+
+
+@router.post("/{case_id}/status", response_model=CasePublic, responses=CONFLICT)
+def set_status(case_id: CaseId, body: CaseStatusCreate, session: SessionDep,
+               principal: Annotated[Principal, RequireRole(*roles.CASE_WORK)]):
+    """Move a case along open -> in_progress -> closed | dismissed (back to open: a supervisor); audited."""
+    return CasePublic.model_validate(service.set_status(session, case_id, body.status, body.note, principal))

@@ -1,0 +1,54 @@
+"""The case track: documented breaches (an expired permit in use, unpermitted use the records show, a quota
+overrun, a tax quantity to verify, a source to protect) as cases of desk work — a notice, an SMS, a tax
+quantity correction, an enforcement file, procedure guidance. Runs raise them (``cases.csv``); their status
+lives in the store and survives every later run: open -> in_progress -> closed | dismissed (a supervisor
+may reopen). Each change of status is audited.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from serving.audit import audit
+from serving.errors import Conflict, Forbidden, NotFound
+from serving.identity import Principal
+from serving.roles import SUPERVISE
+from serving.store import Case, begin_write, utcnow
+
+CASE_ORDER = (Case.district, Case.kind, Case.case_id)
+# status -> the statuses it may move to; back to open only by a supervisor
+MOVES = {"open": ("in_progress", "closed", "dismissed"), "in_progress": ("open", "closed", "dismissed"),
+         "closed": ("open",), "dismissed": ("open",)}
+
+
+def select_cases(kind: str | None = None, district: str | None = None, status: str | None = None) -> Select:
+    q = select(Case)
+    for column, value in ((Case.kind, kind), (Case.district, district), (Case.status, status)):
+        if value is not None:
+            q = q.where(column == value)
+    return q
+
+
+def set_status(session: Session, case_id: str, status: str, note: str | None, principal: Principal) -> Case:
+    """Move a case along its track (officers: cases of their own district)."""
+    begin_write(session)
+    case = session.get(Case, case_id, with_for_update=True)
+    if case is None:
+        raise NotFound(f"案件 {case_id} 不存在 (no case {case_id})")
+    if principal.is_officer and case.district != principal.district:
+        raise Forbidden(f"案件 {case_id} 不在本辖区 (case {case_id} is in another district)")
+    if status == case.status:
+        return case
+    if status not in MOVES[case.status]:
+        raise Conflict(f"案件状态不能从 {case.status} 改为 {status} (a case cannot go from {case.status} to {status})")
+    if status == "open" and principal.role not in SUPERVISE:
+        raise Forbidden("只有督查负责人可以重新打开案件 (only a supervisor reopens a case)")
+    before = case.status
+    case.status, case.updated_at = status, utcnow()
+    if status == "in_progress":
+        case.assignee = principal.username
+    audit(session, principal.username, "case_status", "case", case_id,
+          {"from": before, "to": status, "note": note, "kind": case.kind, "uscc": case.uscc})
+    session.commit()
+    return case
