@@ -19,7 +19,7 @@ from serving.console.render import (
     render,
     secure_cookies,
 )
-from serving.deps import SESSION_COOKIE
+from serving.deps import SESSION_COOKIE, SessionDep
 from serving.errors import TooManyAttempts
 from serving.i18n import t
 from serving.schemas import Text
@@ -86,18 +86,13 @@ async def login(request: Request, username: Annotated[Text, Form()] = "", passwo
     return response
 
 
-def _logout(request: Request, ctx) -> None:
-    with request.app.state.sessions() as session:
-        service.logout(session, ctx.principal)
-
-
 @router.post("/logout")
-async def logout(request: Request, csrf: Annotated[Text, Form()] = ""):
+def logout(request: Request, session: SessionDep, csrf: Annotated[Text, Form()] = ""):
     """Revoke the session's token (so a copy of the cookie stops working too) and drop the cookie."""
     ctx = optional_context(request)
     if ctx.principal is not None:
         check_csrf(ctx, csrf)
-        await run_in_threadpool(_logout, request, ctx)
+        service.logout(session, ctx.principal)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
