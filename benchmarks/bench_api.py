@@ -1,12 +1,12 @@
 """The service under load: single-entity score lookups at a steady rate, and the 50-lead queue page.
 
-Publishes a fake 20,000-entity, 36-month run into a fresh SQLite store, starts uvicorn with one
-worker on 127.0.0.1, drives ``GET /api/v1/scores/{uscc}`` at 200 requests/s for 20 s from an
+Publishes a fake 20,000-entity, 36-month run into a fresh SQLite store (or the empty database of
+``--database-url``), starts uvicorn with one worker on 127.0.0.1, drives ``GET /api/v1/scores/{uscc}`` at 200 requests/s for 20 s from an
 open-loop async httpx client (bounded concurrency; latency measured from each request's scheduled
 start, so queueing delay counts), then times the queue page of 50 leads.
 Targets: p99 < 50 ms for score lookups, < 100 ms for the queue page.
 
-    .venv/bin/python benchmarks/bench_api.py [--rate 200] [--seconds 20] [--entities 20000]
+    .venv/bin/python benchmarks/bench_api.py [--rate 200] [--seconds 20] [--entities 20000] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--database-url", default=None,
+                        help="an empty database to publish into (e.g. a PostgreSQL one); default: a temporary SQLite file")
     args = parser.parse_args()
 
     import httpx
@@ -134,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ww-bench-api-") as tmp:
         tmp = Path(tmp)
         codes = fake_run(tmp / "out", args.entities)
-        url = f"sqlite:///{tmp / 'store.db'}"
+        url = args.database_url or f"sqlite:///{tmp / 'store.db'}"
         settings = Settings(database_url=url, auth=AuthSettings(secret_key=SECRET))
         engine, sessions = open_store(url)
         t = time.perf_counter()
