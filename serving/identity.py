@@ -75,6 +75,14 @@ def _note_identity_change(session: Session, _context) -> None:
         session.info["identity_changed"] = True
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_identity_change(state) -> None:
+    """Bulk statements (``session.execute(update(User)...)``) change rows the session does not track."""
+    if (state.is_update or state.is_delete or state.is_insert) and any(
+            m.class_ in IDENTITY_TYPES for m in state.all_mappers):
+        state.session.info["identity_changed"] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _identity_changed(session: Session) -> None:
     if session.info.pop("identity_changed", False):

@@ -126,8 +126,9 @@ def test_a_deactivated_or_deleted_users_token_stops_at_once(store):
         users.set_active(s, "off_dc", True)  # reactivation does not revive tokens issued before
     assert store.client.get("/api/v1/leads", headers=h).status_code == 401
     sup = store.h("sup")
+    assert store.client.get("/api/v1/leads", headers=sup).status_code == 200  # now in the identity cache
     with store.sessions() as s, s.begin():
-        s.execute(delete(User).where(User.username == "sup"))
+        s.execute(delete(User).where(User.username == "sup"))  # a bulk statement, as an admin script would
     assert store.client.get("/api/v1/leads", headers=sup).status_code == 401
     with store.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Verdict)) == 0
