@@ -59,11 +59,11 @@ ACTIONS = {
     "source_prevention": "procedure_guidance",
 }
 KIND_CN = {
-    "expired_permit_in_use": "许可过期或注销后仍取水",
-    "unpermitted_use": "无证取水（有记录证实）",
-    "quota_red": "超许可/超计划用水",
-    "tax_verification": "水资源税水量核定",
-    "source_prevention": "源头管控：未办取水手续",
+    "expired_permit_in_use": "许可失效仍取水",
+    "unpermitted_use": "无证取水",
+    "quota_red": "超许可或超计划",
+    "tax_verification": "水量核定",
+    "source_prevention": "源头管控",
 }
 KIND_EN = {
     "expired_permit_in_use": "Permit expired or withdrawn, still in use",
