@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from features.compliance import known_permits, taxed_rows
-from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, with_entity
+from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, m3_text, with_entity
 from models.rules.permits import use_after_permit
 from models.rules.quota import quota_usage
 from models.rules.records import known_tax
@@ -160,10 +160,6 @@ def _evidence_json(records: list[dict]) -> list[str]:
 def _alert_ids(alerts: pd.DataFrame, keys: list[str]) -> pd.Series:
     """';'-joined alert ids per group of ``keys`` (ids sorted, so the text is stable)."""
     return alerts.groupby(keys)["alert_id"].agg(lambda ids: ";".join(sorted(ids)))
-
-
-def _m3(value: float) -> str:
-    return fmt_m3(pd.Series([value])).iloc[0]
 
 
 # -- expired or withdrawn permit still in use -------------------------------------------------
@@ -371,19 +367,21 @@ def tax_verification_cases(tables, alerts: pd.DataFrame, as_of: pd.Timestamp, ru
     case["volume_at_stake_m3"] = g["correction"].agg(lambda c: c.abs().sum()).to_numpy()
     case["alert_ids"] = _alert_ids(hits, ["uscc", "period"]).reindex(pd.MultiIndex.from_frame(case[["uscc", "period"]])).to_numpy()
     case = with_entity(case, tables)
-    per_source = {key: part for key, part in rows.groupby(["uscc", "period"])}
+    per_source: dict[tuple[str, str], list[dict]] = {}
+    for rec in rows.to_dict("records"):
+        per_source.setdefault((rec["uscc"], rec["period"]), []).append(rec)
     texts_zh, texts_en, evidence = [], [], []
-    for r in case.itertuples():  # one sentence per case: a few hundred cases, not data rows
-        part = per_source[(r.uscc, r.period)]
-        evidence.append({"sources": [_source_evidence(s) for s in part.itertuples()], "declared_m3": r.declared_m3,
-                         "verified_m3": r.verified_m3, "tax_at_stake_yuan": r.tax_at_stake_yuan})
-        texts_zh.append(r.period + "水量核定：" + "；".join(_source_text_zh(s) for s in part.itertuples())
-                        + f"。核定水量合计{_m3(r.verified_m3)}，申报{_m3(r.declared_m3)}"
-                        + (f"，少缴税款约{r.tax_at_stake_yuan:,.0f}元" if r.tax_at_stake_yuan > 0 else "")
-                        + "。需将核定水量函告税务部门，更正申报。")
-        texts_en.append(f"Quantity verification {r.period}: " + "; ".join(_source_text_en(s) for s in part.itertuples())
-                        + f". Verified {r.verified_m3:,.0f} m³ against {r.declared_m3:,.0f} m³ declared"
-                        + (f", about {r.tax_at_stake_yuan:,.0f} yuan of tax unpaid" if r.tax_at_stake_yuan > 0 else "")
+    for r in case.to_dict("records"):  # one sentence per case: a few hundred cases, not data rows
+        part = per_source[(r["uscc"], r["period"])]
+        evidence.append({"sources": [_source_evidence(s) for s in part], "declared_m3": r["declared_m3"],
+                         "verified_m3": r["verified_m3"], "tax_at_stake_yuan": r["tax_at_stake_yuan"]})
+        unpaid = r["tax_at_stake_yuan"]
+        texts_zh.append(r["period"] + "水量核定：" + "；".join(_source_text_zh(s) for s in part)
+                        + f"。核定水量合计{m3_text(r['verified_m3'])}，申报{m3_text(r['declared_m3'])}"
+                        + (f"，少缴税款约{unpaid:,.0f}元" if unpaid > 0 else "") + "。需将核定水量函告税务部门，更正申报。")
+        texts_en.append(f"Quantity verification {r['period']}: " + "; ".join(_source_text_en(s) for s in part)
+                        + f". Verified {r['verified_m3']:,.0f} m³ against {r['declared_m3']:,.0f} m³ declared"
+                        + (f", about {unpaid:,.0f} yuan of tax unpaid" if unpaid > 0 else "")
                         + ". Send the verified quantity to the tax office for a corrected declaration.")
     case["evidence"] = _evidence_json(evidence)
     case["evidence_text"], case["evidence_text_en"] = texts_zh, texts_en
@@ -397,22 +395,22 @@ _BASIS_EN = {"meter": "metered", "permit": "no working meter, by the permitted q
              "plan": "no meter or permit, by the water-use plan", "declared": "nothing to verify against, as declared"}
 
 
-def _source_evidence(s) -> dict:
-    return {"source": s.source, "declared_m3": s.declared, "metered_m3": s.metered, "permitted_m3": s.permitted,
-            "verified_m3": s.verified, "basis": s.basis, "gap_filled": bool(s.gap_filled), "filed": bool(s.filed)}
+def _source_evidence(s: dict) -> dict:
+    return {"source": s["source"], "declared_m3": s["declared"], "metered_m3": s["metered"], "permitted_m3": s["permitted"],
+            "verified_m3": s["verified"], "basis": s["basis"], "gap_filled": bool(s["gap_filled"]), "filed": bool(s["filed"])}
 
 
-def _source_text_zh(s) -> str:
-    declared = f"申报{_m3(s.declared)}" if s.filed else "未申报"
-    filled = "（含缺报月份按均值估算）" if s.gap_filled and s.basis == "meter" else ""
-    return (f"{SOURCE_CN.get(s.source, s.source)}{declared}，计量{_m3(s.metered)}{filled}，许可{_m3(s.permitted)}，"
-            f"{_BASIS_CN[s.basis]}核定{_m3(s.verified)}")
+def _source_text_zh(s: dict) -> str:
+    declared = f"申报{m3_text(s['declared'])}" if s["filed"] else "未申报"
+    filled = "（含缺报月份按均值估算）" if s["gap_filled"] and s["basis"] == "meter" else ""
+    return (f"{SOURCE_CN.get(s['source'], s['source'])}{declared}，计量{m3_text(s['metered'])}{filled}，"
+            f"许可{m3_text(s['permitted'])}，{_BASIS_CN[s['basis']]}核定{m3_text(s['verified'])}")
 
 
-def _source_text_en(s) -> str:
-    declared = f"declared {s.declared:,.0f} m³" if s.filed else "not declared"
-    return (f"{s.source}: {declared}, metered {s.metered:,.0f} m³, permitted {s.permitted:,.0f} m³, verified "
-            f"{s.verified:,.0f} m³ ({_BASIS_EN[s.basis]})")
+def _source_text_en(s: dict) -> str:
+    declared = f"declared {s['declared']:,.0f} m³" if s["filed"] else "not declared"
+    return (f"{s['source']}: {declared}, metered {s['metered']:,.0f} m³, permitted {s['permitted']:,.0f} m³, verified "
+            f"{s['verified']:,.0f} m³ ({_BASIS_EN[s['basis']]})")
 
 
 # -- source prevention -----------------------------------------------------------------------
