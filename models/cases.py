@@ -157,9 +157,18 @@ def _evidence_json(records: list[dict]) -> list[str]:
     return [json.dumps(_plain(r), ensure_ascii=False) for r in records]
 
 
+def _join_ids(ids: pd.Series) -> str:
+    return ";".join(sorted(ids))
+
+
+def _m3_en(values: pd.Series) -> pd.Series:
+    """Volumes in the English sentences: whole m³ with thousands separators."""
+    return values.astype("float64").round(0).map("{:,.0f} m³".format)
+
+
 def _alert_ids(alerts: pd.DataFrame, keys: list[str]) -> pd.Series:
     """';'-joined alert ids per group of ``keys`` (ids sorted, so the text is stable)."""
-    return alerts.groupby(keys)["alert_id"].agg(lambda ids: ";".join(sorted(ids)))
+    return alerts.groupby(keys)["alert_id"].agg(_join_ids)
 
 
 # -- expired or withdrawn permit still in use -------------------------------------------------
@@ -191,8 +200,8 @@ def expired_permit_cases(tables, alerts: pd.DataFrame, as_of: pd.Timestamp, rule
         + "个月）。需立案查处：责令停止取水，限期办理延续或重新申请取水许可。"
     )
     per["evidence_text_en"] = (
-        "Permit " + per["permit_id"] + " " + why_en + ", yet " + per["metered_m3"].round(0).map("{:,.0f}".format)
-        + " m³ was metered in " + months + " months from " + first + " to " + last
+        "Permit " + per["permit_id"] + " " + why_en + ", yet " + _m3_en(per["metered_m3"])
+        + " was metered in " + months + " months from " + first + " to " + last
         + ". Open an enforcement file: stop the abstraction; renew or reapply for a permit."
     )
     per["evidence"] = _evidence_json([
@@ -217,19 +226,19 @@ def unpermitted_cases(alerts: pd.DataFrame) -> pd.DataFrame:
     if hits.empty:
         return pd.DataFrame()
     hits = hits.assign(year=hits["period"].str[:4])
-    parts = [_tax_filing_cases(hits[hits["basis"] == "tax"]), _unknown_meter_cases(hits[hits["basis"] == "meter"])]
-    cases = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    parts = [make(hits[hits["basis"] == basis]) for basis, make in (("tax", _tax_filing_cases), ("meter", _unknown_meter_cases))
+             if (hits["basis"] == basis).any()]
+    cases = pd.concat(parts, ignore_index=True)
     cases["kind"] = "unpermitted_use"
     cases["period"] = cases["year"]
     return cases
 
 
 def _tax_filing_cases(taxed: pd.DataFrame) -> pd.DataFrame:
-    if taxed.empty:
-        return taxed
+    """Per entity and year: the quarters and sources it declared abstraction for without a permit."""
     g = taxed.groupby(["uscc", "year"])
     case = g.agg(name=("name", "first"), district=("district", "first"), declared_m3=("volume_at_stake_m3", "sum"),
-                 alert_ids=("alert_id", lambda ids: ";".join(sorted(ids)))).reset_index()
+                 alert_ids=("alert_id", _join_ids)).reset_index()
     case["quarters"] = [sorted(set(part["period"])) for _, part in g]  # groups in the same (sorted) order
     by_source = taxed.groupby(["uscc", "year", "source"])["volume_at_stake_m3"].sum()
     case["evidence"] = _evidence_json([
@@ -242,7 +251,7 @@ def _tax_filing_cases(taxed: pd.DataFrame) -> pd.DataFrame:
         + "并缴纳水资源税，但该期间无对应水源的有效取水许可，属无证取水。需立案查处：责令停止取水，补办取水许可。"
     )
     case["evidence_text_en"] = (
-        "Declared " + case["declared_m3"].round(0).map("{:,.0f}".format) + " m³ of abstraction for water-resource tax in "
+        "Declared " + _m3_en(case["declared_m3"]) + " of abstraction for water-resource tax in "
         + case["quarters"].map(", ".join) + " without a permit for that source. Open an enforcement file: stop "
         "the abstraction; apply for a permit."
     )
@@ -252,11 +261,10 @@ def _tax_filing_cases(taxed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unknown_meter_cases(metered: pd.DataFrame) -> pd.DataFrame:
-    if metered.empty:
-        return metered
+    """Per permit number the register does not hold, and year: what its meters measured."""
     case = metered.groupby(["permit_id", "year"], as_index=False).agg(
         uscc=("uscc", "first"), name=("name", "first"), district=("district", "first"),
-        metered_m3=("volume_at_stake_m3", "sum"), alert_ids=("alert_id", lambda ids: ";".join(sorted(ids))))
+        metered_m3=("volume_at_stake_m3", "sum"), alert_ids=("alert_id", _join_ids))
     case["evidence"] = _evidence_json([{"unknown_permit_id": r.permit_id, "metered_m3": r.metered_m3} for r in case.itertuples()])
     case["evidence_text"] = (
         case["year"] + "年计量设施登记在许可证号" + case["permit_id"] + "下计量取水" + fmt_m3(case["metered_m3"])
@@ -264,7 +272,7 @@ def _unknown_meter_cases(metered: pd.DataFrame) -> pd.DataFrame:
     )
     case["evidence_text_en"] = (
         "Meters booked to permit number " + case["permit_id"] + ", which the register does not hold, measured "
-        + case["metered_m3"].round(0).map("{:,.0f}".format) + " m³ in " + case["year"]
+        + _m3_en(case["metered_m3"]) + " in " + case["year"]
         + ". Open an enforcement file: identify the abstractor and stop the abstraction."
     )
     case["volume_at_stake_m3"] = case["metered_m3"]
