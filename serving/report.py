@@ -182,6 +182,13 @@ def cases_section(cases: pd.DataFrame, top: int = 20) -> list[str]:
         f"涉及税款 {cases['tax_at_stake_yuan'].fillna(0).sum() / 1e4:,.1f} 万元。案件在桌面处理（通知、立案、水量核定、手续指导），"
         "不占用现场核查力量。</p>"
     )
+    verified = cases[cases["kind"] == "tax_verification"]
+    if len(verified):
+        parts.append(
+            f"<p>水量核定 {len(verified):,} 件（纳税人·季度），核定水量合计 {verified['verified_m3'].sum() / 1e4:,.1f} 万m³，"
+            f"申报少于核定的部分应补税款约 {verified['tax_at_stake_yuan'].fillna(0).sum() / 1e4:,.1f} 万元；核定依据："
+            "有计量的按计量，无有效计量的按许可水量，均无的按计划用水量。</p>"
+        )
     rows = [(k, [(a, float(n), CASE_COLOURS.get(code, "#718096"))])
             for (k, a, code), n in cases.assign(k=kind, a=action).groupby(["k", "a", "action"], sort=False).size().items()]
     parts += [stacked_bars_svg(rows, "cases", width=760),

@@ -83,6 +83,8 @@ def test_report_has_the_cases_by_kind_with_their_action(run, tmp_path):
     assert len(cases) > 0
     page = write_report(tmp_path, alerts, matches, tables, as_of, cases=cases).read_text(encoding="utf-8")
     assert f"案件 {len(cases):,} 件" in page
+    verified = cases[cases["kind"] == "tax_verification"]
+    assert f"水量核定 {len(verified):,} 件（纳税人·季度），核定水量合计 {verified['verified_m3'].sum() / 1e4:,.1f} 万m³" in page
     for (kind, action), n in cases.groupby(["kind", "action"]).size().items():
         assert re.search(f'<td class="[a-z]+">{KIND_CN[kind]}</td><td class="[a-z]+">{ACTION_CN[action]}</td>'
                          f'<td class="n">{n:,}</td>', page), (kind, action)
