@@ -86,8 +86,9 @@ def bars(entities: int) -> None:
     import mlflow
 
     settings = Settings(show_progress=False)
-    mlflow.set_tracking_uri(settings.resolved_tracking_uri())  # MLFLOW_TRACKING_URI or the embedded store
-    mlflow.set_experiment("waterwatch-backtest-bars")
+    from training.registry import connect
+
+    connect(settings.resolved_tracking_uri(), "waterwatch-backtest-bars")  # MLFLOW_TRACKING_URI or the embedded store
     print(f"logging to MLflow at {settings.resolved_tracking_uri()}, experiment waterwatch-backtest-bars")
     for seed, tampering in ((11, 0.0), (12, 0.0), (13, 0.5)):
         if tampering:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from features.compliance import known_permits, taxed_rows
-from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, with_entity
+from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, m3_text, with_entity
 from models.rules.permits import use_after_permit
 from models.rules.quota import quota_usage
 from models.rules.records import known_tax
@@ -59,11 +59,11 @@ ACTIONS = {
     "source_prevention": "procedure_guidance",
 }
 KIND_CN = {
-    "expired_permit_in_use": "许可过期或注销后仍取水",
-    "unpermitted_use": "无证取水（有记录证实）",
-    "quota_red": "超许可/超计划用水",
-    "tax_verification": "水资源税水量核定",
-    "source_prevention": "源头管控：未办取水手续",
+    "expired_permit_in_use": "许可失效仍取水",
+    "unpermitted_use": "无证取水",
+    "quota_red": "超许可或超计划",
+    "tax_verification": "水量核定",
+    "source_prevention": "源头管控",
 }
 KIND_EN = {
     "expired_permit_in_use": "Permit expired or withdrawn, still in use",
@@ -157,13 +157,18 @@ def _evidence_json(records: list[dict]) -> list[str]:
     return [json.dumps(_plain(r), ensure_ascii=False) for r in records]
 
 
+def _join_ids(ids: pd.Series) -> str:
+    return ";".join(sorted(ids))
+
+
+def _m3_en(values: pd.Series) -> pd.Series:
+    """Volumes in the English sentences: whole m³ with thousands separators."""
+    return values.astype("float64").round(0).map("{:,.0f} m³".format)
+
+
 def _alert_ids(alerts: pd.DataFrame, keys: list[str]) -> pd.Series:
     """';'-joined alert ids per group of ``keys`` (ids sorted, so the text is stable)."""
-    return alerts.groupby(keys)["alert_id"].agg(lambda ids: ";".join(sorted(ids)))
-
-
-def _m3(value: float) -> str:
-    return fmt_m3(pd.Series([value])).iloc[0]
+    return alerts.groupby(keys)["alert_id"].agg(_join_ids)
 
 
 # -- expired or withdrawn permit still in use -------------------------------------------------
@@ -195,8 +200,8 @@ def expired_permit_cases(tables, alerts: pd.DataFrame, as_of: pd.Timestamp, rule
         + "个月）。需立案查处：责令停止取水，限期办理延续或重新申请取水许可。"
     )
     per["evidence_text_en"] = (
-        "Permit " + per["permit_id"] + " " + why_en + ", yet " + per["metered_m3"].round(0).map("{:,.0f}".format)
-        + " m³ was metered in " + months + " months from " + first + " to " + last
+        "Permit " + per["permit_id"] + " " + why_en + ", yet " + _m3_en(per["metered_m3"])
+        + " was metered in " + months + " months from " + first + " to " + last
         + ". Open an enforcement file: stop the abstraction; renew or reapply for a permit."
     )
     per["evidence"] = _evidence_json([
@@ -221,19 +226,19 @@ def unpermitted_cases(alerts: pd.DataFrame) -> pd.DataFrame:
     if hits.empty:
         return pd.DataFrame()
     hits = hits.assign(year=hits["period"].str[:4])
-    parts = [_tax_filing_cases(hits[hits["basis"] == "tax"]), _unknown_meter_cases(hits[hits["basis"] == "meter"])]
-    cases = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    parts = [make(hits[hits["basis"] == basis]) for basis, make in (("tax", _tax_filing_cases), ("meter", _unknown_meter_cases))
+             if (hits["basis"] == basis).any()]
+    cases = pd.concat(parts, ignore_index=True)
     cases["kind"] = "unpermitted_use"
     cases["period"] = cases["year"]
     return cases
 
 
 def _tax_filing_cases(taxed: pd.DataFrame) -> pd.DataFrame:
-    if taxed.empty:
-        return taxed
+    """Per entity and year: the quarters and sources it declared abstraction for without a permit."""
     g = taxed.groupby(["uscc", "year"])
     case = g.agg(name=("name", "first"), district=("district", "first"), declared_m3=("volume_at_stake_m3", "sum"),
-                 alert_ids=("alert_id", lambda ids: ";".join(sorted(ids)))).reset_index()
+                 alert_ids=("alert_id", _join_ids)).reset_index()
     case["quarters"] = [sorted(set(part["period"])) for _, part in g]  # groups in the same (sorted) order
     by_source = taxed.groupby(["uscc", "year", "source"])["volume_at_stake_m3"].sum()
     case["evidence"] = _evidence_json([
@@ -246,7 +251,7 @@ def _tax_filing_cases(taxed: pd.DataFrame) -> pd.DataFrame:
         + "并缴纳水资源税，但该期间无对应水源的有效取水许可，属无证取水。需立案查处：责令停止取水，补办取水许可。"
     )
     case["evidence_text_en"] = (
-        "Declared " + case["declared_m3"].round(0).map("{:,.0f}".format) + " m³ of abstraction for water-resource tax in "
+        "Declared " + _m3_en(case["declared_m3"]) + " of abstraction for water-resource tax in "
         + case["quarters"].map(", ".join) + " without a permit for that source. Open an enforcement file: stop "
         "the abstraction; apply for a permit."
     )
@@ -256,11 +261,10 @@ def _tax_filing_cases(taxed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unknown_meter_cases(metered: pd.DataFrame) -> pd.DataFrame:
-    if metered.empty:
-        return metered
+    """Per permit number the register does not hold, and year: what its meters measured."""
     case = metered.groupby(["permit_id", "year"], as_index=False).agg(
         uscc=("uscc", "first"), name=("name", "first"), district=("district", "first"),
-        metered_m3=("volume_at_stake_m3", "sum"), alert_ids=("alert_id", lambda ids: ";".join(sorted(ids))))
+        metered_m3=("volume_at_stake_m3", "sum"), alert_ids=("alert_id", _join_ids))
     case["evidence"] = _evidence_json([{"unknown_permit_id": r.permit_id, "metered_m3": r.metered_m3} for r in case.itertuples()])
     case["evidence_text"] = (
         case["year"] + "年计量设施登记在许可证号" + case["permit_id"] + "下计量取水" + fmt_m3(case["metered_m3"])
@@ -268,7 +272,7 @@ def _unknown_meter_cases(metered: pd.DataFrame) -> pd.DataFrame:
     )
     case["evidence_text_en"] = (
         "Meters booked to permit number " + case["permit_id"] + ", which the register does not hold, measured "
-        + case["metered_m3"].round(0).map("{:,.0f}".format) + " m³ in " + case["year"]
+        + _m3_en(case["metered_m3"]) + " in " + case["year"]
         + ". Open an enforcement file: identify the abstractor and stop the abstraction."
     )
     case["volume_at_stake_m3"] = case["metered_m3"]
@@ -371,19 +375,21 @@ def tax_verification_cases(tables, alerts: pd.DataFrame, as_of: pd.Timestamp, ru
     case["volume_at_stake_m3"] = g["correction"].agg(lambda c: c.abs().sum()).to_numpy()
     case["alert_ids"] = _alert_ids(hits, ["uscc", "period"]).reindex(pd.MultiIndex.from_frame(case[["uscc", "period"]])).to_numpy()
     case = with_entity(case, tables)
-    per_source = {key: part for key, part in rows.groupby(["uscc", "period"])}
+    per_source: dict[tuple[str, str], list[dict]] = {}
+    for rec in rows.to_dict("records"):
+        per_source.setdefault((rec["uscc"], rec["period"]), []).append(rec)
     texts_zh, texts_en, evidence = [], [], []
-    for r in case.itertuples():  # one sentence per case: a few hundred cases, not data rows
-        part = per_source[(r.uscc, r.period)]
-        evidence.append({"sources": [_source_evidence(s) for s in part.itertuples()], "declared_m3": r.declared_m3,
-                         "verified_m3": r.verified_m3, "tax_at_stake_yuan": r.tax_at_stake_yuan})
-        texts_zh.append(r.period + "水量核定：" + "；".join(_source_text_zh(s) for s in part.itertuples())
-                        + f"。核定水量合计{_m3(r.verified_m3)}，申报{_m3(r.declared_m3)}"
-                        + (f"，少缴税款约{r.tax_at_stake_yuan:,.0f}元" if r.tax_at_stake_yuan > 0 else "")
-                        + "。需将核定水量函告税务部门，更正申报。")
-        texts_en.append(f"Quantity verification {r.period}: " + "; ".join(_source_text_en(s) for s in part.itertuples())
-                        + f". Verified {r.verified_m3:,.0f} m³ against {r.declared_m3:,.0f} m³ declared"
-                        + (f", about {r.tax_at_stake_yuan:,.0f} yuan of tax unpaid" if r.tax_at_stake_yuan > 0 else "")
+    for r in case.to_dict("records"):  # one sentence per case: a few hundred cases, not data rows
+        part = per_source[(r["uscc"], r["period"])]
+        evidence.append({"sources": [_source_evidence(s) for s in part], "declared_m3": r["declared_m3"],
+                         "verified_m3": r["verified_m3"], "tax_at_stake_yuan": r["tax_at_stake_yuan"]})
+        unpaid = r["tax_at_stake_yuan"]
+        texts_zh.append(r["period"] + "水量核定：" + "；".join(_source_text_zh(s) for s in part)
+                        + f"。核定水量合计{m3_text(r['verified_m3'])}，申报{m3_text(r['declared_m3'])}"
+                        + (f"，少缴税款约{unpaid:,.0f}元" if unpaid > 0 else "") + "。需将核定水量函告税务部门，更正申报。")
+        texts_en.append(f"Quantity verification {r['period']}: " + "; ".join(_source_text_en(s) for s in part)
+                        + f". Verified {r['verified_m3']:,.0f} m³ against {r['declared_m3']:,.0f} m³ declared"
+                        + (f", about {unpaid:,.0f} yuan of tax unpaid" if unpaid > 0 else "")
                         + ". Send the verified quantity to the tax office for a corrected declaration.")
     case["evidence"] = _evidence_json(evidence)
     case["evidence_text"], case["evidence_text_en"] = texts_zh, texts_en
@@ -397,22 +403,22 @@ _BASIS_EN = {"meter": "metered", "permit": "no working meter, by the permitted q
              "plan": "no meter or permit, by the water-use plan", "declared": "nothing to verify against, as declared"}
 
 
-def _source_evidence(s) -> dict:
-    return {"source": s.source, "declared_m3": s.declared, "metered_m3": s.metered, "permitted_m3": s.permitted,
-            "verified_m3": s.verified, "basis": s.basis, "gap_filled": bool(s.gap_filled), "filed": bool(s.filed)}
+def _source_evidence(s: dict) -> dict:
+    return {"source": s["source"], "declared_m3": s["declared"], "metered_m3": s["metered"], "permitted_m3": s["permitted"],
+            "verified_m3": s["verified"], "basis": s["basis"], "gap_filled": bool(s["gap_filled"]), "filed": bool(s["filed"])}
 
 
-def _source_text_zh(s) -> str:
-    declared = f"申报{_m3(s.declared)}" if s.filed else "未申报"
-    filled = "（含缺报月份按均值估算）" if s.gap_filled and s.basis == "meter" else ""
-    return (f"{SOURCE_CN.get(s.source, s.source)}{declared}，计量{_m3(s.metered)}{filled}，许可{_m3(s.permitted)}，"
-            f"{_BASIS_CN[s.basis]}核定{_m3(s.verified)}")
+def _source_text_zh(s: dict) -> str:
+    declared = f"申报{m3_text(s['declared'])}" if s["filed"] else "未申报"
+    filled = "（含缺报月份按均值估算）" if s["gap_filled"] and s["basis"] == "meter" else ""
+    return (f"{SOURCE_CN.get(s['source'], s['source'])}{declared}，计量{m3_text(s['metered'])}{filled}，"
+            f"许可{m3_text(s['permitted'])}，{_BASIS_CN[s['basis']]}核定{m3_text(s['verified'])}")
 
 
-def _source_text_en(s) -> str:
-    declared = f"declared {s.declared:,.0f} m³" if s.filed else "not declared"
-    return (f"{s.source}: {declared}, metered {s.metered:,.0f} m³, permitted {s.permitted:,.0f} m³, verified "
-            f"{s.verified:,.0f} m³ ({_BASIS_EN[s.basis]})")
+def _source_text_en(s: dict) -> str:
+    declared = f"declared {s['declared']:,.0f} m³" if s["filed"] else "not declared"
+    return (f"{s['source']}: {declared}, metered {s['metered']:,.0f} m³, permitted {s['permitted']:,.0f} m³, verified "
+            f"{s['verified']:,.0f} m³ ({_BASIS_EN[s['basis']]})")
 
 
 # -- source prevention -----------------------------------------------------------------------

@@ -183,19 +183,32 @@ def test_no_breach_no_case():
 # -- the sample drop: the evidence recomputed by loops that share no code with models.cases -------
 
 
-@pytest.fixture(scope="module")
-def sample_run(sample_drop, tmp_path_factory):
+def _run(drop, root):
     from features.ingest import ingest
     from features.linkage import link_accounts
     from features.settings import LinkageSettings
     from features.workspace import Workspace
 
-    ws = Workspace(tmp_path_factory.mktemp("cases") / "ws")
-    ingest(sample_drop, ws)
+    ws = Workspace(root / "ws")
+    ingest(drop, ws)
     tables, as_of = ws.typed_tables(), ws.as_of()
     links = link_accounts(tables["entities"], tables["supply"], tables["discharge"], LinkageSettings())
     alerts = run_checks(tables, links, as_of, RULES)
     return tables, as_of, alerts, build_cases(tables, links, alerts, as_of, RULES)
+
+
+@pytest.fixture(scope="module", params=["sample-city", "synth-1200"])
+def sample_run(request, tmp_path_factory):
+    """The shared sample drop (another generator's city) and a city of our own generator."""
+    root = tmp_path_factory.mktemp("cases")
+    if request.param == "sample-city":
+        drop = request.getfixturevalue("sample_drop")
+    else:
+        from synth import SynthConfig, generate_city
+
+        drop = root / "drop"
+        generate_city(SynthConfig(entities=1200, seed=5), drop)
+    return (request.param, *_run(drop, root))
 
 
 def _hand_metered(abstraction: pd.DataFrame, permit_ids: set, start: pd.Timestamp) -> tuple[float, bool]:
@@ -214,11 +227,11 @@ def _hand_metered(abstraction: pd.DataFrame, permit_ids: set, start: pd.Timestam
 
 
 def test_sample_tax_verification_recomputed_by_hand(sample_run, report_metric):
-    tables, as_of, alerts, cases = sample_run
+    city, tables, as_of, alerts, cases = sample_run
     assert_breaches_grouped(cases, alerts)
     permits = tables["permits"][(tables["permits"]["valid_from"] < as_of) & (tables["permits"]["purpose"] != "agriculture")]
     tax = tables["tax"]
-    checked = 0
+    checked, bases = 0, {}
     for case in cases[cases["kind"] == "tax_verification"].itertuples():
         start = pd.Period(case.period, freq="Q").start_time
         end = start + pd.DateOffset(months=3)
@@ -233,22 +246,27 @@ def test_sample_tax_verification_recomputed_by_hand(sample_run, report_metric):
                 p.annual_quota_m3 * max((min(end, p.valid_to + pd.Timedelta(days=1)) - max(start, p.valid_from)).days, 0) / year_days
                 for p in own.itertuples()
             )
-            verified = metered if metered > 0 else permitted if permitted > 0 else declared
+            plans = tables["plans"]
+            planned = plans[(plans["uscc"] == case.uscc) & (plans["year"] == start.year)]["planned_m3"].sum()
+            planned *= (end - start).days / year_days
+            verified = metered if metered > 0 else permitted if permitted > 0 else planned if planned > 0 else declared
             assert source["declared_m3"] == pytest.approx(declared, abs=0.01)
             assert source["metered_m3"] == pytest.approx(metered, abs=0.01)
             assert source["permitted_m3"] == pytest.approx(permitted, abs=0.01)
             assert source["verified_m3"] == pytest.approx(verified, abs=0.01)
             total += verified
             checked += 1
+            bases[source["basis"]] = bases.get(source["basis"], 0) + 1
         assert case.verified_m3 == pytest.approx(total, abs=0.05)
     assert checked > 10
     counts = cases["kind"].value_counts().to_dict()
-    report_metric(f"cases sample-city as_of {as_of.date()}: {len(cases)} cases from {cases['alert_ids'].str.count(';').add(1).sum()} "
-                  f"breach alerts {counts}; {checked} taxpayer-source-quarter verified quantities equal the hand recomputation")
+    report_metric(f"cases {city} as_of {as_of.date()}: {len(cases)} cases from {cases['alert_ids'].str.count(';').add(1).sum()} "
+                  f"breach alerts {counts}; {checked} taxpayer-source-quarter verified quantities (by basis {bases}) equal the hand "
+                  "recomputation")
 
 
 def test_sample_expired_permit_volumes_recomputed_by_hand(sample_run):
-    tables, as_of, _, cases = sample_run
+    _, tables, as_of, _, cases = sample_run
     expired = cases[cases["kind"] == "expired_permit_in_use"]
     assert len(expired) > 0
     window = as_of - pd.DateOffset(months=RULES.enforcement_lookback_months)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -76,8 +77,16 @@ def test_alert_and_link_outputs_are_well_formed(sample_run):
     assert {"account_id", "uscc", "method", "confidence"} <= set(links.columns)
     assert links[["source", "account_id"]].drop_duplicates().shape[0] == len(links)
     report = (sample_run / "report.html").read_text(encoding="utf-8")
-    assert report.count("data:image/png;base64,") >= 5  # alerts, quota use, profiles (2), backtest charts
-    assert "企业用水画像" in report and "precision at k" in report
+    assert report.count('<svg class="chart') >= 4  # cases, alerts, quota use, the city's monthly balance
+    assert "企业用水画像" in report and "<h2>模型回测</h2>" in report and "案件：已有记录证实的违规" in report
+    assert re.search(r'<td class="n">\d+</td><td class="short">(0\.\d\d|1\.00|—)</td>', report)  # a precision, or none
+    cases = pd.read_csv(sample_run / "cases.csv", dtype=str, keep_default_na=False)
+    from models.cases import CASE_COLUMNS
+
+    assert list(cases.columns) == CASE_COLUMNS and cases["case_id"].is_unique and (cases["status"] == "open").all()
+    breach = alerts[alerts["kind"].isin(["expired_permit", "unpermitted", "tax_mismatch", "source_prevention"])
+                    | ((alerts["kind"] == "quota") & (alerts["level"] == "red"))]
+    assert sorted(";".join(cases["alert_ids"]).split(";")) == sorted(breach["alert_id"])
 
 
 def test_stage_commands_rerun_on_the_workspace(sample_run, tmp_path):

@@ -7,7 +7,6 @@ the workspace and writes its own folder, so a stage can be re-run alone.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -127,17 +126,11 @@ def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return leads
 
 
-def _html_body(document: str) -> str:
-    """The inside of a report's <body>, to embed it as a section of another report."""
-    match = re.search(r"<body[^>]*>(.*)</body>", document, flags=re.S)
-    return match.group(1) if match else document
-
-
 def run_pipeline(
     data: Path, out: Path, settings: Settings, as_of: str | None = None, trials: int | None = None
 ) -> dict:
     """Every stage in order, from a drop to the run's outputs in OUT (a stable contract: OUTPUT_FILES)."""
-    from serving.report import profile_section, write_report
+    from serving.report import backtest_section, profile_section, write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +165,8 @@ def run_pipeline(
 
     _say(settings, "[6/6] report")
     snapshot = ws.read("profiles", "snapshot")
-    extra = [profile_section(profiles, snapshot),
-             ("模型回测 Backtest", _html_body(result.report_path.read_text(encoding="utf-8")))]
+    detail = result.report_path.resolve().relative_to(out.resolve()).as_posix()
+    extra = [profile_section(profiles, snapshot), backtest_section(result.backtest, detail)]
     write_report(out, checked["alerts"], checked["water_rights"], tables, ws.as_of(), extra_sections=extra,
                  rules=settings.rules, cases=checked["cases"])
     ws.update_manifest(outputs=[f for f in OUTPUT_FILES if (out / f).exists()])

@@ -80,14 +80,15 @@ def finish_alerts(frame: pd.DataFrame) -> pd.DataFrame:
     return out[ALERT_COLUMNS].sort_values(order, kind="stable").reset_index(drop=True)
 
 
+def m3_text(value: float) -> str:
+    """A volume as a bureau writes it: 万m³ with one decimal from 10,000 m³, else whole m³."""
+    v = 0.0 if value is None or np.isnan(value) else float(value)
+    return f"{np.round(v / 10_000, 1):.1f}万m³" if v >= 10_000 else f"{np.round(v, 0):.0f}m³"
+
+
 def fmt_m3(values: pd.Series) -> pd.Series:
-    """Volumes as a bureau writes them: 万m³ with one decimal from 10,000 m³, else whole m³."""
-    v = values.astype("float64").fillna(0.0)
-    return pd.Series(
-        np.where(v >= 10_000, (v / 10_000).round(1).map("{:.1f}万m³".format), v.round(0).map("{:.0f}m³".format)),
-        index=values.index,
-        dtype="str",
-    )
+    """``m3_text`` of every value."""
+    return values.astype("float64").map(m3_text).astype("str")
 
 
 def fmt_pct(values: pd.Series) -> pd.Series:
