@@ -16,12 +16,14 @@ Stages, one module each, run in this order by ``synth.city.build_city``:
 registry -> water_use -> permits (lines) -> violations (who) -> water_use (volumes)
 -> projects -> accounts (+ clerks) -> billing -> permits (tables, meters) -> tax (+ plans)
 -> inspections (+ truth); ``synth.writing`` writes the drop.
-Everything is generated as whole (entity x month) matrices; the only Python
-loops run over a handful of categories.
+A city is made block by block (``SynthConfig.block_entities`` entities at a time), each block as
+whole (entity x month) matrices, and written as it is made: memory follows the block, not the city
+(``synth.city``). ``synth.province`` writes several cities into one drop, one sub-folder each.
 """
 
 from synth.city import City, build_city
-from synth.config import DEFAULT_MIX, SynthConfig
+from synth.config import DEFAULT_MIX, Confounders, SynthConfig
+from synth.province import generate_province
 from synth.writing import generate_city
 
-__all__ = ["City", "DEFAULT_MIX", "SynthConfig", "build_city", "generate_city"]
+__all__ = ["City", "Confounders", "DEFAULT_MIX", "SynthConfig", "build_city", "generate_city", "generate_province"]

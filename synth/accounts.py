@@ -13,7 +13,7 @@ import pandas as pd
 from synth import clerks, confounders, ids, violations
 from synth.arrays import cat, chars, pick
 from synth.permits import lapsed_or_revoked
-from synth.state import CityState
+from synth.state import NUMBER_ROOM, CityState
 from synth.vocab import ORPHAN_PUBLIC, ORPHAN_RESIDENTIAL, ROADS, SEASONS, TRADE_CHARS
 
 
@@ -170,7 +170,7 @@ def account_frame(g, rng, source, has, second, split, orphans, parks, orphan_fac
     addr[rng.random(A) < 0.03] = None
     written_uscc = clerks.written_uscc(g, rng, owner, source)
     prefix = "0" if source == "supply" else "PS"
-    number = 10**7 + ids.permute(g.numbers(source, A), 9 * 10**7, ids.key_for(g.cfg.seed, source))
+    number = 10**7 + ids.permute(g.numbers(source, A), NUMBER_ROOM[source], ids.key_for(g.cfg.seed, source))
     frame = pd.DataFrame(
         {
             "account_id": np.char.add(prefix, number.astype(str)),

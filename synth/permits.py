@@ -12,7 +12,7 @@ import pandas as pd
 
 from synth import confounders, ids, violations
 from synth.arrays import cat, fmt_dates, pick, round_to
-from synth.state import CityState
+from synth.state import NUMBER_ROOM, CityState
 from synth.vocab import INDUSTRIES
 
 PERMIT_COLUMNS = [
@@ -115,7 +115,9 @@ def permit_tables(g: CityState) -> None:
     permits = pd.concat(parts, ignore_index=True)
     permits = permits.sort_values(["valid_from", "line"], kind="stable").reset_index(drop=True)
     vf_year = permits["valid_from"].to_numpy().astype("datetime64[Y]").astype(str)
-    seq = permits.groupby(vf_year).cumcount().to_numpy() + 1
+    serials = g.carry.permit_serials  # numbering runs on across blocks, per year
+    seq = permits.groupby(vf_year).cumcount().to_numpy() + 1 + pd.Series(vf_year).map(serials).fillna(0).to_numpy(int)
+    serials.update(pd.Series(vf_year).value_counts().to_dict())
     permits["permit_id"] = cat(g.cfg.permit_prefix, "[", vf_year, "]第", np.char.zfill((seq + 0).astype(str), 4), "号")
     g.permit_index = permits
     out = permits[PERMIT_COLUMNS].copy()
@@ -252,7 +254,8 @@ def meters(g: CityState, rng, permits: pd.DataFrame) -> None:
     vol = vol * confounders.meter_drift(g, rng, K, replaced, gap_at + gap_len)
     vol = np.where(online[:, None], np.round(vol, 1), np.round(vol))
     act &= ~(replaced[:, None] & (m >= gap_at[:, None]) & (m < (gap_at + gap_len)[:, None]))
-    meter_no = (10**7 + ids.permute(g.numbers("meter", 2 * K), 9 * 10**7, ids.key_for(g.cfg.seed, "meter"))).astype(str)
+    meter_key = ids.key_for(g.cfg.seed, "meter")
+    meter_no = (10**7 + ids.permute(g.numbers("meter", 2 * K), NUMBER_ROOM["meter"], meter_key)).astype(str)
     ki, mi = np.nonzero(act)
     after_gap = replaced[ki] & (mi >= gap_at[ki] + gap_len[ki])
     meter_id = np.where(after_gap, np.char.add("JL", meter_no[K + ki]), np.char.add("JL", meter_no[ki]))

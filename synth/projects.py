@@ -7,7 +7,7 @@ import pandas as pd
 
 from synth import ids, violations
 from synth.arrays import cat, fmt_dates, pick
-from synth.state import CityState
+from synth.state import NUMBER_ROOM, CityState
 
 
 def projects(g: CityState) -> None:
@@ -40,7 +40,7 @@ def projects(g: CityState) -> None:
     expected = np.round(rng.uniform(2000, 60000, J), -2)
     expected[rng.random(J) < 0.4] = np.nan
     names = _project_names(g, rng, owner, kind)
-    pid = _project_ids(g, rng, owner, kind, approved)
+    pid = _project_ids(g, owner, kind, approved)
     uscc = g.uscc[owner].astype(object)
     uscc[(rng.random(J) < 0.03) & ~is_unp] = None
     g.tables["projects"] = pd.DataFrame(
@@ -72,10 +72,10 @@ def _project_names(g: CityState, rng, owner: np.ndarray, kind: np.ndarray) -> np
     )
 
 
-def _project_ids(g: CityState, rng, owner, kind, approved) -> np.ndarray:
+def _project_ids(g: CityState, owner, kind, approved) -> np.ndarray:
     """Approval codes as the investment platform issues them: year-division-industry-serial."""
     J = len(owner)
-    seq = 10**5 + ids.permute(g.numbers("project", J), 9 * 10**5, ids.key_for(g.cfg.seed, "project"))
+    seq = 10**5 + ids.permute(g.numbers("project", J), NUMBER_ROOM["project"], ids.key_for(g.cfg.seed, "project"))
     ind2 = np.select(
         [kind == "real_estate", kind == "infrastructure", kind == "industrial"],
         ["70-02", "48-03", "36-03"],

@@ -141,20 +141,22 @@ def _names(g: CityState, rng) -> None:
     shop = cat(g.dname, trade, shopword)
     coop = cat(g.dname, trade, pick(rng, COOP_WORDS, n))
     name = np.select([kind == "company", kind == "shop"], [company, shop], coop)
-    _unique_names(rng, name, trade, word, form, shopword, kind, g.dname)
+    _unique_names(rng, name, trade, word, form, shopword, kind, g.dname, g.carry)
     g.name, g.trade, g.old_trade, g.word, g.form, g.prefix = name, trade, old_trade, word, form, prefix
     g.old_name = np.char.replace(name, trade, old_trade)
 
 
-def _unique_names(rng, name, trade, word, form, shopword, kind, dname) -> None:
-    """The registry refuses duplicate names: give duplicates another trade name (in place)."""
+def _unique_names(rng, name, trade, word, form, shopword, kind, dname, carry) -> None:
+    """The registry refuses a name already taken, in this block or an earlier one: give duplicates another
+    trade name (in place), then register the names."""
     for _ in range(10):
-        dup = pd.Series(name).duplicated().to_numpy()
+        dup = pd.Series(name).duplicated().to_numpy() | carry.taken(name)
         if not dup.any():
             break
         t2 = cat(*chars(rng, TRADE_CHARS, (3, dup.sum())))
         name[dup] = cat(dname[dup], t2, np.where(kind[dup] == "company", cat(word[dup], form[dup]), shopword[dup]))
         trade[dup] = t2
+    carry.register(name)
 
 
 def _addresses(g: CityState, rng) -> np.ndarray:

@@ -23,8 +23,10 @@ STREAMS = (
     "inspections",
 )
 
-# how many running numbers each block may use per entity it holds (a block never needs more)
-NUMBERS_PER_ENTITY = {"supply": 3, "discharge": 3, "meter": 4, "project": 1}
+# how many running numbers each block may use per entity it holds (a block never needs more), and how many
+# numbers the identifier's format has room for (``synth.ids.permute`` maps running numbers into that room)
+NUMBERS_PER_ENTITY = {"supply": 3, "discharge": 3, "meter": 4, "project": 0.05}
+NUMBER_ROOM = {"supply": 9 * 10**7, "discharge": 9 * 10**7, "meter": 9 * 10**7, "project": 9 * 10**5}
 
 
 class CityState:
@@ -44,14 +46,17 @@ class CityState:
         self.end = np.datetime64(self.periods[-1].end_time.date(), "D")
         self.month_start = self.periods.start_time.to_numpy().astype("datetime64[D]")
         self.tables: dict[str, pd.DataFrame] = {}
+        self.carry = None  # what earlier blocks hand on (synth.city.Carry), set by the caller
         full_years = [y for y in np.unique(self.year) if (self.year == y).sum() == 12]
         self.dry_year = cfg.dry_year if cfg.dry_year is not None else (full_years[0] if full_years else -1)
 
     def numbers(self, kind: str, count: int) -> np.ndarray:
         """Running numbers of this block's accounts, meters or projects, disjoint from every other block's."""
-        cap = NUMBERS_PER_ENTITY[kind] * self.cfg.block_entities
+        cap = max(int(NUMBERS_PER_ENTITY[kind] * self.cfg.block_entities), 100)
         if count > cap:
             raise ValueError(f"block {self.block} needs {count} {kind} numbers, more than its {cap}")
+        if (self.block + 1) * cap > NUMBER_ROOM[kind]:
+            raise ValueError(f"too many blocks for {kind} numbers: use fewer entities or larger blocks")
         return self.block * cap + np.arange(count)
 
     def rng(self, stage: str) -> np.random.Generator:

@@ -47,19 +47,34 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command()
 def synth(
     out: Path = typer.Option(..., help="folder for the generated drop"),
-    entities: int = typer.Option(2000, help="number of registered entities"),
+    entities: int = typer.Option(2000, help="number of registered entities (all cities together)"),
     months: int = typer.Option(36, help="months of monthly data"),
     seed: int = typer.Option(0, help="random seed"),
     end_month: str = typer.Option("2026-10", help="last month of data, YYYY-MM"),
+    file_format: str = typer.Option("csv", "--format", help="csv, parquet or mixed (a format per table)"),
+    cities: int = typer.Option(1, help="cities of one province; more than 1 writes one sub-folder per city"),
+    malformed_rows: int = typer.Option(0, help="rows to break on purpose (listed in malformed.csv)"),
+    no_confounders: bool = typer.Option(False, "--no-confounders", help="no honest look-alikes (for comparisons)"),
+    block_entities: int = typer.Option(25_000, help="entities generated and written at a time (bounds memory)"),
     tampering_share: float = typer.Option(None, help="override the share of violations that are meter tampering"),
 ) -> None:
-    """Generate a contract-conformant city drop with planted violations and truth files."""
-    from synth import SynthConfig, generate_city
+    """Generate a contract-conformant city (or province) drop with planted violations and truth files."""
+    from tqdm import tqdm
 
-    config = SynthConfig(entities=entities, months=months, seed=seed, end_month=end_month)
+    from synth import Confounders, SynthConfig, generate_city, generate_province
+
+    config = SynthConfig(
+        entities=entities, months=months, seed=seed, end_month=end_month, file_format=file_format,
+        malformed_rows=malformed_rows, block_entities=block_entities,
+        **({"confounders": Confounders.none(), "preexisting_share": 0.0} if no_confounders else {}),
+    )  # fmt: skip
     if tampering_share is not None:
         config = config.with_tampering_share(tampering_share)
-    counts = generate_city(config, out)
+    progress = (lambda it, **kw: tqdm(it, leave=False, **kw)) if entities > block_entities else None
+    if cities > 1:
+        counts = generate_province(config, cities, out, progress=progress)
+    else:
+        counts = generate_city(config, out, progress=progress)
     typer.echo(json.dumps(counts, ensure_ascii=False))
     typer.echo(f"drop written to {out}")
 
