@@ -357,7 +357,10 @@ STOPPED_SHARE = 0.1
 
 def _drawing_water(c) -> np.ndarray:
     recent = c["water_recent_share_3m"]
-    return np.isnan(recent) | (recent >= STOPPED_SHARE)
+    # no water on record for 15 months (no supply, metering or metered discharge): closed long ago
+    none_at_all = np.isnan(recent) & ~(np.nan_to_num(c["inflow_m3_12m"]) > 0) & ~(
+        np.nan_to_num(c["balance_dry_months_12m"]) > 0)
+    return (np.isnan(recent) | (recent >= STOPPED_SHARE)) & ~none_at_all
 
 
 def _balance_level(c):
@@ -414,6 +417,15 @@ def _former_holder(c):
     return np.where(ever, (ever & former).astype(float), np.nan)
 
 
+def _use_per_employee(c):
+    # known water in per registered employee, below the industry's: water from elsewhere (or an efficient plant);
+    # entities with no known water at all or no staff on record are not judged
+    use, staff = c["inflow_m3_12m"], c["employees"]
+    ok = (use > 0) & (staff > 0) & _drawing_water(c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, -np.log(use / staff), np.nan)
+
+
 # a yes/no record is "as unusual as EVENT_Z peer spreads" when it says yes (its peers mostly say no)
 EVENT_Z = 3.0
 
@@ -426,6 +438,7 @@ HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
     Indicator("supply_drop", "city", 0.5, 0.02, _inflow_drop, one_sided=True),
     Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True),
     Indicator("former_permit", "city", 0.5, 1.0 / EVENT_Z, _former_holder, one_sided=True),
+    Indicator("use_per_employee", "industry", 0.5, 0.05, _use_per_employee),
 )
 
 
@@ -436,7 +449,7 @@ HIDDEN_WATER_COLUMNS = (
     "months_since_inflow_step", "inflow_step_supply_share", "meter_step", "meter_step_score", "months_since_meter_step",
     "meter_unexplained_drop_share", "plan_used_12m", "quota_used_12m", "water_recent_share_3m",
     "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "permit_expired", "permit_revoked",
-    "permits_in_force", "abstraction_m3_12m",
+    "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees",
 )
 
 

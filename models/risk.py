@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from scipy.special import ndtri
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
@@ -103,6 +104,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         forest_trees: int = 200,
         monotone_detectors: bool = False,
         proximity_share: float | None = None,
+        blend_scale: str = "rank",
         threshold: float = 0.5,
         n_jobs: int = 1,
     ):
@@ -127,6 +129,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.forest_trees = forest_trees
         self.monotone_detectors = monotone_detectors
         self.proximity_share = proximity_share
+        self.blend_scale = blend_scale
         self.threshold = threshold
         self.n_jobs = n_jobs
 
@@ -382,12 +385,13 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         unsup = ecdf(self.unsupervised_ref_, weighted_sum(ranks, self.detector_weights_))
         if self.classifier_ is None or self.blend_ == 0.0:
             return unsup
-        sup = ecdf(self.supervised_ref_, self._supervised_margin(arr, ranks, indicators))
+        scale = ndtri if self.blend_scale == "probit" else (lambda u: u)
+        sup = scale(ecdf(self.supervised_ref_, self._supervised_margin(arr, ranks, indicators)))
         share = self.proximity_share_
         if share > 0:
-            near = ecdf(self.proximity_ref_, self._proximity(arr))
+            near = scale(ecdf(self.proximity_ref_, self._proximity(arr)))
             sup = (1.0 - share) * sup + share * near
-        return self.blend_ * sup + (1.0 - self.blend_) * unsup
+        return self.blend_ * sup + (1.0 - self.blend_) * scale(unsup)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -146,8 +146,10 @@ def outcomes_after(inspections: pd.DataFrame, cutoff: pd.Timestamp, end: pd.Time
     return pd.Series(found, index=index), pd.Series(verdict, index=index)
 
 
-# meta columns the model also reads: the domain detectors compare an entity with its industry peers
+# meta columns the model also reads: the domain detectors compare an entity with its industry peers (text) and
+# its water use with its registered staff (a number)
 MODEL_TEXT_COLUMNS = ("industry_code",)
+MODEL_META_NUMBERS = ("employees",)
 
 
 def split_snapshot(snapshot: pd.DataFrame, meta_columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -159,6 +161,9 @@ def split_snapshot(snapshot: pd.DataFrame, meta_columns: Sequence[str]) -> tuple
     meta = snapshot[[c for c in meta_columns if c in snapshot.columns]]
     dropped = list(meta.columns) + [c for c in DOCUMENTED_BREACH_COLUMNS if c in snapshot.columns]
     X = snapshot.drop(columns=dropped).astype("float64")
+    for col in MODEL_META_NUMBERS:
+        if col in meta:
+            X[col] = pd.to_numeric(meta[col], errors="coerce").astype("float64")
     for col in MODEL_TEXT_COLUMNS:
         if col in meta:
             X[col] = meta[col].astype("str")
@@ -372,9 +377,11 @@ def run_backtest(
 
 
 # RiskModel arguments for the entity snapshot, where RiskModel's own defaults suit a generic table:
-# the domain indicators may only raise the risk in LightGBM, and the labels (a handful of biased
-# inspections) take half of the ranking only once SNAPSHOT_DEFAULTS["blend_half"] violations are known
-SNAPSHOT_DEFAULTS: dict = {"monotone_detectors": True, "blend_half": 20.0}
+# the domain indicators may only raise the risk in LightGBM; the labels (a handful of biased inspections)
+# take half of the ranking only once SNAPSHOT_DEFAULTS["blend_half"] violations are known; and the blend
+# mixes probit ranks, so that the detector's top stays near the top while the trees know little (on
+# generated cities, averaging plain ranks with a few labels lowered the backtest's AP from 0.49 to 0.35)
+SNAPSHOT_DEFAULTS: dict = {"monotone_detectors": True, "blend_half": 20.0, "blend_scale": "probit"}
 
 
 def make_model(params: dict, random_state: int):
