@@ -42,7 +42,8 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
 
 
 def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> dict[str, pd.Series]:
-    """Balance level and step on metered dry-season discharge, steps of the known water in, plan use."""
+    """Balance level and step on metered dry-season discharge, whether the entity still draws water, steps of the
+    known water in and of the meter (with the share of the meter's volume no record explains), plan use."""
     as_of = pd.Timestamp(as_of)
     months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), as_of - pd.DateOffset(months=1), freq="MS")
     window = profiles[(profiles["month"] >= months[0]) & (profiles["month"] < as_of)]
@@ -114,7 +115,7 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
     out["meter_step"] = np.where(valid, shift[:, -1], np.nan)
     out["meter_step_score"] = np.where(valid, score[:, -1], np.nan)
     out["months_since_meter_step"] = np.where(valid, M - since[:, -1], np.nan)
-    out["meter_unexplained_drop_share"] = np.where(valid, unexplained / np.maximum(a_before + s_before, 1.0), np.nan)
+    out["meter_unexplained_drop_share"] = np.where(valid, unexplained / np.maximum(a_before, 1.0), np.nan)
 
     # (3) known water in against the year's water-use plan
     planned = _wide(window, "planned_m3", index, months)[:, -1]
