@@ -69,7 +69,8 @@ def _snapshot(n_per_industry=40, seed=0):
                          "balance_dry_log_12m": log_ratio, "balance_dry_ratio_12m": np.exp(log_ratio),
                          "balance_dry_step": rng.normal(0, 0.05), "balance_dry_step_score": rng.uniform(0.5, 3.0),
                          "plan_used_12m": 0.8 * np.exp(rng.normal(0, 0.1)), "quota_used_12m": np.nan,
-                         "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan})
+                         "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan,
+                         "inflow_m3_12m": 1000.0, "water_recent_share_3m": 1.0})
     return pd.DataFrame(rows)
 
 
@@ -106,7 +107,8 @@ def test_hidden_water_judges_each_indicator_against_its_peers():
 def test_hidden_water_a_disagreeing_record_pulls_the_score_down():
     det = HiddenWater().fit(_snapshot())
     base = {"industry_code": "C17", "balance_dry_step": 0.0, "balance_dry_step_score": 1.0, "quota_used_12m": np.nan,
-            "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan}
+            "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan,
+            "inflow_m3_12m": 1000.0, "water_recent_share_3m": 1.0}
     short_plan_balanced = pd.DataFrame([{**base, "plan_used_12m": 0.2, "balance_dry_log_12m": np.log(0.5),
                                          "balance_dry_ratio_12m": 0.5}])
     short_plan_only = pd.DataFrame([{**base, "plan_used_12m": 0.2, "balance_dry_log_12m": np.nan,

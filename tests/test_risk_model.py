@@ -215,7 +215,7 @@ def test_a_documented_breach_alone_does_not_lift_an_entity_and_is_named_last():
     base, _ = split_snapshot(snap, meta)
     assert np.array_equal(model.predict_proba(Xb)[:, 1], make_model({}, 0).fit(base, y).predict_proba(base)[:, 1])
     # named for information after the hidden-water reasons, with its volume
-    reasons = explain_reasons(model, pd.concat([Xb, breached[["abstraction_after_expiry_m3_12m", "employees"]]],
+    reasons = explain_reasons(model, pd.concat([Xb, breached[["abstraction_after_expiry_m3_12m"]]],
                                                axis=1).iloc[ordinary[-1:]])
     assert reasons[0][-1].code == "documented_breach" and "30,000立方米" in reasons[0][-1].text_zh
 
