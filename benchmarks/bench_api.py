@@ -1,10 +1,14 @@
-"""The service under load: single-entity score lookups at a steady rate, and the 50-lead queue page.
+"""The service under load: single-entity score lookups and single-row predictions at a steady rate, and the
+50-lead queue page.
 
 Publishes a fake 20,000-entity, 36-month run into a fresh SQLite store (or the empty database of
 ``--database-url``), starts uvicorn with one worker on 127.0.0.1, drives ``GET /api/v1/scores/{uscc}`` at 200 requests/s for 20 s from an
 open-loop async httpx client (bounded concurrency; latency measured from each request's scheduled
 start, so queueing delay counts), then times the queue page of 50 leads.
-Targets: p99 < 50 ms for score lookups, < 100 ms for the queue page.
+Then generates a city (--predict-entities), runs the pipeline, publishes the run (its champion model) and drives
+``POST /api/v1/scores/predict`` with one entity's snapshot features per request, at the same rate and with the
+same clock, checking each returned score against the run's leads.csv.
+Targets: p99 < 50 ms for score lookups and single-row predictions, < 100 ms for the queue page.
 
     .venv/bin/python benchmarks/bench_api.py [--rate 200] [--seconds 20] [--entities 20000] [--database-url URL]
 """
@@ -86,7 +90,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def drive(base: str, headers: dict, codes: list[str], rate: float, seconds: float, limit: int = 64):
+async def drive(base: str, headers: dict, codes: list[str], rate: float, seconds: float, limit: int = 64,
+                bodies: dict | None = None, answers: list | None = None):
+    """Open-loop load: GET /scores/{code}, or POST /scores/predict with ``bodies[code]`` when given (each
+    response's score then kept in ``answers`` as (code, score))."""
     import httpx
 
     rng = np.random.default_rng(1)
@@ -101,9 +108,14 @@ async def drive(base: str, headers: dict, codes: list[str], rate: float, seconds
         async def one(i: int, code: str):
             scheduled = start + i / rate
             async with sem:
-                r = await client.get(f"/api/v1/scores/{code}")
+                if bodies is None:
+                    r = await client.get(f"/api/v1/scores/{code}")
+                else:
+                    r = await client.post("/api/v1/scores/predict", json=bodies[code])
             latencies[i] = time.perf_counter() - scheduled
             statuses[i] = r.status_code
+            if answers is not None and r.status_code == 200:
+                answers.append((code, r.json()["scores"][0]["risk_score"]))
 
         tasks = []
         for i, code in enumerate(rng.choice(codes, total)):
@@ -116,6 +128,86 @@ async def drive(base: str, headers: dict, codes: list[str], rate: float, seconds
     return latencies * 1000, statuses, elapsed
 
 
+def start_server(url: str):
+    """uvicorn, one worker, on a free port, over the store at ``url``; returns (process, base URL)."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "WW_BENCH_DATABASE_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench_api:app_factory", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+         "--app-dir", str(Path(__file__).parent)],
+        env=env, cwd=str(ROOT),
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.terminate()
+    raise SystemExit("uvicorn did not come up")
+
+
+def bench_predict(tmp: Path, entities: int, rate: float, seconds: float) -> None:
+    """Single-row POST /scores/predict against a real champion: generated city, pipeline, publish, load."""
+    import httpx
+
+    from serving import auth
+    from serving.publish import publish_run
+    from serving.store import open_store
+    from synth import SynthConfig, generate_city
+    from training.artifacts import load_champion
+    from waterwatch.pipeline import run_pipeline
+    from waterwatch.settings import Settings
+
+    drop, out = tmp / "predict-drop", tmp / "predict-out"
+    generate_city(SynthConfig(entities=entities, seed=7), drop)
+    url = f"sqlite:///{tmp / 'predict-store.db'}"
+    settings = Settings(home=tmp / "predict-var", database_url=url, secret_key=SECRET, show_progress=False)
+    t = time.perf_counter()
+    run_pipeline(drop, out, settings, trials=0)
+    print(f"predict: pipeline on a generated city of {entities:,} entities: {time.perf_counter() - t:.0f} s", flush=True)
+    engine, sessions = open_store(url)
+    publish_run(out, sessions, settings)
+    with sessions() as s, s.begin():
+        auth.create_user(s, "bench_sup", PASSWORD, "supervisor")
+        key = auth.create_api_key(s, "bench_sup", "benchmark")
+    engine.dispose()
+    bundle = load_champion(out / "workspace")
+    snapshot = pd.read_parquet(out / "workspace" / "profiles" / "snapshot.parquet").set_index("uscc")
+    rows = snapshot.reindex(columns=bundle.features)
+    bodies = {}
+    for uscc, row in rows.iterrows():
+        features = {k: (None if pd.isna(v) else v if isinstance(v, str) else float(v)) for k, v in row.items()}
+        bodies[str(uscc)] = {"rows": [{"id": str(uscc), "features": features}]}
+    published = pd.read_csv(out / "leads.csv", dtype={"uscc": str}).set_index("uscc")["risk_score"]
+    server, base = start_server(url)
+    try:
+        headers = {"X-API-Key": key}
+        codes = list(bodies)
+        with httpx.Client(base_url=base, timeout=10, headers=headers) as c:
+            for code in codes[:50]:  # warm up
+                r = c.post("/api/v1/scores/predict", json=bodies[code])
+                assert r.status_code == 200, r.text[:300]
+        answers: list = []
+        cpu0 = cpu_seconds(server.pid)
+        lat, statuses, elapsed = asyncio.run(drive(base, headers, codes, rate, seconds, bodies=bodies, answers=answers))
+        server_ms = (cpu_seconds(server.pid) - cpu0) / len(lat) * 1000
+        equal = np.mean([abs(published[c] - p) <= 1e-12 * max(1.0, abs(p)) for c, p in answers]) if answers else 0.0
+        print(f"single-row predict (API key): {len(lat):,} requests in {elapsed:.1f} s ({len(lat) / elapsed:.0f}/s), "
+              f"{(statuses == 200).mean():.1%} 200, p50 {np.nanpercentile(lat, 50):.1f} ms, "
+              f"p99 {np.nanpercentile(lat, 99):.1f} ms, max {np.nanmax(lat):.1f} ms (target p99 < 50 ms); "
+              f"CPU per request: server {server_ms:.2f} ms; {equal:.1%} of scores equal to leads.csv; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=20_000)
@@ -123,7 +215,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--database-url", default=None,
                         help="an empty database to publish into (e.g. a PostgreSQL one); default: a temporary SQLite file")
+    parser.add_argument("--predict-entities", type=int, default=2_000, help="generated city for the predict phase")
+    parser.add_argument("--only-predict", action="store_true", help="skip the lookups and the queue page")
     args = parser.parse_args()
+    if args.only_predict:
+        with tempfile.TemporaryDirectory(prefix="ww-bench-predict-") as tmp:
+            bench_predict(Path(tmp), args.predict_entities, args.rate, args.seconds)
+        return
 
     import httpx
 
@@ -216,6 +314,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+        bench_predict(tmp, args.predict_entities, args.rate, args.seconds)
 
 
 if __name__ == "__main__":

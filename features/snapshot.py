@@ -31,6 +31,7 @@ from features.compliance import (
     taxed_rows,
     use_outside_permit,
 )
+from features.hidden_water import hidden_water_features
 from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, safe_div
 from features.profile_series import change_point
 
@@ -335,6 +336,12 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
     return out
 
 
+def hidden_water_group(s: SnapshotInput) -> dict[str, pd.Series]:
+    """What no record explains: metered dry-season balance, steps of the known water in, plan use
+    (``features.hidden_water``)."""
+    return hidden_water_features(s.profiles, s.index, s.as_of)
+
+
 FEATURE_GROUPS: list[FeatureGroup] = [
     last_month_features,
     recent_month_features,
@@ -345,4 +352,5 @@ FEATURE_GROUPS: list[FeatureGroup] = [
     project_features,
     compliance_features,
     own_history_features,
+    hidden_water_group,
 ]

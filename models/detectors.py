@@ -15,6 +15,9 @@ column they need is absent they score 0 so that the same model still runs on any
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -37,9 +40,40 @@ def as_float_frame(X) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
 
 
+class NamedColumns:
+    """A few rows as a float block with column names plus text columns: what the named detectors read, without a
+    DataFrame (scoring one row through pandas costs more than the model). ``values``: rows x ``names``."""
+
+    def __init__(self, values: np.ndarray, names, text: dict[str, list] | None = None, index=None):
+        self.values = np.asarray(values, dtype="float64")
+        self.names = list(names)
+        self.position = {n: j for j, n in enumerate(self.names)}
+        self.text = dict(text or {})
+        self.index = pd.RangeIndex(len(self.values)) if index is None else index
+        self.columns = self.names + [c for c in self.text if c not in self.position]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def floats(self, names) -> np.ndarray:
+        """Rows x names, NaN for a name it does not have."""
+        out = np.full((len(self.values), len(names)), np.nan)
+        for k, name in enumerate(names):
+            j = self.position.get(name)
+            if j is not None:
+                out[:, k] = self.values[:, j]
+        return out
+
+    def strings(self, name: str) -> list:
+        return list(self.text.get(name, [None] * len(self.values)))
+
+
 def _column(X, name: str | None, index) -> np.ndarray:
     if name is not None and isinstance(X, pd.DataFrame) and name in X.columns:
-        return pd.to_numeric(X[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        try:
+            return X[name].to_numpy(dtype="float64", na_value=np.nan)
+        except (TypeError, ValueError):
+            return pd.to_numeric(X[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return np.full(len(index), np.nan)
 
 
@@ -285,7 +319,7 @@ class _NamedDetector(BaseEstimator):
     def anomaly_score(self, X) -> np.ndarray:
         """How strongly the row shows what the detector looks for (>= 0; 0 = nothing)."""
         check_is_fitted(self, "fitted_")
-        if not isinstance(X, pd.DataFrame):
+        if not isinstance(X, (pd.DataFrame, NamedColumns)):
             raise TypeError(f"{type(self).__name__} reads named columns: pass a DataFrame")
         return np.nan_to_num(self._score(X), nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -294,220 +328,319 @@ class _NamedDetector(BaseEstimator):
         return -self.anomaly_score(X)
 
 
-class WaterBalanceExcess(_NamedDetector):
-    """Discharge that the known water in cannot explain: the tell-tale of a private well.
+@dataclass(frozen=True)
+class Indicator:
+    """One trace of hidden water: the snapshot column(s) it reads and how it is judged against the peers.
 
-    An entity discharges about ``k`` times its supply + metered abstraction, where ``k`` (the
-    discharge coefficient: evaporation, product water) is learned per industry as the peers'
-    median; a wet-season share above the peers' means rain water in combined sewers, which is
-    taken off the excess rather than blamed on a well. Score: log of discharge over what the
-    industry coefficient predicts, floored at 0 (= no unexplained water)."""
+    ``raw(X)`` is a number that grows with the water the records do not explain (a log ratio, a share);
+    ``peers``: ``industry`` (the industry class, else its section, else the city), ``section`` or ``city``;
+    ``weight``: its weight in the combination; ``min_scale``: floor of its peers' spread (so that a
+    near-constant indicator does not turn a small difference into a large z); ``one_sided``: an event (a
+    step) whose absence or reverse says nothing about hidden water, so its z counts from 0 up (its peers'
+    spread is still measured on both signs)."""
 
-    name = "water_balance_excess"
+    code: str
+    peers: str
+    weight: float
+    min_scale: float
+    raw: Callable[[dict], np.ndarray]
+    one_sided: bool = False
+    capped_where: Callable[[dict], np.ndarray] | None = None  # rows whose z is held at ``capped``
+    capped: float = 3.0
 
-    def __init__(self, supply: str = "supply_m3_12m", abstraction: str = "abstraction_m3_12m",
-                 discharge: str = "discharge_m3_12m", wet_share: str = "wet_season_discharge_share_12m",
-                 industry: str = "industry_code", min_peers: int = 8, min_inflow_m3: float = 1.0):
-        self.supply = supply
-        self.abstraction = abstraction
-        self.discharge = discharge
-        self.wet_share = wet_share
+
+# an entity whose supply, meter and metered discharge all fell to nearly nothing stopped trading or sleeps:
+# its shortfalls and drops say nothing about hidden water (a well's water would still reach the sewer, and a
+# well replaces process water, not the drinking water that stays on the mains bill)
+STOPPED_SHARE = 0.1
+
+
+def _drawing_water(c) -> np.ndarray:
+    recent = c["water_recent_share_3m"]
+    # no water on record for 15 months (no supply, metering or metered discharge): closed long ago
+    none_at_all = np.isnan(recent) & ~(np.nan_to_num(c["inflow_m3_12m"]) > 0) & ~(
+        np.nan_to_num(c["balance_dry_months_12m"]) > 0)
+    return (np.isnan(recent) | (recent >= STOPPED_SHARE)) & ~none_at_all
+
+
+def _balance_level(c):
+    return c["balance_dry_log_12m"]
+
+
+def _no_known_inflow(c):
+    # metered discharge with no supply or metering at all: a well carrying all the water, or an account we
+    # could not attribute (a park's shared supply, a bill under another name); unusual, not proof
+    return np.isfinite(c["balance_dry_log_12m"]) & np.isnan(c["balance_dry_ratio_12m"])
+
+
+def _significant(step: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """A step weighted by how sure it is (its t-like score over 10, capped at 1); NaN without a step."""
+    return np.where(np.isnan(score), np.nan, np.nan_to_num(step) * np.clip(np.nan_to_num(score) / 10.0, 0.0, 1.0))
+
+
+def _balance_step(c):
+    # the metered dry-season balance stepping up on the entity's own history
+    return _significant(c["balance_dry_step"], c["balance_dry_step_score"])
+
+
+def _shortfall(c, column):
+    used = c[column]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((used >= 0) & _drawing_water(c), -np.log(np.clip(used, 1e-3, None)), np.nan)
+
+
+def _meter_drop(c):
+    return np.where(_drawing_water(c), c["meter_unexplained_drop_share"], np.nan)
+
+
+def _inflow_drop(c):
+    # the known water in stepping down, read only where no metered balance says whether it is use, and not
+    # when it fell to nothing (a closure)
+    drop = _significant(-c["inflow_step"], c["inflow_step_score"])
+    stopped = c["inflow_after_share"] < STOPPED_SHARE
+    return np.where(np.isnan(c["balance_dry_log_12m"]) & _drawing_water(c) & ~stopped, drop, np.nan)
+
+
+def _dewatering_unpermitted(c):
+    # foundation-pit dewatering under way with no dewatering permit: the pit water goes somewhere (1), against
+    # the works that hold one (0); not applicable without such works
+    works = np.nan_to_num(c["dewatering_projects"]) > 0
+    return np.where(works, (np.nan_to_num(c["dewatering_without_permit"]) > 0).astype(float), np.nan)
+
+
+def _former_holder(c):
+    # a permit that ended (expired or revoked, none in force) and no metering in 12 months: the well it licensed
+    # is still in the ground (1), against holders still metered (0); not applicable to entities never permitted
+    ever = (np.nan_to_num(c["permit_expired"]) > 0) | (np.nan_to_num(c["permit_revoked"]) > 0) | (
+        np.nan_to_num(c["permits_in_force"]) > 0)
+    former = (np.nan_to_num(c["permits_in_force"]) == 0) & (np.nan_to_num(c["abstraction_m3_12m"]) <= 0)
+    return np.where(ever, (ever & former).astype(float), np.nan)
+
+
+def _use_per_employee(c):
+    # known water in per registered employee, below the industry's: water from elsewhere (or an efficient plant);
+    # entities with no known water at all or no staff on record are not judged
+    use, staff = c["inflow_m3_12m"], c["employees"]
+    ok = (use > 0) & (staff > 0) & _drawing_water(c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, -np.log(use / staff), np.nan)
+
+
+# a yes/no record is "as unusual as EVENT_Z peer spreads" when it says yes (its peers mostly say no)
+EVENT_Z = 3.0
+
+HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
+    Indicator("balance_excess", "industry", 1.0, 0.05, _balance_level, capped_where=_no_known_inflow),
+    Indicator("balance_step", "city", 1.0, 0.02, _balance_step, one_sided=True, capped_where=_no_known_inflow),
+    Indicator("plan_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="plan_used_12m")),
+    Indicator("quota_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="quota_used_12m")),
+    Indicator("meter_drop", "city", 1.0, 0.02, _meter_drop, one_sided=True),
+    Indicator("supply_drop", "city", 0.5, 0.02, _inflow_drop, one_sided=True),
+    Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True),
+    Indicator("former_permit", "city", 0.5, 1.0 / EVENT_Z, _former_holder, one_sided=True),
+    Indicator("use_per_employee", "industry", 0.5, 0.05, _use_per_employee),
+)
+
+
+# the snapshot columns the indicators read or their reasons quote (features.hidden_water and the quota use)
+HIDDEN_WATER_COLUMNS = (
+    "balance_dry_months_12m", "balance_dry_log_12m", "balance_dry_ratio_12m", "balance_dry_step",
+    "balance_dry_step_score", "months_since_balance_dry_step", "inflow_step", "inflow_step_score",
+    "months_since_inflow_step", "inflow_step_supply_share", "meter_step", "meter_step_score", "months_since_meter_step",
+    "meter_unexplained_drop_share", "plan_used_12m", "quota_used_12m", "water_recent_share_3m",
+    "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "permit_expired", "permit_revoked",
+    "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees",
+)
+
+
+def _named_values(X, names) -> dict[str, np.ndarray]:
+    """The named columns as float arrays (NaN where absent or not a number), read in one conversion."""
+    names = list(names)
+    if isinstance(X, NamedColumns):
+        block = X.floats(names)
+        return {n: block[:, j] for j, n in enumerate(names)}
+    sub = X.reindex(columns=names)
+    try:
+        block = sub.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):
+        block = np.column_stack([_column(X, n, X.index) for n in names]) if names else np.zeros((len(X), 0))
+    return {n: block[:, j] for j, n in enumerate(names)}
+
+
+class HiddenWater(_NamedDetector):
+    """Water that no record explains: the trace of a private well, unpermitted abstraction or a tampered meter.
+
+    Each indicator (``HIDDEN_WATER_INDICATORS``) says how far the entity's known water in (supply + metered
+    abstraction) falls short of what another record says it uses or needs: its metered dry-season discharge
+    (level over 12 months, and a step up on its own 36 months), its water-use plan, its permit quota, the
+    meter's own fall that no supply replaced and no drop of everything alike explains, and, where no metered
+    discharge can tell use from decline, the known water in stepping down. Each is judged against the
+    entity's peers in this city as a robust z-score (median and 1.4826 x MAD of the peers, fitted on the
+    training rows, capped at +-``cap``; a step counts from 0 up): how unusual the shortfall is among entities
+    that are mostly honest. The score combines the z-scores an entity has by Stouffer's rule,
+    sum(w z) / sqrt(sum(w^2)), so entities with one indicator and entities with five are on the same scale,
+    independent records that agree add up, and one that disagrees (a balanced metered discharge beside a plan
+    shortfall) pulls the score down. No label is used: the peers' spread is measured on the city itself."""
+
+    name = "hidden_water"
+
+    def __init__(self, indicators=None, industry: str = "industry_code", min_peers: int = 8, cap: float = 6.0):
+        self.indicators = indicators
         self.industry = industry
         self.min_peers = min_peers
-        self.min_inflow_m3 = min_inflow_m3
+        self.cap = cap
 
-    def _parts(self, X: pd.DataFrame):
-        idx = X.index
-        inflow = np.nansum(np.c_[_column(X, self.supply, idx), _column(X, self.abstraction, idx)], axis=1)
-        discharge = _column(X, self.discharge, idx)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(inflow >= self.min_inflow_m3, discharge / inflow, np.nan)
-        return inflow, discharge, ratio, _column(X, self.wet_share, idx), _groups(X, self.industry, len(X))
+    def _indicators(self) -> tuple[Indicator, ...]:
+        """The indicators fitted (kept with the model, so a model scores as it was fitted), else those to fit."""
+        fitted = getattr(self, "indicators_", None)
+        if fitted is not None:
+            return fitted
+        return tuple(self.indicators) if self.indicators is not None else HIDDEN_WATER_INDICATORS
 
-    def _fit(self, X: pd.DataFrame) -> None:
-        _, _, ratio, wet, groups = self._parts(X)
-        frame = pd.DataFrame({"g": groups, "r": ratio, "w": wet})
-        ok = frame["r"].notna() & (frame["r"] > 0)
-        self.global_coefficient_ = float(np.nanmedian(frame.loc[ok, "r"])) if ok.any() else 1.0
-        self.global_wet_share_ = float(np.nanmedian(frame["w"])) if frame["w"].notna().any() else 1 / 3
-        stats = frame[ok].groupby("g").agg(k=("r", "median"), n=("r", "size"), w=("w", "median"))
-        stats = stats[stats["n"] >= self.min_peers]
-        self.coefficient_ = stats["k"].to_dict()
-        self.wet_share_ = stats["w"].fillna(self.global_wet_share_).to_dict()
+    def _keys(self, X: pd.DataFrame) -> dict[str, list[np.ndarray]]:
+        """Peer-group keys per kind of peers, from the finest group to the city (one group)."""
+        city = np.full(len(X), "", dtype=object)
+        if self.industry in X.columns:
+            values = X.strings(self.industry) if isinstance(X, NamedColumns) else X[self.industry].tolist()
+            industry = np.array(["" if v is None or v != v else str(v) for v in values], dtype=object)
+        else:
+            industry = city
+        section = np.array([c[:1] for c in industry.tolist()], dtype=object)
+        return {"city": [city], "section": [section, city], "industry": [industry, section, city]}
 
-    def expected_discharge(self, X: pd.DataFrame) -> np.ndarray:
-        """Discharge the industry coefficient and the rain inflow explain."""
-        inflow, _, _, wet, groups = self._parts(X)
-        g = pd.Series(groups)
-        k = g.map(self.coefficient_).fillna(self.global_coefficient_).to_numpy(dtype="float64")
-        w0 = g.map(self.wet_share_).fillna(self.global_wet_share_).to_numpy(dtype="float64")
-        # a wet-season share above the peers' is rain: discharge scaled up by (1 - w0) / (1 - w)
-        wet = np.clip(np.where(np.isnan(wet), w0, wet), 0.0, 0.95)
-        rain = np.clip((1.0 - w0) / (1.0 - wet), 1.0, None)
-        return k * inflow * rain
-
-    def _score(self, X: pd.DataFrame) -> np.ndarray:
-        _, discharge, _, _, _ = self._parts(X)
-        expected = self.expected_discharge(X)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            excess = np.log1p(np.clip(discharge, 0, None)) - np.log1p(expected)
-        return np.clip(excess, 0.0, None)
-
-
-class LevelShift(_NamedDetector):
-    """A sustained shift on the entity's own history: the balance ratio rising, or metered
-    abstraction or supply falling (a bypass or a tampered meter), weighted by how significant the
-    shift is and how recently it began (older shifts have likely been looked at)."""
-
-    name = "level_shift"
-
-    def __init__(self, balance_shift: str = "balance_shift", balance_score: str = "balance_shift_score",
-                 abstraction_shift: str = "abstraction_shift", abstraction_score: str = "abstraction_shift_score",
-                 supply_shift: str = "supply_shift", supply_score: str = "supply_shift_score",
-                 since: str = "months_since_balance_shift", min_score: float = 2.0, half_life_months: float = 12.0):
-        self.balance_shift = balance_shift
-        self.balance_score = balance_score
-        self.abstraction_shift = abstraction_shift
-        self.abstraction_score = abstraction_score
-        self.supply_shift = supply_shift
-        self.supply_score = supply_score
-        self.since = since
-        self.min_score = min_score
-        self.half_life_months = half_life_months
-
-    def _score(self, X: pd.DataFrame) -> np.ndarray:
-        idx = X.index
-
-        def part(shift_col, score_col, sign):
-            shift = sign * _column(X, shift_col, idx)
-            score = _column(X, score_col, idx)
-            strength = np.clip(score - self.min_score, 0.0, None)
-            return np.nan_to_num(np.clip(shift, 0.0, None) * strength)
-
-        balance = part(self.balance_shift, self.balance_score, +1.0)
-        meter = part(self.abstraction_shift, self.abstraction_score, -1.0)
-        supply = part(self.supply_shift, self.supply_score, -1.0)
-        since = _column(X, self.since, idx)
-        recency = np.where(np.isnan(since), 1.0, 0.5 ** (np.clip(since, 0, None) / self.half_life_months))
-        return (balance * recency) + 0.5 * meter + 0.5 * supply
-
-
-class PeerZScore(_NamedDetector):
-    """Robust z-score (median / 1.4826 MAD) of each feature within its industry, combined as the
-    root mean square of the positive parts: unusual against one's own peers, not the whole city.
-    Groups with fewer than ``min_peers`` rows use the global median and MAD."""
-
-    name = "peer_z"
-
-    def __init__(self, features=None, group: str = "industry_code", min_peers: int = 8, clip: float = 10.0):
-        self.features = features
-        self.group = group
-        self.min_peers = min_peers
-        self.clip = clip
+    def _raw(self, X: pd.DataFrame, with_caps: bool = False):
+        cols = _named_values(X, HIDDEN_WATER_COLUMNS)
+        raw = np.column_stack([ind.raw(cols) for ind in self._indicators()])
+        if not with_caps:
+            return raw
+        caps = np.column_stack([ind.capped_where(cols) if ind.capped_where is not None else np.zeros(len(X), bool)
+                                for ind in self._indicators()])
+        return raw, caps
 
     def _fit(self, X: pd.DataFrame) -> None:
-        num = as_float_frame(X.drop(columns=[self.group], errors="ignore"))
-        cols = list(num.columns) if self.features is None else [c for c in self.features if c in num.columns]
-        self.features_ = cols
-        num = num[cols]
-        groups = _groups(X, self.group, len(X))
-        self.global_median_ = num.median().to_numpy()
-        self.global_mad_ = (num - self.global_median_).abs().median().to_numpy() * 1.4826
-        g = num.groupby(groups)
-        counts = g.size()
-        keep = counts[counts >= self.min_peers].index
-        med = g.median().loc[keep]
-        mad = (num - med.reindex(groups).to_numpy()).abs().groupby(groups).median().loc[keep] * 1.4826
-        self.group_median_ = med
-        self.group_mad_ = mad
+        self.indicators_ = None
+        self.indicators_ = self._indicators()
+        raw, keys = self._raw(X), self._keys(X)
+        self.peers_ = {}
+        for j, ind in enumerate(self._indicators()):
+            r = raw[:, j]
+            ok = np.isfinite(r)
+            levels = []
+            for key in keys[ind.peers]:
+                if not ok.any():
+                    levels.append(({}, {}))
+                    continue
+                frame = pd.DataFrame({"k": key[ok], "r": r[ok]})
+                g = frame.groupby("k")["r"]
+                med, n = g.median(), g.size()
+                dev = np.abs(frame["r"].to_numpy() - frame["k"].map(med).to_numpy(dtype="float64"))
+                mad = pd.Series(dev).groupby(frame["k"].to_numpy()).median() * 1.4826
+                keep = n[n >= self.min_peers].index
+                levels.append(({k: float(v) for k, v in med[keep].items()},
+                               {k: float(v) for k, v in mad[keep].items()}))
+            self.peers_[ind.code] = levels
+        self.codes_ = [ind.code for ind in self._indicators()]
 
-    def z(self, X: pd.DataFrame) -> np.ndarray:
-        """The robust z of each feature against the row's peers (rows x features_)."""
-        num = as_float_frame(X).reindex(columns=self.features_).to_numpy()
-        groups = _groups(X, self.group, len(X))
-        med = self.group_median_.reindex(groups).to_numpy()
-        mad = self.group_mad_.reindex(groups).to_numpy()
-        med = np.where(np.isnan(med), self.global_median_, med)
-        mad = np.where(np.isnan(mad) | (mad <= 0), self.global_mad_, mad)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (num - med) / np.where(mad > 0, mad, np.nan)
-        return np.clip(np.nan_to_num(z, nan=0.0), -self.clip, self.clip)
+    def _peer_stats(self, keys: list[np.ndarray], code: str, min_scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """The median and spread of each row's finest peer group with enough members."""
+        n = len(keys[0])
+        med, scale = np.full(n, np.nan), np.full(n, np.nan)
+        for key, (medians, mads) in zip(keys, self.peers_[code]):
+            todo = np.flatnonzero(np.isnan(med))
+            if not len(todo):
+                break
+            med[todo] = [medians.get(k, np.nan) for k in key[todo].tolist()]
+            scale[todo] = [mads.get(k, np.nan) for k in key[todo].tolist()]
+        return med, np.maximum(np.nan_to_num(scale, nan=min_scale), min_scale)
 
-    def _score(self, X: pd.DataFrame) -> np.ndarray:
-        if not self.features_:
-            return np.zeros(len(X))
-        z = np.clip(self.z(X), 0.0, None)
-        return np.sqrt((z**2).mean(axis=1))
+    def _z(self, X: pd.DataFrame) -> np.ndarray:
+        """Rows x indicators: robust z against the peers, NaN where the row has no such record."""
+        check_is_fitted(self, "peers_")
+        (raw, caps), keys = self._raw(X, with_caps=True), self._keys(X)
+        z = np.full(raw.shape, np.nan)
+        for j, ind in enumerate(self._indicators()):
+            med, scale = self._peer_stats(keys[ind.peers], ind.code, ind.min_scale)
+            with np.errstate(invalid="ignore"):
+                zj = np.clip((raw[:, j] - med) / scale, 0.0 if ind.one_sided else -self.cap, self.cap)
+                zj = np.where(caps[:, j], np.minimum(zj, ind.capped), zj)
+            z[:, j] = np.where(np.isfinite(raw[:, j]) & np.isfinite(med), zj, np.nan)
+        return z
 
+    def _parts(self, z: np.ndarray) -> np.ndarray:
+        """Each indicator's log-likelihood ratio: w (z - w / 2), the evidence of z if a violation shifts the
+        indicator by w of its peers' spreads (0 where the row has no such record)."""
+        w = np.array([ind.weight for ind in self._indicators()])
+        return np.where(np.isnan(z), 0.0, w[None, :] * (np.nan_to_num(z) - w[None, :] / 2.0))
 
-class ComplianceEvidence(_NamedDetector):
-    """Documented breaches, not anomalies: metered water after the permit's expiry, tax declared for a
-    source no permit covered, a permit's 12-month use over its annual quota, declarations short of
-    the meter quarter after quarter. Few entities have any, and those that do are nearly always
-    violators, so the risk model puts them ahead of every merely unusual one (``evidence = True``:
-    the score is an absolute severity, not rank-normalised or averaged).
+    @staticmethod
+    def _total(parts: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(parts))
+        for j in range(parts.shape[1]):
+            total += parts[:, j]
+        return total
 
-    Severity of a documented breach is 1 plus its size (log10 m³ / 6, or the share over the line,
-    each capped at 1); weaker signs (a quota pace 20 % over the line in the last 3 months; any
-    ``weak_unpermitted_m3`` column, none by default: metering in months without a permit in force
-    was only about half violators on a generated city) count ``weak`` times that. Score: the largest
-    item plus a tenth of the others."""
+    def indicator_z(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each indicator's robust z against the entity's peers (NaN where the entity has no such record)."""
+        return pd.DataFrame(self._z(X), columns=self.codes_, index=X.index)
 
-    name = "compliance_evidence"
-    evidence = True
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each indicator's share of the score: w z / sqrt(sum of the entity's w^2) (0 where absent); they sum
+        to the score."""
+        return pd.DataFrame(self._parts(self._z(X)), columns=self.codes_, index=X.index)
 
-    def __init__(self, unpermitted_m3=("abstraction_after_expiry_m3_12m", "tax_declared_without_permit_m3_4q"),
-                 weak_unpermitted_m3=(),
-                 quota_used: str = "permit_quota_used_max_12m", quota_pace: str = "permit_quota_pace_max_3m",
-                 tax_undeclared: str = "tax_undeclared_share_4q", quota_line: float = 1.0,
-                 tax_tolerance: float = 0.1, min_m3: float = 1.0, weak: float = 0.5):
-        self.unpermitted_m3 = unpermitted_m3
-        self.weak_unpermitted_m3 = weak_unpermitted_m3
-        self.quota_used = quota_used
-        self.quota_pace = quota_pace
-        self.tax_undeclared = tax_undeclared
-        self.quota_line = quota_line
-        self.tax_tolerance = tax_tolerance
-        self.min_m3 = min_m3
-        self.weak = weak
-
-    def parts(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Severity of each evidence column (rows x columns read; 0 = no breach shown)."""
-        idx = X.index
-        out = {}
-
-        def volume(col, factor):
-            v = np.nan_to_num(_column(X, col, idx))
-            out[col] = np.where(v >= self.min_m3, factor * (1.0 + np.minimum(np.log10(1.0 + v) / 6.0, 1.0)), 0.0)
-
-        def over(col, line, factor):
-            v = np.nan_to_num(_column(X, col, idx), nan=-np.inf)
-            out[col] = np.where(v > line, factor * (1.0 + np.minimum(v - line, 1.0)), 0.0)
-
-        for col in self.unpermitted_m3 or ():
-            volume(col, 1.0)
-        for col in self.weak_unpermitted_m3 or ():
-            volume(col, self.weak)
-        if self.quota_used:
-            over(self.quota_used, self.quota_line, 1.0)
-        if self.quota_pace:
-            over(self.quota_pace, self.quota_line + 0.2, self.weak)
-        if self.tax_undeclared:
-            over(self.tax_undeclared, self.tax_tolerance, 1.0)
-        return pd.DataFrame(out, index=idx)
+    def peer_medians(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each indicator's raw value typical of the row's peers (their median), for reasons to compare with."""
+        check_is_fitted(self, "peers_")
+        keys = self._keys(X)
+        return pd.DataFrame({ind.code: self._peer_stats(keys[ind.peers], ind.code, ind.min_scale)[0]
+                             for ind in self._indicators()}, index=X.index)
 
     def _score(self, X: pd.DataFrame) -> np.ndarray:
-        parts = self.parts(X).to_numpy()
-        if parts.shape[1] == 0:
-            return np.zeros(len(X))
-        top = parts.max(axis=1)
-        return top + 0.1 * (parts.sum(axis=1) - top)
+        return self._total(self._parts(self._z(X)))
+
+    def score_with_indicators(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``anomaly_score`` and the indicators' z (rows x indicators array) at once."""
+        check_is_fitted(self, "fitted_")
+        z = self._z(X)
+        return np.nan_to_num(self._total(self._parts(z)), nan=0.0, posinf=0.0, neginf=0.0), z
 
 
-DOMAIN_DETECTORS = (WaterBalanceExcess, LevelShift, PeerZScore, ComplianceEvidence)
+# -- documented breaches: the case track's, never a reason to rank ------------------------------
+
+# snapshot columns that document a breach (use after expiry or on a withdrawn permit, tax declared with no
+# permit, a quota overrun, declarations short of the meter): the case track acts on them; the risk ranking
+# of hidden violations never reads them, so a documented breach alone cannot lift an entity
+DOCUMENTED_BREACH_COLUMNS = (
+    "abstraction_after_expiry_m3_12m", "abstraction_withdrawn_permit_m3_12m", "tax_declared_without_permit_m3_4q",
+    "permit_quota_used_max_12m", "permit_quota_pace_max_3m", "quota_excess_m3_12m", "tax_undeclared_m3_4q",
+    "tax_undeclared_share_4q", "abstraction_no_valid_permit_m3_12m", "abstraction_no_valid_permit_share_12m",
+    "abstraction_without_permit_months_12m",
+)
+TAX_TOLERANCE = 0.10  # declared this far short of the meter (median quarter) is a documented gap
+
+
+def documented_breach(snapshot: pd.DataFrame) -> pd.Series:
+    """True where the snapshot documents a breach the case track handles: metered after the permit's expiry or
+    on a withdrawn permit, tax declared for a source with no permit, a permit's 12-month use over its quota,
+    or declarations short of the meter by more than TAX_TOLERANCE quarter after quarter."""
+    idx = snapshot.index
+
+    def col(name):
+        return np.nan_to_num(_column(snapshot, name, idx))
+
+    flag = (
+        (col("abstraction_after_expiry_m3_12m") > 0)
+        | (col("abstraction_withdrawn_permit_m3_12m") > 0)
+        | (col("tax_declared_without_permit_m3_4q") > 0)
+        | (col("permit_quota_used_max_12m") > 1.0)
+        | (col("tax_undeclared_share_4q") > TAX_TOLERANCE)
+    )
+    return pd.Series(flag, index=idx, name="documented_breach")
+
+
+DOMAIN_DETECTORS = (HiddenWater,)
 
 
 def domain_detectors() -> list:
-    """Fresh instances of the snapshot detectors with their default column names. ``PeerZScore`` is
-    left out: averaged in, it lowered precision@100 on generated cities (it mostly ranks size)."""
-    return [WaterBalanceExcess(), LevelShift(), ComplianceEvidence()]
+    """Fresh instances of the snapshot's domain detectors with their default columns."""
+    return [HiddenWater()]

@@ -1,27 +1,204 @@
-"""Officer-facing reasons: the features and detectors that push a row's risk up, in Chinese, with numbers.
+"""Officer-facing reasons with their numbers: why the ranking puts an entity where it is, in Chinese and English,
+each with a stable machine-readable code (docs/reason_codes.md).
 
-The reasons come from ``RiskModel.contributions`` (LightGBM SHAP values plus the detectors'
-shares); wording comes from ``features.dictionary.DATA_DICTIONARY`` (``reason_zh`` with a
-``{value}`` placeholder) when it knows the feature, else a generic sentence.
+Every reason is a factual statement with the entity's own number and, where there is one, its peers' typical
+value, so that its words cannot disagree with its number: no "clearly exceeds" at a ratio of 0.8, no shift
+quoted in one unit beside a chart in another, no clipped percentages. Reasons come, in order of their share of
+the entity's risk (``RiskModel.contributions``), from the hidden-water indicators (``models.detectors.HiddenWater``)
+and from the features LightGBM leans on (worded from ``features.dictionary``). Every entity gets at least one
+reason in the same form, so a lead drawn at random for exploration reads like any other. A documented breach
+(the case track's) is named after the others, for information: it never lifts the ranking.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import pandas as pd
 
-GENERIC_ZH = "{meaning_zh}为{value}{unit}，明显高于同行业"
-FALLBACK_ZH = "综合风险评分为{value:.1%}，各单项指标均无突出异常"
+from models.detectors import HIDDEN_WATER_COLUMNS, HiddenWater
 
-# detector columns of RiskModel.contributions: sentence and the snapshot column whose value it quotes
-DETECTOR_TEMPLATES: dict[str, tuple[str, str | None]] = {
-    "detector:water_balance_excess": ("排水量明显超出供水与取水量按同行业排水系数可解释的水平（平衡比{value:.1f}倍）", "balance_ratio_12m"),
-    "detector:level_shift": ("用水或排水出现持续的水平突变（平衡比变化{value:+.2f}）", "balance_shift"),
-    "detector:peer_z": ("多项用水指标显著偏离同行业（平衡比稳健Z值{value:+.1f}）", "balance_ratio_peer_z"),
-    "detector:compliance_evidence": ("许可、计量与纳税记录中存在违规取用水线索（证据强度高于{value:.0%}的企业）", None),
-    "detector:isolation_forest": ("综合用水特征与绝大多数企业差异明显（异常程度高于{value:.0%}的企业）", None),
-    "detector:ecod": ("多项指标处于全市分布的极端位置（异常程度高于{value:.0%}的企业）", None),
+GENERIC_ZH = "{meaning_zh}为{value}{unit}"
+GENERIC_EN = "{meaning}: {value}{unit}"
+# units of the features a reason may quote: volumes, ratios, shares and durations an officer can check;
+# scores, z-values, capital, age and linkage confidences are model inputs, not reasons to visit
+FEATURE_REASON_UNITS = ("m³", "m³/year", "m³/person", "ratio", "share", "relative", "months")
+UNITS_ZH = {"m³": "立方米", "m³/year": "立方米/年", "m³/person": "立方米/人", "persons": "人", "months": "个月",
+            "days": "天", "years": "年", "10k yuan": "万元", "count": "个"}
+UNITS_EN = {"m³": " m³", "m³/year": " m³/year", "m³/person": " m³/person", "persons": " persons", "months": " months",
+            "days": " days", "years": " years", "10k yuan": " x 10,000 yuan", "count": ""}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason: ``code`` (docs/reason_codes.md), the number the sentences quote, its unit, the sentences."""
+
+    code: str
+    value: float
+    unit: str
+    text_zh: str
+    text_en: str
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["value"] = None if not np.isfinite(self.value) else round(float(self.value), 4)
+        return out
+
+
+def _num(row: pd.Series, name: str) -> float:
+    value = row.get(name, np.nan)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _months(row: pd.Series, name: str) -> str:
+    m = _num(row, name)
+    return f"{m:.0f}" if np.isfinite(m) else "?"
+
+
+# -- the hidden-water indicators: one sentence each, true whatever the number ---------------------------------
+
+
+def _balance_excess(row, peer):
+    ratio = _num(row, "balance_dry_ratio_12m")
+    if not np.isfinite(ratio):  # metered discharge with no known water in at all
+        volume = _num(row, "discharge_m3_12m")
+        return Reason("discharge_without_inflow", volume, "m3",
+                      f"近12个月实测排水{volume:,.0f}立方米，但旱季同期没有任何供水或计量取水记录",
+                      f"{volume:,.0f} m³ metered discharge in the last 12 months, with no supply or metered "
+                      "abstraction on record in the dry-season months")
+    typical = float(np.exp(peer)) if np.isfinite(peer) else float("nan")
+    peers_zh = f"，同行业一般为{typical:.1f}倍" if np.isfinite(typical) else ""
+    peers_en = f"; industry peers: {typical:.1f}x" if np.isfinite(typical) else ""
+    return Reason("balance_excess", ratio, "ratio",
+                  f"近12个月旱季实测排水量是同期供水与计量取水量之和的{ratio:.1f}倍{peers_zh}",
+                  f"Dry-season metered discharge in the last 12 months was {ratio:.1f}x the supply plus metered "
+                  f"abstraction of those months{peers_en}")
+
+
+def _balance_step(row, peer):
+    step = _num(row, "balance_dry_step")
+    if not np.isfinite(step):
+        return None
+    ratio, months = float(np.exp(step)), _months(row, "months_since_balance_dry_step")
+    verb_zh, verb_en = ("升至", "rose to") if step >= 0 else ("降至", "fell to")
+    return Reason("balance_step", ratio, "ratio",
+                  f"约{months}个月前起，旱季实测排水量与已知进水量之比{verb_zh}此前的{ratio:.1f}倍",
+                  f"About {months} months ago the dry-season ratio of metered discharge to known water in "
+                  f"{verb_en} {ratio:.1f}x its earlier level")
+
+
+def _shortfall(column, code, zh, en):
+    def reason(row, peer):
+        used = _num(row, column)
+        if not np.isfinite(used):
+            return None
+        typical = float(np.exp(-peer)) if np.isfinite(peer) else float("nan")
+        peers_zh = f"，同类单位一般为{typical:.0%}" if np.isfinite(typical) else ""
+        peers_en = f"; peers: {typical:.0%}" if np.isfinite(typical) else ""
+        return Reason(code, used, "share", zh.format(used=used) + peers_zh, en.format(used=used) + peers_en)
+
+    return reason
+
+
+def _meter_drop(row, peer):
+    step = _num(row, "meter_step")
+    if not np.isfinite(step):
+        return None
+    ratio, months = float(np.exp(step)), _months(row, "months_since_meter_step")
+    unexplained = _num(row, "meter_unexplained_drop_share")
+    if step < 0 and unexplained > 0:
+        tail_zh, tail_en = "，供水量未相应增加", " without the supply rising to make up for it"
+    else:
+        tail_zh, tail_en = "", ""
+    verb_zh, verb_en = ("降至", "fell to") if step < 0 else ("变为", "changed to")
+    return Reason("meter_drop", ratio, "ratio",
+                  f"约{months}个月前起计量取水量{verb_zh}此前的{ratio:.0%}{tail_zh}",
+                  f"About {months} months ago metered abstraction {verb_en} {ratio:.0%} of its earlier level{tail_en}")
+
+
+def _supply_drop(row, peer):
+    step = _num(row, "inflow_step")
+    if not np.isfinite(step):
+        return None
+    ratio, months = float(np.exp(step)), _months(row, "months_since_inflow_step")
+    verb_zh, verb_en = ("降至", "fell to") if step < 0 else ("变为", "changed to")
+    return Reason("supply_drop", ratio, "ratio",
+                  f"约{months}个月前起供水与计量取水量{verb_zh}此前的{ratio:.0%}，且没有实测排水可供核对",
+                  f"About {months} months ago supply plus metered abstraction {verb_en} {ratio:.0%} of its earlier "
+                  "level; there is no metered discharge to check it against")
+
+
+def _dewatering(row, peer):
+    works = _num(row, "dewatering_projects")
+    works = 1.0 if not np.isfinite(works) else works
+    return Reason("dewatering_unpermitted", works, "count",
+                  f"有{works:.0f}个需基坑疏干排水的已开工项目，但未持有有效的疏干排水取水许可",
+                  f"{works:.0f} construction project(s) with foundation-pit dewatering under way and no valid "
+                  "dewatering permit")
+
+
+def _former_permit(row, peer):
+    metered = _num(row, "abstraction_m3_12m")
+    metered = 0.0 if not np.isfinite(metered) else metered
+    return Reason("former_permit", metered, "m3",
+                  f"取水许可已到期或被吊销且无新证，近12个月计量取水量为{metered:,.0f}立方米",
+                  f"The abstraction permit expired or was revoked with no new one; {metered:,.0f} m³ metered in the "
+                  "last 12 months")
+
+
+INDICATOR_REASONS = {
+    "balance_excess": _balance_excess,
+    "balance_step": _balance_step,
+    "plan_shortfall": _shortfall("plan_used_12m", "plan_shortfall", "近12个月已知用水量为年度计划用水量的{used:.0%}",
+                                 "Known water use in the last 12 months was {used:.0%} of the annual water-use plan"),
+    "quota_shortfall": _shortfall("quota_used_12m", "quota_shortfall", "近12个月计量取水量为许可年取水量的{used:.0%}",
+                                  "Metered abstraction in the last 12 months was {used:.0%} of the permitted annual "
+                                  "quota"),
+    "meter_drop": _meter_drop,
+    "supply_drop": _supply_drop,
+    "dewatering_unpermitted": _dewatering,
+    "former_permit": _former_permit,
 }
+
+
+def _known_use(row) -> Reason:
+    """The fallback every entity has: its known water in, and its staff where registered."""
+    use = _num(row, "inflow_m3_12m")
+    use = 0.0 if not np.isfinite(use) else use
+    staff = _num(row, "employees")
+    if np.isfinite(staff) and staff > 0:
+        return Reason("known_use", use, "m3", f"近12个月已知用水量（供水+计量取水）为{use:,.0f}立方米，从业人数{staff:,.0f}人",
+                      f"Known water use (supply + metered abstraction) in the last 12 months: {use:,.0f} m³, "
+                      f"{staff:,.0f} employees")
+    return Reason("known_use", use, "m3", f"近12个月已知用水量（供水+计量取水）为{use:,.0f}立方米",
+                  f"Known water use (supply + metered abstraction) in the last 12 months: {use:,.0f} m³")
+
+
+def _documented(row) -> Reason | None:
+    """The documented breach the case track holds, named with its number (information, not a rank)."""
+    checks = [
+        ("abstraction_after_expiry_m3_12m", lambda v: v > 0, "m3", "许可证到期后仍计量取水{v:,.0f}立方米",
+         "{v:,.0f} m³ metered after the permit expired"),
+        ("abstraction_withdrawn_permit_m3_12m", lambda v: v > 0, "m3", "许可证吊销或注销后仍计量取水{v:,.0f}立方米",
+         "{v:,.0f} m³ metered on a revoked or cancelled permit"),
+        ("tax_declared_without_permit_m3_4q", lambda v: v > 0, "m3", "申报取水{v:,.0f}立方米但无对应取水许可",
+         "{v:,.0f} m³ declared for tax with no permit for that source"),
+        ("permit_quota_used_max_12m", lambda v: v > 1.0, "share", "近12个月取水量达许可水量的{v:.0%}",
+         "{v:.0%} of the permitted quota used in the last 12 months"),
+        ("tax_undeclared_share_4q", lambda v: v > 0.1, "share", "纳税申报水量比计量少{v:.0%}",
+         "Declared {v:.0%} short of the meter"),
+    ]
+    for column, breached, unit, zh, en in checks:
+        v = _num(row, column)
+        if np.isfinite(v) and breached(v):
+            return Reason("documented_breach", v, unit, "另有记录在案的违规，由案件办理：" + zh.format(v=v),
+                          "Documented breach, handled as a case: " + en.format(v=v))
+    return None
 
 
 def _dictionary() -> dict:
@@ -32,89 +209,87 @@ def _dictionary() -> dict:
     return DATA_DICTIONARY
 
 
-def _format(template: str, value, entry: dict) -> str:
-    try:
-        return template.format(value=value, meaning_zh=entry.get("meaning_zh", ""), unit=entry.get("unit", ""))
-    except (ValueError, TypeError, KeyError, IndexError):
-        shown = f"{value:.3g}" if isinstance(value, (float, np.floating)) and np.isfinite(value) else str(value)
-        return GENERIC_ZH.format(meaning_zh=entry.get("meaning_zh", ""), value=shown, unit="")
+def _feature_reason(name: str, value: float, entry: dict) -> Reason:
+    """The dictionary's sentence for a feature; the English one shows the value formatted as the Chinese does."""
+    zh, spec = None, ",.3g"
+    if entry.get("reason_zh") and np.isfinite(value):
+        try:
+            zh = entry["reason_zh"].format(value=value)
+            found = re.search(r"\{value:([^}]*)\}", entry["reason_zh"])
+            spec = found.group(1) if found else ""
+        except (ValueError, TypeError, KeyError, IndexError):
+            zh = None
+    shown = format(value, spec) if np.isfinite(value) else "n/a"
+    if zh is None:
+        zh = GENERIC_ZH.format(meaning_zh=entry.get("meaning_zh") or name, value=shown if np.isfinite(value) else "缺失",
+                               unit=UNITS_ZH.get(entry.get("unit", ""), ""))
+    unit = "" if spec.endswith("%") else UNITS_EN.get(entry.get("unit", ""), "")
+    en = GENERIC_EN.format(meaning=(entry.get("meaning") or name).split(";")[0], value=shown, unit=unit)
+    return Reason(name, value, entry.get("unit") or "", zh, en)
 
 
-UNITS_ZH = {"m³": "立方米", "m³/year": "立方米/年", "m³/person": "立方米/人", "persons": "人", "months": "个月",
-            "days": "天", "years": "年", "10k yuan": "万元", "count": "个"}
+def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float = 0.25) -> list[list[Reason]]:
+    """For every row of X (the snapshot's model columns, and any other snapshot columns the sentences quote),
+    up to ``top`` reasons in order of their share of the risk, then the documented breach if any.
 
-
-def _generic(name: str, value: float, entry: dict) -> str:
-    unit = UNITS_ZH.get(entry.get("unit", ""), "")  # ratios, shares, scores and flags read without a unit
-    shown = f"{value:,.3g}" if np.isfinite(value) else "缺失"
-    return GENERIC_ZH.format(meaning_zh=entry.get("meaning_zh") or name, value=shown, unit=unit)
-
-
-def explain(
-    model, X: pd.DataFrame, top: int = 3, templates: dict | None = None, min_deviation: float = 0.25
-) -> list[list[str]]:
-    """For every row of X, up to ``top`` reasons (largest positive contributions first).
-
-    ``templates``: name -> entry with ``reason_zh``/``meaning_zh``/``unit``, overriding the data
-    dictionary's. A feature is skipped when missing for the row, or unless its value is above the
-    training median by ``min_deviation`` in percentile terms (or below it, for sentences about a
-    signed change or an "only" share).
-    """
-    contrib = model.contributions(X)
-    names = list(contrib.columns)
-    values = contrib.to_numpy(dtype="float64")
-    n = len(values)
+    A hidden-water indicator is a reason when it adds to the risk (its z above the peers' median); a feature
+    is one when LightGBM leans on it and its value is high in the city (``min_deviation`` in percentile terms
+    above the median; below it only for a sentence about how little, "仅"). A row with neither gets its
+    indicators in order of their z, else its known water use."""
+    n = len(X)
     if n == 0:
         return []
-    entries = {**_dictionary(), **(templates or {})}
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=list(model.feature_names_in_))
-    # the value each column quotes: its own for features, a snapshot column or the detector rank for detectors
-    quoted = np.full(values.shape, np.nan)
-    for j, name in enumerate(names):
-        if name in frame.columns:
-            quoted[:, j] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        elif name in DETECTOR_TEMPLATES:
-            src = DETECTOR_TEMPLATES[name][1]
-            if src is not None and src in frame.columns:
-                quoted[:, j] = pd.to_numeric(frame[src], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    detector_rank = model.detector_percentiles(X) if hasattr(model, "detector_percentiles") else None
-    if detector_rank is not None:
-        for j, name in enumerate(names):
-            if name in DETECTOR_TEMPLATES and DETECTOR_TEMPLATES[name][1] is None and name in detector_rank.columns:
-                quoted[:, j] = detector_rank[name].to_numpy()
-    usable = (values > 0) & np.isfinite(quoted)
-    if hasattr(model, "feature_percentiles"):
-        # a feature is a reason only when the row's value is unusual (outside the middle of the city's
-        # distribution): a median value that happens to push the trees up explains nothing to an officer
-        pct = model.feature_percentiles(X)
-        for j, name in enumerate(names):
-            if name in pct.columns:
-                q = pct[name].to_numpy()
-                high = q >= 0.5 + min_deviation
-                # sentences say "high" unless they read a signed change or "only" (仅): then low counts too
-                sentence = (entries.get(name) or {}).get("reason_zh") or ""
-                low = (q <= 0.5 - min_deviation) if ("{value:+" in sentence or "仅" in sentence) else False
-                usable[:, j] &= high | low
-    ranked = np.where(usable, values, -np.inf)
-    k = min(top, ranked.shape[1])
-    order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
-    chosen = np.take_along_axis(ranked, order, axis=1) > -np.inf
-
-    out: list[list[str]] = [[] for _ in range(n)]
-    rows, slots = np.nonzero(chosen)  # only the chosen (row, reason) pairs are formatted
-    for i, s in zip(rows.tolist(), slots.tolist()):
-        j = order[i, s]
-        name, value = names[j], float(quoted[i, j])
-        entry = entries.get(name) or {}
-        if name in DETECTOR_TEMPLATES:
-            out[i].append(_format(DETECTOR_TEMPLATES[name][0], value, entry))
-        elif entry.get("reason_zh"):
-            out[i].append(_format(entry["reason_zh"], value, entry))
-        else:
-            out[i].append(_generic(name, value, entry))
-    empty = [i for i in range(n) if not out[i]]
-    if empty:  # every listed entity gets a sentence an officer can read, with its number
-        risk = model.predict_proba(frame.iloc[empty])[:, 1]
-        for i, p in zip(empty, risk.tolist()):
-            out[i].append(FALLBACK_ZH.format(value=p))
+    contrib = model.contributions(frame)
+    hidden = [d for d in getattr(model, "domain_", []) if isinstance(d, HiddenWater)]
+    z = hidden[0].indicator_z(frame) if hidden else pd.DataFrame(index=frame.index)
+    peer = hidden[0].peer_medians(frame) if hidden else pd.DataFrame(index=frame.index)
+    codes = [c for c in z.columns if c in INDICATOR_REASONS]
+    ind_cols = {c: f"indicator:{hidden[0].name}:{c}" for c in codes} if hidden else {}
+    # features the indicators already speak for are not worded twice
+    entries = _dictionary()
+    features = [c for c in getattr(model, "feature_names_in_", []) if c in contrib.columns and c in frame.columns
+                and not (hidden and c in HIDDEN_WATER_COLUMNS)
+                and (c not in entries or entries[c].get("unit") in FEATURE_REASON_UNITS)]
+    pct = model.feature_percentiles(frame) if features and hasattr(model, "feature_percentiles") else None
+    out: list[list[Reason]] = []
+    rows = frame.reset_index(drop=True)
+    zv = z.reset_index(drop=True)
+    pv = peer.reset_index(drop=True)
+    cv = contrib.reset_index(drop=True)
+    for i in range(n):
+        row = rows.iloc[i]
+        candidates: list[tuple[float, Reason]] = []
+        for code in codes:
+            share = float(cv.at[i, ind_cols[code]]) if ind_cols.get(code) in cv.columns else 0.0
+            zi = float(zv.at[i, code])
+            if np.isfinite(zi) and zi > 0 and share > 0:
+                reason = INDICATOR_REASONS[code](row, float(pv.at[i, code]))
+                if reason is not None:
+                    candidates.append((share, reason))
+        for name in features:
+            share = float(cv.at[i, name])
+            q = float(pct.at[pct.index[i], name]) if pct is not None else np.nan
+            low_ok = "仅" in ((entries.get(name) or {}).get("reason_zh") or "")
+            if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (low_ok and 0.5 - q >= min_deviation)):
+                candidates.append((share, _feature_reason(name, _num(row, name), entries.get(name) or {})))
+        candidates.sort(key=lambda item: -item[0])
+        chosen = [reason for _, reason in candidates[:top]]
+        if not chosen:  # an ordinary entity: its records as they stand, strongest first
+            ordered = sorted((c for c in codes if np.isfinite(zv.at[i, c])), key=lambda c: -float(zv.at[i, c]))
+            for code in ordered:
+                reason = INDICATOR_REASONS[code](row, float(pv.at[i, code]))
+                if reason is not None and len(chosen) < top:
+                    chosen.append(reason)
+        if not chosen:
+            chosen.append(_known_use(row))
+        documented = _documented(row)
+        if documented is not None:
+            chosen.append(documented)
+        out.append(chosen)
     return out
+
+
+def explain(model, X: pd.DataFrame, top: int = 3, min_deviation: float = 0.25) -> list[list[str]]:
+    """The Chinese sentences of ``explain_reasons``."""
+    return [[r.text_zh for r in reasons] for reasons in explain_reasons(model, X, top, min_deviation)]

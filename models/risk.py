@@ -1,21 +1,19 @@
-"""RiskModel: unsupervised detectors, proximity to known violations and a positive-unlabeled LightGBM,
-blended by how many violations are known.
+"""RiskModel: label-free detectors, proximity to known violations and a positive-unlabeled LightGBM, blended by
+how many violations are known.
 
-Inspections find few violations and only where officers chose to look, so labels are scarce and
-biased. The model therefore (1) scores every row with label-free detectors (ECOD + IsolationForest,
-plus optional domain detectors), rank-normalised on the training rows so that a score means "more
-anomalous than that share of the city"; (2) learns from the known violations twice: a lazy learner
-(closeness to the nearest known violation in per-feature rank space), which is all a handful of
-labels supports, and LightGBM on the labelled rows plus the never-inspected rows as down-weighted
-negatives (positive-unlabeled learning), with the detector ranks among its inputs and optional
-inspection-propensity weights; proximity yields to the trees as min_labels / n_pos; (3) blends
-supervised and unsupervised ranks with weight n_pos / (n_pos + blend_half), counting only violations
-that no documented breach explains; (3b) adds ``evidence_weight`` x the severity of evidence detectors
-(``evidence = True``: documented breaches such as pumping after a permit expired, which are rare and
-nearly always violations), so one strong signal puts a row ahead of every merely unusual one
-instead of being averaged away among weak ones; (4) maps the final rank to
-a probability: Platt scaling on inspected rows when both verdicts number min_labels or more, else
-rank ** k with k chosen so that the mean risk is the prior rate. Both maps are monotone.
+Inspections find few violations and only where officers chose to look, so labels are scarce and biased. The
+model therefore (1) scores every row with label-free detectors, rank-normalised on the training rows so that a
+score means "ahead of that share of the city": domain detectors when the caller gives them (on the entity
+snapshot: ``models.detectors.HiddenWater``), else the generic ECOD + IsolationForest, which reward whatever is
+unusual and so are left out beside a domain detector unless ``generic_weight`` says otherwise; (2) learns from
+the known violations twice: a lazy learner (closeness to the nearest known violation in per-feature rank space),
+which is all a handful of labels supports, and LightGBM on the labelled rows plus the never-inspected rows as
+down-weighted negatives (positive-unlabeled learning), with the detector ranks and the domain detectors'
+indicators among its inputs and optional inspection-propensity weights; proximity yields to the trees as
+min_labels / n_pos; (3) blends supervised and unsupervised ranks with weight n_pos / (n_pos + blend_half);
+(4) maps the blended rank to a probability: Platt scaling on inspected rows when both verdicts number
+min_labels or more, else rank ** k with k chosen so that the mean risk is the prior rate. Both maps are
+monotone. All arithmetic is batch- and CPU-independent (``models.numerics``).
 
 Measured on ADBench (benchmarks/bench_adbench.py): blend_half = 5 and proximity-first below 10
 violations beat the best published unsupervised detector and default LightGBM at 1, 5 and 10 %
@@ -25,10 +23,10 @@ the detectors alone (cardio 72.7 vs 93.5 at 1 %).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from scipy.special import ndtri
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
@@ -40,130 +38,29 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from models.detectors import ECOD, IsolationForestDetector, column_counts
+from models.detectors import ECOD, IsolationForestDetector, NamedColumns, column_counts
+from models.numerics import (
+    ecdf,
+    float_matrix,
+    logit,
+    nearest_distance,
+    pairwise_distance,
+    platt_fit,
+    sigmoid,
+    weighted_sum,
+)
 
-UNSUPERVISED = ("ecod", "isolation_forest")
 LABEL_HELP = ("RiskModel takes the labels 1 (violation), 0 (verified clean) and -1 (never inspected; the "
               "unlabeled parameter), or any two class labels")
-ECDF_TOLERANCE = 1e-9  # relative: scores this close to a reference value tie with it
 
-
-def _ecdf(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Share of the reference at or below x, mid-ranked for ties, in (0, 1).
-
-    Tolerant: a value within ECDF_TOLERANCE (relative) of reference values ties with them, so that the last bit
-    of a score (which may differ between CPUs or batch sizes in any arithmetic a library does not pin down)
-    cannot move a row off its own tie."""
-    n = len(sorted_ref)
-    x = np.asarray(x, dtype="float64")
-    if n == 0:
-        return np.full(len(x), 0.5)
-    tol = ECDF_TOLERANCE * np.maximum(np.abs(x), 1.0)
-    lo = np.searchsorted(sorted_ref, x - tol, side="left")
-    hi = np.searchsorted(sorted_ref, x + tol, side="right")
-    return (0.5 * (lo + hi) + 0.5) / (n + 1.0)
-
-
-def _weighted_sum(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Row-wise sum of ``columns * weights`` in column order: the same operations for every row whatever the
-    batch, where a matrix product would pick a BLAS kernel by batch size and CPU."""
-    out = np.zeros(len(columns))
-    for j, w in enumerate(weights):
-        out += columns[:, j] * w
-    return out
-
-
-def _nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Euclidean distance from each query row to its nearest point, summed feature by feature in a fixed order
-    (no BLAS: the result of one row does not depend on the others or on the CPU)."""
-    best = np.full(len(queries), np.inf)
-    for start in range(0, len(points), 64):
-        block = points[start : start + 64]
-        acc = np.zeros((len(queries), len(block)))
-        for j in range(queries.shape[1]):
-            acc += (queries[:, [j]] - block[None, :, j]) ** 2
-        best = np.minimum(best, acc.min(axis=1))
-    return np.sqrt(best)
-
-
-def _pairwise_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """All Euclidean distances between the rows of a and b, in the same fixed order."""
-    acc = np.zeros((len(a), len(b)))
-    for j in range(a.shape[1]):
-        acc += (a[:, [j]] - b[None, :, j]) ** 2
-    return np.sqrt(acc)
-
-
-def _float_matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """The named columns as one float64 matrix in one conversion (no per-column casts); a column that does not
-    hold numbers is an error naming it."""
-    sub = frame if list(frame.columns) == names else frame[names]
-    try:
-        return sub.to_numpy(dtype="float64", na_value=np.nan)
-    except (TypeError, ValueError):
-        for name in names:
-            try:
-                sub[name].to_numpy(dtype="float64", na_value=np.nan)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"feature {name!r} must be a number: {exc}") from None
-        raise
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def platt_fit(score: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1.0, steps: int = 100):
-    """Platt scaling p = sigmoid(a * logit(score) + b): damped Newton steps on the weighted log-loss with an L2
-    penalty ``l2 / 2 * a**2`` (as LogisticRegression(C=1) on one feature), in plain elementwise arithmetic
-    and 1-D sums (no BLAS: the same coefficients on every CPU). Returns (a, b)."""
-    x = _logit(score)
-    y = np.asarray(y, dtype="float64")
-
-    def loss(a: float, b: float) -> float:
-        z = a * x + b
-        return float(np.sum(weight * (np.logaddexp(0.0, z) - y * z))) + 0.5 * l2 * a * a
-
-    a, b = 1.0, 0.0
-    current = loss(a, b)
-    for _ in range(steps):
-        p = _sigmoid(a * x + b)
-        r = weight * (p - y)
-        h = weight * p * (1.0 - p)
-        ga, gb = float(np.sum(r * x)) + l2 * a, float(np.sum(r))
-        haa, hab, hbb = float(np.sum(h * x * x)) + l2, float(np.sum(h * x)), float(np.sum(h)) + 1e-12
-        det = haa * hbb - hab * hab
-        if det <= 0:
-            break
-        da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
-        step = 1.0
-        while step > 1e-6:  # halve the step until the loss does not rise
-            trial = loss(a - step * da, b - step * db)
-            if trial <= current:
-                break
-            step *= 0.5
-        if step <= 1e-6:
-            break
-        a, b, current = a - step * da, b - step * db, trial
-        if step * (abs(da) + abs(db)) < 1e-10:
-            break
-    return a, b
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype="float64"), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-# Prediction is deterministic whatever the thread count (unlike training), so scoring uses every core
-# (0 = LightGBM's OpenMP default). TreeSHAP contributions are the slow part of explaining a whole city.
+# Prediction is deterministic whatever the thread count (unlike training), so scoring a city uses every core
+# (0 = LightGBM's OpenMP default); a few rows use one (starting the pool costs more than scoring them).
 PREDICT_THREADS = 0
 
 
 def _threads(rows: int) -> int:
-    """One thread for a few rows (starting a thread pool costs more than scoring them), else every core."""
     return 1 if rows < 512 else PREDICT_THREADS
+
 
 class RiskModel(ClassifierMixin, BaseEstimator):
     """Calibrated violation risk on any numeric table (numpy or DataFrame, NaN allowed).
@@ -173,16 +70,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     e.g. inverse inspection propensity of the labelled rows; zero removes a row from the supervised part.
     ``random_state``: None, an int or a RandomState (``check_random_state``). ``decision_function`` is the
     log-odds of a violation against ``threshold`` (not a probability; ``predict_proba`` is).
-    ``detectors``: extra estimators with fit/score_samples on the DataFrame (domain detectors of
-    ``models.detectors``); their scores join the unsupervised part and LightGBM's inputs.
+    ``detectors``: domain estimators with fit / anomaly_score on the DataFrame (``models.detectors``); a
+    detector with ``indicator_z`` also hands its indicators to LightGBM. ``generic_weight``: weight of each
+    generic detector (ECOD, IsolationForest) in the unsupervised mean, domain detectors weighing 1; None means
+    1 without domain detectors and 0 beside them.
     ``blend``: weight of the supervised part; None adapts it to the number of known violations as
-    n_pos / (n_pos + blend_half), i.e. ``blend_half`` violations make it an even mix.
-    ``proximity_share``: share of the supervised part given to closeness to known violations; None
-    sets it from leave-one-out evidence (see ``_proximity_evidence``) times min(1, min_labels / n_pos).
-    ``domain_weight``: weight of each domain detector in the unsupervised mean (generic ones: 1).
-    ``evidence_weight``: multiplier of the evidence detectors' severity (>= 1 for a documented breach),
-    added to the blended rank in (0, 1); they take no part in the mean. Without evidence detectors
-    (any non-snapshot table) it has no effect.
+    n_pos / (n_pos + blend_half). ``proximity_share``: share of the supervised part given to closeness to
+    known violations; None sets it from leave-one-out evidence times min(1, min_labels / n_pos).
+    ``monotone_detectors``: LightGBM may only raise the risk with a detector's rank or indicator.
     Text columns of a DataFrame are ignored by the trees but passed to ``detectors``.
     """
 
@@ -190,6 +85,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self,
         random_state=0,
         detectors=None,
+        generic_weight: float | None = None,
         n_estimators: int = 200,
         learning_rate: float = 0.05,
         num_leaves: int = 15,
@@ -206,15 +102,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         min_labels: int = 10,
         prior: float | None = None,
         forest_trees: int = 200,
-        domain_weight: float = 2.0,
         monotone_detectors: bool = False,
         proximity_share: float | None = None,
-        evidence_weight: float = 1.0,
+        blend_scale: str = "rank",
         threshold: float = 0.5,
         n_jobs: int = 1,
     ):
         self.random_state = random_state
         self.detectors = detectors
+        self.generic_weight = generic_weight
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -231,10 +127,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.min_labels = min_labels
         self.prior = prior
         self.forest_trees = forest_trees
-        self.domain_weight = domain_weight
         self.monotone_detectors = monotone_detectors
         self.proximity_share = proximity_share
-        self.evidence_weight = evidence_weight
+        self.blend_scale = blend_scale
         self.threshold = threshold
         self.n_jobs = n_jobs
 
@@ -246,6 +141,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         A DataFrame keeps its names: its numeric columns are the features (text columns such as the industry
         only reach the named detectors), and at predict time the fitted feature names are picked by name, in
         the fitted order, whatever else the frame holds. Any other input is validated as a float array."""
+        if isinstance(X, NamedColumns) and not fitting and getattr(self, "fitted_on_frame_", False):
+            if X.names != list(self.feature_names_in_):
+                X = NamedColumns(X.floats(list(self.feature_names_in_)), self.feature_names_in_, X.text, X.index)
+            return X, np.where(np.isfinite(X.values), X.values, np.nan)
         if isinstance(X, pd.DataFrame):
             if fitting:
                 names = list(X.select_dtypes(include=["number", "bool", "boolean"]).columns)
@@ -260,30 +159,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                     raise ValueError(f"X lacks {len(missing)} feature column(s) RiskModel was fitted with: {missing[:5]}")
             else:
                 return self._inputs(X.to_numpy(), fitting)
-            arr = _float_matrix(X, list(self.feature_names_in_))
+            arr = float_matrix(X, list(self.feature_names_in_))
             if len(arr) == 0:
-                raise ValueError("Found array with 0 sample(s) (shape=(0, %d)) while a minimum of 1 is required." % arr.shape[1])
+                raise ValueError(f"Found array with 0 sample(s) (shape=(0, {arr.shape[1]})) while a minimum of 1 is required.")
             return X, np.where(np.isfinite(arr), arr, np.nan)
         arr = validate_data(self, X, reset=fitting, ensure_all_finite="allow-nan", dtype="float64")
         if fitting:
             self.fitted_on_frame_ = False
         frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
         return frame, np.where(np.isfinite(arr), arr, np.nan)
-
-    def _raw_detector_scores(self, frame: pd.DataFrame, arr: np.ndarray) -> np.ndarray:
-        """Anomaly scores (higher = more anomalous) of every detector, one column each."""
-        cols = [self.ecod_.anomaly_score(arr), self.forest_.anomaly_score(arr)]
-        cols += [d.anomaly_score(frame) for d in self.domain_]
-        return np.column_stack(cols)
-
-    def _detector_ranks(self, frame: pd.DataFrame, arr: np.ndarray) -> np.ndarray:
-        raw = self._raw_detector_scores(frame, arr)
-        return np.column_stack([_ecdf(ref, raw[:, j]) for j, ref in enumerate(self.detector_ref_)])
-
-    def _unsupervised(self, ranks: np.ndarray) -> np.ndarray:
-        return _weighted_sum(ranks, self.detector_weights_)
-
-    # -- fit -----------------------------------------------------------------------
 
     def _labels(self, y, n: int) -> np.ndarray:
         """Sets ``classes_`` and returns y as floats: 1 positive class, 0 negative class, -1 unlabelled.
@@ -309,7 +193,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Unknown label type: continuous target. {LABEL_HELP}")
         classes = np.unique(labelled)
         if len(classes) > 2:
-            raise ValueError(f"Only binary classification is supported. Unknown label(s) in y: got classes {classes.tolist()[:5]}"
+            raise ValueError(f"Only binary classification is supported. Unknown label(s) in y: got classes "
+                             f"{classes.tolist()[:5]}"
                              f"{' besides the unlabelled ' + repr(self.unlabeled) if unl.any() else ''}. {LABEL_HELP}")
         if len(classes) == 2:
             self.classes_ = classes
@@ -322,39 +207,68 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         out[~unl] = (labelled == self.classes_[1]).astype(float)
         return out
 
+    # -- detectors -----------------------------------------------------------------
+
+    def _detector_scores(self, frame: pd.DataFrame, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Anomaly scores (higher = more anomalous) of every detector used, one column each, and the domain
+        detectors' indicators (rows x indicators, maybe no column)."""
+        cols = [self.ecod_.anomaly_score(arr)] if "ecod" in self.detector_names_ else []
+        if self.forest_ is not None:
+            cols.append(self.forest_.anomaly_score(arr))
+        indicators = []
+        for d in self.domain_:
+            if hasattr(d, "score_with_indicators"):
+                score, z = d.score_with_indicators(frame)
+                cols.append(score)
+                indicators.append(z)
+            else:
+                cols.append(d.anomaly_score(frame))
+        indicators = np.column_stack(indicators) if indicators else np.zeros((len(arr), 0))
+        return np.column_stack(cols), indicators
+
+    def _ranks(self, raw: np.ndarray) -> np.ndarray:
+        return np.column_stack([ecdf(ref, raw[:, j]) for j, ref in enumerate(self.detector_ref_)])
+
+    def _fit_detectors(self, frame: pd.DataFrame, arr: np.ndarray, seed: int) -> None:
+        self.domain_ = [clone(d).fit(frame) for d in (self.detectors or [])]
+        generic = self.generic_weight if self.generic_weight is not None else (0.0 if self.domain_ else 1.0)
+        self.ecod_ = ECOD().fit(arr)  # also the per-feature ranks of proximity and reasons
+        self.forest_ = None
+        names, weights = [], []
+        if generic > 0:
+            self.forest_ = IsolationForestDetector(n_estimators=self.forest_trees, random_state=seed, n_jobs=1).fit(arr)
+            names, weights = ["ecod", "isolation_forest"], [float(generic)] * 2
+        names += [getattr(d, "name", type(d).__name__) for d in self.domain_]
+        weights += [1.0] * len(self.domain_)
+        self.detector_names_ = names
+        self.detector_weights_ = np.asarray(weights) / np.sum(weights)
+        self.indicator_names_ = [f"{getattr(d, 'name', type(d).__name__)}:{code}" for d in self.domain_
+                                 if hasattr(d, "indicator_z") for code in d.codes_]
+
+    # -- fit -----------------------------------------------------------------------
+
     def fit(self, X, y=None, sample_weight=None):
         """Fit on X with y in {1 violation, 0 verified clean, -1 never inspected} (None: all -1).
 
-        ``sample_weight``: non-negative weights of the labelled rows' verdicts (e.g. inverse queue probability);
-        a zero weight removes a verdict from the supervised part (the row still informs the detectors, which
-        learn the city's distribution from every row). Unlabelled rows weigh ``unlabeled_weight`` whatever
-        their sample weight, times it."""
+        ``sample_weight``: non-negative weights of the rows in the supervised part (e.g. inverse queue
+        probability of a verdict); zero removes a row from it (the detectors learn the city's distribution
+        from every row). Unlabelled rows weigh ``unlabeled_weight`` times their sample weight."""
         frame, arr = self._inputs(X, fitting=True)
         n = len(arr)
         y = self._labels(y, n)
-        if sample_weight is None:
-            w = np.ones(n)
-        else:
-            w = _check_sample_weight(sample_weight, arr, dtype=np.float64, ensure_non_negative=True)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        w = np.ones(n) if sample_weight is None else _check_sample_weight(
+            sample_weight, arr, dtype=np.float64, ensure_non_negative=True)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-        # 1. unsupervised detectors, rank-normalised on the training rows
-        self.ecod_ = ECOD().fit(arr)
-        self.forest_ = IsolationForestDetector(n_estimators=self.forest_trees, random_state=seed, n_jobs=1).fit(arr)
-        self.domain_ = [clone(d).fit(frame) for d in (self.detectors or [])]
-        self.detector_names_ = list(UNSUPERVISED) + [getattr(d, "name", type(d).__name__) for d in self.domain_]
-        raw = self._raw_detector_scores(frame, arr)
+        # 1. label-free detectors, rank-normalised on the training rows
+        self._fit_detectors(frame, arr, seed)
+        raw, indicators = self._detector_scores(frame, arr)
         self.detector_ref_ = [np.sort(raw[:, j]) for j in range(raw.shape[1])]
-        ranks = np.column_stack([_ecdf(ref, raw[:, j]) for j, ref in enumerate(self.detector_ref_)])
-        # evidence detectors (documented breaches) stay out of the mean: their severity is added on top
-        self.evidence_ = np.array([bool(getattr(d, "evidence", False)) for d in self.domain_], dtype=bool)
-        weights = np.r_[np.ones(len(UNSUPERVISED)), np.where(self.evidence_, 0.0, float(self.domain_weight))]
-        self.detector_weights_ = weights / weights.sum()
-        unsup = self._unsupervised(ranks)
+        ranks = self._ranks(raw)
+        unsup = weighted_sum(ranks, self.detector_weights_)
         self.unsupervised_ref_ = np.sort(unsup)
 
-        # 2. positive-unlabeled LightGBM on the features plus the detector ranks
+        # 2. positive-unlabeled LightGBM on the features, the detector ranks and the indicators
         pos, neg, unl = (y == 1) & (w > 0), (y == 0) & (w > 0), (y == -1) & (w > 0)
         if pos.any() and not (neg.any() or unl.any()):
             raise ValueError("RiskModel cannot train on one class: it needs rows besides the positive class (the "
@@ -362,26 +276,24 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.n_positive_, self.n_negative_ = int(pos.sum()), int(neg.sum())
         self.classifier_ = None
         if self.n_positive_ > 0:
-            target = pos.astype(int)
-            weight = np.where(unl, self.unlabeled_weight * w, w)  # zero weights stay zero
+            weight = np.where(unl, self.unlabeled_weight * w, w)
             # balance the classes so that a handful of violations are not drowned by the city
             wpos, wneg = weight[pos].sum(), weight[~pos].sum()
             weight = np.where(pos, weight * (wneg / wpos), weight)
+            extra = ranks.shape[1] + indicators.shape[1]
             self.classifier_ = LGBMClassifier(
                 n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
                 max_depth=self.max_depth, min_child_samples=self.min_child_samples,
                 subsample=self.subsample, subsample_freq=1 if self.subsample < 1 else 0,
                 colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, reg_alpha=self.reg_alpha,
                 min_child_weight=1e-3, random_state=seed, deterministic=True, force_row_wise=True,
-                monotone_constraints=[0] * arr.shape[1] + [int(bool(self.monotone_detectors))] * ranks.shape[1],
+                monotone_constraints=[0] * arr.shape[1] + [int(bool(self.monotone_detectors))] * extra,
                 n_jobs=self.n_jobs, verbose=-1,
-            ).fit(np.column_stack([arr, ranks]), target, sample_weight=weight)
+            ).fit(np.column_stack([arr, ranks, indicators]), pos.astype(int), sample_weight=weight)
             # proximity to known violations in per-feature rank space: the few-label learner
             self.proximity_points_ = self._feature_ranks(arr[pos])
             self.proximity_ref_ = np.sort(self._proximity(arr))
-            self.supervised_ref_ = np.sort(self._supervised_margin(arr, ranks))
-        # violations that documented breaches already put on top teach the blend nothing new
-        self.n_unexplained_ = int((pos & (self._severity(raw) <= 0)).sum())
+            self.supervised_ref_ = np.sort(self._supervised_margin(arr, ranks, indicators))
         self.blend_ = self._blend_weight()
         # trees cannot generalise from a handful of violations: proximity leads until min_labels, then
         # yields to LightGBM as min_labels / n_pos
@@ -393,11 +305,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             evidence = self._proximity_evidence(arr, pos, unl | neg, unsup, seed)
             self.proximity_share_ = float(evidence * min(1.0, self.min_labels / max(self.n_positive_, 1)))
 
-        # 3. documented breaches ahead of merely unusual rows, then calibration of the final rank
-        self.final_ref_ = None
-        total = self._final(self._blend_rank(arr, ranks), raw)
-        self.final_ref_ = np.sort(total)
-        score = _ecdf(self.final_ref_, total)
+        # 3. calibration of the blended rank
+        self.final_ref_ = np.sort(self._blend_rank(arr, ranks, indicators))
+        score = ecdf(self.final_ref_, self._blend_rank(arr, ranks, indicators))
         labelled = pos | neg
         self.calibrator_ = None
         self.prior_ = self._prior(np.where(w > 0, y, -1.0))
@@ -424,9 +334,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         p_idx = np.sort(rng.choice(p_idx, min(len(p_idx), max_pos), replace=False))
         r_idx = np.sort(rng.choice(r_idx, min(len(r_idx), max_rows), replace=False))
         zp, zr = self._feature_ranks(arr[p_idx]), self._feature_ranks(arr[r_idx])
-        d_pp = _pairwise_distance(zp, zp)
+        d_pp = pairwise_distance(zp, zp)
         np.fill_diagonal(d_pp, np.inf)
-        d_rp = _pairwise_distance(zr, zp)
+        d_rp = pairwise_distance(zr, zp)
         order = np.argsort(d_rp, axis=1)[:, :2]
         first = np.take_along_axis(d_rp, order[:, :1], axis=1)[:, 0]
         second = np.take_along_axis(d_rp, order[:, 1:2], axis=1)[:, 0]
@@ -436,7 +346,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             mine = d_pp[k].min()
             auc_p.append(np.mean(others > mine) + 0.5 * np.mean(others == mine))
         ref = np.sort(unsup[r_idx])
-        auc_u = float(np.mean(_ecdf(ref, unsup[p_idx])))
+        auc_u = float(np.mean(ecdf(ref, unsup[p_idx])))
         ep, eu = max(float(np.mean(auc_p)) - 0.5, 0.0), max(auc_u - 0.5, 0.0)
         return ep / (ep + eu) if ep + eu > 0 else 0.5
 
@@ -454,11 +364,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             return 0.0
         if self.blend is not None:
             return float(np.clip(self.blend, 0.0, 1.0))
-        n = getattr(self, "n_unexplained_", self.n_positive_)
-        return n / (n + self.blend_half)
+        return self.n_positive_ / (self.n_positive_ + self.blend_half)
 
-    def _supervised_margin(self, arr: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        return self.classifier_.predict(np.column_stack([arr, ranks]), raw_score=True, num_threads=_threads(len(arr)))
+    def _supervised_margin(self, arr, ranks, indicators) -> np.ndarray:
+        # the booster itself: the scikit-learn wrapper's input checks cost more than scoring a row
+        return self.classifier_.booster_.predict(np.column_stack([arr, ranks, indicators]), raw_score=True,
+                                                 num_threads=_threads(len(arr)))
 
     def _feature_ranks(self, arr: np.ndarray) -> np.ndarray:
         """Each feature as its mid-ranked ECDF on the training rows (scale-free; NaN -> the median)."""
@@ -468,30 +379,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         return np.where(np.isnan(arr), 0.5, z)
 
     def _proximity(self, arr: np.ndarray) -> np.ndarray:
-        return -_nearest_distance(self._feature_ranks(arr), self.proximity_points_)
+        return -nearest_distance(self._feature_ranks(arr), self.proximity_points_)
 
-    def _blend_rank(self, arr: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        unsup = _ecdf(self.unsupervised_ref_, self._unsupervised(ranks))
+    def _blend_rank(self, arr, ranks, indicators) -> np.ndarray:
+        unsup = ecdf(self.unsupervised_ref_, weighted_sum(ranks, self.detector_weights_))
         if self.classifier_ is None or self.blend_ == 0.0:
             return unsup
-        sup = _ecdf(self.supervised_ref_, self._supervised_margin(arr, ranks))
+        scale = ndtri if self.blend_scale == "probit" else (lambda u: u)
+        sup = scale(ecdf(self.supervised_ref_, self._supervised_margin(arr, ranks, indicators)))
         share = self.proximity_share_
         if share > 0:
-            near = _ecdf(self.proximity_ref_, self._proximity(arr))
+            near = scale(ecdf(self.proximity_ref_, self._proximity(arr)))
             sup = (1.0 - share) * sup + share * near
-        return self.blend_ * sup + (1.0 - self.blend_) * unsup
-
-    def _severity(self, raw: np.ndarray) -> np.ndarray:
-        """Summed severity of the evidence detectors (0 without any)."""
-        ev = np.flatnonzero(np.r_[np.zeros(len(UNSUPERVISED), bool), getattr(self, "evidence_", np.zeros(0, bool))])
-        return np.clip(raw[:, ev], 0.0, None).sum(axis=1) if len(ev) else np.zeros(len(raw))
-
-    def _final(self, blend: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        """Blended rank plus ``evidence_weight`` x severity, as a rank among the training rows."""
-        total = blend + float(self.evidence_weight) * self._severity(raw)
-        if getattr(self, "final_ref_", None) is None:
-            return total
-        return _ecdf(self.final_ref_, total)
+        return self.blend_ * sup + (1.0 - self.blend_) * scale(unsup)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -503,16 +403,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def score_samples(self, X) -> np.ndarray:
         """The uncalibrated blended rank in (0, 1): the ranking officers see (higher = riskier)."""
-        check_is_fitted(self, "detector_ref_")
+        check_is_fitted(self, "final_ref_")
         frame, arr = self._inputs(X)
-        raw = self._raw_detector_scores(frame, arr)
-        ranks = np.column_stack([_ecdf(ref, raw[:, j]) for j, ref in enumerate(self.detector_ref_)])
-        return self._final(self._blend_rank(arr, ranks), raw)
+        raw, indicators = self._detector_scores(frame, arr)
+        return ecdf(self.final_ref_, self._blend_rank(arr, self._ranks(raw), indicators))
 
     def _probability(self, score: np.ndarray) -> np.ndarray:
         if self.calibrator_ is not None:
             a, b = self.calibrator_
-            p = _sigmoid(a * _logit(score) + b)
+            p = sigmoid(a * logit(score) + b)
         else:
             p = np.power(score, self.power_)
         return np.clip(p, 0.0, 1.0)
@@ -527,7 +426,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         Not a probability (that is ``predict_proba``)."""
         p = self._probability(self.score_samples(X))
         with np.errstate(divide="ignore"):
-            return np.log(p) - np.log1p(-p) - float(_logit(np.array([self.threshold]))[0])
+            return np.log(p) - np.log1p(-p) - float(logit(np.array([self.threshold]))[0])
 
     def predict(self, X) -> np.ndarray:
         """1 (violation) where the probability exceeds ``threshold``, else 0."""
@@ -538,7 +437,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def feature_percentiles(self, X) -> pd.DataFrame:
         """Each input feature as the share of training rows at or below it (NaN stays NaN)."""
-        check_is_fitted(self, "detector_ref_")
+        check_is_fitted(self, "final_ref_")
         frame, arr = self._inputs(X)
         pct = np.where(np.isnan(arr), np.nan, self._feature_ranks(arr))
         index = frame.index if isinstance(X, pd.DataFrame) else None
@@ -546,58 +445,58 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def detector_percentiles(self, X) -> pd.DataFrame:
         """Each detector's score as the share of training rows it exceeds (columns ``detector:<name>``)."""
-        check_is_fitted(self, "detector_ref_")
+        check_is_fitted(self, "final_ref_")
         frame, arr = self._inputs(X)
-        ranks = self._detector_ranks(frame, arr)
+        raw, _ = self._detector_scores(frame, arr)
         index = frame.index if isinstance(X, pd.DataFrame) else None
-        return pd.DataFrame(ranks, columns=[f"detector:{n}" for n in self.detector_names_], index=index)
+        return pd.DataFrame(self._ranks(raw), columns=[f"detector:{n}" for n in self.detector_names_], index=index)
 
     @property
     def feature_importances_(self) -> np.ndarray:
-        """Gain importance of the input features (detector inputs folded in by their ECOD share)."""
-        check_is_fitted(self, "detector_ref_")
+        """Gain importance of the input features (0 everywhere before LightGBM has any violation to learn)."""
+        check_is_fitted(self, "final_ref_")
         d = self.n_features_in_
-        if self.classifier_ is None:
-            imp = np.zeros(d)
-        else:
-            gain = self.classifier_.booster_.feature_importance(importance_type="gain")
-            imp = gain[:d].astype(float)
+        imp = np.zeros(d) if self.classifier_ is None else self.classifier_.booster_.feature_importance(
+            importance_type="gain")[:d].astype(float)
         total = imp.sum()
         return imp / total if total > 0 else np.full(d, 1.0 / max(d, 1))
 
     def contributions(self, X) -> pd.DataFrame:
-        """Per-row contributions to the risk: LightGBM's SHAP values (``pred_contrib``) of the input
-        features, plus one column per detector (its rank above the median), weighted by the blend.
-        Evidence detectors add ``evidence_weight`` x the severity of each breach to the feature it
-        rests on (so reasons quote the breach itself). ECOD's share is spread over the features by
-        their tail scores, so a feature that is far in its tail is named even before any label
-        exists. Columns: features then ``detector:<name>``."""
-        check_is_fitted(self, "detector_ref_")
+        """Per-row contributions to the risk, columns: the features, ``detector:<name>`` and
+        ``indicator:<detector>:<code>``. The unsupervised part (1 - blend) gives each detector its weight times
+        how far its rank is above the median; a domain detector with indicators hands that share to its
+        indicators in proportion to their positive parts, and ECOD hands its share to the features by their
+        tails. The supervised part (blend) adds LightGBM's SHAP values (``pred_contrib``) of each input."""
+        check_is_fitted(self, "final_ref_")
         frame, arr = self._inputs(X)
-        ranks = self._detector_ranks(frame, arr)
-        d, k = self.n_features_in_, ranks.shape[1]
-        feat = np.zeros((len(arr), d))
-        det = np.zeros((len(arr), k))
-        tails = self.ecod_.tail_contributions(arr)
-        share = tails / np.where(tails.sum(axis=1, keepdims=True) > 0, tails.sum(axis=1, keepdims=True), 1.0)
+        raw, indicators = self._detector_scores(frame, arr)
+        ranks = self._ranks(raw)
+        d, k, m = self.n_features_in_, ranks.shape[1], indicators.shape[1]
+        feat, det, ind = np.zeros((len(arr), d)), np.zeros((len(arr), k)), np.zeros((len(arr), m))
         if self.classifier_ is not None and self.blend_ > 0:
-            shap = self.classifier_.predict(np.column_stack([arr, ranks]), pred_contrib=True, num_threads=_threads(len(arr)))
+            shap = self.classifier_.predict(np.column_stack([arr, ranks, indicators]), pred_contrib=True,
+                                            num_threads=_threads(len(arr)))
             feat += self.blend_ * shap[:, :d]
             det += self.blend_ * shap[:, d : d + k]
-        excess = (1.0 - self.blend_) * self.detector_weights_ * np.clip(ranks - 0.5, 0, None) * 2.0
-        det += excess
-        # ECOD is a sum over features: its part is handed to the features in proportion to their tails
-        feat += share * det[:, [0]]
-        det[:, 0] = 0.0
-        # a documented breach is named by the evidence it rests on (the feature's own sentence)
-        names = {n: i for i, n in enumerate(self.feature_names_in_)}
+            ind += self.blend_ * shap[:, d + k : d + k + m]
+        det += (1.0 - self.blend_) * self.detector_weights_ * np.clip(ranks - 0.5, 0, None) * 2.0
+        if "ecod" in self.detector_names_:  # ECOD is a sum over features: its part goes to them by their tails
+            tails = self.ecod_.tail_contributions(arr)
+            total = tails.sum(axis=1, keepdims=True)
+            j = self.detector_names_.index("ecod")
+            feat += tails / np.where(total > 0, total, 1.0) * det[:, [j]]
+            det[:, j] = 0.0
+        start = 0
         for detector in self.domain_:
-            if not getattr(detector, "evidence", False) or not hasattr(detector, "parts"):
+            if not hasattr(detector, "indicator_z"):
                 continue
-            parts = detector.parts(frame)
-            for col in parts.columns:
-                if col in names:
-                    feat[:, names[col]] += float(self.evidence_weight) * parts[col].to_numpy(dtype="float64")
-        columns = list(self.feature_names_in_) + [f"detector:{n}" for n in self.detector_names_]
+            parts = np.clip(detector.contributions(frame).to_numpy(dtype="float64"), 0.0, None)
+            total = parts.sum(axis=1, keepdims=True)
+            j = self.detector_names_.index(getattr(detector, "name", type(detector).__name__))
+            ind[:, start : start + parts.shape[1]] += parts / np.where(total > 0, total, 1.0) * det[:, [j]]
+            det[:, j] = np.where(total[:, 0] > 0, 0.0, det[:, j])
+            start += parts.shape[1]
+        columns = (list(self.feature_names_in_) + [f"detector:{n}" for n in self.detector_names_]
+                   + [f"indicator:{n}" for n in self.indicator_names_])
         index = frame.index if isinstance(X, pd.DataFrame) else None
-        return pd.DataFrame(np.column_stack([feat, det]), columns=columns, index=index)
+        return pd.DataFrame(np.column_stack([feat, det, ind]), columns=columns, index=index)

@@ -8,12 +8,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.detectors import (
+    DOCUMENTED_BREACH_COLUMNS,
     ECOD,
-    ComplianceEvidence,
+    HIDDEN_WATER_INDICATORS,
+    HiddenWater,
     IsolationForestDetector,
-    LevelShift,
-    PeerZScore,
-    WaterBalanceExcess,
+    documented_breach,
     domain_detectors,
 )
 
@@ -57,106 +57,111 @@ def test_ecod_is_deterministic_and_scores_tails_on_both_sides():
     assert det.tail_contributions(row).argmax() == 3
 
 
-def _snapshot():
-    """Two industries: C17 discharges half its inflow, C26 nine tenths. Peers have a 1/3 wet share."""
-    rng = np.random.default_rng(0)
+def _snapshot(n_per_industry=40, seed=0):
+    """Two industries whose metered dry-season discharge is 0.5 and 0.9 times their known water in (a log
+    balance spread of 0.05 around it); plans used at about 80 %."""
+    rng = np.random.default_rng(seed)
     rows = []
     for industry, k in (("C17", 0.5), ("C26", 0.9)):
-        for _ in range(40):
-            supply = rng.uniform(1_000, 5_000)
-            rows.append({"industry_code": industry, "supply_m3_12m": supply, "abstraction_m3_12m": 0.0,
-                         "discharge_m3_12m": k * supply, "wet_season_discharge_share_12m": 1 / 3})
+        for _ in range(n_per_industry):
+            log_ratio = np.log(k) + rng.normal(0, 0.05)
+            rows.append({"industry_code": industry,
+                         "balance_dry_log_12m": log_ratio, "balance_dry_ratio_12m": np.exp(log_ratio),
+                         "balance_dry_step": rng.normal(0, 0.05), "balance_dry_step_score": rng.uniform(0.5, 3.0),
+                         "plan_used_12m": 0.8 * np.exp(rng.normal(0, 0.1)), "quota_used_12m": np.nan,
+                         "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan,
+                         "inflow_m3_12m": 1000.0, "water_recent_share_3m": 1.0})
     return pd.DataFrame(rows)
 
 
-def test_water_balance_excess_uses_the_industry_coefficient():
+def test_hidden_water_judges_each_indicator_against_its_peers():
     snap = _snapshot()
-    det = WaterBalanceExcess().fit(snap)
-    assert det.coefficient_["C17"] == pytest.approx(0.5)
-    assert det.coefficient_["C26"] == pytest.approx(0.9)
+    det = HiddenWater().fit(snap)
     probe = pd.DataFrame({
-        "industry_code": ["C17", "C26", "C17"],
-        "supply_m3_12m": [1_000.0, 1_000.0, 1_000.0],
-        "abstraction_m3_12m": [np.nan, 0.0, 500.0],  # metered abstraction explains the third's discharge
-        "discharge_m3_12m": [1_000.0, 1_000.0, 750.0],
-        "wet_season_discharge_share_12m": [1 / 3, 1 / 3, 1 / 3],
+        "industry_code": ["C17", "C26", "C17", "C17", "X99"],
+        # 0.9 is far above a C17 plant's 0.5 and ordinary for a C26 plant; plain; plain; unknown industry
+        "balance_dry_log_12m": [np.log(0.9), np.log(0.9), np.log(0.5), np.log(0.5), np.log(0.5)],
+        "balance_dry_ratio_12m": [0.9, 0.9, 0.5, 0.5, 0.5],
+        "balance_dry_step": [0.0, 0.0, 0.0, 1.0, 0.0], "balance_dry_step_score": [1.0, 1.0, 1.0, 20.0, 1.0],
+        "plan_used_12m": [0.8, 0.8, 0.8, 0.8, 0.8], "quota_used_12m": [np.nan] * 5,
+        "meter_unexplained_drop_share": [np.nan] * 5, "inflow_step": [np.nan] * 5, "inflow_step_score": [np.nan] * 5,
     })
+    z = det.indicator_z(probe)
+    assert z.loc[0, "balance_excess"] == pytest.approx(det.cap)  # log(0.9 / 0.5) above C17's median: capped z
+    assert abs(z.loc[1, "balance_excess"]) < 2.0  # the same ratio is ordinary for a C26 plant
+    assert z.loc[3, "balance_step"] == pytest.approx(det.cap) and z.loc[2, "balance_step"] >= 0  # one-sided
+    assert np.isnan(z.loc[0, "quota_shortfall"])  # no permit, no quota indicator
+    assert np.isfinite(z.loc[4, "balance_excess"])  # an unknown industry is judged against the city
+    # each indicator the row has adds its log-likelihood ratio w (z - w / 2); the parts add up to the score
+    parts = det.contributions(probe)
+    assert np.allclose(parts.sum(axis=1), det.anomaly_score(probe))
+    w = pd.Series({ind.code: ind.weight for ind in HIDDEN_WATER_INDICATORS})
+    expected = (w * (z.iloc[0] - w / 2)).sum(skipna=True)
+    assert det.anomaly_score(probe)[0] == pytest.approx(expected)
     s = det.anomaly_score(probe)
-    # discharge twice what a C17 peer would send: log(1 + 1000) - log(1 + 500)
-    assert s[0] == pytest.approx(np.log1p(1000) - np.log1p(500))
-    assert 0 < s[1] < s[0]  # same ratio is ordinary for a C26 plant: only 1/0.9 above
-    assert s[2] == pytest.approx(0.0)
+    assert s[0] > s[2] and s[3] > s[2] and s[1] < s[0]
+    # sklearn's sign convention on top
+    assert np.array_equal(det.score_samples(probe), -s)
 
 
-def test_water_balance_excess_discounts_rain_inflow():
-    det = WaterBalanceExcess().fit(_snapshot())
-    probe = pd.DataFrame({
-        "industry_code": ["C17", "C17"], "supply_m3_12m": [1_000.0, 1_000.0], "abstraction_m3_12m": [0.0, 0.0],
-        "discharge_m3_12m": [800.0, 800.0], "wet_season_discharge_share_12m": [1 / 3, 0.6],
-    })
-    s = det.anomaly_score(probe)
-    assert s[0] > 0.3
-    assert s[1] == pytest.approx(0.0)  # 60 % in the wet season: the excess is rain water
+def test_hidden_water_a_disagreeing_record_pulls_the_score_down():
+    det = HiddenWater().fit(_snapshot())
+    base = {"industry_code": "C17", "balance_dry_step": 0.0, "balance_dry_step_score": 1.0, "quota_used_12m": np.nan,
+            "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan,
+            "inflow_m3_12m": 1000.0, "water_recent_share_3m": 1.0}
+    short_plan_balanced = pd.DataFrame([{**base, "plan_used_12m": 0.2, "balance_dry_log_12m": np.log(0.5),
+                                         "balance_dry_ratio_12m": 0.5}])
+    short_plan_only = pd.DataFrame([{**base, "plan_used_12m": 0.2, "balance_dry_log_12m": np.nan,
+                                     "balance_dry_step_score": np.nan}])
+    assert det.anomaly_score(short_plan_only)[0] > det.anomaly_score(short_plan_balanced)[0] > 0
 
 
-def test_level_shift_scores_recent_significant_rises():
-    X = pd.DataFrame({
-        "balance_shift": [0.0, 0.6, 0.6, 0.6, -0.6],
-        "balance_shift_score": [0.0, 8.0, 8.0, 1.0, 8.0],
-        "months_since_balance_shift": [np.nan, 2.0, 20.0, np.nan, 2.0],
-    })
-    s = LevelShift().fit(X).anomaly_score(X)
-    assert s[0] == 0 and s[3] == 0 and s[4] == 0  # none, not significant, falling balance
-    assert s[1] > s[2] > 0  # a recent shift outranks an old one
+def test_hidden_water_discounts_what_honest_entities_also_show():
+    """Discharge with no known inflow at all (a park's shared bill) is held at a moderate z; a firm whose every
+    record fell to nothing (closed or asleep) shows no shortfall or drop; dewatering works with no permit are
+    a yes/no record worth EVENT_Z."""
+    from models.detectors import EVENT_Z
+
+    det = HiddenWater().fit(_snapshot())
+    base = {"industry_code": "C17", "balance_dry_step": 0.0, "balance_dry_step_score": 1.0, "quota_used_12m": np.nan,
+            "meter_unexplained_drop_share": np.nan, "inflow_step": np.nan, "inflow_step_score": np.nan,
+            "plan_used_12m": np.nan}
+    probe = pd.DataFrame([
+        {**base, "balance_dry_log_12m": np.log(50.0), "balance_dry_ratio_12m": np.nan},  # no known inflow
+        {**base, "balance_dry_log_12m": np.log(50.0), "balance_dry_ratio_12m": 50.0},
+        {**base, "balance_dry_log_12m": np.nan, "plan_used_12m": 0.01, "water_recent_share_3m": 0.0},  # closed
+        {**base, "balance_dry_log_12m": np.nan, "plan_used_12m": 0.01, "water_recent_share_3m": 1.0},
+    ])
+    z = det.indicator_z(probe)
+    assert z.loc[0, "balance_excess"] == pytest.approx(3.0) and z.loc[1, "balance_excess"] == pytest.approx(det.cap)
+    assert np.isnan(z.loc[2, "plan_shortfall"]) and z.loc[3, "plan_shortfall"] > 3
+    works = pd.DataFrame({"dewatering_projects": [1.0] * 10 + [0.0], "dewatering_without_permit": [0.0] * 9 + [1.0, 0.0]})
+    zw = HiddenWater().fit(works).indicator_z(works)["dewatering_unpermitted"]
+    assert zw.iloc[9] == pytest.approx(EVENT_Z) and zw.iloc[0] == 0 and np.isnan(zw.iloc[10])
 
 
-def test_peer_z_is_robust_and_within_industry():
-    X = pd.DataFrame({"industry_code": ["A"] * 10 + ["B"] * 10,
-                      "use": [10.0, 11, 9, 10, 12, 8, 10, 11, 9, 10] + [100.0, 110, 90, 100, 120, 80, 100, 110, 90, 100]})
-    det = PeerZScore(features=["use"], min_peers=5).fit(X)
-    probe = pd.DataFrame({"industry_code": ["A", "B", "Z"], "use": [10.0 + 3 * 1.4826, 100.0, 10.0]})
-    z = det.z(probe)[:, 0]
-    assert z[0] == pytest.approx(3.0)  # median 10, MAD 1
-    assert z[1] == pytest.approx(0.0)  # 100 is ordinary among B
-    assert z[2] < 0  # unknown industry: the city-wide median (55) is the reference
-    assert det.anomaly_score(probe)[0] == pytest.approx(3.0)
-
-
-def test_domain_detectors_score_zero_without_their_columns():
-    X = pd.DataFrame({"other": [1.0, 2.0, 3.0]})
-    for det in (WaterBalanceExcess(), LevelShift(), ComplianceEvidence()):
-        assert np.array_equal(det.fit(X).anomaly_score(X), np.zeros(3))
+def test_hidden_water_scores_a_row_alone_as_in_a_batch_and_zero_without_its_columns():
+    snap = _snapshot()
+    det = HiddenWater().fit(snap)
+    batch = det.anomaly_score(snap)
+    assert np.array_equal(np.array([det.anomaly_score(snap.iloc[[i]])[0] for i in range(len(snap))]), batch)
+    other = pd.DataFrame({"other": [1.0, 2.0, 3.0]})
+    assert np.array_equal(HiddenWater().fit(other).anomaly_score(other), np.zeros(3))
     with pytest.raises(TypeError):
-        WaterBalanceExcess().fit(np.ones((3, 2)))
+        HiddenWater().fit(np.ones((3, 2)))
 
 
-def test_compliance_evidence_severity_exact():
+def test_documented_breach_flags_the_case_tracks_evidence_only():
     X = pd.DataFrame({
-        "abstraction_after_expiry_m3_12m": [0.0, 999.0, 0.0, 0.0, 0.0, 0.5],
+        "abstraction_after_expiry_m3_12m": [0.0, 999.0, 0.0, 0.0, 0.0, 0.0],
         "tax_declared_without_permit_m3_4q": [0.0, 0.0, 0.0, 0.0, 99.0, 0.0],
-        "permit_quota_used_max_12m": [0.9, np.nan, 1.5, 3.0, np.nan, 1.0],
-        "permit_quota_pace_max_3m": [1.1, np.nan, 1.5, 3.0, np.nan, 1.0],
+        "permit_quota_used_max_12m": [0.9, np.nan, 1.5, np.nan, np.nan, 1.0],
         "tax_undeclared_share_4q": [0.05, np.nan, np.nan, 0.4, np.nan, 0.1],
     })
-    det = ComplianceEvidence().fit(X)
-    parts = det.parts(X)
-    assert parts.loc[1, "abstraction_after_expiry_m3_12m"] == pytest.approx(1.5)  # 1 + log10(1000) / 6
-    assert parts.loc[4, "tax_declared_without_permit_m3_4q"] == pytest.approx(1 + 2 / 6)
-    assert parts.loc[2, "permit_quota_used_max_12m"] == pytest.approx(1.5)
-    assert parts.loc[3, "permit_quota_used_max_12m"] == pytest.approx(2.0)  # share over the line capped at 1
-    assert parts.loc[2, "permit_quota_pace_max_3m"] == pytest.approx(0.5 * 1.3)  # weak: pace over 1.2
-    assert parts.loc[3, "tax_undeclared_share_4q"] == pytest.approx(1.3)
-    score = det.anomaly_score(X)
-    # row 0: under every line; row 5: on the lines (quota exactly used, 10 % tolerance, < 1 m³) is not a breach
-    assert score[0] == 0 and score[5] == 0
-    assert score[1] == pytest.approx(1.5) and score[2] == pytest.approx(1.5 + 0.1 * 0.65)
-    assert score[3] == pytest.approx(2.0 + 0.1 * (1.3 + 0.5 * 2.0))  # largest item plus a tenth of the others
-    assert (score[1:5] >= 1).all()  # any documented breach outranks every merely unusual row
-    assert ComplianceEvidence.evidence and ComplianceEvidence().fit(X[["tax_undeclared_share_4q"]]).anomaly_score(
-        X[["tax_undeclared_share_4q"]]).tolist() == [0, 0, 0, pytest.approx(1.3), 0, 0]
+    # row 0: under every line; row 5: on the lines (quota exactly used, 10 % tolerance) is not a breach
+    assert documented_breach(X).tolist() == [False, True, True, True, True, False]
+    assert set(X.columns) <= set(DOCUMENTED_BREACH_COLUMNS)
 
 
-def test_domain_detectors_include_the_evidence_detector():
-    names = [d.name for d in domain_detectors()]
-    assert "compliance_evidence" in names and "water_balance_excess" in names
-    assert sum(bool(getattr(d, "evidence", False)) for d in domain_detectors()) == 1
+def test_domain_detectors_are_the_hidden_water_detector():
+    assert [d.name for d in domain_detectors()] == ["hidden_water"]

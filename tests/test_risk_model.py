@@ -13,29 +13,40 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
+from features.dictionary import DATA_DICTIONARY
 from models import RiskModel
 from models.detectors import domain_detectors
-from models.reasons import explain
+from models.reasons import INDICATOR_REASONS, explain, explain_reasons
+
+INDICATOR_CODES = set(INDICATOR_REASONS)
 
 ADBENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "adbench"
 
 
 def _city(n=1500, seed=0, inspected=0.2):
     """A snapshot-like table: 6 % violators discharge 2-4x what their supply and metered abstraction
-    explain; inspections (biased to the odd ones) know some of them."""
+    explain (since a step up some months ago); inspections (biased to the odd ones) know some of them."""
     rng = np.random.default_rng(seed)
     industry = rng.choice(["C17", "C26", "D44"], n)
     k = pd.Series(industry).map({"C17": 0.5, "C26": 0.9, "D44": 0.7}).to_numpy()
     supply = rng.lognormal(8, 1, n)
     abstraction = rng.lognormal(7, 1, n) * (rng.random(n) < 0.4)
     bad = rng.random(n) < 0.06
-    discharge = k * (supply + abstraction) * rng.lognormal(0, 0.1, n) * np.where(bad, rng.uniform(2, 4, n), 1.0)
+    excess = np.where(bad, rng.uniform(2, 4, n), 1.0)
+    discharge = k * (supply + abstraction) * rng.lognormal(0, 0.1, n) * excess
+    ratio = discharge / (supply + abstraction)
     X = pd.DataFrame({
         "industry_code": industry,
         "supply_m3_12m": supply,
         "abstraction_m3_12m": abstraction,
         "discharge_m3_12m": discharge,
-        "balance_ratio_12m": discharge / (supply + abstraction),
+        "inflow_m3_12m": supply + abstraction,
+        "balance_ratio_12m": ratio,
+        "balance_dry_ratio_12m": ratio,
+        "balance_dry_log_12m": np.log(ratio),
+        "balance_dry_step": np.where(bad, np.log(excess), rng.normal(0, 0.05, n)),
+        "balance_dry_step_score": np.where(bad, rng.uniform(8, 20, n), rng.uniform(0.5, 3, n)),
+        "months_since_balance_dry_step": rng.integers(6, 30, n).astype(float),
         "wet_season_discharge_share_12m": rng.uniform(0.3, 0.37, n),
         "employees": rng.integers(5, 500, n).astype(float),
         "noise": rng.normal(size=n),
@@ -139,91 +150,101 @@ def test_numpy_input_nan_params_and_sample_weight():
     assert not np.array_equal(weighted.predict_proba(arr)[:, 1], p)
 
 
-def test_domain_detectors_join_on_named_columns_and_reasons_quote_numbers():
+def test_hidden_water_leads_the_cold_ranking_and_reasons_quote_their_numbers():
     X, y, bad = _city(seed=4)
-    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y)
-    assert "water_balance_excess" in model.detector_names_
+    cold = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, np.full(len(X), -1))
+    assert cold.detector_names_ == ["hidden_water"]  # generic detectors stay out beside a domain detector
+    assert roc_auc_score(bad, cold.predict_proba(X)[:, 1]) > 0.95
+    model = RiskModel(random_state=0, detectors=domain_detectors(), monotone_detectors=True).fit(X, y)
     contrib = model.contributions(X)
-    assert contrib.shape == (len(X), model.n_features_in_ + len(model.detector_names_))
+    assert contrib.shape == (len(X), model.n_features_in_ + 1 + len(model.indicator_names_))
     assert "industry_code" not in contrib.columns  # text columns feed detectors, not the trees
-    imp = pd.Series(model.feature_importances_, index=model.feature_names_in_)
-    assert imp.idxmax() in {"balance_ratio_12m", "discharge_m3_12m"}
 
     top = np.argsort(-model.predict_proba(X)[:, 1])[:20]
-    reasons = explain(model, X.iloc[top], top=3)
-    assert len(reasons) == 20 and all(1 <= len(r) <= 3 for r in reasons)
-    flat = [s for r in reasons for s in r]
-    assert all(re.search(r"\d", s) for s in flat)  # every reason quotes a number
-    ratio = X["balance_ratio_12m"].iloc[top].to_numpy()
-    # the planted excess is named first, with the row's own balance ratio
-    assert sum(r[0].startswith("排水量明显超出") and f"平衡比{ratio[i]:.1f}倍" in r[0] for i, r in enumerate(reasons)) >= 15
-
-    # without domain detectors the data dictionary's sentence names the same evidence
-    num = X.drop(columns="industry_code")
-    plain = RiskModel(random_state=0).fit(num, y)
-    top = np.argsort(-plain.predict_proba(num)[:, 1])[:20]
-    reasons = explain(plain, num.iloc[top], top=3)
-    ratio = num["balance_ratio_12m"].iloc[top].to_numpy()
-    hits = [i for i, r in enumerate(reasons) if any(f"排水量是供水与取水量之和的{ratio[i]:.1f}倍" in s for s in r)]
-    assert len(hits) >= 10
+    found = explain_reasons(model, X.iloc[top], top=3)
+    assert len(found) == 20 and all(1 <= len(r) <= 3 for r in found)
+    ratio = X["balance_dry_ratio_12m"].iloc[top].to_numpy()
+    # the planted excess is named, with the row's own ratio in the sentence and as the code's value
+    named = [next((r for r in rs if r.code == "balance_excess"), None) for rs in found]
+    assert sum(r is not None for r in named) >= 15
+    for r, v in zip(named, ratio):
+        if r is not None:
+            assert r.value == pytest.approx(v) and f"{v:.1f}倍" in r.text_zh and f"{v:.1f}x" in r.text_en
+    assert explain(model, X.iloc[top[:3]]) == [[r.text_zh for r in rs] for rs in found[:3]]
 
 
-def _with_evidence(X: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The _city snapshot plus the evidence columns: ``rows`` pumped after their permit expired."""
-    X = X.copy()
-    X["abstraction_after_expiry_m3_12m"] = 0.0
-    X.loc[X.index[rows], "abstraction_after_expiry_m3_12m"] = np.linspace(500.0, 30_000.0, len(rows))
-    X["tax_undeclared_share_4q"] = np.where(np.arange(len(X)) % 10 == 0, 0.02, np.nan)  # within tolerance
-    return X
+def test_reasons_words_agree_with_their_numbers():
+    """Issue #9 item 7: each sentence quotes the code's value in the code's unit, and says "rose" only for a
+    rise and "fell" only for a fall."""
+    X, y, _ = _city(seed=7)
+    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y)
+    percent = {"meter_drop", "supply_drop", "plan_shortfall", "quota_shortfall"}
+    seen = set()
+    for rs in explain_reasons(model, X, top=3):
+        for r in rs:
+            seen.add(r.code)
+            if r.code in INDICATOR_CODES:
+                spec = ".0%" if r.code in percent else ".1f"
+            elif r.code in DATA_DICTIONARY and DATA_DICTIONARY[r.code]["reason_zh"]:
+                spec = re.search(r"\{value:([^}]*)\}", DATA_DICTIONARY[r.code]["reason_zh"]).group(1)
+            elif r.code in ("known_use", "discharge_without_inflow", "documented_breach"):
+                spec = ".0%" if r.unit == "share" else ",.0f"
+            else:  # a feature the dictionary does not describe
+                spec = ",.3g"
+            shown = format(r.value, spec)
+            assert shown in r.text_zh and shown in r.text_en, (shown, r)  # both languages quote the value
+            if r.code == "balance_step":
+                assert ("升至" in r.text_zh) == (r.value >= 1.0) and ("rose" in r.text_en) == (r.value >= 1.0)
+    assert {"balance_excess", "balance_step"} <= seen
 
 
-def test_a_documented_breach_puts_an_ordinary_row_on_top_and_is_named():
+def test_a_documented_breach_alone_does_not_lift_an_entity_and_is_named_last():
+    from training.backtest import SNAPSHOT_DEFAULTS, make_model, split_snapshot
+
     X, y, bad = _city(seed=5)
+    snap = X.assign(name="某公司", district="德城区", industry_section="C", size_band="small")
     ordinary = np.flatnonzero(~bad)[:12]
-    Xe = _with_evidence(X, ordinary)
-    cold = RiskModel(random_state=0, detectors=domain_detectors()).fit(Xe, np.full(len(X), -1))
-    assert "compliance_evidence" in cold.detector_names_
-    risk = cold.predict_proba(Xe)[:, 1]
-    top = set(np.argsort(-risk, kind="stable")[:12])
-    assert top == set(ordinary)  # one rare, strong signal beats any blend of weak ones
-    # averaged in like the other detectors, the same evidence would not: the planted excess rows lead
-    plain = RiskModel(random_state=0, detectors=[d for d in domain_detectors() if d.name != "compliance_evidence"])
-    plain_risk = plain.fit(Xe, np.full(len(X), -1)).predict_proba(Xe)[:, 1]
-    assert len(set(np.argsort(-plain_risk, kind="stable")[:12]) & set(ordinary)) < 6
-    # the largest contribution is the breach itself, and the officer reads it with its volume
-    contrib = cold.contributions(Xe.iloc[ordinary])
-    assert (contrib.idxmax(axis=1) == "abstraction_after_expiry_m3_12m").all()
-    reasons = explain(cold, Xe.iloc[ordinary[-1:]], top=3)
-    assert reasons[0][0] == "近12个月在取水许可证过期后仍计量取水30,000立方米"
-    # labels: known violations the evidence already explains do not count towards the supervised blend
-    labels = np.where(np.isnan(y), -1.0, y)
-    labels[ordinary[:3]] = 1.0
-    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(Xe, labels)
-    assert model.n_unexplained_ == model.n_positive_ - 3
-    assert model.blend_ == pytest.approx(model.n_unexplained_ / (model.n_unexplained_ + model.blend_half))
-    top = set(np.argsort(-model.predict_proba(Xe)[:, 1], kind="stable")[:12])
-    assert top == set(ordinary)
+    breached = snap.copy()
+    breached["abstraction_after_expiry_m3_12m"] = 0.0
+    breached.loc[breached.index[ordinary], "abstraction_after_expiry_m3_12m"] = np.linspace(500.0, 30_000.0, 12)
+    meta = ["name", "district", "industry_code", "industry_section", "employees", "size_band"]
+    Xb, _ = split_snapshot(breached, meta)
+    assert "abstraction_after_expiry_m3_12m" not in Xb.columns  # the model never reads it
+    assert SNAPSHOT_DEFAULTS["monotone_detectors"]
+    model = make_model({}, 0).fit(Xb, y)
+    base, _ = split_snapshot(snap, meta)
+    assert np.array_equal(model.predict_proba(Xb)[:, 1], make_model({}, 0).fit(base, y).predict_proba(base)[:, 1])
+    # named for information after the hidden-water reasons, with its volume
+    reasons = explain_reasons(model, pd.concat([Xb, breached[["abstraction_after_expiry_m3_12m"]]],
+                                               axis=1).iloc[ordinary[-1:]])
+    assert reasons[0][-1].code == "documented_breach" and "30,000立方米" in reasons[0][-1].text_zh
 
 
-def test_every_row_gets_a_reason_even_an_ordinary_one():
+def test_every_row_gets_reasons_in_the_same_form_even_an_ordinary_one():
     X, y, bad = _city(seed=6)
-    num = X.drop(columns="industry_code")
-    model = RiskModel(random_state=0).fit(num, y)
-    ordinary = np.argsort(model.predict_proba(num)[:, 1])[:30]  # the least risky rows
-    reasons = explain(model, num.iloc[ordinary], top=3)
-    assert all(len(r) >= 1 for r in reasons)
-    assert any(r == [f"综合风险评分为{p:.1%}，各单项指标均无突出异常"]
-               for r, p in zip(reasons, model.predict_proba(num.iloc[ordinary])[:, 1]))
+    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y)
+    ordinary = np.argsort(model.predict_proba(X)[:, 1])[:30]  # the least risky rows
+    found = explain_reasons(model, X.iloc[ordinary], top=3)
+    assert all(1 <= len(r) <= 3 for r in found)
+    assert all(re.search(r"\d", r.text_zh) and r.code for rs in found for r in rs)
+    # nothing tells an exploratory lead from a top one: the same codes, no "low risk" sentence
+    top = explain_reasons(model, X.iloc[np.argsort(-model.predict_proba(X)[:, 1])[:30]], top=3)
+    vocabulary = INDICATOR_CODES | set(X.columns) | {"known_use", "discharge_without_inflow"}
+    assert all(r.code in vocabulary for rs in found + top for r in rs)
+    assert not any("风险" in r.text_zh for rs in found for r in rs)
 
 
-def test_reasons_fall_back_to_the_generic_sentence():
+def test_reasons_of_a_generic_table_come_from_the_data_dictionary():
     X, y, _ = _city(seed=5)
-    num = X.drop(columns="industry_code").rename(columns={"balance_ratio_12m": "mystery"})
+    num = X.drop(columns="industry_code")[["supply_m3_12m", "abstraction_m3_12m", "discharge_m3_12m",
+                                           "balance_ratio_12m", "employees", "noise"]]
     model = RiskModel(random_state=0).fit(num, y)
-    templates = {"mystery": {"meaning_zh": "神秘指标", "unit": "", "reason_zh": None}}
-    top = np.argsort(-model.predict_proba(num)[:, 1])[:5]
-    reasons = explain(model, num.iloc[top], top=1, templates=templates)
-    assert sum("神秘指标为" in r[0] and "明显高于同行业" in r[0] for r in reasons) >= 3
+    top = np.argsort(-model.predict_proba(num)[:, 1])[:20]
+    found = explain_reasons(model, num.iloc[top], top=3)
+    ratio = num["balance_ratio_12m"].iloc[top].to_numpy()
+    hits = [i for i, rs in enumerate(found)
+            if any(r.code == "balance_ratio_12m" and f"排水量是供水与取水量之和的{ratio[i]:.1f}倍" in r.text_zh for r in rs)]
+    assert len(hits) >= 10
 
 
 def _bench():

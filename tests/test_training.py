@@ -35,13 +35,18 @@ DROP = _insp(
         ("8", "F", "2026-01-01", "violation", "private_well"),  # on as_of: not known yet
         ("9", "G", "2025-08-01", "unreachable", None),
         ("10", "G", "2025-09-01", "no_violation", None),
+        ("13", "J", "2025-07-01", "violation", "unpermitted_abstraction"),
+        ("14", "L", "2025-07-01", "violation", None),  # a field finding with no type recorded
+        ("15", "M", "2025-07-01", "violation", "expired_permit"),
     ]
 )
 
 
 def test_labels_distinguish_unknown_from_clean():
     labels = inspection_labels(DROP, AS_OF)
-    assert labels["label"].to_dict() == {"A": 1, "B": 0, "C": -1, "D": 0, "E": 1, "G": 0}
+    # E's and M's violations are record-visible types (the case track's): no positive for the hidden ranking,
+    # and no evidence of a clean site either
+    assert labels["label"].to_dict() == {"A": 1, "B": 0, "C": -1, "D": 0, "E": -1, "G": 0, "J": 1, "L": 1, "M": -1}
     assert "F" not in labels.index  # inspected on the as-of day: not known before it
     y, w = label_vector(labels, pd.Index(["A", "B", "C", "Z"]))
     assert y.tolist() == [1, 0, -1, -1]  # never visited is unknown, never clean
@@ -242,7 +247,9 @@ def test_train_registers_promotes_and_reproduces(city_ws, capsys):
 
     settings = _settings(city_ws, "reg-a")
     truth = pd.read_csv(city_ws / "drop" / "truth.csv", dtype=str)  # evaluation only
-    first = train(city_ws / "ws", settings, trials=2, evaluation_truth=truth)
+    verdicts = [_verdicts(city_ws)]  # enough hidden-type violations after each cut-off to tune on
+    first = train(city_ws / "ws", settings, trials=2, evaluation_truth=truth, extra_labels=verdicts)
+    assert first.summary["tuning"]["trials"] == 2
     assert first.promoted and first.version == "1" and first.champion_version == "1"
     models = city_ws / "ws" / "models"
     meta = json.loads((models / "model.json").read_text(encoding="utf-8"))
@@ -260,7 +267,7 @@ def test_train_registers_promotes_and_reproduces(city_ws, capsys):
         print(f"\n[train 1200 entities] {json.dumps({k: v for k, v in meta['backtest'].items() if 'at_100' in k})}")
 
     # same data, same seed: same scores; a tie does not move the alias
-    second = train(city_ws / "ws", settings, trials=2)
+    second = train(city_ws / "ws", settings, trials=2, extra_labels=verdicts)
     assert second.version == "2" and not second.promoted and second.champion_version == "1"
     assert second.params == first.params and second.objective == pytest.approx(first.objective)
     again = load_bundle(models / "risk_model.joblib")
@@ -278,9 +285,37 @@ def test_train_registers_promotes_and_reproduces(city_ws, capsys):
     from training import registry
 
     client.set_model_version_tag(settings.model.registered_model_name, "1", registry.AS_OF_TAG, "2020-01-01")
-    third = train(city_ws / "ws", settings, trials=2)
+    third = train(city_ws / "ws", settings, trials=2, extra_labels=verdicts)
     assert third.promoted and third.champion_version == "3"
     assert load_bundle(models / "champion.joblib").version == "3"
+
+
+@pytest.mark.slow
+def test_too_few_verdicts_skip_tuning_and_nothing_shows_an_unmeasured_zero(city_ws, caplog):
+    """Issue #9 item 3: with fewer than MIN_LABELS hidden-type violations after a cut-off, Optuna does not run
+    (said in the log, MLflow and model.json), the defaults are kept, and no 0.000 stands for "not measured"."""
+    import json
+    import logging
+
+    import mlflow
+
+    from training.backtest import MIN_LABELS
+    from training.train import train
+
+    settings = _settings(city_ws, "reg-few")
+    with caplog.at_level(logging.WARNING, logger="waterwatch.training"):
+        result = train(city_ws / "ws", settings, trials=3)  # the drop's own inspections only
+    assert any("Optuna not run" in r.message for r in caplog.records)
+    assert result.params == {} and np.isnan(result.objective)
+    meta = json.loads((city_ws / "ws" / "models" / "model.json").read_text(encoding="utf-8"))
+    assert meta["objective"] is None and "not measured" in meta["objective_note"]
+    assert meta["tuning"]["skipped"].startswith("Optuna not run") and f"< {MIN_LABELS}" in meta["tuning"]["skipped"]
+    assert not any(k.startswith("inspected.model.precision") or "steadiness" in k for k in meta["backtest"])
+    run = mlflow.MlflowClient(settings.resolved_tracking_uri()).get_run(result.run_id)
+    assert "objective" not in run.data.metrics and run.data.tags["tuning"].startswith("Optuna not run")
+    assert not any(k.startswith("inspected.model.precision") for k in run.data.metrics)
+    html = (city_ws / "ws" / "models" / "backtest.html").read_text(encoding="utf-8")
+    assert "not measured" in html
 
 
 @pytest.mark.slow
@@ -329,10 +364,13 @@ def test_scoring_lists_every_live_entity_once(city_ws):
     train(city_ws / "ws", settings, trials=0)
     leads = score(city_ws / "ws", settings, reasons_for=None)
     short = score(city_ws / "ws", settings, reasons_for=50)
-    pd.testing.assert_frame_equal(leads.drop(columns="reasons"), short.drop(columns="reasons"))
+    pd.testing.assert_frame_equal(leads.drop(columns=["reasons", "reason_codes"]),
+                                  short.drop(columns=["reasons", "reason_codes"]))
     explained = short["reasons"].str.len() > 0
     assert (explained == (short["rank"] <= 50)).all()
     assert (short.loc[explained, "reasons"] == leads.loc[explained, "reasons"]).all()
+    assert (short.loc[explained, "reason_codes"] == leads.loc[explained, "reason_codes"]).all()
+    assert (short.loc[~explained, "reason_codes"] == "[]").all()
     ws = Workspace(city_ws / "ws")
     ents, as_of = ws.typed_tables()["entities"], ws.as_of()
     live = ents[(ents["registered_on"].isna() | (ents["registered_on"] < as_of))

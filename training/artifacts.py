@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 MODEL_FILE = "risk_model.joblib"
@@ -28,13 +30,84 @@ class ModelBundle:
         return str(self.metadata.get("version", "unregistered"))
 
     def matrix(self, snapshot: pd.DataFrame) -> pd.DataFrame:
-        """The snapshot's model columns in the training order; a feature the data no longer has is missing (NaN)."""
-        frame = snapshot.reindex(columns=self.features)
+        """The snapshot's model columns in the training order; a feature the data no longer has is missing (NaN).
+        The numeric columns are converted to float in one step (a column that does not hold numbers is an error
+        naming it), the text columns kept as text."""
+        from models.numerics import float_matrix
+
         numeric = [c for c in self.features if c not in TEXT_COLUMNS]
-        return frame.astype({c: "float64" for c in numeric})
+        values = float_matrix(snapshot.reindex(columns=numeric), numeric)
+        frame = pd.DataFrame(values, columns=numeric, index=snapshot.index)
+        for column in self.features:
+            if column in TEXT_COLUMNS:
+                text = snapshot[column] if column in snapshot.columns else pd.Series(pd.NA, index=snapshot.index)
+                frame[column] = text.astype("str")
+        return frame[self.features]
 
     def predict(self, snapshot: pd.DataFrame) -> pd.Series:
-        return pd.Series(self.model.predict_proba(self.matrix(snapshot))[:, 1], index=snapshot.index, name="risk_score")
+        """Risk of every row of a snapshot-like frame (the model's columns by name; others ignored)."""
+        if getattr(self.model, "fitted_on_frame_", False) and len(snapshot) <= 64:
+            # a few rows (the service's one-row scoring): straight to the named-column block, no DataFrame copy
+            from models.detectors import NamedColumns
+            from models.numerics import float_matrix
+
+            numeric = [c for c in self.features if c not in TEXT_COLUMNS]
+            values = float_matrix(snapshot.reindex(columns=numeric), numeric)
+            text = {c: (snapshot[c].tolist() if c in snapshot.columns else [None] * len(snapshot))
+                    for c in self.features if c in TEXT_COLUMNS}
+            risk = self.model.predict_proba(NamedColumns(values, numeric, text))[:, 1]
+        else:
+            risk = self.model.predict_proba(self.matrix(snapshot))[:, 1]
+        return pd.Series(risk, index=snapshot.index, name="risk_score")
+
+    def _records_block(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray, dict[str, list]]:
+        numeric = [c for c in self.features if c not in TEXT_COLUMNS]
+        position = {name: j for j, name in enumerate(numeric)}
+        block = np.full((len(rows), len(numeric)), np.nan)
+        text: dict[str, list] = {c: [None] * len(rows) for c in self.features if c in TEXT_COLUMNS}
+        for i, row in enumerate(rows):
+            for name, value in row.items():
+                if value is None:
+                    continue
+                if name in text:
+                    text[name][i] = str(value)
+                    continue
+                j = position.get(name)
+                if j is None:
+                    continue
+                if isinstance(value, (str, bytes, bool)):
+                    raise FeatureTypeError(name, i)
+                block[i, j] = value
+        return numeric, block, text
+
+    def records_matrix(self, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """The model columns of feature dicts another system sends (name -> number, text for TEXT_COLUMNS;
+        None or left out = unknown). A text value for a numeric feature raises ``FeatureTypeError`` naming the
+        feature and the row."""
+        numeric, block, text = self._records_block(rows)
+        frame = pd.DataFrame(block, columns=numeric)
+        for name, values in text.items():
+            frame[name] = np.array(values, dtype=object)
+        return frame[self.features]
+
+    def predict_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Risk of feature dicts (see ``records_matrix``): the same number as ``predict`` on the same values, by a
+        path that builds no DataFrame when the model reads named columns itself (RiskModel): the fast path of
+        one-row scoring."""
+        from models.detectors import NamedColumns
+
+        if not getattr(self.model, "fitted_on_frame_", False):
+            return self.model.predict_proba(self.records_matrix(rows))[:, 1]
+        numeric, block, text = self._records_block(rows)
+        return self.model.predict_proba(NamedColumns(block, numeric, text))[:, 1]
+
+
+class FeatureTypeError(ValueError):
+    """A feature that must be a number came as text."""
+
+    def __init__(self, feature: str, row: int):
+        super().__init__(f"feature {feature!r} must be a number (row {row})")
+        self.feature, self.row = feature, row
 
 
 def models_dir(workspace: Path | str) -> Path:

@@ -1,10 +1,13 @@
 """Inspection outcomes turned into labels as known before a date.
 
-Most entities were never visited: that is "unknown" (-1), never "clean". Only a
-visit that found nothing (``no_violation``) makes a 0. Verdicts exported by the
-service carry ``queue_probability`` (the chance the entity was put in a queue);
-inverse-propensity weights undo the bias of learning only from what the
-previous model chose to inspect.
+The risk ranking looks for violations no record shows (``HIDDEN_TYPES``: private wells, abstraction with no
+permit, meter tampering); a documented breach (expired permit in use, quota overrun, tax gap) belongs to the
+case track. So the label is 1 only for a visit that found a hidden-type violation (or a violation whose type
+was not recorded: a field finding); a visit that found only a record-visible type says nothing either way
+about hidden water and leaves the entity unlabelled (-1), like the many entities never visited ("unknown",
+never "clean"). Only a visit that found nothing (``no_violation``) makes a 0. Verdicts exported by the
+service carry ``queue_probability`` (the chance the entity was put in a queue); inverse-propensity weights
+undo the bias of learning only from what the previous model chose to inspect.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ import numpy as np
 import pandas as pd
 
 OUTCOMES = ("violation", "no_violation", "unreachable")
+HIDDEN_TYPES = ("private_well", "unpermitted_abstraction", "meter_tampering")  # found only by looking
+RECORD_VISIBLE_TYPES = ("expired_permit", "over_permit", "tax_underreport")  # the case track's
+
+
+def hidden_violation(inspections: pd.DataFrame) -> pd.Series:
+    """A visit that found a violation of a hidden type, or of a type not recorded (a field finding)."""
+    kind = inspections["violation_type"].astype("str").str.strip()
+    unrecorded = inspections["violation_type"].isna() | (kind == "") | kind.isin(["nan", "None", "<NA>"])
+    return (inspections["outcome"] == "violation") & (kind.isin(HIDDEN_TYPES) | unrecorded)
 INSPECTION_COLUMNS = ["inspection_id", "uscc", "inspected_on", "outcome", "violation_type", "queue_probability"]
 LABEL_COLUMNS = ["label", "weight", "last_inspected_on", "inspections"]
 
@@ -73,7 +85,8 @@ def inspection_labels(
     extra: Iterable[pd.DataFrame | Path | str] = (),
     min_queue_probability: float = 0.02,
 ) -> pd.DataFrame:
-    """Per uscc inspected before ``as_of``: label 1 confirmed violation, 0 verified clean, -1 only unreachable.
+    """Per uscc inspected before ``as_of``: label 1 hidden-type violation found, 0 verified clean, -1 only
+    unreachable or only a record-visible violation found (see the module docstring).
 
     The label is the latest decisive visit (violation or no_violation; a violation wins a same-day tie), as
     that is the state the features describe. ``weight`` is 1 for drop inspections and 1/queue_probability
@@ -93,7 +106,8 @@ def inspection_labels(
     decisive = decisive.sort_values(["uscc", "inspected_on", "_rank"]).drop_duplicates("uscc", keep="last")
     decisive = decisive.set_index("uscc")
     labels = counts.assign(label=-1, weight=1.0)
-    labels.loc[decisive.index, "label"] = (decisive["outcome"] == "violation").astype(int).to_numpy()
+    label = np.where(hidden_violation(decisive), 1, np.where(decisive["outcome"] == "no_violation", 0, -1))
+    labels.loc[decisive.index, "label"] = label
     propensity = decisive["queue_probability"].clip(lower=min_queue_probability)
     labels.loc[decisive.index, "weight"] = (1.0 / propensity).fillna(1.0).to_numpy()
     known = labels["label"] >= 0

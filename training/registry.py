@@ -125,7 +125,8 @@ def log_run(
         )
         version = str(info.registered_model_version)
         client.set_model_version_tag(name, version, PARAMS_TAG, json.dumps(dict(risk_params), default=str))
-        client.set_model_version_tag(name, version, OBJECTIVE_TAG, f"{objective:.6f}")
+        shown = f"{objective:.6f}" if np.isfinite(objective) else "not measured (too few verdicts)"
+        client.set_model_version_tag(name, version, OBJECTIVE_TAG, shown)
         if as_of:
             client.set_model_version_tag(name, version, AS_OF_TAG, as_of)
         return Registered(run.info.run_id, version, info.model_uri)

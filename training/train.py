@@ -11,6 +11,7 @@ from the same recipe refitted on newer data (else a champion would never see new
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.workspace import Workspace
@@ -35,7 +37,9 @@ from training.backtest import (
     split_snapshot,
 )
 from training.labels import estimate_violation_rate, inspection_labels, label_vector, merge_inspections
-from training.tune import objective_value, tune
+from training.tune import MIN_LABELS, objective_value, tune, tuning_labels
+
+LOG = logging.getLogger("waterwatch.training")
 
 HEADLINE = ("precision_at_50", "precision_at_100", "precision_at_200", "precision_at_1pct", "recall_at_100",
             "labelled_at_100", "average_precision")
@@ -96,7 +100,8 @@ def headline(result: BacktestResult) -> dict[str, float]:
             if f"{n}_mean" in row and pd.notna(row[f"{n}_mean"]):
                 out[f"{target}.{scorer}.{n}"] = round(float(row[f"{n}_mean"]), 4)
     for target in result.metrics["target"].unique():
-        out[f"{target}.model.steadiness_at_capacity"] = round(result.steadiness(target), 4)
+        if np.isfinite(result.steadiness(target)):  # never a 0.000 or NaN standing in for "not measured"
+            out[f"{target}.model.steadiness_at_capacity"] = round(result.steadiness(target), 4)
     return out
 
 
@@ -130,12 +135,19 @@ def train(
     tuned = None
     params: dict[str, Any] = {}
     backtest = None
-    if trials > 0:
+    window_labels = tuning_labels(cutoffs)
+    tuning_note = None
+    if trials > 0 and window_labels < MIN_LABELS:
+        tuning_note = (f"Optuna not run: the inspections after the backtest cut-offs found as few as {window_labels} "
+                       f"hidden-type violation(s) in a window (< {MIN_LABELS}); an objective on so few is noise, so "
+                       "the defaults are kept")
+        LOG.warning(tuning_note)
+    elif trials > 0:
         tuned = tune(cutoffs, ms.officer_capacity_k, trials, ms.random_state, progress=progress)
         params, backtest = tuned.params, tuned.backtest
     if backtest is None:
         backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k)
-    objective = objective_value(backtest)
+    objective = objective_value(backtest)  # NaN: not measurable
 
     # the champion's parameters through this very backtest
     default_root = settings.mlflow_tracking_uri is None and str(settings.resolved_tracking_uri()).startswith("sqlite:")
@@ -153,10 +165,16 @@ def train(
         else:
             champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k)
             champion_objective = objective_value(champ)
-        # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known
+        # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known; without a
+        # measurable objective (too few verdicts) nothing says the champion is better, so the newest fit (this
+        # code's recipe on everything known now) takes over
         champion_as_of = (current.tags or {}).get(registry.AS_OF_TAG, "")
         newer = as_of.date().isoformat() > champion_as_of
-        promoted = objective > champion_objective + 1e-9 or (abs(objective - champion_objective) <= 1e-9 and newer)
+        if np.isfinite(objective) and np.isfinite(champion_objective):
+            promoted = objective > champion_objective + 1e-9 or (abs(objective - champion_objective) <= 1e-9 and newer)
+        else:
+            promoted = True
+        champion_objective = champion_objective if np.isfinite(champion_objective) else None
 
     # the final model: features as of as_of; labels from every verdict known now, including field verdicts
     # recorded after the drop's as_of (they describe the state the features describe, and are the reason to retrain)
@@ -190,8 +208,9 @@ def train(
         "as_of": as_of.date().isoformat(),
         "cut-offs": ", ".join(f"{c.cutoff:%Y-%m}" for c in cutoffs),
         "labelled entities at as_of (1/0)": f"{int((y == 1).sum())}/{int((y == 0).sum())}",
-        "objective (candidate)": f"{objective:.4f}",
+        "objective (candidate)": _shown(objective, window_labels),
         "objective (champion, same backtest)": "none" if champion_objective is None else f"{champion_objective:.4f}",
+        "tuning": tuning_note or ("none requested" if trials == 0 else f"{trials} Optuna trials"),
         "params": json.dumps(params, default=str),
     }
     html = report_html(backtest, pngs, f"WaterWatch backtest {as_of:%Y-%m}", extra)
@@ -206,7 +225,9 @@ def train(
         "features": len(X.columns), "extra_label_files": len(list(extra_labels)),
         **{f"risk.{k}": v for k, v in params.items()},
     }
-    metrics = {**backtest.flat_metrics(), "objective": objective}
+    metrics = {**backtest.flat_metrics(), "tuning.window_labels": float(window_labels)}
+    if np.isfinite(objective):
+        metrics["objective"] = objective
     if champion_objective is not None:
         metrics["champion_objective"] = champion_objective
     if violation_rate is not None:
@@ -216,7 +237,8 @@ def train(
                         "tune.pruned": tuned.pruned, "tune.kept_defaults": float(tuned.kept_defaults)})
     reg = registry.log_run(
         name=ms.registered_model_name, params=run_params, risk_params=params, metrics=metrics, artifacts_dir=art,
-        model=model, X_example=X, objective=objective, tags={"workspace": str(workspace.resolve())},
+        model=model, X_example=X, objective=objective,
+        tags={"workspace": str(workspace.resolve()), "tuning": tuning_note or f"trials={trials}"},
         as_of=as_of.date().isoformat(),
     )
     if promoted:
@@ -225,7 +247,8 @@ def train(
     trained_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     meta = {
         "version": reg.version, "trained_at": trained_at, "as_of": as_of.date().isoformat(), "run_id": reg.run_id,
-        "params": params, "objective": objective, "metrics": heads, "registered_model": ms.registered_model_name,
+        "params": params, "objective": objective if np.isfinite(objective) else None, "metrics": heads,
+        "registered_model": ms.registered_model_name, "tuning": tuning_note,
     }
     bundle = ModelBundle(model, list(X.columns), meta)
     model_path = save_bundle(bundle, out / MODEL_FILE)
@@ -240,12 +263,13 @@ def train(
         "version": reg.version, "trained_at": trained_at, "as_of": meta["as_of"], "run_id": reg.run_id,
         "promoted": promoted, "champion_version": str(champion_now) if champion_now is not None else None,
         "previous_champion_version": str(current.version) if current is not None else None,
-        "objective": round(objective, 6),
+        "objective": round(objective, 6) if np.isfinite(objective) else None,
+        "objective_note": None if np.isfinite(objective) else _shown(objective, window_labels),
         "champion_objective": None if champion_objective is None else round(champion_objective, 6),
         "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
         "params": params, "backtest": heads, "artifact": str(champion_path.resolve()),
         "estimated_violation_rate": violation_rate,
-        "tuning": None if tuned is None else {
+        "tuning": {"skipped": tuning_note} if tuning_note else None if tuned is None else {
             "trials": tuned.trials, "pruned": tuned.pruned, "best_value": tuned.best_value,
             "default_value": tuned.default_value, "kept_defaults": tuned.kept_defaults, "best_params": tuned.best_params},
     }
@@ -255,6 +279,13 @@ def train(
         champion_version=summary["champion_version"], champion_objective=champion_objective, params=params,
         backtest=backtest, model_path=model_path, champion_path=champion_path, report_path=report_path, summary=summary,
     )
+
+
+def _shown(objective: float, window_labels: int) -> str:
+    if np.isfinite(objective):
+        return f"{objective:.4f}"
+    return (f"not measured ({window_labels} hidden-type violation(s) found by inspections in the smallest "
+            f"backtest window, fewer than {MIN_LABELS})")
 
 
 def export_champion(version, name: str, path: Path) -> None:

@@ -1,10 +1,15 @@
 """Optuna search over RiskModel's LightGBM and blend parameters, judged by the temporal backtest.
 
 The objective is what officers feel: precision of the list at their capacity, averaged over
-cut-offs and penalised by its spread (mean - std), on violations that inspections found after
-each cut-off. A trial reports its running mean after every cut-off so that MedianPruner can
+cut-offs and penalised by its spread (mean - std), on hidden-type violations that inspections found
+after each cut-off. A trial reports its running mean after every cut-off so that MedianPruner can
 stop a hopeless one early. The sampler is seeded, and the model's defaults are the first
 trial, so tuning can only match or beat them on the backtest.
+
+With fewer than ``MIN_LABELS`` such violations in a cut-off's window the objective is noise (one
+found violation more or less moves it by the whole gap between two models), so training does not
+tune at all then (``tuning_labels`` says how many there are) and keeps the defaults. The domain
+detectors are not a tuning choice: they are the model.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from training.backtest import BacktestResult, Cutoff, risk_model_fit_predict, run_backtest
+from training.backtest import MIN_LABELS, BacktestResult, Cutoff, risk_model_fit_predict, run_backtest
 
 # name -> (kind, low, high, log); only names that RiskModel.get_params() has are searched
 SEARCH_SPACE: dict[str, tuple[str, float, float, bool]] = {
@@ -32,8 +37,8 @@ SEARCH_SPACE: dict[str, tuple[str, float, float, bool]] = {
     "unlabeled_weight": ("float", 0.01, 1.0, True),
     "blend_half": ("float", 2.0, 100.0, True),
 }
-# JSON-able choices that are not RiskModel numbers (see training.backtest.make_model)
-CATEGORICAL: dict[str, tuple[str, ...]] = {"detectors": ("domain", "none")}
+# JSON-able choices that are not RiskModel numbers (see training.backtest.make_model); none is tuned
+CATEGORICAL: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass
@@ -48,13 +53,21 @@ class TuneResult:
     backtest: BacktestResult | None = None  # the backtest of ``params`` (no need to run it again)
 
 
+def tuning_labels(cutoffs: Sequence[Cutoff]) -> int:
+    """The fewest hidden-type violations that inspections found after any cut-off (among the entities its
+    backtest evaluates): what a tuning objective would rest on."""
+    return min((int(c.found.to_numpy()[c.evaluated].sum()) for c in cutoffs), default=0)
+
+
 def objective_value(result: BacktestResult) -> float:
-    """Steadiness of precision@capacity on inspected violations, plus a hair of mean average precision to
-    break the ties that sparse inspections produce."""
+    """Steadiness of precision@capacity on inspected hidden-type violations, plus a hair of mean average
+    precision to break the ties that sparse inspections produce; NaN when not measurable (fewer than
+    MIN_LABELS violations in a window)."""
+    if not result.measurable("inspected"):
+        return float("nan")
     ap = result.metrics[(result.metrics.target == "inspected") & (result.metrics.scorer == "model")]["average_precision"]
     tie = float(np.nan_to_num(ap.mean())) if len(ap) else 0.0
-    value = result.steadiness("inspected")
-    return float(np.nan_to_num(value)) + 0.01 * tie
+    return float(result.steadiness("inspected")) + 0.01 * tie
 
 
 def tunable(defaults: dict[str, Any]) -> dict[str, tuple[str, float, float, bool]]:
@@ -114,7 +127,9 @@ def tune(
     if defaults is None:
         from models import RiskModel
 
-        defaults = {**RiskModel().get_params(), "detectors": "domain"}
+        from training.backtest import SNAPSHOT_DEFAULTS
+
+        defaults = {**RiskModel().get_params(), **SNAPSHOT_DEFAULTS}
     min_gain = 1.0 / capacity_k if min_gain is None else min_gain
     space = tunable(defaults)
     base = dict(base_params or {})

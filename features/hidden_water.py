@@ -1,0 +1,125 @@
+"""Snapshot features for water no record explains: the traces a private well, unpermitted abstraction or a
+tampered meter leave in the records, each in natural units.
+
+A hidden source shows in three ways. (1) Water leaving (metered sewer discharge) that the known water in
+(public supply + metered abstraction) does not explain: judged on dry-season months only (June-September
+rain in combined sewers is not use) and on metered discharge only (an estimated discharge is derived from
+the supply and cannot disagree with it); as a level over the last 12 months and as a step on the entity's
+own last 36 months. (2) Known water in stepping down on the entity's own history: the meter falling without
+the supply rising to replace it or everything falling with it (a water-saving retrofit), or the supply
+falling. (3) Known water in short of what the entity was planned or permitted to need (annual water-use
+plan, permit quota). The risk model judges each against the city's own peers (models.detectors.HiddenWater).
+
+Every value uses only months before as_of.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from features.profile_series import change_point
+
+HISTORY_MONTHS = 36  # own-history window of the steps
+MIN_SEGMENT = 3  # months on each side of a step
+WET_MONTHS = (6, 7, 8, 9)  # combined sewers take rain water
+MEASURED_SHARE = 0.5  # a discharge month counts as metered when at least half of it was
+MIN_DRY_MONTHS = 4  # dry-season metered months needed for a balance level
+VOLUME_FLOOR_M3 = 10.0  # per month, added to both sides of a log balance so that tiny volumes stay quiet
+
+
+def _wide(profiles: pd.DataFrame, column: str, index: pd.Index, months: pd.DatetimeIndex) -> np.ndarray:
+    table = profiles.pivot_table(index="uscc", columns="month", values=column, aggfunc="sum", dropna=False)
+    return table.reindex(index=index, columns=months).to_numpy(dtype="float64")
+
+
+def _nanmean(x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=1)
+
+
+def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> dict[str, pd.Series]:
+    """Balance level and step on metered dry-season discharge, whether the entity still draws water, steps of the
+    known water in and of the meter (with the share of the meter's volume no record explains), plan use."""
+    as_of = pd.Timestamp(as_of)
+    months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), as_of - pd.DateOffset(months=1), freq="MS")
+    window = profiles[(profiles["month"] >= months[0]) & (profiles["month"] < as_of)]
+    M = len(months)
+    active = _wide(window, "active", index, months) > 0
+    S, A, D = (np.nan_to_num(_wide(window, c, index, months)) for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
+    measured_share = _wide(window, "discharge_measured_share", index, months)
+    inflow = S + A
+    dry = ~np.isin(months.month.to_numpy(), WET_MONTHS)[None, :]
+    last12 = (np.arange(M) >= M - 12)[None, :]
+    metered_dry = active & dry & (D > 0) & (np.nan_to_num(measured_share) >= MEASURED_SHARE)
+    out: dict[str, np.ndarray] = {}
+
+    # (1) balance on metered dry-season discharge: level over 12 months, step over 36
+    sel = metered_dry & last12
+    n = sel.sum(axis=1)
+    d12, i12 = (D * sel).sum(axis=1), (inflow * sel).sum(axis=1)
+    floor = VOLUME_FLOOR_M3 * n
+    ok = n >= MIN_DRY_MONTHS
+    out["balance_dry_months_12m"] = n.astype("float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["balance_dry_log_12m"] = np.where(ok, np.log((d12 + floor) / (i12 + floor)), np.nan)
+        out["balance_dry_ratio_12m"] = np.where(ok & (i12 > 0), d12 / i12, np.nan)
+    log_balance = np.where(metered_dry, np.log((D + VOLUME_FLOOR_M3) / (inflow + VOLUME_FLOOR_M3)), np.nan)
+    shift, score, since = change_point(log_balance, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
+    out["balance_dry_step"] = shift[:, -1]
+    out["balance_dry_step_score"] = score[:, -1]
+    out["months_since_balance_dry_step"] = M - since[:, -1]
+
+    # is the entity still drawing water at all? the last 3 months of supply, metering and metered discharge
+    # against the 12 before: a firm that stopped trading (or sleeps) leaves every record at nothing
+    metered = (D > 0) & (np.nan_to_num(measured_share) >= MEASURED_SHARE)
+    water = inflow + np.where(metered, D, 0.0)
+    last3, before = np.arange(M) >= M - 3, (np.arange(M) >= M - 15) & (np.arange(M) < M - 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["water_recent_share_3m"] = np.where(
+            water[:, before].sum(axis=1) > 0, (water[:, last3].sum(axis=1) / 3) / (water[:, before].sum(axis=1) / 12),
+            np.nan)
+
+    # (2) the known water in on its own history
+    log_in = np.where(active, np.log1p(inflow), np.nan)
+    shift, score, since = change_point(log_in, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
+    out["inflow_step"] = shift[:, -1]
+    out["inflow_step_score"] = score[:, -1]
+    out["months_since_inflow_step"] = M - since[:, -1]
+    after = np.arange(M)[None, :] >= np.where(np.isnan(since[:, -1]), M, since[:, -1])[:, None]
+    supply_before, supply_after = _nanmean(np.where(active & ~after, S, np.nan)), _nanmean(np.where(active & after, S, np.nan))
+    in_before, in_after = _nanmean(np.where(active & ~after, inflow, np.nan)), _nanmean(np.where(active & after, inflow, np.nan))
+    out["inflow_step_supply_share"] = (supply_after - supply_before) / np.maximum(in_before, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["inflow_after_share"] = np.where(in_before > 0, in_after / in_before, np.nan)
+
+    # the meter's own step, net of the supply that replaced it and of a drop of everything alike
+    holder = (A * active).sum(axis=1) > 0
+    log_a = np.where(active & holder[:, None], np.log1p(A), np.nan)
+    shift, score, since = change_point(log_a, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
+    k = np.where(np.isnan(since[:, -1]), M, since[:, -1])
+    after = np.arange(M)[None, :] >= k[:, None]
+    a_before, a_after = _nanmean(np.where(active & ~after, A, np.nan)), _nanmean(np.where(active & after, A, np.nan))
+    s_before, s_after = _nanmean(np.where(active & ~after, S, np.nan)), _nanmean(np.where(active & after, S, np.nan))
+    s_before, s_after = np.nan_to_num(s_before), np.nan_to_num(s_after)
+    lost = a_before - a_after  # > 0: the meter fell
+    replaced = np.clip(s_after - s_before, 0.0, None)  # supply that took over (a switch, not a loss)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alike = np.clip((s_before - s_after) / np.where(s_before > 0, s_before, np.nan), 0.0, 1.0)
+    alike = np.nan_to_num(alike) * a_before  # the meter's fall a drop of everything alike explains
+    unexplained = lost - replaced - alike
+    valid = holder & ~np.isnan(since[:, -1]) & (a_before > 0)
+    out["meter_step"] = np.where(valid, shift[:, -1], np.nan)
+    out["meter_step_score"] = np.where(valid, score[:, -1], np.nan)
+    out["months_since_meter_step"] = np.where(valid, M - since[:, -1], np.nan)
+    out["meter_unexplained_drop_share"] = np.where(valid, unexplained / np.maximum(a_before, 1.0), np.nan)
+
+    # (3) known water in against the year's water-use plan
+    planned = _wide(window, "planned_m3", index, months)[:, -1]
+    i12_all = (inflow * last12 * active).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["plan_used_12m"] = np.where(planned > 0, i12_all / planned, np.nan)
+    return {name: pd.Series(values, index=index, dtype="float64") for name, values in out.items()}
