@@ -225,6 +225,18 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # delivery by ``serving.sms``: attempts so far, when the next may start, the claim of the sender now
+    # holding the message (no other sender takes it before ``claimed_until``), what the gateway answered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    sender: Mapped[str | None] = mapped_column(String(16))
+    gateway_id: Mapped[str | None] = mapped_column(String(100))
+    delivery: Mapped[str | None] = mapped_column(String(16))  # accepted | delivered | undeliverable
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resend_round: Mapped[int] = mapped_column(Integer, default=0)  # a resend sends under a new key
 
 
 class WaterRight(Base):

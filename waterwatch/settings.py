@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.settings import LinkageSettings
 from models.settings import RuleSettings
+from serving.sms.settings import SmsSettings
 from training.settings import ModelSettings
 
 __all__ = ["Settings", "LinkageSettings", "RuleSettings", "ModelSettings"]
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     # serving: ServingSettings = Field(default_factory=ServingSettings)  <- the serving layer's own
     #   settings (declared in serving/, imported here) take this slot
+    sms: SmsSettings = Field(default_factory=SmsSettings)
 
     def resolved_database_url(self) -> str:
         """The store's URL: the configured one, else SQLite in home (the caller that opens it makes the folder)."""
