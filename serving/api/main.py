@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import sessionmaker
 
 from serving import auth
+from serving.api import docs
 from serving.api.routes import api_router
 from serving.deps import KeyCache
 from serving.errors import DomainError, http_status
@@ -79,7 +80,8 @@ def create_app(
     if session_factory is None:
         _, session_factory = open_store(settings.resolved_database_url())
     demo = demo_users if demo_users is not None else not settings.production
-    app = FastAPI(title="WaterWatch API", version="1", description=DESCRIPTION, lifespan=_lifespan(demo))
+    app = FastAPI(title="WaterWatch API", version="1", description=DESCRIPTION, lifespan=_lifespan(demo),
+                  docs_url=None, redoc_url=None)  # served from the package by ``serving.api.docs``
     app.state.settings = settings
     app.state.sessions = session_factory
     app.state.model = ModelHolder(session_factory)
@@ -100,6 +102,7 @@ def create_app(
                             model_version=info.version)
 
     app.include_router(api_router)
+    app.include_router(docs.router)
     for router in routers:
         app.include_router(router)
     return app
