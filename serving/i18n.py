@@ -298,3 +298,40 @@ def metric_label(key: str, lang: str = DEFAULT_LANG) -> str:
         words = t(f"metric.{metric}", lang) if f"metric.{metric}" in STRINGS else metric
     who = " · ".join(code_label(p, v, lang) for p, v in (("scorer", scorer), ("target", target)))
     return f"{words}（{who}）" if lang == "zh" else f"{words} ({who})"
+
+
+# the console's module pages: alerts, cases, the SMS outbox, water rights, exports
+STRINGS.update({
+    "nav.alerts": ("监管预警", "Alerts"),
+    "nav.cases": ("案件", "Cases"),
+    "nav.outbox": ("短信", "SMS"),
+    "nav.water_rights": ("水权交易", "Water rights"),
+    "list.export": ("导出", "Export"),
+    "list.empty": ("没有符合条件的记录", "Nothing matches"),
+    "alerts.kind": ("预警类型", "Alert kind"),
+    "alerts.level": ("预警级别", "Level"),
+    "outbox.id": ("消息编号", "Message"),
+    "outbox.sending": ("发送中", "Sending"),
+    "outbox.retrying": ("重试中", "Retrying"),
+    "outbox.delivered": ("已送达", "Delivered"),
+    "outbox.undeliverable": ("无法送达", "Undeliverable"),
+    "outbox.attempts": ("尝试次数", "Attempts"),
+    "outbox.timing": ("时间", "When"),
+    "outbox.last_attempt": ("上次尝试", "Last attempt"),
+    "outbox.next_attempt": ("下次尝试", "Next attempt"),
+    "outbox.sent_at": ("发出", "Sent"),
+    "outbox.delivered_at": ("送达", "Delivered"),
+    "outbox.resend": ("重新发送", "Resend"),
+    "outbox.resends": ("已重发 {n} 次", "resent {n}×"),
+    "outbox.resend_done": ("已重新排入发送队列。", "Queued to be sent again."),
+    "outbox.send_now": ("立即发送到期短信", "Send due messages now"),
+    "outbox.send_hint": ("失败的短信会按退避间隔自动重试；同一条短信不会重复发出。",
+                         "Failed attempts are retried with growing waits; no message is sent twice."),
+    "outbox.send_done": ("本次发出 {sent} 条，{retrying} 条待重试，{failed} 条失败。",
+                         "Sent {sent}; {retrying} to retry; {failed} failed."),
+    "outbox.sender_file": ("发送方式：写入本地文件", "Sender: local file"),
+    "outbox.sender_http": ("发送方式：短信网关", "Sender: SMS gateway"),
+    "outbox.signature": ("短信签名", "Signature"),
+    "outbox.search": ("接收方、内容或信用代码", "Recipient, text or code"),
+    "outbox.count": ("共 {n} 条短信", "{n} messages"),
+})

@@ -13,5 +13,7 @@ READ = ROLES  # live run's model info, alerts, the queue
 SCORES = ("supervisor", "analyst", "admin")  # scores, predictions, water rights
 LEAD_WORK = ("officer", "supervisor", "admin")  # assign, start, record a verdict
 OUTBOX = ("supervisor", "analyst", "admin")  # read the SMS outbox and mark delivery
+OUTBOX_READ = ("supervisor", "analyst", "admin")  # read the SMS outbox
+OUTBOX_WRITE = ("supervisor", "admin")  # send, resend, mark delivery
 DASHBOARD = ("supervisor", "analyst", "admin")  # the city dashboard
 ADMIN = ("admin",)  # run the service
