@@ -335,3 +335,43 @@ STRINGS.update({
     "outbox.search": ("接收方、内容或信用代码", "Recipient, text or code"),
     "outbox.count": ("共 {n} 条短信", "{n} messages"),
 })
+
+STRINGS.update({
+    "wr.intro": ("同一辖区、同一水源中，年度许可水量长期富余的单位（富余方）与计划用水不足的单位（短缺方）的可交易水量。",
+                 "Entities with quota they have long left unused (sellers) matched with entities short of quota "
+                 "(buyers), in the same district and water source, with the volume they could trade."),
+    "wr.matches": ("匹配组", "Matches"),
+    "wr.sellers": ("富余方", "Sellers"),
+    "wr.buyers": ("短缺方", "Buyers"),
+    "wr.volume_total": ("可交易水量合计 (m³)", "Tradable volume (m³)"),
+    "wr.view": ("查看方式", "View"),
+    "wr.search": ("单位名称或信用代码", "Name or code"),
+    "wr.seller_uscc": ("富余方信用代码", "Seller code"),
+    "wr.buyer_uscc": ("短缺方信用代码", "Buyer code"),
+    "wr.matched": ("已匹配水量 (m³)", "Matched (m³)"),
+    "wr.partners_sellers": ("匹配的短缺方", "Buyers matched"),
+    "wr.partners_buyers": ("匹配的富余方", "Sellers matched"),
+    "wr.count_matches": ("共 {n} 组匹配", "{n} matches"),
+    "wr.count_sellers": ("共 {n} 个富余方", "{n} sellers"),
+    "wr.count_buyers": ("共 {n} 个短缺方", "{n} buyers"),
+})
+
+STRINGS.update({
+    "alerts.id": ("预警编号", "Alert"),
+    "alerts.period": ("期间", "Period"),
+    "alerts.value": ("数值", "Value"),
+    "alerts.threshold": ("阈值", "threshold"),
+    "alerts.unit": ("单位", "Unit"),
+    "alerts.search": ("单位名称、信用代码或许可证号", "Name, code or permit"),
+    "alerts.count": ("共 {n} 条预警", "{n} alerts"),
+    "alerts.ytd": ("本年累计用水占年度限额", "Year-to-date use, % of the annual limit"),
+    "alerts.ytd_now": ("截至目前", "So far"),
+    "alerts.projection": ("按当前进度推算至年底", "At this pace by December"),
+    "alerts.jan": ("1月", "Jan"),
+    "alerts.dec": ("12月", "Dec"),
+    "unit.%": ("%", "%"),
+    "unit.m³": ("m³", "m³"),
+    "unit.m3": ("m³", "m³"),
+    "unit.天": ("天", "days"),
+    "unit.share": ("", ""),
+})

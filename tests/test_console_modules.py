@@ -70,3 +70,46 @@ def test_send_now_and_resend_from_the_outbox_page(env, tmp_path):
     with env["sessions"]() as s:
         assert s.get(OutboxMessage, "M2").status == "queued"
     assert sup.post("/outbox/M2/resend", data={"csrf": csrf_of(page.text)}).status_code == 409  # already queued
+
+
+def test_water_rights_page_shows_matches_sellers_and_buyers_with_volumes(env):
+    sup, _ = login(env, "supervisor")
+    facts = env["facts"]
+    page = sup.get("/water-rights")
+    assert page.status_code == 200 and page.text.count("data-match=") == 1
+    assert facts["names"][3] in page.text and facts["names"][6] in page.text and "4,000" in page.text
+    sellers = sup.get("/water-rights?view=sellers")
+    assert f'data-party="{facts["uscc"][3]}"' in sellers.text and "9,000" in sellers.text
+    buyers = sup.get("/water-rights?view=buyers&lang=en")
+    assert f'data-party="{facts["uscc"][6]}"' in buyers.text and "Sellers matched" in buyers.text
+    assert sup.get("/water-rights?q=nobody").text.count("data-match=") == 0
+    rows = csv_rows(sup.get("/water-rights?format=csv&lang=zh"))
+    assert rows[0][0] == "富余方" and rows[1][-1] == "4000.0"
+    rows = xlsx_rows(sup.get("/water-rights?view=sellers&format=xlsx"))
+    assert rows[1][1] == facts["uscc"][3] and rows[1][5] == 4000.0
+    officer, _ = login(env, officer_of(DISTRICTS[0]))
+    assert officer.get("/water-rights").status_code == 403
+
+
+def test_alerts_page_by_kind_with_english_texts_curves_and_exports(env):
+    sup, _ = login(env, "supervisor")
+    page = sup.get("/alerts?lang=zh")
+    assert page.status_code == 200 and page.text.count("data-alert-id=") == 3
+    assert "无证取水" in page.text and "用水量已达许可的85%" in page.text
+    quota = sup.get("/alerts?kind=quota")
+    assert quota.text.count("data-alert-id=") == 1 and 'data-chart="ytd"' in quota.text
+    assert 'class="threshold yellow"' in quota.text and 'class="threshold red"' in quota.text
+    en = sup.get("/alerts?lang=en")
+    assert "has reached 85% of the permitted annual volume of permit" in en.text
+    assert "without a valid permit" in en.text and "用水量已达许可的85%" not in en.text
+    assert sup.get("/alerts?level=red").text.count("data-alert-id=") == 1
+    rows = xlsx_rows(sup.get("/alerts?format=xlsx&lang=en"))
+    assert rows[0][:3] == ("Alert", "Alert kind", "Level") and len(rows) == 4
+    rows = csv_rows(sup.get("/alerts?format=csv&kind=tax_mismatch&lang=zh"))
+    assert len(rows) == 2 and rows[1][1] == "水资源税不符"
+
+    # an officer sees their own district's alerts only, and may not ask for another's
+    officer, _ = login(env, officer_of(DISTRICTS[0]))
+    mine = officer.get("/alerts")
+    assert mine.status_code == 200 and mine.text.count("data-alert-id=") == 1
+    assert officer.get(f"/alerts?district={DISTRICTS[1]}").status_code == 403

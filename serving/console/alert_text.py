@@ -23,10 +23,14 @@ def _num(value: Any, digits: int = 0) -> str:
 def _fields(alert) -> dict[str, str]:
     get = (lambda k: alert.get(k)) if isinstance(alert, dict) else (lambda k: getattr(alert, k, None))
     basis = get("basis") or ("permit" if get("permit_id") else "plan")
+    value, threshold = get("value"), get("threshold")
+    if get("unit") == "share":  # a share in 0..1: the texts quote percentages
+        value = None if value is None else 100 * float(value)
+        threshold = None if threshold is None else 100 * float(threshold)
     return {
         "name": get("name") or get("uscc") or "", "uscc": get("uscc") or "", "permit": get("permit_id") or "",
-        "project": get("project_id") or "", "period": get("period") or "", "value": _num(get("value")),
-        "value1": _num(get("value"), 1), "threshold": _num(get("threshold")),
+        "project": get("project_id") or "", "period": get("period") or "", "value": _num(value),
+        "value1": _num(value, 1), "threshold": _num(threshold),
         "volume": _num(get("volume_at_stake_m3")), "tax": _num(get("tax_at_stake_yuan")),
         "source": code_label("src", get("source"), "en").lower() if get("source") else "",
         "limit": "the permitted annual volume" + (f" of permit {get('permit_id')}" if get("permit_id") else "")
