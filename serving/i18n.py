@@ -375,3 +375,31 @@ STRINGS.update({
     "unit.天": ("天", "days"),
     "unit.share": ("", ""),
 })
+
+STRINGS.update({
+    "queue.industry": ("行业", "Industry"),
+    "queue.any_industry": ("全部行业", "Any industry"),
+    "queue.alerts": ("预警", "Alerts"),
+    "queue.sort": ("排序", "Sort by"),
+    "queue.mine": ("只看我的", "Mine only"),
+    "queue.search_hint": ("名称、信用代码、地址、行业或原因", "Name, code, address, industry or reason"),
+    "sort.queue": ("队列顺序", "Queue order"),
+    "sort.rank": ("全市排名", "City rank"),
+    "sort.risk": ("风险评分", "Risk score"),
+    "sort.name": ("单位名称", "Name"),
+    "sort.address": ("地址", "Address"),
+    "sort.industry": ("行业", "Industry"),
+    "sort.status": ("状态", "Status"),
+    "sort.updated": ("最近更新", "Last updated"),
+    "day.open": ("今日核查单", "Day sheet"),
+    "day.title": ("现场核查工作单", "Field day sheet"),
+    "day.group": ("园区或街道", "Park or street"),
+    "day.print": ("打印", "Print"),
+    "day.done": ("已核查", "Done"),
+    "day.count": ("{n} 家", "{n} leads"),
+    "day.note": ("共 {n} 条线索（最多 {limit} 条），按工业园区或街道分组，便于按路线安排。",
+                 "{n} leads (at most {limit}), grouped by industrial park or street for one route."),
+    "day.empty": ("没有待核查的线索。", "No open leads to visit."),
+})
+STRINGS["lead.industry"] = ("行业", "Industry")
+STRINGS["queue.filter_text"] = ("搜索", "Search")

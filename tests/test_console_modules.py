@@ -113,3 +113,49 @@ def test_alerts_page_by_kind_with_english_texts_curves_and_exports(env):
     mine = officer.get("/alerts")
     assert mine.status_code == 200 and mine.text.count("data-alert-id=") == 1
     assert officer.get(f"/alerts?district={DISTRICTS[1]}").status_code == 403
+
+
+def test_queue_sorts_searches_and_filters_by_industry_name_mine_and_address(env):
+    facts = env["facts"]
+    sup, _ = login(env, "supervisor")
+    page = sup.get("/queue?lang=zh")
+    shown = re.sub(r'(data-industry|value)="C1713"', "", page.text)  # codes only in attributes
+    assert "棉印染精加工" in page.text and "C1713" not in shown
+    assert f"{DISTRICTS[0]}测试路0号" in page.text  # the address column
+    dyeing = sup.get("/queue?industry=C1713")
+    assert set(re.findall(r'data-industry="(\w+)"', dyeing.text)) == {"C1713"}
+    by_name = sup.get("/queue?q=印染")  # a search finds the industry by its name
+    assert set(re.findall(r'data-industry="(\w+)"', by_name.text)) == {"C1713"}
+    by_address = sup.get(f"/queue?q=测试路5号")
+    assert re.findall(r'data-lead-id="(\d+)"', by_address.text) and facts["names"][5] in by_address.text
+    names = re.findall(r'class="lead-link" href="/leads/\d+">([^<]+)<', sup.get("/queue?sort=name&status=new").text)
+    assert names == sorted(names) and len(names) > 3
+    risk = sup.get("/queue?sort=risk").text
+    scores = [float(x) for x in re.findall(r'<span class="small mono">([0-9.]+)</span>', risk)]
+    assert scores == sorted(scores, reverse=True)
+
+    officer_name = officer_of(DISTRICTS[1])
+    officer, _ = login(env, officer_name)
+    assert "sort=risk" not in officer.get("/queue").text and 'value="risk"' not in officer.get("/queue").text
+    assert officer.get("/queue?sort=risk").status_code == 200  # ignored, not an error: queue order stays
+    first = re.findall(r'data-lead-id="(\d+)"', officer.get("/queue").text)[0]
+    lead = officer.get(f"/leads/{first}")
+    officer.post(f"/leads/{first}/assign", data={"csrf": re.search(r'name="csrf" value="([0-9a-f]+)"', lead.text).group(1)})
+    mine = officer.get("/queue?mine=1")
+    assert re.findall(r'data-lead-id="(\d+)"', mine.text) == [first]
+    rows = csv_rows(officer.get("/queue?format=csv&lang=zh"))
+    assert rows[0][:4] == ["顺序", "单位", "统一社会信用代码", "地址"] and "风险" not in rows[0]
+
+
+def test_day_sheet_groups_the_route_by_street_and_exports(env):
+    officer, _ = login(env, officer_of(DISTRICTS[2]))
+    page = officer.get("/queue/day?mine=0&lang=zh")
+    assert page.status_code == 200 and 'data-action="print"' in page.text
+    groups = re.findall(r'data-group="([^"]+)"', page.text)
+    assert groups == ["测试路"]  # every fixture address is on 测试路
+    assert len(re.findall(r"<tr data-lead-id=", page.text)) == 8
+    assert "<script>" not in page.text  # printing is console.js's, under the CSP
+    rows = csv_rows(officer.get("/queue/day?mine=0&format=csv&lang=zh"))
+    assert rows[0][0] == "园区或街道" and {r[0] for r in rows[1:]} == {"测试路"} and len(rows) == 9
+    empty = officer.get("/queue/day?lang=zh")  # default: my open leads; none assigned to this officer
+    assert "没有待核查的线索" in empty.text
