@@ -403,3 +403,30 @@ STRINGS.update({
 })
 STRINGS["lead.industry"] = ("行业", "Industry")
 STRINGS["queue.filter_text"] = ("搜索", "Search")
+
+STRINGS.update({
+    "dash.open_leads": ("待办线索", "Open leads"),
+    "dash.in_queue_short": ("在队列中", "in the queue"),
+    "dash.backlog_age": ("积压线索的等待时间", "How long open leads have waited"),
+    "dash.no_backlog": ("没有积压的线索", "No open leads"),
+    "dash.oldest_days": ("最久等待（天）", "Oldest (days)"),
+    "dash.drill_hint": ("点击色块查看对应线索列表。", "Click a bar to open the leads it counts."),
+    "dash.last_30": ("近30天结论", "Verdicts, last 30 days"),
+    "dash.workload_chart": ("图示", "Chart"),
+    "dash.no_officers": ("尚无执法人员账号", "No officer accounts yet"),
+    "dash.runs": ("历次运行", "Runs"),
+    "dash.runs_note": ("每次运行上线期间登记的核查结论与查实率。", "Verdicts recorded while each run was live, and their hit rate."),
+    "dash.entities": ("评分单位数", "Entities scored"),
+    "dash.published": ("发布时间", "Published"),
+    "age.d7": ("7天内", "≤ 7 days"),
+    "age.d30": ("8–30天", "8–30 days"),
+    "age.d90": ("31–90天", "31–90 days"),
+    "age.older": ("90天以上", "> 90 days"),
+    "model.not_measurable": (
+        "无可衡量的数值：回测各期前列线索中平均只有 {n} 家有核查结论（少于 {min} 家），查实率无从衡量，故不显示。",
+        "No measured number: on average only {n} of the top-ranked entities had an inspection in the backtest "
+        "(fewer than {min}), so precision there measures nothing and is not shown."),
+    "model.why_no_backtest": ("该模型没有回测指标（例如从模型库导出的冠军模型）。",
+                              "This model carries no backtest metrics (e.g. a champion exported from the registry)."),
+})
+STRINGS["metric.labelled_at"] = ("前{k}条中有核查结论的单位数（各期平均）", "Entities with an inspection in the top {k} (mean per cut-off)")

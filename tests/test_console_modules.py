@@ -159,3 +159,53 @@ def test_day_sheet_groups_the_route_by_street_and_exports(env):
     assert rows[0][0] == "园区或街道" and {r[0] for r in rows[1:]} == {"测试路"} and len(rows) == 9
     empty = officer.get("/queue/day?lang=zh")  # default: my open leads; none assigned to this officer
     assert "没有待核查的线索" in empty.text
+
+
+def test_dashboard_lists_every_officer_drills_down_and_exports(env):
+    sup, _ = login(env, "supervisor")
+    html = sup.get("/dashboard?lang=zh").text
+    officers = re.findall(r'<tr data-officer="([^"]+)">', html)
+    assert sorted(officers) == sorted(officer_of(d) for d in DISTRICTS)  # all officers, worked or not
+    # each bar segment links to the list it counts
+    links = set(re.findall(r'<a href="([^"]+)" class="drill">', html))
+    assert any(h.startswith("/queue?district=") and "status=new" in h for h in links)
+    assert any(h.startswith("/alerts?kind=") for h in links)
+    drilled = sup.get(next(h for h in links if h.startswith("/queue?district=")).replace("&amp;", "&"))
+    assert drilled.status_code == 200 and 'class="lead-row' in drilled.text
+    rows = csv_rows(sup.get("/dashboard?table=officers&format=csv&lang=zh"))
+    assert rows[0][0] == "负责人" and len(rows) == 1 + len(DISTRICTS)
+    rows = xlsx_rows(sup.get("/dashboard?table=districts&format=xlsx&lang=en"))
+    assert rows[0][0] == "District" and {r[0] for r in rows[1:]} == set(DISTRICTS)
+    assert len(csv_rows(sup.get("/dashboard?table=runs&format=csv"))) == 2  # one published run
+
+
+def test_model_panel_never_shows_a_count_as_a_share_nor_zero_as_a_measurement():
+    from serving.console.routes.dashboard import model_section
+    from serving.i18n import metric_label
+    from serving.runtime import ModelInfo
+
+    thin = {"inspected.model.precision_at_100": 0.0033, "inspected.model.labelled_at_100": 2.6667,
+            "inspected.naive.precision_at_100": 0.0067, "truth.model.precision_at_100": 0.61,
+            "truth.model.labelled_at_100": 100.0}
+    sections = {s["target"]: s for s in model_section(ModelInfo(run_id="r", backtest=thin), "zh")["model_targets"]}
+    assert not sections["inspected"]["measurable"] and sections["truth"]["measurable"]
+    shown = [k for k, *_ in sections["inspected"]["rows"]]
+    assert shown == ["inspected.model.labelled_at_100"]  # the count of labelled entities, no precision
+    assert "比例" not in metric_label("inspected.model.labelled_at_100", "zh")
+    assert "Share" not in metric_label("inspected.model.labelled_at_100", "en")
+    empty = model_section(ModelInfo(run_id="r", backtest={}), "en")
+    assert empty["model_targets"] == [] and "no backtest" in empty["model_why"]
+
+
+def test_legend_colours_are_told_apart():
+    from itertools import combinations
+
+    from serving.console.charts import AGE_COLOURS, LEVEL_COLOURS, STATUS_COLOURS
+
+    def rgb(h):
+        return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+
+    for palette in (LEVEL_COLOURS, STATUS_COLOURS, AGE_COLOURS):
+        for (a, ca), (b, cb) in combinations(palette.items(), 2):
+            distance = sum((x - y) ** 2 for x, y in zip(rgb(ca), rgb(cb))) ** 0.5
+            assert distance > 60, (a, b, distance)

@@ -18,10 +18,11 @@ from serving.store import Permit
 # colours: volumes, alert levels, lead statuses (also used by the CSS legend swatches)
 SERIES_COLOURS = {"supply_m3": "#2b6cb0", "abstraction_m3": "#2f855a", "discharge_m3": "#c05621"}
 QUOTA_COLOUR, SINCE_COLOUR = "#c53030", "#6b46c1"
-LEVEL_COLOURS = {"red": "#e53e3e", "orange": "#ed8936", "yellow": "#ecc94b", "warning": "#d69e2e",
-                 "notice": "#4299e1", "reminder_90": "#90cdf4", "reminder_60": "#3182ce"}
+LEVEL_COLOURS = {"red": "#e53e3e", "orange": "#ed8936", "yellow": "#ecc94b", "warning": "#805ad5",
+                 "notice": "#319795", "reminder_90": "#90cdf4", "reminder_60": "#2c5282"}
 LEVEL_ORDER = ("red", "orange", "yellow", "warning", "reminder_60", "reminder_90", "notice")
-STATUS_COLOURS = {"new": "#718096", "assigned": "#4299e1", "in_progress": "#ed8936", "closed": "#38a169"}
+STATUS_COLOURS = {"new": "#a0aec0", "assigned": "#3182ce", "in_progress": "#dd6b20", "closed": "#38a169"}
+AGE_COLOURS = {"d7": "#9ae6b4", "d30": "#f6e05e", "d90": "#ed8936", "older": "#c53030"}  # backlog age buckets
 
 
 def level_rank(level: str) -> int:
@@ -167,10 +168,11 @@ def monthly_chart_svg(
 
 
 def stacked_bars_svg(rows: list[tuple[str, list[tuple[str, float, str]]]], chart: str, width: int = 560) -> Markup:
-    """Horizontal stacked bars: rows of (label, [(segment label, value, colour)]), the total at the end."""
+    """Horizontal stacked bars: rows of (label, [(segment label, value, colour[, link])]), the total at the end;
+    a segment with a link is a link to the list behind it."""
     left, right, bar, gap = 120, 56, 20, 8
     height = max(1, len(rows)) * (bar + gap) + gap
-    total_max = max((sum(v for _, v, _ in segs) for _, segs in rows), default=0) or 1
+    total_max = max((sum(seg[1] for seg in segs) for _, segs in rows), default=0) or 1
     pw = width - left - right
     parts = [f'<svg class="chart bars" data-chart="{escape(chart)}" viewBox="0 0 {width} {height}" role="img" '
              f'preserveAspectRatio="xMidYMid meet">']
@@ -178,14 +180,16 @@ def stacked_bars_svg(rows: list[tuple[str, list[tuple[str, float, str]]]], chart
         yy = gap + r * (bar + gap)
         parts.append(f'<text class="axis" x="{left - 8}" y="{yy + bar * 0.72:.1f}" text-anchor="end">{escape(label)}</text>')
         xx = float(left)
-        for seg_label, value, colour in segs:
+        for seg_label, value, colour, *link in segs:
             if value <= 0:
                 continue
             w = pw * value / total_max
-            parts.append(f'<rect x="{xx:.1f}" y="{yy}" width="{max(w, 1):.1f}" height="{bar}" fill="{colour}">'
-                         f'<title>{escape(label)} · {escape(seg_label)}: {fmt_num(value)}</title></rect>')
+            rect = (f'<rect x="{xx:.1f}" y="{yy}" width="{max(w, 1):.1f}" height="{bar}" fill="{colour}">'
+                    f'<title>{escape(label)} · {escape(seg_label)}: {fmt_num(value)}</title></rect>')
+            # a segment with a link drills down to the list it counts
+            parts.append(f'<a href="{escape(link[0])}" class="drill">{rect}</a>' if link and link[0] else rect)
             xx += w
-        total = sum(v for _, v, _ in segs)
+        total = sum(seg[1] for seg in segs)
         parts.append(f'<text class="total" x="{xx + 6:.1f}" y="{yy + bar * 0.72:.1f}">{fmt_num(total)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

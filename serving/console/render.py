@@ -34,6 +34,7 @@ templates = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=sele
 templates.filters["num"] = charts.fmt_num
 templates.filters["pct"] = lambda v: "—" if v is None else f"{v:.0%}"
 templates.globals.update(STRINGS=STRINGS, LEVEL_COLOURS=charts.LEVEL_COLOURS, STATUS_COLOURS=charts.STATUS_COLOURS,
+                         AGE_COLOURS=charts.AGE_COLOURS,
                          SERIES_COLOURS=charts.SERIES_COLOURS, QUOTA_COLOUR=charts.QUOTA_COLOUR,
                          SINCE_COLOUR=charts.SINCE_COLOUR)
 

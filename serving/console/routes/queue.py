@@ -42,6 +42,7 @@ class QueueFilters:
     district: str | None
     industry: str
     mine: bool
+    officer: str
     sort: str
     page: int
 
@@ -58,6 +59,7 @@ class QueueFilters:
                    kind=(qp.get("kind") or "").strip()[:32], text=(qp.get("q") or "").strip()[:64],
                    district=(qp.get("district") or "").strip()[:64] or None,
                    industry=(qp.get("industry") or "").strip()[:16], mine=qp.get("mine") in ("1", "on", "true"),
+                   officer="" if officer else (qp.get("officer") or "").strip()[:64],
                    sort=sort if sort in (OFFICER_SORTS if officer else SORTS) else "queue", page=page)
 
 
@@ -91,6 +93,8 @@ def queue_query(session: Session, p, f: QueueFilters, district: str | None, run_
          .outerjoin(Entity, Entity.uscc == Lead.uscc))
     if f.mine:
         q = q.where(Lead.assigned_officer == p.username)
+    if f.officer:  # a supervisor's drill-down from an officer's workload
+        q = q.where(Lead.assigned_officer == f.officer)
     if f.industry:
         q = q.where(func.coalesce(Entity.industry_code, Lead.industry_code) == f.industry)
     if f.text:
@@ -178,6 +182,7 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     return render(
         ctx, "queue.html", items=items, total=total, page=f.page, pages=max(1, math.ceil(total / PAGE_SIZE)),
         status=f.status, kind=f.kind, q=f.text, district=district, industry=f.industry, mine=f.mine, sort=f.sort,
+        officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
         recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, district),
         **_filters_context(session, p, district, lang, model.run_id),
