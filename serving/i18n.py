@@ -430,3 +430,24 @@ STRINGS.update({
                               "This model carries no backtest metrics (e.g. a champion exported from the registry)."),
 })
 STRINGS["metric.labelled_at"] = ("前{k}条中有核查结论的单位数（各期平均）", "Entities with an inspection in the top {k} (mean per cut-off)")
+
+STRINGS.update({
+    "lead.actions": ("操作", "Actions"),
+    "lead.start": ("开始现场核查", "Start the inspection"),
+    "lead.start_hint": ("到达现场时点击，线索状态变为“核查中”。", "Press on arrival: the lead becomes in progress."),
+    "lead.started": ("已开始核查。", "Inspection started."),
+    "lead.evidence": ("现场证据", "Evidence"),
+    "lead.no_evidence": ("尚无照片或文件", "No photo or document yet"),
+    "lead.evidence_file": ("照片或 PDF（JPEG、PNG、WebP、PDF，不超过 {mb} MB）", "Photo or PDF (JPEG, PNG, WebP, PDF; up to {mb} MB)"),
+    "lead.evidence_note": ("说明", "Caption"),
+    "lead.evidence_upload": ("上传", "Upload"),
+    "lead.evidence_ok": ("证据已上传。", "Evidence uploaded."),
+    "history.department": ("部门核查记录", "department record"),
+    "history.verdict": ("平台核查结论", "verdict"),
+    "history.superseded": ("（已被复核更正）", "(superseded after a review)"),
+    "history.earlier_lead": ("此前的线索", "earlier lead"),
+    "dept_outcome.violation": ("存在违法", "Violation"),
+    "dept_outcome.no_violation": ("未发现违法", "No violation"),
+    "dept_outcome.unreachable": ("无法核查", "Unreachable"),
+})
+STRINGS["lead.verdicts"] = ("历次核查", "Inspection history")

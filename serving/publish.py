@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from serving.auth import audit
+from serving.history import publish_inspections
 from serving.queue import build_queue
 from serving.store import (
     Account,
@@ -321,6 +322,7 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
             _bulk_insert(session, Series, series)
             counts["series"] = len(series)
 
+        counts["dept_inspections"] = publish_inspections(session, out, run_id)
         audit(session, "system", "publish", "run", run_id, {k: v for k, v in counts.items() if k != "run_id"})
     return counts
 

@@ -46,6 +46,10 @@ def make_run(out: Path) -> dict:
         "registered_on": pd.to_datetime("2015-03-01"), "deregistered_on": pd.NaT,
         "employees": pd.array([20 + i for i in range(n)], dtype="Int64"),
     }).to_parquet(out / "workspace" / "typed" / "entities.parquet")
+    pd.DataFrame({  # the departments' own inspections: one of the first entity, before any verdict
+        "inspection_id": ["INS-001"], "uscc": [uscc[0]], "inspected_on": pd.to_datetime(["2025-08-11"]),
+        "officer_id": ["DZ-017"], "outcome": ["no_violation"], "violation_type": [None],
+    }).to_parquet(out / "workspace" / "typed" / "inspections.parquet")
     pd.DataFrame({
         "permit_id": ["取水(鲁)字[2023]第001号", "取水(鲁)字[2023]第002号"], "uscc": [uscc[0], uscc[1]],
         "source": ["groundwater", "surface"], "purpose": ["industrial", "industrial"],

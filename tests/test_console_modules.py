@@ -209,3 +209,83 @@ def test_legend_colours_are_told_apart():
         for (a, ca), (b, cb) in combinations(palette.items(), 2):
             distance = sum((x - y) ** 2 for x, y in zip(rgb(ca), rgb(cb))) ** 0.5
             assert distance > 60, (a, b, distance)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.4\n" + b"0" * 200
+
+
+def _lead_of(env, uscc: str) -> int:
+    from sqlalchemy import select
+
+    from serving.store import Lead
+
+    with env["sessions"]() as s:
+        return s.scalar(select(Lead.id).where(Lead.uscc == uscc))
+
+
+def test_lead_page_shows_department_inspections_industry_name_and_the_form_before_the_details(env):
+    facts = env["facts"]
+    lead_id = _lead_of(env, facts["uscc"][0])
+    officer, _ = login(env, officer_of(facts["district"][0]))
+    html = officer.get(f"/leads/{lead_id}?lang=zh").text
+    assert 'data-source="department"' in html and "2025-08-11" in html and "DZ-017" in html
+    assert "尚无核查记录" not in html
+    assert "棉印染精加工" in html  # C1713 by name
+    # tablet-first: the verdict form comes right after the reasons, before the chart and the register
+    assert html.index('id="verdict"') < html.index('class="card chart-card"') < html.index('class="card facts-card"')
+    assert 'href="#verdict"' in html
+
+
+def test_start_inspection_then_evidence_with_type_size_and_visibility_rules(env):
+    facts = env["facts"]
+    district = facts["district"][4]
+    lead_id = _lead_of(env, facts["uscc"][4])
+    officer, _ = login(env, officer_of(district))
+    page = officer.get(f"/leads/{lead_id}").text
+    officer.post(f"/leads/{lead_id}/assign", data={"csrf": csrf_of(page)})
+    page = officer.get(f"/leads/{lead_id}").text
+    assert 'data-action="start"' in page
+    started = officer.post(f"/leads/{lead_id}/start", data={"csrf": csrf_of(page)}, follow_redirects=True)
+    assert 'data-status="in_progress"' in started.text and 'data-action="start"' not in started.text
+    token = csrf_of(started.text)
+
+    up = officer.post(f"/leads/{lead_id}/evidence", data={"csrf": token, "note": "水表铅封"},
+                      files={"file": ("现场.png", PNG, "image/png")}, follow_redirects=True)
+    assert up.status_code == 200 and "证据已上传" in up.text and "水表铅封" in up.text
+    pdf = officer.post(f"/leads/{lead_id}/evidence", data={"csrf": token},
+                       files={"file": ("../../etc/passwd.pdf", PDF, "application/pdf")}, follow_redirects=True)
+    assert pdf.status_code == 200
+    ids = re.findall(r'data-evidence-id="(\d+)"', pdf.text)
+    assert len(ids) == 2
+    shown = officer.get(f"/leads/{lead_id}/evidence/{ids[0]}")
+    assert shown.status_code == 200 and shown.content == PNG and shown.headers["content-type"] == "image/png"
+    doc = officer.get(f"/leads/{lead_id}/evidence/{ids[1]}")
+    assert doc.headers["content-disposition"].startswith("attachment") and "passwd.pdf" in doc.headers[
+        "content-disposition"] and "/" not in doc.headers["content-disposition"].split("filename")[1]
+
+    # what is refused: a file that is neither photo nor PDF (whatever it claims), an empty or oversize one
+    fake = officer.post(f"/leads/{lead_id}/evidence", data={"csrf": token},
+                        files={"file": ("x.png", b"<html><script>alert(1)</script>", "image/png")})
+    assert fake.status_code == 422 and "PDF" in fake.text
+    limits = env["app"].state.settings.evidence
+    old = limits.max_bytes
+    limits.max_bytes = 1024
+    try:
+        big = officer.post(f"/leads/{lead_id}/evidence", data={"csrf": token},
+                           files={"file": ("big.png", PNG + b"\x00" * 2048, "image/png")})
+        assert big.status_code == 422
+    finally:
+        limits.max_bytes = old
+    assert officer.post(f"/leads/{lead_id}/evidence", data={"csrf": "bad"},
+                        files={"file": ("a.png", PNG, "image/png")}).status_code == 403
+
+    # who may see it: the lead's district and the city roles; not another district's officer
+    other, _ = login(env, officer_of(next(d for d in DISTRICTS if d != district)))
+    assert other.get(f"/leads/{lead_id}/evidence/{ids[0]}").status_code == 403
+    analyst, _ = login(env, "analyst")
+    assert analyst.get(f"/leads/{lead_id}/evidence/{ids[0]}").status_code == 200
+    assert analyst.post(f"/leads/{lead_id}/evidence", data={"csrf": "x"},
+                        files={"file": ("a.png", PNG, "image/png")}).status_code == 403
+    stored = list((env["app"].state.settings.home / "evidence" / str(lead_id)).iterdir())
+    assert len(stored) == 2 and all(p.suffix in (".png", ".pdf") for p in stored)

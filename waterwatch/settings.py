@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.settings import LinkageSettings
 from models.settings import RuleSettings
+from serving.evidence_settings import EvidenceSettings
 from serving.sms.settings import SmsSettings
 from training.settings import ModelSettings
 
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
     # serving: ServingSettings = Field(default_factory=ServingSettings)  <- the serving layer's own
     #   settings (declared in serving/, imported here) take this slot
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    linkage: LinkageSettings = LinkageSettings()
+    rules: RuleSettings = RuleSettings()
+    model: ModelSettings = ModelSettings()
+    sms: SmsSettings = SmsSettings()
 
     def resolved_database_url(self) -> str:
         """The store's URL: the configured one, else SQLite in home (the caller that opens it makes the folder)."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from serving import roles
@@ -15,7 +15,10 @@ from serving.console.charts import SERIES_COLOURS, monthly_chart_svg, monthly_qu
 from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
+from serving.evidence import EvidenceSettings, add_evidence, evidence_file, lead_evidence
+from serving.history import inspection_history
 from serving.i18n import t
+from serving.industries import industry_name
 from serving.schemas import AssignCreate, VerdictCreate, split_reasons
 from serving.services import leads as service
 from serving.store import OUTCOMES, VIOLATION_TYPES
@@ -58,8 +61,16 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
                   and not (p.is_officer and lead.assigned_officer not in (None, p.username)))
     may_assign = p.role in roles.LEAD_WORK and lead.status != "closed" and (
         not p.is_officer or lead.assigned_officer is None)
+    may_start = (p.role in roles.LEAD_WORK and lead.status == "assigned"
+                 and not (p.is_officer and lead.assigned_officer != p.username))
+    may_attach = p.role in roles.LEAD_WORK and not (p.is_officer and lead.assigned_officer not in (None, p.username))
+    code = (facts.entity.industry_code if facts.entity else None) or lead.industry_code
     return render(
         ctx, "lead.html", status_code=status_code, lead=lead, entity=facts.entity, permits=facts.permits,
+        industry=industry_name(code, ctx.lang), industry_code=code, history=inspection_history(session, lead),
+        evidence=lead_evidence(session, lead.id), may_start=may_start, may_attach=may_attach,
+        evidence_max_mb=evidence_settings(ctx.request).max_bytes // (1024 * 1024),
+        flash=ctx.request.query_params.get("done"),
         accounts=facts.accounts, chart=lead_chart(facts.series, facts.permits, ctx.lang),
         since=facts.series.get("shift_since") if facts.series.get("month") else None,
         reasons=split_reasons(lead.reasons), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
@@ -103,6 +114,47 @@ def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[
                          form_error=verdict_error(exc, ctx.lang))
     service.record_verdict(session, lid, body, ctx.principal)
     return RedirectResponse(f"/queue?recorded={lid}", status_code=303)
+
+
+def evidence_settings(request: Request) -> EvidenceSettings:
+    return getattr(request.app.state.settings, "evidence", None) or EvidenceSettings()
+
+
+@router.post("/leads/{lead_id}/start", response_class=HTMLResponse)
+def start(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = ""):
+    """The officer sets out: the lead is in progress (the same service the API's POST .../start calls)."""
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    service.start_lead(session, lid, ctx.principal)
+    return RedirectResponse(f"/leads/{lid}?done=started#verdict", status_code=303)
+
+
+@router.post("/leads/{lead_id}/evidence", response_class=HTMLResponse)
+async def upload_evidence(lead_id: str, request: Request, ctx: WorkerPage, session: SessionDep,
+                          file: Annotated[UploadFile | None, File()] = None, csrf: Annotated[str, Form()] = "",
+                          note: Annotated[str, Form()] = ""):
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    limits = evidence_settings(request)
+    data = await file.read(limits.max_bytes + 1) if file is not None else b""
+    from fastapi.concurrency import run_in_threadpool
+
+    await run_in_threadpool(add_evidence, session, request.app.state.settings.home, lid, ctx.principal,
+                            file.filename if file is not None else None, data, note, limits)
+    return RedirectResponse(f"/leads/{lid}?done=evidence#evidence", status_code=303)
+
+
+@router.get("/leads/{lead_id}/evidence/{evidence_id}")
+def evidence_download(lead_id: str, evidence_id: str, request: Request, ctx: PageDep, session: SessionDep):
+    """One attached file, to whoever may see the lead; photos inline, PDFs as a download."""
+    if not evidence_id.isdigit():
+        raise NotFound()
+    path, row = evidence_file(session, request.app.state.settings.home, lead_id_of(lead_id), int(evidence_id),
+                              ctx.principal)
+    inline = row.kind == "photo"
+    return FileResponse(path, media_type=row.content_type, filename=row.filename,
+                        content_disposition_type="inline" if inline else "attachment",
+                        headers={"Cache-Control": "private, max-age=3600"})
 
 
 def verdict_error(exc: ValidationError, lang: str) -> str:

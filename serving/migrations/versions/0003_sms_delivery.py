@@ -1,4 +1,5 @@
-"""SMS delivery state on the outbox: attempts, backoff, the sender's claim, the gateway's answer, resends.
+"""SMS delivery state on the outbox (attempts, backoff, the sender's claim, the gateway's answer, resends); the
+departments' inspections and the officers' evidence files, for a lead's inspection history.
 
 Revision ID: 0003
 Revises: 0001
@@ -36,9 +37,39 @@ def upgrade() -> None:
             b.add_column(column)
     # messages a gateway already confirmed before this migration count as one attempt
     op.execute("UPDATE outbox SET attempts = 1 WHERE status IN ('sent', 'failed')")
+    op.create_table(
+        "dept_inspections",
+        sa.Column("inspection_id", sa.String(64), primary_key=True),
+        sa.Column("uscc", sa.String(32), nullable=True),
+        sa.Column("inspected_on", sa.Date(), nullable=True),
+        sa.Column("officer_id", sa.String(64), nullable=True),
+        sa.Column("outcome", sa.String(32), nullable=True),
+        sa.Column("violation_type", sa.String(32), nullable=True),
+        sa.Column("run_id", sa.String(64), nullable=True),
+    )
+    op.create_index("ix_dept_inspections_uscc", "dept_inspections", ["uscc"])
+    op.create_table(
+        "evidence",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("lead_id", sa.Integer(), sa.ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("uscc", sa.String(32), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("filename", sa.String(200), nullable=False),
+        sa.Column("content_type", sa.String(64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("stored_as", sa.String(300), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("uploaded_by", sa.String(64), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_evidence_lead_id", "evidence", ["lead_id"])
+    op.create_index("ix_evidence_uscc", "evidence", ["uscc"])
 
 
 def downgrade() -> None:
+    op.drop_table("evidence")
+    op.drop_table("dept_inspections")
     with op.batch_alter_table("outbox") as b:
         for column in reversed(columns()):
             b.drop_column(column.name)
