@@ -257,8 +257,12 @@ def normalise_lang(value: str | None) -> str | None:
     return value if value in LANGS else None
 
 
+MISSING: set[str] = set()  # keys asked for that have no entry (the browser tests require none)
+
+
 def t(key: str, lang: str = DEFAULT_LANG, **values) -> str:
-    if key not in STRINGS:  # an unknown code (a new alert kind, say) shows as itself
+    if key not in STRINGS:  # an unknown code (a new alert kind, say) shows as itself, and is remembered
+        MISSING.add(key)
         return key.split(".", 1)[-1]
     zh, en = STRINGS[key]
     text = en if lang == "en" and en else zh
