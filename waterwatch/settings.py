@@ -53,10 +53,6 @@ class Settings(BaseSettings):
     #   settings (declared in serving/, imported here) take this slot
     sms: SmsSettings = Field(default_factory=SmsSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
-    linkage: LinkageSettings = LinkageSettings()
-    rules: RuleSettings = RuleSettings()
-    model: ModelSettings = ModelSettings()
-    sms: SmsSettings = SmsSettings()
 
     def resolved_database_url(self) -> str:
         """The store's URL: the configured one, else SQLite in home (the caller that opens it makes the folder)."""
