@@ -1,7 +1,7 @@
 """SMS delivery state on the outbox (attempts, backoff, the sender's claim, the gateway's answer, resends); the
 departments' inspections and the officers' evidence files, for a lead's inspection history.
 
-Revision ID: 0003
+Revision ID: c001 (the console's migrations are c001, c002, ...; they chain after the serving helper's last)
 Revises: 0001
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
+revision = "c001"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
