@@ -7,7 +7,6 @@ import csv
 import io
 import re
 
-import pytest
 from openpyxl import load_workbook
 
 from test_console import DISTRICTS, env, login, officer_of  # noqa: F401 - env is a fixture
@@ -126,7 +125,7 @@ def test_queue_sorts_searches_and_filters_by_industry_name_mine_and_address(env)
     assert set(re.findall(r'data-industry="(\w+)"', dyeing.text)) == {"C1713"}
     by_name = sup.get("/queue?q=印染")  # a search finds the industry by its name
     assert set(re.findall(r'data-industry="(\w+)"', by_name.text)) == {"C1713"}
-    by_address = sup.get(f"/queue?q=测试路5号")
+    by_address = sup.get("/queue?q=测试路5号")
     assert re.findall(r'data-lead-id="(\d+)"', by_address.text) and facts["names"][5] in by_address.text
     names = re.findall(r'class="lead-link" href="/leads/\d+">([^<]+)<', sup.get("/queue?sort=name&status=new").text)
     assert names == sorted(names) and len(names) > 3
@@ -289,3 +288,13 @@ def test_start_inspection_then_evidence_with_type_size_and_visibility_rules(env)
                         files={"file": ("a.png", PNG, "image/png")}).status_code == 403
     stored = list((env["app"].state.settings.home / "evidence" / str(lead_id)).iterdir())
     assert len(stored) == 2 and all(p.suffix in (".png", ".pdf") for p in stored)
+
+
+def test_reasons_follow_the_page_language_when_the_run_gives_them():
+    from serving.console.reasons import reasons_in
+
+    codes = [{"code": "balance_excess", "value": 2.7, "unit": "ratio", "text_zh": "排水量是供水量的2.7倍",
+              "text_en": "Discharge is 2.7 times the supply"}]
+    assert reasons_in("en", "排水量是供水量的2.7倍", codes) == ["Discharge is 2.7 times the supply"]
+    assert reasons_in("zh", "排水量是供水量的2.7倍", codes) == ["排水量是供水量的2.7倍"]
+    assert reasons_in("en", "甲；乙", None) == ["甲", "乙"]  # an older run: its Chinese sentences

@@ -17,9 +17,10 @@ from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
 from serving.evidence import EvidenceSettings, add_evidence, evidence_file, lead_evidence
 from serving.history import inspection_history
+from serving.console.reasons import lead_reasons
 from serving.i18n import t
 from serving.industries import industry_name
-from serving.schemas import AssignCreate, VerdictCreate, split_reasons
+from serving.schemas import AssignCreate, VerdictCreate
 from serving.services import leads as service
 from serving.store import OUTCOMES, VIOLATION_TYPES
 
@@ -73,7 +74,7 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
         flash=ctx.request.query_params.get("done"),
         accounts=facts.accounts, chart=lead_chart(facts.series, facts.permits, ctx.lang),
         since=facts.series.get("shift_since") if facts.series.get("month") else None,
-        reasons=split_reasons(lead.reasons), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
+        reasons=lead_reasons(lead, ctx.lang), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
         may_record=may_record, may_assign=may_assign, officers=officers, assigned=assigned, outcomes=OUTCOMES,
         violation_types=VIOLATION_TYPES, form_error=form_error, form=form_values or {},
         today=date.today().isoformat(), today_date=date.today(), show_score=not p.is_officer,

@@ -20,7 +20,7 @@ from serving.console.route_groups import route_group
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import t
 from serving.industries import codes_named, industry_name
-from serving.schemas import split_reasons
+from serving.console.reasons import lead_reasons
 from serving.services import leads as service
 from serving.store import LEAD_STATUSES, Alert, Entity, Lead, Verdict
 
@@ -132,7 +132,7 @@ def queue_items(p, rows, chips, lang: str) -> list[dict]:
             "position": x.queue_position, "officer": x.assigned_officer, "address": address,
             "industry_code": industry, "industry": industry_name(industry, lang),
             "group": route_group(address, x.district),
-            "top_reason": (split_reasons(x.reasons) or [""])[0], "reasons": split_reasons(x.reasons),
+            "top_reason": (lead_reasons(x, lang) or [""])[0], "reasons": lead_reasons(x, lang),
             "alerts": chips.get(x.uscc, []),
             "risk": None if p.is_officer else x.risk_score, "rank": None if p.is_officer else x.rank,
         })
