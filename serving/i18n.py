@@ -455,3 +455,15 @@ STRINGS.update({
     "dept_outcome.unreachable": ("无法核查", "Unreachable"),
 })
 STRINGS["lead.verdicts"] = ("历次核查", "Inspection history")
+
+STRINGS.update({
+    "lead.correct": ("更正结论或重新核查（督查负责人）", "Correct the verdict or reopen (supervisor)"),
+    "lead.correct_hint": ("更正会保留原结论并记入审计日志；重新打开会让原结论失效，线索回到原执法人员。",
+                          "A correction keeps the old values in the audit log; reopening supersedes the verdict and "
+                          "sends the lead back to its officer."),
+    "lead.reason": ("理由（必填）", "Reason (required)"),
+    "lead.amend": ("保存更正", "Save the correction"),
+    "lead.reopen": ("重新打开，退回现场核查", "Reopen for another visit"),
+    "lead.amended_ok": ("结论已更正。", "Verdict corrected."),
+    "lead.reopened_ok": ("线索已重新打开。", "Lead reopened."),
+})

@@ -288,19 +288,25 @@ def ytd_curve_svg(shares: list[float | None], thresholds: dict[str, float], labe
     known = [(i, v) for i, v in enumerate(shares) if v is not None]
     last_i, last_v = known[-1] if known else (0, 0.0)
     projected = last_v * 12 / (last_i + 1) if known else 0.0
-    ymax = max([120.0, last_v * 1.1, projected * 1.05, *[v * 1.1 for v in thresholds.values()]])
+    # the axis stops at 2.5x the red line: a share far above it is drawn at the top edge, its number in the title
+    ymax = min(max([120.0, last_v * 1.1, projected * 1.05, *[v * 1.1 for v in thresholds.values()]]),
+               2.5 * max(thresholds.values(), default=100.0))
     ymax = 20 * math.ceil(ymax / 20)
     pw, ph = width - left - right, height - top - bottom
     x = lambda i: left + pw * i / 11  # noqa: E731
-    y = lambda v: top + ph - ph * v / ymax  # noqa: E731
+    y = lambda v: top + ph - ph * min(v, ymax) / ymax  # noqa: E731
     parts = [f'<svg class="chart ytd" data-chart="ytd" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{escape(labels.get("title", ""))}" preserveAspectRatio="xMidYMid meet">']
-    for level, pct in thresholds.items():
+    labelled_at: list[float] = []
+    for level, pct in sorted(thresholds.items(), key=lambda kv: -kv[1]):
         yy = y(pct)
         colour = LEVEL_COLOURS.get(level, "#a0aec0")
         parts.append(f'<line class="threshold {escape(level)}" x1="{left}" x2="{width - right}" y1="{yy:.1f}" '
-                     f'y2="{yy:.1f}" stroke="{colour}" stroke-width="1.5"/>'
-                     f'<text class="axis" x="{width - right + 4}" y="{yy + 4:.1f}" fill="{colour}">{pct:.0f}%</text>')
+                     f'y2="{yy:.1f}" stroke="{colour}" stroke-width="1.5"><title>{pct:.0f}%</title></line>')
+        if all(abs(yy - other) >= 11 for other in labelled_at):  # labels that would overlap are left out
+            labelled_at.append(yy)
+            parts.append(f'<text class="axis" x="{width - right + 4}" y="{yy + 4:.1f}" fill="{colour}">{pct:.0f}%</text>')
+    parts.append(f'<text class="axis" x="{left - 4}" y="{top + 8}" text-anchor="end">{ymax:.0f}%</text>')
     parts.append(f'<line class="baseline" x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}"/>')
     for i, label in ((0, labels.get("jan", "1")), (11, labels.get("dec", "12"))):
         parts.append(f'<text class="axis" x="{x(i):.1f}" y="{height - 4}" text-anchor="middle">{escape(label)}</text>')

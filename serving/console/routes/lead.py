@@ -16,6 +16,7 @@ from serving.console.render import PageContext, PageDep, check_csrf, page_for, p
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
 from serving.evidence import EvidenceSettings, add_evidence, evidence_file, lead_evidence
+from serving.evidence_settings import UPLOAD_BODY_LIMIT
 from serving.history import inspection_history
 from serving.console.reasons import lead_reasons
 from serving.i18n import t
@@ -130,7 +131,7 @@ def start(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[st
     return RedirectResponse(f"/leads/{lid}?done=started#verdict", status_code=303)
 
 
-@router.post("/leads/{lead_id}/evidence", response_class=HTMLResponse)
+@router.post("/leads/{lead_id}/evidence", response_class=HTMLResponse, max_body_size=UPLOAD_BODY_LIMIT)
 async def upload_evidence(lead_id: str, request: Request, ctx: WorkerPage, session: SessionDep,
                           file: Annotated[UploadFile | None, File()] = None, csrf: Annotated[str, Form()] = "",
                           note: Annotated[str, Form()] = ""):
