@@ -467,3 +467,58 @@ STRINGS.update({
     "lead.amended_ok": ("结论已更正。", "Verdict corrected."),
     "lead.reopened_ok": ("线索已重新打开。", "Lead reopened."),
 })
+
+
+def _case_labels() -> dict[str, tuple[str, str]]:
+    """The case track's kinds and actions, in the words the case module gives them."""
+    from models.cases import ACTION_CN, ACTION_EN, KIND_CN, KIND_EN
+
+    return {**{f"casekind.{k}": (KIND_CN[k], KIND_EN[k]) for k in KIND_CN},
+            **{f"casetab.{k}": (KIND_CN[k], KIND_EN[k]) for k in KIND_CN},
+            **{f"action.{k}": (ACTION_CN[k], ACTION_EN[k]) for k in ACTION_CN}}
+
+
+STRINGS.update(_case_labels())
+STRINGS.update({
+    "casetab.quota": ("用水总量三色预警", "Quota use: three colours"),
+    "casetab.renewal": ("许可到期提醒", "Permit renewals"),
+    "casetab_note.quota": ("本年累计用水达年度许可或计划水量的 80%（黄）、90%（橙）、100%（红），及按进度将超量的单位；曲线为本年累计进度。",
+                           "Year-to-date use at 80 % (yellow), 90 % (orange) or 100 % (red) of the annual permit or "
+                           "plan, and those on course to exceed it; each curve is the year so far."),
+    "casetab_note.renewal": ("取水许可证 90 天、60 天内到期的单位，提醒其按期申请延续。",
+                             "Permits expiring within 90 or 60 days: remind the holder to apply for renewal."),
+    "casetab_note.expired_permit_in_use": ("许可证过期、吊销或注销后仍计量取水：立案查处。",
+                                           "Metered abstraction after a permit expired or was withdrawn: open an "
+                                           "enforcement file."),
+    "casetab_note.unpermitted_use": ("申报或计量的取水在该期间没有对应水源的有效许可：立案查处。",
+                                     "Declared or metered abstraction with no valid permit for that source: open an "
+                                     "enforcement file."),
+    "casetab_note.quota_red": ("超年度许可或计划水量（红色）：下达通知书。",
+                               "Over the annual permit or plan (red): send a notice."),
+    "casetab_note.tax_verification": ("按季度比对申报、计量与许可水量，给出核定水量，函告税务部门。",
+                                      "Declared, metered and permitted volumes by quarter, with the verified quantity "
+                                      "for the tax office."),
+    "casetab_note.source_prevention": ("新批或新开工项目未办理取水手续：指导办理许可、计划用水和节水“三同时”。",
+                                       "New approvals and construction starts without water procedures: guide them "
+                                       "through permit, water-use plan and water-saving design."),
+    "case.open": ("待处理", "Open"),
+    "case.in_progress": ("办理中", "In progress"),
+    "case.closed": ("已办结", "Closed"),
+    "case.dismissed": ("已撤销", "Dismissed"),
+    "casemove.in_progress": ("开始办理", "Start"),
+    "casemove.closed": ("办结", "Close"),
+    "casemove.dismissed": ("撤销", "Dismiss"),
+    "casemove.open": ("重新打开", "Reopen"),
+    "cases.id": ("案件编号", "Case"),
+    "cases.kind": ("案件类型", "Case kind"),
+    "cases.project": ("项目", "Project"),
+    "cases.action": ("应办事项", "Action needed"),
+    "cases.evidence": ("事实与数字", "Evidence"),
+    "cases.volume": ("涉及水量 (m³)", "Volume at stake (m³)"),
+    "cases.tax": ("涉及税款 (元)", "Tax at stake (¥)"),
+    "cases.verified": ("核定水量 (m³)", "Verified quantity (m³)"),
+    "cases.assignee": ("经办人", "Handled by"),
+    "cases.count": ("共 {n} 条", "{n} items"),
+    "cases.has_case": ("已立案", "Case opened"),
+    "cases.moved": ("案件状态已改为“{status}”。", "Case moved to “{status}”."),
+})
