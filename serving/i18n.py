@@ -14,6 +14,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     # frame
     "app.title": ("水资源违法取水线索平台", "WaterWatch"),
     "app.subtitle": ("{bureau} · 水行政执法", "{bureau} · water enforcement"),
+    "app.subtitle_tail": ("水行政执法", "water enforcement"),
     "nav.queue": ("线索队列", "Lead queue"),
     "nav.dashboard": ("全市总览", "City dashboard"),
     "nav.logout": ("退出", "Log out"),

@@ -34,7 +34,8 @@ CJK = re.compile(r"[\u3400-\u9fff\uff08\uff09\u3010\u3011\uff1a\uff0c\u3002]")
 # the page's own words (not data): direct text of headings, labels, buttons, table heads, tiles, the menu
 OWN_WORDS_JS = """() => {
   const sel = 'h2:not(.data), h3, th, label, legend, button, .tile-label, .nav a, .tabs a, .pager span, .legend li,'
-            + ' .export span, .flash, .muted.count, .action-bar a, .source-tag';
+            + ' .export span, .flash, .muted.count, .action-bar a, .source-tag, .error-card h1, .error-card p,'
+            + ' .login-card h1, .login-card p';
   const out = [];
   for (const el of document.querySelectorAll(sel)) {
     if (el.closest('.day-group h2, .data')) continue;
@@ -198,7 +199,7 @@ def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, serve
 
     common = ["/queue", "/queue?sort=name", f"/leads/{lead_id}", "/alerts", "/alerts?kind=quota"]
     pages = {
-        officer: [*common, "/queue/day?mine=0"],
+        officer: [*common, "/queue/day?mine=0", "/dashboard"],  # the dashboard: a 403 page, in words
         "supervisor": ["/dashboard", *common, "/queue/day?mine=0", "/outbox", "/water-rights",
                        "/water-rights?view=sellers"],
         "analyst": ["/dashboard", "/queue", f"/leads/{lead_id}", "/alerts", "/outbox", "/water-rights"],
@@ -215,7 +216,8 @@ def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, serve
                 for url in urls:
                     response = page.goto(base + url, wait_until="load")
                     visited += 1
-                    if response is None or response.status != 200:
+                    expected = 403 if (user == officer and url == "/dashboard") else 200
+                    if response is None or response.status != expected:
                         problems.append(f"{user} {url}: HTTP {None if response is None else response.status}")
                         continue
                     problems += [f"{role_of[user]} {size} {lang} {p}" for p in _check_page(page, url, lang)]
@@ -224,6 +226,15 @@ def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, serve
                         name = name.replace(str(lead_id), "lead")
                         page.screenshot(path=str(shots / f"{role_of[user]}-{size}-{lang}-{name}.png"), full_page=True)
                 context.close()
+    for size, width in WIDTHS.items():  # and the login page, before anyone signs in
+        for lang in LANGS:
+            context = browser.new_context(viewport={"width": width, "height": 900})
+            page = context.new_page()
+            page.goto(f"{base}/login?lang={lang}", wait_until="load")
+            problems += [f"anonymous {size} {lang} {p}" for p in _check_page(page, "/login", lang)]
+            if backend == "sqlite":
+                page.screenshot(path=str(shots / f"anonymous-{size}-{lang}-login.png"), full_page=True)
+            context.close()
     assert visited == sum(len(v) for v in pages.values()) * len(WIDTHS) * len(LANGS)
     assert not problems, "\n".join(problems)
     assert not i18n.MISSING, f"keys with no translation: {sorted(i18n.MISSING)[:10]}"
