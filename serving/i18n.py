@@ -165,7 +165,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     # dashboard
     "dash.title": ("全市总览", "City dashboard"),
     "dash.run": ("当前运行", "Live run"),
-    "dash.as_of": ("数据截至", "Data as of"),
+    "dash.as_of": ("数据期间", "Data period"),
     "dash.in_queue": ("队列中线索", "Leads in queue"),
     "dash.verdicts": ("已登记结论", "Verdicts recorded"),
     "dash.hit_rate": ("查实率", "Hit rate"),
@@ -523,3 +523,19 @@ STRINGS.update({
     "cases.has_case": ("已立案", "Case opened"),
     "cases.moved": ("案件状态已改为“{status}”。", "Case moved to “{status}”."),
 })
+
+
+def data_period(as_of, lang: str = DEFAULT_LANG) -> str:
+    """A run's as-of stated one way everywhere (console and run report): the last month the data includes,
+    and the as-of day before which every number was computed."""
+    from datetime import date
+
+    if not as_of:
+        return "—"
+    day = as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of)[:10])
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    if lang == "en":
+        return f"Data up to {date(year, month, 1):%B %Y} (as-of {day.isoformat()}: only data before this day)"
+    return f"数据截至{year}年{month}月（含该月）；评估基准日 {day.isoformat()}"
+
+STRINGS["dash.as_of_day"] = ("评估基准日", "As-of day")

@@ -24,7 +24,7 @@ from serving.console import charts
 from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
-from serving.i18n import DEFAULT_LANG, STRINGS, code_label, normalise_lang, translator
+from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, normalise_lang, translator
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANG_COOKIE = "ww_lang"
@@ -125,6 +125,7 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values) ->
         url=lambda path=None, **p: page_url(request, path, **p),
         code=lambda prefix, v: code_label(prefix, v, lang),
         alert_text=lambda a: alert_text(a, lang),
+        period=lambda as_of: data_period(as_of, lang),
         home=home_for(ctx.principal.role) if ctx.principal else "/login",
         bureau=getattr(getattr(settings, "rules", None), "bureau_name", "") or "",
         **values,

@@ -188,7 +188,7 @@ def _export(table: str, fmt: str, lang: str, data: dict[str, Any]):
                    ("hit_rate", t("dash.hit_rate", lang)), ("last_30", t("dash.last_30", lang))]
         rows = data["officers"]
     elif table == "runs":
-        columns = [("run_id", t("dash.run", lang)), ("as_of", t("dash.as_of", lang)),
+        columns = [("run_id", t("dash.run", lang)), ("as_of", t("dash.as_of_day", lang)),
                    ("published_at", t("dash.published", lang)), ("model_version", t("dash.model_version", lang)),
                    ("entities", t("dash.entities", lang)), ("verdicts", t("dash.verdicts", lang)),
                    ("violations", t("dash.violations", lang)), ("hit_rate", t("dash.hit_rate", lang))]
