@@ -34,6 +34,8 @@ templates = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=sele
                         trim_blocks=True, lstrip_blocks=True)
 templates.filters["num"] = charts.fmt_num
 templates.filters["pct"] = lambda v: "—" if v is None else f"{v:.0%}"
+templates.filters["filesize"] = lambda n: f"{n} B" if n < 1024 else (f"{n / 1024:.0f} KB" if n < 1024 ** 2
+                                                                     else f"{n / 1024 ** 2:.1f} MB")
 templates.globals.update(STRINGS=STRINGS, LEVEL_COLOURS=charts.LEVEL_COLOURS, STATUS_COLOURS=charts.STATUS_COLOURS,
                          AGE_COLOURS=charts.AGE_COLOURS,
                          SERIES_COLOURS=charts.SERIES_COLOURS, QUOTA_COLOUR=charts.QUOTA_COLOUR,
