@@ -298,3 +298,27 @@ def test_reasons_follow_the_page_language_when_the_run_gives_them():
     assert reasons_in("en", "排水量是供水量的2.7倍", codes) == ["Discharge is 2.7 times the supply"]
     assert reasons_in("zh", "排水量是供水量的2.7倍", codes) == ["排水量是供水量的2.7倍"]
     assert reasons_in("en", "甲；乙", None) == ["甲", "乙"]  # an older run: its Chinese sentences
+
+
+def test_route_groups_industry_names_and_ytd_curves():
+    from serving.console.charts import ytd_curve_svg, ytd_share
+    from serving.console.route_groups import route_group
+    from serving.industries import codes_named, industry_name
+
+    assert route_group("山东省德州市夏津县夏津经济开发区经一路176号", "夏津县") == "夏津经济开发区"
+    assert route_group("山东省德州市德城区解放南路1202号", "德城区") == "解放南路"
+    assert route_group("聊城市茌平区文化路676号", None) == "文化路"
+    assert route_group(None) == route_group("无地址") == "其他"
+    assert industry_name("C1713") == "棉印染精加工" and industry_name("C1713", "en") == "Cotton printing and dyeing"
+    assert industry_name("C1799") == "纺织业"  # an unlisted class: its division
+    assert industry_name("Z9999") == "Z9999" and industry_name(None) == "—"
+    assert codes_named("印染", ["C1713", "C3011", "C1752"]) == ["C1713"]
+
+    series = {"month": ["2025-12", "2026-01", "2026-02", "2026-03"], "supply_m3": [50, 10, 20, 30],
+              "abstraction_m3": [0, 10, None, 0]}
+    shares = ytd_share(series, "2026", 84.0, permit_based=False)
+    assert shares[:3] == [24.0, 48.0, 84.0] and shares[3:] == [None] * 9  # the level ends at the alert's number
+    permit = ytd_share(series, "2026", 50.0, permit_based=True)
+    assert permit[:3] == [50.0, 50.0, 50.0]  # the permit's metered abstraction only
+    svg = str(ytd_curve_svg(shares, {"yellow": 80, "orange": 90, "red": 100}, {"title": "t"}))
+    assert svg.count('class="threshold') == 3 and 'class="series ytd"' in svg and 'class="series projection"' in svg
