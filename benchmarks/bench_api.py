@@ -35,10 +35,11 @@ PASSWORD = "benchmark-password-long"
 def app_factory():
     """uvicorn --factory entry: the app over the store the benchmark prepared (URL given by the parent)."""
     from serving.api import create_app
+    from serving.settings import AuthSettings
     from waterwatch.settings import Settings
 
-    return create_app(Settings(database_url=os.environ["WW_BENCH_DATABASE_URL"], secret_key=SECRET),
-                      demo_users=False)
+    settings = Settings(database_url=os.environ["WW_BENCH_DATABASE_URL"], auth=AuthSettings(secret_key=SECRET))
+    return create_app(settings, demo_users=False)
 
 
 def fake_run(out: Path, n: int, months: int = 36, districts: int = 11, seed: int = 0) -> list[str]:
@@ -124,16 +125,17 @@ def main() -> None:
 
     import httpx
 
-    from serving import auth
+    from serving.services import users
     from serving.publish import publish_run
     from serving.store import open_store
+    from serving.settings import AuthSettings
     from waterwatch.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="ww-bench-api-") as tmp:
         tmp = Path(tmp)
         codes = fake_run(tmp / "out", args.entities)
         url = f"sqlite:///{tmp / 'store.db'}"
-        settings = Settings(database_url=url, secret_key=SECRET)
+        settings = Settings(database_url=url, auth=AuthSettings(secret_key=SECRET))
         engine, sessions = open_store(url)
         t = time.perf_counter()
         counts = publish_run(tmp / "out", sessions, settings)
@@ -143,9 +145,9 @@ def main() -> None:
         publish_run(tmp / "out", sessions, settings)
         print(f"re-publish (idempotent): {time.perf_counter() - t:.2f} s", flush=True)
         with sessions() as s, s.begin():
-            auth.create_user(s, "bench_sup", PASSWORD, "supervisor")
-            auth.create_user(s, "bench_off", PASSWORD, "officer", "区县03")
-            key = auth.create_api_key(s, "bench_sup", "benchmark")
+            users.create_user(s, "bench_sup", PASSWORD, "supervisor")
+            users.create_user(s, "bench_off", PASSWORD, "officer", "区县03")
+            key = users.create_api_key(s, "bench_sup", "benchmark")
         engine.dispose()
 
         port = free_port()

@@ -23,10 +23,11 @@ sys.path.insert(0, str(ROOT))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from serving.api import create_app  # noqa: E402
-from serving.auth import DEMO_PASSWORD  # noqa: E402
+from serving.services.users import DEMO_PASSWORD  # noqa: E402
 from serving.console import console_router  # noqa: E402
 from serving.publish import publish_run  # noqa: E402
 from serving.store import open_store  # noqa: E402
+from serving.settings import AuthSettings  # noqa: E402
 from waterwatch.settings import Settings  # noqa: E402
 
 N, MONTHS, DISTRICTS = 20_000, 36, [f"区县{i:02d}" for i in range(11)]
@@ -69,7 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         settings = Settings(home=tmp, database_url=f"sqlite:///{tmp / 'ww.db'}", show_progress=False,
-                            secret_key="bench-secret-0123456789abcdef-0123456789")
+                            auth=AuthSettings(secret_key="bench-secret-0123456789abcdef-0123456789"))
         t0 = time.perf_counter()
         build(tmp / "out")
         _, sessions = open_store(settings.resolved_database_url())

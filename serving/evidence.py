@@ -89,7 +89,7 @@ def add_evidence(session: Session, home: Path, lead_id: int, principal, filename
                    uploaded_by=principal.username, uploaded_at=utcnow())
     session.add(row)
     session.flush()
-    from serving.auth import audit
+    from serving.audit import audit
 
     audit(session, principal.username, "evidence_upload", "lead", lead.id,
           {"evidence_id": row.id, "kind": kind, "size": len(data), "sha256": row.sha256, "uscc": lead.uscc})

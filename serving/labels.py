@@ -20,10 +20,12 @@ LABEL_COLUMNS = [*INSPECTION_COLUMNS, "queue_probability"]
 
 
 def verdict_labels(session: Session) -> pd.DataFrame:
-    """All recorded verdicts in the contract's inspections format, oldest first."""
+    """The recorded verdicts in the contract's inspections format, oldest first (a verdict superseded by a
+    supervisor's reopen is no label; an amended one is exported as amended)."""
     rows = session.execute(
         select(Verdict.id, Verdict.uscc, Verdict.visited_on, Verdict.officer, Verdict.outcome,
-               Verdict.violation_type, Verdict.queue_probability).order_by(Verdict.id)
+               Verdict.violation_type, Verdict.queue_probability).where(Verdict.superseded.is_(False))
+        .order_by(Verdict.id)
     ).all()
     df = pd.DataFrame(rows, columns=["id", "uscc", "inspected_on", "officer_id", "outcome", "violation_type",
                                      "queue_probability"])

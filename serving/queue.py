@@ -36,6 +36,36 @@ def _largest_remainder(pool: pd.DataFrame, explore: pd.Series) -> pd.Series:
     return pd.Series(alloc.to_numpy(dtype=int), index=pd.MultiIndex.from_frame(sizes[["district", "stratum"]]))
 
 
+def _draw_exploration(df: pd.DataFrame, top: np.ndarray, crowded: pd.Series, explore: np.ndarray,
+                      rng: np.random.Generator) -> None:
+    """Sets ``queue_probability`` and ``exploratory`` of the rows below each crowded district's top picks:
+    ``explore`` slots per district, allocated to industry sections by size, drawn without replacement."""
+    df["queue_probability"] = np.where(top, 1.0, 0.0)
+    df["exploratory"] = False
+    pool_mask = ~top & crowded & (explore > 0)
+    if not pool_mask.any():
+        return
+    pool = df.loc[pool_mask, ["district", "stratum"]].copy()
+    per_district_explore = pd.Series(explore[pool_mask.to_numpy()], index=pool["district"]).groupby(level=0).first()
+    alloc = _largest_remainder(pool, per_district_explore)
+    slots = alloc.reindex(pd.MultiIndex.from_frame(pool[["district", "stratum"]])).to_numpy()
+    sizes = pool.groupby(["district", "stratum"])["district"].transform("size").to_numpy()
+    pool["u"] = rng.random(len(pool))
+    order_in_stratum = pool.groupby(["district", "stratum"])["u"].rank(method="first").to_numpy()
+    df.loc[pool_mask, "queue_probability"] = slots / sizes
+    df.loc[pool_mask, "exploratory"] = order_in_stratum <= slots
+
+
+def _positions(queued: pd.DataFrame, exploit: pd.Series, within: pd.Series, rng: np.random.Generator) -> pd.DataFrame:
+    """Exploratory leads take random places among the top picks, so the order does not reveal them."""
+    n_exploit = exploit[queued.index].to_numpy()
+    queued["_key"] = np.where(queued["exploratory"], rng.uniform(0, np.maximum(n_exploit, 1)), within[queued.index])
+    queued = queued.sort_values(["district", "_key", "rank"], kind="stable")
+    queued["queue_position"] = queued.groupby("district").cumcount() + 1
+    queued["exploratory"] = queued["exploratory"].astype(bool)
+    return queued
+
+
 def build_queue(
     leads: pd.DataFrame,
     capacity_per_district: int | Mapping[str, int],
@@ -73,30 +103,8 @@ def build_queue(
     explore = np.where(crowded, np.round(capacity * exploration_share), 0).astype(int)
     exploit = np.minimum(capacity - explore, district_size)
     within = df.groupby("district").cumcount()
-    top = within < exploit
-
+    top = (within < exploit).to_numpy()
     rng = np.random.default_rng(random_state)
-    df["queue_probability"] = np.where(top, 1.0, 0.0)
-    df["exploratory"] = False
-    pool_mask = ~top & crowded & (explore > 0)
-    if pool_mask.any():
-        pool = df.loc[pool_mask, ["district", "stratum"]].copy()
-        per_district_explore = pd.Series(explore[pool_mask.to_numpy()], index=pool["district"]).groupby(level=0).first()
-        alloc = _largest_remainder(pool, per_district_explore)
-        keys = pd.MultiIndex.from_frame(pool[["district", "stratum"]])
-        slots = alloc.reindex(keys).to_numpy()
-        sizes = pool.groupby(["district", "stratum"])["district"].transform("size").to_numpy()
-        pool["u"] = rng.random(len(pool))
-        order_in_stratum = pool.groupby(["district", "stratum"])["u"].rank(method="first").to_numpy()
-        df.loc[pool_mask, "queue_probability"] = slots / sizes
-        df.loc[pool_mask, "exploratory"] = order_in_stratum <= slots
-
-    queued = df[top | df["exploratory"]].copy()
-    # exploratory leads take random places among the top picks, so the order does not reveal them
-    n_exploit = pd.Series(exploit, index=df.index)[queued.index].to_numpy()
-    key = np.where(queued["exploratory"], rng.uniform(0, np.maximum(n_exploit, 1)), within[queued.index])
-    queued["_key"] = key
-    queued = queued.sort_values(["district", "_key", "rank"], kind="stable")
-    queued["queue_position"] = queued.groupby("district").cumcount() + 1
-    queued["exploratory"] = queued["exploratory"].astype(bool)
+    _draw_exploration(df, top, crowded, explore, rng)
+    queued = _positions(df[top | df["exploratory"].to_numpy()].copy(), pd.Series(exploit, index=df.index), within, rng)
     return queued.sort_values(["rank", "uscc"], kind="stable").reset_index(drop=True)[out_columns]

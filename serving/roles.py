@@ -1,7 +1,7 @@
 """Who may do what, by role; the API and the console both check these tuples and no others.
 
-Officers act only within their own district; supervisors assign and watch the city; analysts
-read; admins also run the service (reload the model). Other systems call with an API key bound to
+Officers act only within their own district; supervisors assign, correct verdicts and watch the city;
+analysts read and never write; admins also run the service (reload the model). Other systems call with an API key bound to
 a user, and so to one of these roles.
 """
 
@@ -12,8 +12,8 @@ ROLES = ("officer", "supervisor", "analyst", "admin")
 READ = ROLES  # live run's model info, alerts, the queue
 SCORES = ("supervisor", "analyst", "admin")  # scores, predictions, water rights
 LEAD_WORK = ("officer", "supervisor", "admin")  # assign, start, record a verdict
-OUTBOX = ("supervisor", "analyst", "admin")  # read the SMS outbox and mark delivery
 OUTBOX_READ = ("supervisor", "analyst", "admin")  # read the SMS outbox
-OUTBOX_WRITE = ("supervisor", "admin")  # send, resend, mark delivery
+OUTBOX_WRITE = ("supervisor", "admin")  # mark delivery (the SMS gateway's account has one of these roles)
+SUPERVISE = ("supervisor", "admin")  # amend a verdict, reopen a lead, reassign
 DASHBOARD = ("supervisor", "analyst", "admin")  # the city dashboard
 ADMIN = ("admin",)  # run the service

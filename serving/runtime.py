@@ -1,20 +1,25 @@
 """What the running service serves: the live run and the champion model that scored it.
 
 ``ModelHolder`` keeps one immutable ``ModelInfo``; a reload builds the next one aside and swaps the
-reference, so requests in flight finish on the one they started with and none waits.
+reference, so requests in flight finish on the one they started with and none waits. The holder follows
+the store: every ``check_seconds`` one request looks up the latest published run (one small query) and,
+when a run was published since, switches to it and its model, so a ``waterwatch publish`` needs no reload.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
+from sqlalchemy import select
+
 from serving.publish import current_run
-from serving.store import utcnow
+from serving.store import Run, utcnow
 
 
 @dataclass(frozen=True)
@@ -47,18 +52,41 @@ def load_champion(artifact: str | None) -> tuple[Any, str | None]:
 class ModelHolder:
     """Holds the current ``ModelInfo`` of the store behind ``sessions``."""
 
-    def __init__(self, sessions: sessionmaker):
-        self._sessions = sessions
-        self._lock = threading.Lock()
+    def __init__(self, sessions: sessionmaker, check_seconds: float = 2.0):
+        self._sessions, self.check_seconds = sessions, check_seconds
+        self._swap, self._refreshing = threading.Lock(), threading.Lock()
+        self._checked = -float("inf")
+        self._published: tuple | None = None  # (run_id, updated_at) of the run served
         self.info = ModelInfo()
 
     def reload(self) -> ModelInfo:
+        """Serve the latest published run and its model (blocking)."""
         with self._sessions() as session:
             run = current_run(session)
             new = ModelInfo() if run is None else _info_of(run)
-        with self._lock:
-            self.info = new
+            published = None if run is None else (run.run_id, run.updated_at)
+        with self._swap:
+            self.info, self._published, self._checked = new, published, time.monotonic()
         return new
+
+    def due(self) -> bool:
+        return time.monotonic() - self._checked >= self.check_seconds
+
+    def refresh(self) -> ModelInfo:
+        """Switch to a run published since the last check, if any (blocking; one query when nothing changed).
+        Requests that arrive while another refreshes keep the run they have."""
+        if not self._refreshing.acquire(blocking=False):
+            return self.info
+        try:
+            with self._sessions() as session:
+                latest = session.execute(select(Run.run_id, Run.updated_at)
+                                         .order_by(Run.updated_at.desc(), Run.published_at.desc()).limit(1)).first()
+            self._checked = time.monotonic()
+            if (None if latest is None else tuple(latest)) != self._published:
+                self.reload()
+        finally:
+            self._refreshing.release()
+        return self.info
 
 
 def _info_of(run) -> ModelInfo:

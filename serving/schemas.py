@@ -11,12 +11,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from serving.scoring import REASON_SEPARATOR
 
 MAX_BATCH = 10_000
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge (422), not in the database (500)
+
+
+def _clean_text(value: str) -> str:
+    """Refuse what no database stores as text: NUL (PostgreSQL cannot hold it) and lone surrogates (not UTF-8)."""
+    if "\x00" in value:
+        raise ValueError("不能包含空字符 (must not contain a NUL byte)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("不是有效的文本 (not valid UTF-8 text)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]  # every text a request carries: 422 at the edge, never a 500
 
 LeadStatus = Literal["new", "assigned", "in_progress", "closed"]
 Outcome = Literal["violation", "no_violation", "unreachable"]
@@ -125,10 +138,10 @@ class ScoresBatchPublic(BaseModel):
 
 class PredictRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="the caller's key for the row")
+    id: Text = Field(min_length=1, max_length=64, description="the caller's key for the row")
     features: dict[
-        Annotated[str, Field(max_length=64)],
-        Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None,
+        Annotated[Text, Field(max_length=64)],
+        Annotated[float, Field(allow_inf_nan=False)] | Annotated[Text, Field(max_length=64)] | None,
     ] = Field(max_length=500, description="snapshot feature name -> value (numbers; text only for text features such "
                                           "as industry_code); null or left out = unknown")
 
@@ -251,7 +264,7 @@ class VerdictCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Outcome
     violation_type: ViolationType | None = Field(None, description="required when the outcome is a violation")
-    note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+    note: Text | None = Field(None, max_length=2000)
     visited_on: date | None = Field(None, description="default: today")
 
     @model_validator(mode="after")
@@ -265,6 +278,15 @@ class VerdictCreate(BaseModel):
         return self
 
 
+class VerdictAmend(VerdictCreate):
+    reason: Text = Field(min_length=2, max_length=500, description="why the verdict is corrected (audited)")
+
+
+class ReopenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text = Field(min_length=2, max_length=500, description="why the lead goes back to the field (audited)")
+
+
 class VerdictPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -276,6 +298,9 @@ class VerdictPublic(BaseModel):
     note: str | None
     visited_on: date
     recorded_at: datetime
+    round: int = Field(description="the lead's round this verdict closed (a reopen starts a new round)")
+    superseded: bool = Field(description="the lead was reopened after it: no longer the lead's verdict nor a label")
+    amended_at: datetime | None = None
 
 
 class LeadDetailPublic(LeadPublic):
@@ -288,7 +313,7 @@ class LeadDetailPublic(LeadPublic):
 
 class AssignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    officer: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="username of an officer")
+    officer: Text = Field(min_length=1, max_length=64, description="username of an officer")
 
 
 # -- outbox and water rights ---------------------------------------------------------------------------
@@ -301,7 +326,8 @@ class OutboxPublic(BaseModel):
     uscc: str | None
     recipient: str | None
     text: str | None
-    segments: int | None
+    segments: list[str] = Field(description="the message as SMS segments of at most 70 characters")
+    segment_count: int
     status: OutboxStatus
     sent_at: datetime | None
     error: str | None
@@ -313,7 +339,7 @@ class OutboxPagePublic(Page):
 
 class FailedCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    error: str = Field(min_length=1, max_length=1000, pattern=NO_NUL, description="gateway error message")
+    error: Text = Field(min_length=1, max_length=1000, description="gateway error message")
 
 
 class WaterRightPublic(BaseModel):

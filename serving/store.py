@@ -23,11 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
@@ -144,11 +146,13 @@ class Series(Base):
 
 
 class Lead(Base):
-    """An entity in the officers' queue. One per entity: re-published runs re-rank it, never reset its work."""
+    """An entity in the officers' queue. While a lead is open, re-published runs re-rank it and never reset its
+    work; once closed by a verdict it stays closed, and a later run that finds new evidence opens a new lead
+    that points back to it (``previous_lead_id``). At most one open lead per entity."""
 
     __tablename__ = "leads"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uscc: Mapped[str] = mapped_column(String(32), unique=True)
+    uscc: Mapped[str] = mapped_column(String(32), index=True)
     run_id: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
     district: Mapped[str | None] = mapped_column(String(64))
@@ -162,11 +166,28 @@ class Lead(Base):
     assigned_officer: Mapped[str | None] = mapped_column(String(64), index=True)
     queue_probability: Mapped[float] = mapped_column(Float, default=1.0)
     exploratory: Mapped[bool] = mapped_column(Boolean, default=False)
-    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # bumped when a supervisor reopens the lead
+    previous_lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     __table_args__ = (Index("ix_leads_district_status", "district", "status"),
-                      Index("ix_leads_queue", "in_queue", "rank"))
+                      Index("ix_leads_queue", "in_queue", "rank"),
+                      Index("uq_leads_open_uscc", "uscc", unique=True, sqlite_where=text("status != 'closed'"),
+                            postgresql_where=text("status != 'closed'")))
+
+
+class LeadEvent(Base):
+    """The history of a lead, append-only: queued by a run, re-scored, assigned, started, verdict, amended,
+    reopened. Nothing rewrites it; publishing only adds rows."""
+
+    __tablename__ = "lead_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Assignment(Base):
@@ -179,7 +200,8 @@ class Assignment(Base):
 
 
 class Verdict(Base):
-    """What an officer found on the ground: the only labels the next model gets."""
+    """What an officer found on the ground: the only labels the next model gets. The database holds one verdict
+    per lead and round (a supervisor's reopen starts a new round), so concurrent posts cannot store two."""
 
     __tablename__ = "verdicts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -192,6 +214,10 @@ class Verdict(Base):
     visited_on: Mapped[date] = mapped_column(Date)
     queue_probability: Mapped[float] = mapped_column(Float, default=1.0)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # the lead's round it closed: one verdict per round
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)  # the lead was reopened after it
+    amended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    __table_args__ = (UniqueConstraint("lead_id", "round", name="uq_verdicts_lead_round"),)
 
 
 class Alert(Base):
@@ -220,7 +246,8 @@ class OutboxMessage(Base):
     uscc: Mapped[str | None] = mapped_column(String(32))
     recipient: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str | None] = mapped_column(Text)
-    segments: Mapped[int | None] = mapped_column(Integer)
+    segments: Mapped[list[Any]] = mapped_column(JSON, default=list)  # the texts of the SMS segments
+    segment_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
@@ -295,7 +322,30 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     district: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token_version: Mapped[int] = mapped_column(Integer, default=0)  # bumped to revoke every token issued before
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RevokedToken(Base):
+    """A login token revoked before it expired (logout); kept until then."""
+
+    __tablename__ = "revoked_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    revoked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed logins of one username (``user:<name>``) or client address (``addr:<ip>``) and its lockout."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ApiKey(Base):
@@ -353,18 +403,41 @@ def session_factory(engine: Engine) -> sessionmaker:
 
 
 def upgrade_database(url_or_engine: str | Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with the Alembic migrations (the app and CLI never use create_all)."""
+    """Bring the schema to ``revision`` with the Alembic migrations (the app and CLI never use create_all).
+
+    On SQLite, foreign keys are off while a migration recreates a table (a batch migration drops the old
+    table, which with them on would cascade-delete the rows that refer to it)."""
     from alembic import command
     from alembic.config import Config
 
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     cfg = Config(str(ALEMBIC_INI))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, where it takes effect
+            connection.commit()
+        with connection.begin():
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
     if isinstance(url_or_engine, str):
         engine.dispose()
+
+
+def begin_write(session: Session, *lock_tables: str) -> None:
+    """Start the session's transaction as a writer, before it reads what it will change, so that concurrent
+    writers wait for it rather than overwrite it: SQLite takes its (database-wide) write lock now; PostgreSQL
+    locks ``lock_tables`` against other writers and row locks (plain reads go on). Writes of single rows on
+    PostgreSQL lock their rows with ``SELECT ... FOR UPDATE`` instead."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        session.execute(text("UPDATE runs SET run_id = run_id WHERE 0"))  # a write: takes the lock, changes nothing
+    elif dialect == "postgresql" and lock_tables:
+        session.execute(text(f"LOCK TABLE {', '.join(lock_tables)} IN EXCLUSIVE MODE"))
 
 
 def open_store(url: str, migrate: bool = True) -> tuple[Engine, sessionmaker]:

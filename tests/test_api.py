@@ -9,10 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from serving import auth
 from serving.api import create_app
 from serving.publish import publish_run
-from serving.store import Assignment, AuditLog, Lead, Verdict, open_store
+from serving.security import issue_token
+from serving.services.users import DEMO_PASSWORD, create_api_key, create_user
+from serving.settings import AuthSettings, ServingSettings
+from serving.store import Assignment, AuditLog, Lead, User, Verdict, open_store
 from test_store import make_run
 from waterwatch.settings import Settings
 
@@ -24,18 +26,33 @@ ROLES = {"sup": ("supervisor", None), "ana": ("analyst", None), "adm": ("admin",
          "off_dc": ("officer", "德城区"), "off_dc2": ("officer", "德城区"), "off_yc": ("officer", "禹城市")}
 
 
+def settings_for(url: str, **serving) -> Settings:
+    """Settings of a test service: a fixed signing key; it checks for a newer run on every request."""
+    return Settings(database_url=url, auth=AuthSettings(secret_key=SECRET),
+                    serving=ServingSettings(**{"run_check_seconds": 0.0, **serving}))
+
+
+def bearer(sessions, username: str, secret: str = SECRET) -> dict:
+    """A bearer token as the login endpoint issues it (logging in itself is tested apart: argon2 is slow)."""
+    with sessions() as s:
+        user = s.scalars(select(User).where(User.username == username)).one()
+        token, _ = issue_token(user.username, user.id, user.token_version, secret, 60)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):
     """One published store with users, made once (argon2 hashing is slow on purpose) and copied per test."""
     root = tmp_path_factory.mktemp("api-template")
-    settings = Settings(database_url=f"sqlite:///{root / 'api.db'}", secret_key=SECRET)
+    settings = settings_for(f"sqlite:///{root / 'api.db'}")
     settings.model.officer_capacity_k = 20
     engine, sessions = open_store(settings.resolved_database_url())
     publish_run(make_run(root / "run1"), sessions, settings)
     with sessions() as s, s.begin():
         for user, (role, district) in ROLES.items():
-            auth.create_user(s, user, PASSWORD, role, district)
-        key = auth.create_api_key(s, "ana", "sms gateway")
+            create_user(s, user, PASSWORD, role, district)
+        create_user(s, "gateway", None, "supervisor")  # the SMS gateway's system account: a key, no password
+        key = create_api_key(s, "gateway", "sms gateway")
     engine.dispose()
     return root / "api.db", key
 
@@ -44,7 +61,7 @@ class Api:
     def __init__(self, tmp_path, template):
         db, self.gateway_key = template
         shutil.copyfile(db, tmp_path / "api.db")
-        self.settings = Settings(database_url=f"sqlite:///{tmp_path / 'api.db'}", secret_key=SECRET)
+        self.settings = settings_for(f"sqlite:///{tmp_path / 'api.db'}")
         self.settings.model.officer_capacity_k = 20
         self.tmp = tmp_path
         self.engine, self.sessions = open_store(self.settings.resolved_database_url())
@@ -52,10 +69,7 @@ class Api:
         self.client.__enter__()  # runs the lifespan: the live run's model is loaded at start-up
 
     def h(self, user: str) -> dict:
-        """A bearer token as the login endpoint issues it (logging in itself is tested once, it is slow)."""
-        role, district = ROLES[user]
-        token = auth.issue_token(auth.Principal(user, role, district), SECRET, 60)
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(self.sessions, user)
 
     def lead_in(self, district: str) -> int:
         with self.sessions() as s:
@@ -165,12 +179,11 @@ def test_republish_keeps_verdicts_and_statuses(api):
     assert a["status"] == "closed" and [v["outcome"] for v in a["verdicts"]] == ["unreachable"]
     assert b["status"] == "assigned" and b["assigned_officer"] == "off_yc"
     assert [x["id"] for x in api.client.get("/api/v1/me/leads", headers=api.h("off_yc")).json()["items"]] == [assigned]
-    # the service keeps serving the run it loaded until an admin reloads; then it swaps
-    assert api.client.get("/api/v1/model", headers=sup).json()["version"] == "3"
+    # the running service follows the store: it serves the run published last without being told to
+    assert api.client.get("/api/v1/model", headers=sup).json()["version"] == "4"
     assert api.client.post("/api/v1/admin/reload-model", headers=sup).status_code == 403
     r = api.client.post("/api/v1/admin/reload-model", headers=api.h("adm"))
     assert r.status_code == 200 and r.json()["version"] == "4"
-    assert api.client.get("/api/v1/model", headers=sup).json()["version"] == "4"
 
 
 def test_scores_single_and_batch_limit(api):
@@ -247,16 +260,19 @@ def test_outbox_delivery_states(api):
     assert states == {"M1": "sent", "M2": "failed"}
 
 
-def test_production_refuses_default_secret_and_makes_no_demo_users(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", production=True)
-    with pytest.raises(ValueError, match="secret_key"):
-        create_app(settings)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", production=True, secret_key=SECRET)
+def test_production_refuses_a_missing_or_weak_secret_and_makes_no_demo_users(tmp_path):
+    for weak in (None, "dev-only-secret-never-use-in-production", "short"):
+        settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'p.db'}", production=True,
+                            auth=AuthSettings(secret_key=weak))
+        with pytest.raises(ValueError, match="secret_key"):
+            create_app(settings)
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'p.db'}", production=True,
+                        auth=AuthSettings(secret_key=SECRET))
     with TestClient(create_app(settings)) as client:
-        r = client.post("/api/v1/auth/token", data={"username": "supervisor", "password": auth.DEMO_PASSWORD})
+        r = client.post("/api/v1/auth/token", data={"username": "supervisor", "password": DEMO_PASSWORD})
     assert r.status_code == 401
-    with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}", secret_key=SECRET))) as dev:
-        r = dev.post("/api/v1/auth/token", data={"username": "supervisor", "password": auth.DEMO_PASSWORD})
+    with TestClient(create_app(settings_for(f"sqlite:///{tmp_path / 'd.db'}"))) as dev:
+        r = dev.post("/api/v1/auth/token", data={"username": "supervisor", "password": DEMO_PASSWORD})
     assert r.status_code == 200
 
 
@@ -269,6 +285,5 @@ def test_console_routers_are_mounted(tmp_path):
     def index():
         return {"page": "console"}
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", secret_key=SECRET)
-    app = create_app(settings, routers=[console], demo_users=False)
+    app = create_app(settings_for(f"sqlite:///{tmp_path / 'c.db'}"), routers=[console], demo_users=False)
     assert TestClient(app).get("/").json() == {"page": "console"}

@@ -37,6 +37,41 @@ def test_users_publish_and_export_labels(tmp_path):
     assert len(frame) == 0  # nobody has recorded a verdict yet
 
 
+def test_users_commands_change_and_audit(tmp_path):
+    from sqlalchemy import select
+
+    from serving.store import AuditLog, open_store
+
+    env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(app, ["users", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("add", "wang", "--role", "officer", "--district", "德城区", "--password", "a-long-enough-password")
+    run("add", "gateway", "--role", "supervisor", "--password", "", "--api-key")
+    key = run("add-key", "gateway", "--label", "sms").split(": ")[-1].strip()
+    assert key.startswith("ww_")
+    listing = run("list")
+    assert "wang" in listing and "德城区" in listing and "gateway" in listing
+    assert "2 API key(s) of gateway revoked" in run("revoke-key", "gateway")
+    run("deactivate", "wang")
+    assert [line for line in run("list").splitlines() if line.startswith("wang")][0].split()[3] == "no"
+    run("reactivate", "wang")
+    run("set-password", "wang", "--password", "another-long-password")
+    missing = runner.invoke(app, ["users", "deactivate", "nobody"], env=env)
+    assert missing.exit_code == 2 and "no user" in missing.output
+    _, sessions = open_store(f"sqlite:///{tmp_path / 'var' / 'waterwatch.db'}")
+    with sessions() as s:
+        actions = [(a.actor, a.action, a.object_id) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert actions == [("cli", "user_create", "wang"), ("cli", "user_create", "gateway"),
+                       ("cli", "key_create", "1"), ("cli", "key_create", "2"), ("cli", "key_revoke", "1"),
+                       ("cli", "key_revoke", "2"), ("cli", "user_deactivate", "wang"),
+                       ("cli", "user_reactivate", "wang"), ("cli", "user_password", "wang")]
+
+
 def test_a_stage_run_before_ingest_says_what_to_do(tmp_path):
     result = CliRunner().invoke(app, ["profile", "--workspace", str(tmp_path / "empty")])
     assert result.exit_code == 2

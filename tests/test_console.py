@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from serving.auth import DEMO_PASSWORD
+from serving.services.users import DEMO_PASSWORD
+from serving.settings import AuthSettings
 from waterwatch.settings import Settings
 
 DISTRICTS = ("德城区", "陵城区", "禹城市")
@@ -94,8 +95,8 @@ def make_run(out: Path) -> dict:
 
 
 def make_settings(tmp: Path, **model) -> Settings:
-    s = Settings(home=tmp, database_url=f"sqlite:///{tmp / 'ww.db'}", secret_key="test-secret-0123456789abcdef-0123456789",
-                 show_progress=False)
+    s = Settings(home=tmp, database_url=f"sqlite:///{tmp / 'ww.db'}", show_progress=False,
+                 auth=AuthSettings(secret_key="test-secret-0123456789abcdef-0123456789"))
     s.model.officer_capacity_k = model.get("capacity", 8)  # 12 per district > 8: exploration is drawn
     return s
 
@@ -342,9 +343,13 @@ def test_expired_session_goes_back_to_login(env):
 
     import jwt
 
-    secret = env["app"].state.settings.secret_key
-    old = jwt.encode({"sub": "supervisor", "role": "supervisor", "exp": datetime.now(timezone.utc) - timedelta(minutes=1)},
-                     secret, algorithm="HS256")
+    from serving.store import User
+
+    with env["sessions"]() as s:
+        user = s.scalars(select(User).where(User.username == "supervisor")).one()
+    old = jwt.encode({"sub": user.username, "uid": user.id, "ver": user.token_version, "jti": "old",
+                      "exp": datetime.now(timezone.utc) - timedelta(minutes=1)},
+                     env["app"].state.secret_key, algorithm="HS256")
     client = env["TestClient"](env["app"])
     client.cookies.set("ww_session", old)
     r = client.get("/dashboard", follow_redirects=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.auth import DEMO_PASSWORD
+from serving.services.users import DEMO_PASSWORD
 from test_console import DISTRICTS, build_app, lead_ids, officer_of
 
 pytestmark = pytest.mark.browser

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DataError
 
 from serving import i18n
-from serving.auth import DEMO_PASSWORD
+from serving.services.users import DEMO_PASSWORD
 from test_console_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, serve
 from test_store import PG_URL, _postgres_reachable
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from synth import SynthConfig, generate_city
 from features.workspace import Workspace
 from serving.api import create_app
-from serving.auth import DEMO_PASSWORD
+from serving.services.users import DEMO_PASSWORD
 from serving.labels import export_labels
 from serving.publish import publish_run
 from serving.store import open_store

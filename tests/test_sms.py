@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fake_sms_gateway import FakeGateway
-from serving.auth import Principal
+from serving.identity import Principal
 from serving.services.outbox import resend_message
 from serving.sms import sender_from, signature_of
 from serving.sms.dispatch import claim, message_key, poll_deliveries, send_due

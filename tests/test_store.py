@@ -13,14 +13,18 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
-from serving import auth
+from serving.audit import audit
 from serving.labels import LABEL_COLUMNS, export_labels
 from serving.publish import PublishError, publish_run
+from serving.security import PasswordPolicyError, key_digest
+from serving.services import users
+from serving.services.leads import lead_history
 from serving.store import (
     ApiKey,
     AuditLog,
     Base,
     Lead,
+    LeadEvent,
     OutboxMessage,
     Run,
     Score,
@@ -39,7 +43,7 @@ SECTIONS = ("C1713", "F5100", "E4700", "H6110")
 
 
 def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months: int = 6,
-             as_of: str = "2026-07-01", outbox_ids=("M1", "M2")) -> Path:
+             as_of: str = "2026-07-01", outbox_ids=("M1", "M2"), alert_period: str = "2026-06") -> Path:
     """A small fake run output folder; ``shift`` rotates who ranks where, so a second run re-ranks."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,13 +66,14 @@ def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months
     pd.DataFrame({
         "alert_id": ["A1", "A2"], "kind": ["unpermitted", "quota"], "level": ["red", "yellow"], "uscc": uscc[:2],
         "name": ["德州市企业0有限公司", "德州市企业1有限公司"], "permit_id": [None, "P1"], "district": district[:2],
-        "period": ["2026-06", "2026"], "value": [1.0, 0.85], "threshold": [0.0, 0.8], "unit": ["m3", "share"],
+        "period": [alert_period, "2026"], "value": [1.0, 0.85], "threshold": [0.0, 0.8], "unit": ["m3", "share"],
         "message": ["无证取水", "年度取水量已达许可水量的85%"], "audience": ["bureau", "user"],
     }).to_csv(out / "alerts.csv", index=False)
     pd.DataFrame({
         "message_id": list(outbox_ids), "alert_id": ["A2"] * len(outbox_ids), "uscc": [uscc[1]] * len(outbox_ids),
         "recipient": ["13800000000"] * len(outbox_ids), "text": ["【德州市水利局】提醒"] * len(outbox_ids),
-        "segments": [1] * len(outbox_ids), "status": ["queued"] * len(outbox_ids),
+        "segments": [["【德州市水利局】提醒"]] * len(outbox_ids), "segment_count": [1] * len(outbox_ids),
+        "status": ["queued"] * len(outbox_ids),
     }).to_csv(out / "outbox.csv", index=False)
     pd.DataFrame({"seller_uscc": [uscc[3]], "buyer_uscc": [uscc[6]], "source": ["groundwater"],
                   "district": [district[3]], "surplus_m3": [1000.0], "shortfall_m3": [500.0],
@@ -111,12 +116,10 @@ def _postgres_reachable() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request, tmp_path):
-    """A fresh, migrated database: a SQLite file, or a throw-away schema on the PostgreSQL server."""
+def empty_store_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file, or a throw-away schema on the PostgreSQL server."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        upgrade_database(url)
-        yield url
+        yield f"sqlite:///{tmp_path / 'store.db'}"
         return
     why = _postgres_reachable()
     if why:
@@ -125,14 +128,19 @@ def store_url(request, tmp_path):
     admin = make_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     try:
-        upgrade_database(url)
-        yield url
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def store_url(empty_store_url):
+    """A fresh database migrated to the latest schema."""
+    upgrade_database(empty_store_url)
+    return empty_store_url
 
 
 @pytest.fixture
@@ -158,6 +166,35 @@ def test_migrations_match_the_models(store_url):
 
     assert version == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     upgrade_database(store_url)  # a second upgrade is a no-op, not an error
+
+
+def test_migration_0002_keeps_history_and_every_verdict(empty_store_url):
+    """A store made before 0002 (history in a JSON column, an integer outbox column, two verdicts posted
+    concurrently on one lead) keeps all its data: history becomes events, the later verdict is the lead's."""
+    upgrade_database(empty_store_url, "0001")
+    engine = make_engine(empty_store_url)
+    history = [{"at": "2026-07-01T08:00:00+00:00", "event": "queued", "run_id": "r1", "rank": 3},
+               {"at": "2026-07-02T09:00:00+00:00", "event": "assigned", "officer": "wang", "by": "sup"}]
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO leads (id, uscc, status, in_queue, queue_probability, exploratory, history, "
+                       "created_at, updated_at) VALUES (1, 'U1', 'closed', false, 1.0, false, :h, :t, :t)"),
+                  {"h": json.dumps(history), "t": "2026-07-01 08:00:00"})
+        for vid, outcome in ((1, "violation"), (2, "no_violation")):
+            c.execute(text("INSERT INTO verdicts (id, lead_id, uscc, officer, outcome, visited_on, "
+                           "queue_probability, recorded_at) VALUES (:i, 1, 'U1', 'wang', :o, '2026-07-03', 1.0, "
+                           "'2026-07-03 10:00:00')"), {"i": vid, "o": outcome})
+        c.execute(text("INSERT INTO outbox (message_id, segments, status, created_at) "
+                       "VALUES ('M1', 2, 'queued', '2026-07-01 08:00:00')"))
+    upgrade_database(empty_store_url)
+    with session_factory(engine)() as s:
+        assert [(e["event"], e.get("by"), e.get("run_id")) for e in lead_history(s, 1)] == [
+            ("queued", None, "r1"), ("assigned", "sup", None)]
+        verdicts = s.scalars(select(Verdict).order_by(Verdict.id)).all()
+        assert [(v.round, v.superseded) for v in verdicts] == [(1, True), (2, False)]
+        assert s.get(Lead, 1).round == 2
+        msg = s.get(OutboxMessage, "M1")
+        assert (msg.segment_count, msg.segments) == (2, [])
+    engine.dispose()
 
 
 def test_publish_loads_a_run(sessions, tmp_path):
@@ -210,8 +247,9 @@ def test_publishing_the_same_run_twice_changes_nothing(sessions, tmp_path):
     def snapshot():
         with sessions() as s:
             leads = s.execute(select(Lead.uscc, Lead.rank, Lead.status, Lead.queue_probability, Lead.exploratory,
-                                     Lead.queue_position, Lead.history).order_by(Lead.uscc)).all()
+                                     Lead.queue_position).order_by(Lead.uscc)).all()
             return (leads, s.scalar(select(func.count()).select_from(Score)),
+                    s.scalar(select(func.count()).select_from(LeadEvent)),
                     s.scalar(select(func.count()).select_from(OutboxMessage)),
                     s.scalar(select(func.count()).select_from(Run)))
 
@@ -222,38 +260,64 @@ def test_publishing_the_same_run_twice_changes_nothing(sessions, tmp_path):
     assert snapshot() == before
 
 
+def _close(s, lead: Lead, visited: date, officer: str = "officer_a") -> None:
+    lead.status, lead.assigned_officer, lead.in_queue = "closed", officer, False
+    s.add(Verdict(lead_id=lead.id, uscc=lead.uscc, officer=officer, outcome="violation", violation_type="private_well",
+                  visited_on=visited, queue_probability=lead.queue_probability))
+
+
 def test_republish_keeps_verdicts_statuses_and_outbox_state(sessions, tmp_path):
     settings = small_settings()
     publish_run(make_run(tmp_path / "run1"), sessions, settings)
     with sessions() as s, s.begin():
-        auth.create_user(s, "officer_a", "long-enough-password", "officer", "德城区")
-        worked = s.scalars(select(Lead).where(Lead.district == "德城区").order_by(Lead.rank).limit(2)).all()
-        closed, assigned = worked
-        closed.status, closed.assigned_officer = "closed", "officer_a"
-        s.add(Verdict(lead_id=closed.id, uscc=closed.uscc, officer="officer_a", outcome="violation",
-                      violation_type="private_well", visited_on=date(2026, 7, 3),
-                      queue_probability=closed.queue_probability))
+        users.create_user(s, "officer_a", "long-enough-password", "officer", "德城区")
+        closed, assigned = s.scalars(select(Lead).where(Lead.district == "德城区").order_by(Lead.rank).limit(2)).all()
+        _close(s, closed, date(2026, 7, 3))
         assigned.status, assigned.assigned_officer = "assigned", "officer_a"
-        closed_id, assigned_id = closed.id, assigned.id
-        msg = s.get(OutboxMessage, "M1")
-        msg.status = "sent"
+        closed_id, assigned_id, closed_uscc = closed.id, assigned.id, closed.uscc
+        s.get(OutboxMessage, "M1").status = "sent"
     # the next month's run: everyone shifts by 150 ranks, so the worked leads fall out of the top
     counts = publish_run(make_run(tmp_path / "run2", version="4", shift=150, as_of="2026-08-01",
                                   outbox_ids=("M1", "M2", "M3")), sessions, settings)
-    assert counts["leads_new"] > 0 and counts["outbox_new"] == 1
+    assert counts["leads_new"] > 0 and counts["outbox_new"] == 1 and counts["closed_kept_out"] == 1
     with sessions() as s:
         closed, assigned = s.get(Lead, closed_id), s.get(Lead, assigned_id)
         assert (closed.status, closed.assigned_officer, closed.in_queue) == ("closed", "officer_a", False)
         assert (assigned.status, assigned.in_queue) == ("assigned", True)
-        assert [e["run_id"] for e in assigned.history][-1] == counts["run_id"]
-        assert len(assigned.history) == 2
+        history = lead_history(s, assigned_id)
+        assert [e["event"] for e in history] == ["queued", "re-scored"] and history[-1]["run_id"] == counts["run_id"]
         assert s.scalar(select(func.count()).select_from(Verdict)) == 1
         assert s.get(OutboxMessage, "M1").status == "sent"
-        assert s.get(OutboxMessage, "M3").status == "queued"
-        # untouched leads that left the top are out of the queue; new top picks are in it
-        in_queue = s.scalars(select(Lead).where(Lead.in_queue.is_(True))).all()
-        assert sum(1 for x in in_queue if x.status == "new") == counts["queue"]
+        assert s.get(OutboxMessage, "M3").status == "queued" and s.get(OutboxMessage, "M3").segment_count == 1
+        # the queue is this run's draw; the closed entity has no open lead and took no slot
+        queued = s.scalars(select(Lead).where(Lead.in_queue.is_(True), Lead.queue_position.is_not(None))).all()
+        assert len(queued) == counts["queue"] and closed_uscc not in {x.uscc for x in queued}
+        assert s.scalar(select(func.count()).where(Lead.uscc == closed_uscc)) == 1
         assert s.scalar(select(func.count()).select_from(Run)) == 2
+
+
+def test_closed_lead_comes_back_only_on_evidence_dated_after_the_visit(sessions, tmp_path):
+    settings = small_settings()
+    publish_run(make_run(tmp_path / "run1"), sessions, settings)
+    top = "913714000000000000"  # rank 1 in every run below; its unpermitted alert is dated by ``alert_period``
+    with sessions() as s, s.begin():
+        first = s.scalars(select(Lead).where(Lead.uscc == top)).one()
+        _close(s, first, date(2026, 7, 3))
+        first_id = first.id
+    # evidence from before the visit (June) does not bring it back
+    kept = publish_run(make_run(tmp_path / "run2", as_of="2026-08-01", alert_period="2026-06"), sessions, settings)
+    assert kept["leads_reraised"] == 0 and kept["closed_kept_out"] == 1
+    with sessions() as s:
+        assert s.scalars(select(Lead.id).where(Lead.uscc == top)).all() == [first_id]
+    # an alert of August, after the July visit, does: a new lead that points back to the closed one
+    back = publish_run(make_run(tmp_path / "run3", as_of="2026-09-01", alert_period="2026-08"), sessions, settings)
+    assert back["leads_reraised"] == 1
+    with sessions() as s:
+        new = s.scalars(select(Lead).where(Lead.uscc == top, Lead.status != "closed")).one()
+        assert new.previous_lead_id == first_id and new.in_queue and new.id != first_id
+        assert s.get(Lead, first_id).status == "closed"
+        event = lead_history(s, new.id)[0]
+        assert event["event"] == "queued" and event["evidence"] == ["alert:unpermitted:2026-08"]
 
 
 def test_publish_without_leads_is_a_clear_error(sessions, tmp_path):
@@ -289,43 +353,60 @@ def test_export_labels_in_contract_format(sessions, tmp_path):
 
 def test_users_passwords_and_api_keys(sessions):
     with sessions() as s, s.begin():
-        user = auth.create_user(s, "sup", "correct horse battery", "supervisor")
+        user = users.create_user(s, "sup", "correct horse battery", "supervisor")
         assert user.password_hash and "correct horse" not in user.password_hash
-        key = auth.create_api_key(s, "sup", label="sms gateway")
+        key = users.create_api_key(s, "sup", label="sms gateway")
         with pytest.raises(ValueError, match="already exists"):
-            auth.create_user(s, "sup", "another long password", "analyst")
+            users.create_user(s, "sup", "another long password", "analyst")
         with pytest.raises(ValueError, match="role"):
-            auth.create_user(s, "x", "another long password", "mayor")
+            users.create_user(s, "x", "another long password", "mayor")
         with pytest.raises(ValueError, match="district"):
-            auth.create_user(s, "y", "another long password", "officer")
-        with pytest.raises(auth.PasswordPolicyError):
-            auth.create_user(s, "z", "short", "analyst", production=True)
-        with pytest.raises(auth.PasswordPolicyError):
-            auth.create_user(s, "z", "passwordpassword", "analyst", production=True)
+            users.create_user(s, "y", "another long password", "officer")
+        with pytest.raises(PasswordPolicyError):
+            users.create_user(s, "z", "short", "analyst", production=True)
+        with pytest.raises(PasswordPolicyError):
+            users.create_user(s, "z", "passwordpassword", "analyst", production=True)
     with sessions() as s:
-        assert auth.authenticate(s, "sup", "correct horse battery").role == "supervisor"
-        with pytest.raises(auth.AuthError):
-            auth.authenticate(s, "sup", "wrong")
-        assert auth.principal_from_api_key(s, key).username == "sup"
         stored = s.scalars(select(ApiKey.key_hash)).one()
-        assert key not in stored and len(stored) == 64
-        with pytest.raises(auth.AuthError):
-            auth.principal_from_api_key(s, key + "x")
+        assert key not in stored and stored == key_digest(key) and len(stored) == 64
+        actions = s.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()
+        assert actions == ["user_create", "key_create"]
+
+
+def test_user_changes_revoke_and_are_audited(sessions):
+    with sessions() as s, s.begin():
+        users.create_user(s, "wang", "a-long-enough-password", "officer", "德城区")
+        users.create_api_key(s, "wang", "tablet")
+    with sessions() as s, s.begin():
+        users.set_active(s, "wang", False)
+        users.set_password(s, "wang", "another-long-password")
+        users.set_active(s, "wang", True)
+        assert users.revoke_keys(s, "wang") == 1 and users.revoke_keys(s, "wang") == 0
+    with sessions() as s:
+        wang = s.scalars(select(User).where(User.username == "wang")).one()
+        assert wang.active and wang.token_version == 2  # deactivation and the new password each revoke tokens
+        assert [r.keys for r in users.list_users(s)] == [0]
+        assert s.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()[2:] == [
+            "user_deactivate", "user_password", "user_reactivate", "key_revoke"]
 
 
 def test_demo_users_only_outside_production(sessions):
     with sessions() as s, s.begin():
-        assert auth.ensure_demo_users(s, production=True, districts=["德城区"]) == []
+        assert users.ensure_demo_users(s, production=True, districts=["德城区"]) == []
         assert s.scalar(select(func.count()).select_from(User)) == 0
-        created = auth.ensure_demo_users(s, production=False, districts=["德城区", "禹城市"])
+        created = users.ensure_demo_users(s, production=False, districts=["德城区", "禹城市"])
         assert {"supervisor", "officer1", "officer2"} <= set(created)
-        assert auth.ensure_demo_users(s, production=False, districts=["德城区", "禹城市"]) == []
+        assert users.ensure_demo_users(s, production=False, districts=["德城区", "禹城市"]) == []
         assert s.scalar(select(User.district).where(User.username == "officer1")) == "德城区"
+        assert set(users.demo_logins(s)) == set(created)
+        users.set_password(s, "supervisor", "a-real-password-now")
+        users.set_active(s, "officer1", False)
+        assert "supervisor" not in users.demo_logins(s) and "officer1" not in users.demo_logins(s)
 
 
 def test_audit_detail_roundtrips_json(sessions):
     with sessions() as s, s.begin():
-        auth.audit(s, "sup", "assign", "lead", 7, {"officer": "张三", "previous": None})
+        audit(s, "sup", "assign", "lead", 7, {"officer": "张三", "previous": None})
     with sessions() as s:
         row = s.scalars(select(AuditLog)).one()
         assert row.detail == {"officer": "张三", "previous": None} and row.object_id == "7" and row.at is not None

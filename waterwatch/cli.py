@@ -269,18 +269,23 @@ def serve(
     if publish_out is not None:
         publish(publish_out)
     app_ = build_app(settings)
+    if settings.production:
+        from serving.api.main import refuse_demo_logins
+
+        refuse_demo_logins(app_.state.sessions)  # the service itself refuses too; this says it in one line
     typer.echo(f"控制台 console: http://{host}:{port}/login   API docs: http://{host}:{port}/docs")
     if not settings.production:
-        from sqlalchemy import select
+        from serving.services.users import DEMO_PASSWORD
 
-        from serving.auth import DEMO_PASSWORD
-        from serving.store import User
-
-        with app_.state.sessions() as session:
-            officers = session.execute(select(User.username, User.district).where(User.role == "officer")).all()
-        typer.echo(f"demo logins (password {DEMO_PASSWORD}): supervisor, analyst, admin; officers: "
-                   + ", ".join(f"{name} ({district})" for name, district in officers[:12]))
+        typer.echo(f"demo logins (password {DEMO_PASSWORD}): supervisor, analyst, admin; officer1, officer2, … "
+                   f"(one per district, in the order of the districts' names)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _users_store():
+    from serving.store import open_store
+
+    return open_store(_settings().resolved_database_url())[1]
 
 
 @users_app.command("add")
@@ -294,20 +299,83 @@ def users_add(
     api_key: bool = typer.Option(False, help="also issue an API key (printed once) for a system account"),
 ) -> None:
     """Create a console/API user."""
-    from serving.auth import create_api_key, create_user
-    from serving.store import open_store
+    from serving.services.users import create_api_key, create_user
 
     settings = _settings()
-    _, sessions = open_store(settings.resolved_database_url())
-    try:
-        with sessions() as session, session.begin():
-            create_user(session, username, password or None, role, district, production=settings.production)
-            key = create_api_key(session, username) if api_key else None
-    except ValueError as exc:
-        _fail(str(exc))
+    with _users_store()() as session, session.begin():
+        create_user(session, username, password or None, role, district, production=settings.production)
+        key = create_api_key(session, username) if api_key else None
     typer.echo(f"user {username} ({role}{', ' + district if district else ''}) created")
     if key:
         typer.echo(f"API key (shown once): {key}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user with role, district, whether active and how many API keys it holds."""
+    from serving.services.users import list_users
+
+    with _users_store()() as session:
+        rows = list_users(session)
+    typer.echo(f"{'user':<20}{'role':<12}{'district':<12}{'active':<8}{'keys':>5}  created")
+    for r in rows:
+        typer.echo(f"{r.username:<20}{r.role:<12}{r.district or '-':<12}{'yes' if r.active else 'no':<8}{r.keys:>5}  "
+                   f"{r.created_at:%Y-%m-%d}")
+
+
+@users_app.command("deactivate")
+def users_deactivate(username: str = typer.Argument(..., help="login name")) -> None:
+    """Stop a user: its tokens, console sessions and API keys stop working at once."""
+    from serving.services.users import set_active
+
+    with _users_store()() as session, session.begin():
+        set_active(session, username, False)
+    typer.echo(f"user {username} deactivated")
+
+
+@users_app.command("reactivate")
+def users_reactivate(username: str = typer.Argument(..., help="login name")) -> None:
+    """Let a deactivated user log in again (earlier tokens stay revoked)."""
+    from serving.services.users import set_active
+
+    with _users_store()() as session, session.begin():
+        set_active(session, username, True)
+    typer.echo(f"user {username} reactivated")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: str = typer.Argument(..., help="login name"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True, help="new password"),
+) -> None:
+    """A new password; the user's earlier tokens and sessions stop working."""
+    from serving.services.users import set_password
+
+    with _users_store()() as session, session.begin():
+        set_password(session, username, password, production=_settings().production)
+    typer.echo(f"password of {username} changed")
+
+
+@users_app.command("add-key")
+def users_add_key(username: str = typer.Argument(..., help="login name"),
+                  label: Optional[str] = typer.Option(None, help="what the key is for")) -> None:
+    """Issue an API key for a (system) user; printed once."""
+    from serving.services.users import create_api_key
+
+    with _users_store()() as session, session.begin():
+        key = create_api_key(session, username, label)
+    typer.echo(f"API key (shown once): {key}")
+
+
+@users_app.command("revoke-key")
+def users_revoke_key(username: str = typer.Argument(..., help="login name"),
+                     key_id: Optional[int] = typer.Option(None, help="only this key (default: all of the user's)")) -> None:
+    """Revoke a user's API keys (all, or one by id); they stop working at once."""
+    from serving.services.users import revoke_keys
+
+    with _users_store()() as session, session.begin():
+        n = revoke_keys(session, username, key_id)
+    typer.echo(f"{n} API key(s) of {username} revoked")
 
 
 @app.command()

@@ -23,10 +23,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from features.settings import LinkageSettings
 from models.settings import RuleSettings
 from serving.evidence_settings import EvidenceSettings
+from serving.settings import AuthSettings, ServingSettings
 from serving.sms.settings import SmsSettings
 from training.settings import ModelSettings
 
-__all__ = ["Settings", "LinkageSettings", "RuleSettings", "ModelSettings"]
+__all__ = ["Settings", "LinkageSettings", "RuleSettings", "ModelSettings", "AuthSettings", "ServingSettings"]
 
 
 class Settings(BaseSettings):
@@ -41,16 +42,14 @@ class Settings(BaseSettings):
         None, validation_alias="MLFLOW_TRACKING_URI", description="MLflow's own variable, used when the field above is empty"
     )
     production: bool = Field(False, description="refuses default passwords and demo users")
-    secret_key: str = Field("dev-only-secret-never-use-in-production", description="signs login tokens")
-    token_minutes: int = 8 * 60
     show_progress: bool = True
 
     # one settings object per layer, each declared beside the code that reads it
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
     rules: RuleSettings = Field(default_factory=RuleSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
-    # serving: ServingSettings = Field(default_factory=ServingSettings)  <- the serving layer's own
-    #   settings (declared in serving/, imported here) take this slot
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
 

@@ -1,8 +1,9 @@
 """The service: ``create_app(settings)`` builds the API (and mounts the console's routers).
 
-The store is opened (and migrated) when the app is built; the live run's model and the demo users
-of a non-production install are loaded by the lifespan handler when the service starts. Domain
-errors of the services become JSON answers here, with the status ``serving.errors.http_status`` gives.
+The store is opened (and migrated) and the signing key resolved when the app is built; when the service
+starts, the lifespan handler loads the live run and its model, creates the demo users of a non-production
+install, and in production refuses to start while a demo login still works. Domain errors of the
+services become JSON answers here, with the status ``serving.errors.http_status`` gives.
 """
 
 from __future__ import annotations
@@ -16,33 +17,44 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 from sqlalchemy.orm import sessionmaker
 
-from serving import auth
+from serving.api.guards import EdgeGuard
+from serving.api.routes import build_api_router
+from serving.errors import DomainError, TooManyAttempts, http_status
+from serving.identity import Identities
 from serving.api import docs
-from serving.api.routes import api_router
-from serving.deps import KeyCache
-from serving.errors import DomainError, http_status
 from serving.runtime import ModelHolder
 from serving.schemas import HealthPublic
+from serving.security import signing_key
+from serving.services.users import demo_logins, ensure_demo_users
 from serving.store import Entity, open_store
 
 DESCRIPTION = "违法取水线索：风险评分、执法线索队列、核查结论、预警与短信。Scores, lead queues, verdicts, alerts."
 
 
-def check_settings(settings) -> None:
-    """Refuse to build a production service on settings that are unsafe there."""
-    if settings.production and (settings.secret_key in auth.DENIED_PASSWORDS or len(settings.secret_key) < 32):
-        raise ValueError("production refuses the default or a short secret_key: set WATERWATCH_SECRET_KEY "
-                         "to a random string of at least 32 characters")
+class DemoLoginsInProduction(ValueError):
+    """Production must not start while a demo account can still log in."""
+
+
+def refuse_demo_logins(sessions: sessionmaker) -> None:
+    with sessions() as session:
+        found = demo_logins(session)
+    if found:
+        raise DemoLoginsInProduction(
+            f"生产环境拒绝启动：演示账号仍可登录 (production refuses to start while demo logins work: "
+            f"{', '.join(found)}); run `waterwatch users deactivate NAME` or `waterwatch users set-password NAME`")
 
 
 def _lifespan(demo_users: bool):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = app.state.settings
+        if settings.production:
+            refuse_demo_logins(app.state.sessions)
         app.state.model.reload()
         if demo_users:
             with app.state.sessions() as session, session.begin():
                 districts = [d for d in session.scalars(select(Entity.district).distinct()) if d]
-                auth.ensure_demo_users(session, app.state.settings.production, districts)
+                ensure_demo_users(session, settings.production, districts)
         yield
 
     return lifespan
@@ -53,6 +65,8 @@ def _errors(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DomainError):
         code = http_status(exc)
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(status_code=code, content={"detail": exc.detail}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -67,27 +81,7 @@ def _errors(app: FastAPI) -> None:
         return JSONResponse(status_code=500, content={"detail": "服务器内部错误 (internal server error)"})
 
 
-def create_app(
-    settings,
-    session_factory: sessionmaker | None = None,
-    routers: Iterable[APIRouter] = (),
-    demo_users: bool | None = None,
-) -> FastAPI:
-    """The service. ``routers`` (e.g. the console's) are mounted after the API. ``demo_users`` (default:
-    not production) creates the demo accounts of ``serving.auth.ensure_demo_users`` at start-up;
-    production never gets them."""
-    check_settings(settings)
-    if session_factory is None:
-        _, session_factory = open_store(settings.resolved_database_url())
-    demo = demo_users if demo_users is not None else not settings.production
-    app = FastAPI(title="WaterWatch API", version="1", description=DESCRIPTION, lifespan=_lifespan(demo),
-                  docs_url=None, redoc_url=None)  # served from the package by ``serving.api.docs``
-    app.state.settings = settings
-    app.state.sessions = session_factory
-    app.state.model = ModelHolder(session_factory)
-    app.state.key_cache = KeyCache()
-    _errors(app)
-
+def _health(app: FastAPI) -> None:
     @app.get("/health", response_model=HealthPublic, tags=["health"])
     def health(request: Request):
         """Liveness and readiness: the database answers and which run is served."""
@@ -101,7 +95,31 @@ def create_app(
         return HealthPublic(status="ok" if db == "ok" else "degraded", database=db, run_id=info.run_id,
                             model_version=info.version)
 
-    app.include_router(api_router)
+
+def create_app(
+    settings,
+    session_factory: sessionmaker | None = None,
+    routers: Iterable[APIRouter] = (),
+    demo_users: bool | None = None,
+) -> FastAPI:
+    """The service. ``routers`` (e.g. the console's) are mounted after the API. ``demo_users`` (default:
+    not production) creates the demo accounts of ``ensure_demo_users`` at start-up; production never
+    gets them. ``settings`` is the root settings: ``auth``, ``serving``, ``production``, ``home``."""
+    configured = settings.auth.secret_key.get_secret_value() if settings.auth.secret_key else None
+    secret_key = signing_key(configured, settings.home, settings.production)
+    if session_factory is None:
+        _, session_factory = open_store(settings.resolved_database_url())
+    demo = demo_users if demo_users is not None else not settings.production
+    app = FastAPI(title="WaterWatch API", version="1", description=DESCRIPTION, lifespan=_lifespan(demo),
+                  max_body_size=settings.serving.max_body_bytes,
+                  docs_url=None, redoc_url=None)  # served from the package by ``serving.api.docs``
+    app.add_middleware(EdgeGuard)
+    app.state.settings, app.state.secret_key, app.state.sessions = settings, secret_key, session_factory
+    app.state.model = ModelHolder(session_factory, settings.serving.run_check_seconds)
+    app.state.identities = Identities(session_factory, settings.auth.identity_cache_seconds)
+    _errors(app)
+    _health(app)
+    app.include_router(build_api_router(settings.serving.max_batch_body_bytes))
     app.include_router(docs.router)
     for router in routers:
         app.include_router(router)

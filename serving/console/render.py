@@ -11,19 +11,20 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from typing import Annotated
 
-from serving import auth
 from serving.console import charts
 from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
+from serving.identity import Principal
 from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, normalise_lang, translator
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -46,7 +47,7 @@ templates.globals.update(STRINGS=STRINGS, LEVEL_COLOURS=charts.LEVEL_COLOURS, ST
 class PageContext:
     request: Request
     lang: str
-    principal: auth.Principal | None
+    principal: Principal | None
     session_token: str | None
 
 
@@ -82,7 +83,7 @@ def optional_context(request: Request) -> PageContext:
         return anonymous(request)
 
 
-async def page_context(request: Request, principal: Annotated[auth.Principal, Depends(session_user)],
+async def page_context(request: Request, principal: Annotated[Principal, Depends(session_user)],
                        token: Annotated[str | None, Depends(cookie_scheme)]) -> PageContext:
     return PageContext(request, lang_of(request), principal, token)
 
@@ -102,7 +103,7 @@ def page_for(*roles: str):
 
 
 def check_csrf(ctx: PageContext, sent: str | None) -> None:
-    expected = csrf_token(ctx.session_token or "", ctx.request.app.state.settings.secret_key)
+    expected = csrf_token(ctx.session_token or "", ctx.request.app.state.secret_key)
     if not sent or not hmac.compare_digest(sent, expected):
         raise Forbidden("CSRF")
 
@@ -122,7 +123,7 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values) ->
     settings = request.app.state.settings
     html = templates.get_template(template).render(
         t=translator(lang), lang=lang, request=request, user=ctx.principal,
-        csrf=csrf_token(ctx.session_token, settings.secret_key) if ctx.session_token else "",
+        csrf=csrf_token(ctx.session_token, request.app.state.secret_key) if ctx.session_token else "",
         lang_switch_url=request.url.path + "?" + urlencode(switch_query),
         url=lambda path=None, **p: page_url(request, path, **p),
         code=lambda prefix, v: code_label(prefix, v, lang),
@@ -151,7 +152,7 @@ def to_login(request: Request, expired: bool = False) -> RedirectResponse:
 
 class ConsoleRoute(APIRoute):
     """A console route: refusals become pages, whether the page or one of its dependencies raised them
-    (no credential: back to the login form; a domain error: an HTML page with its status)."""
+    (no credential: back to the login form; a domain error or an invalid form: an HTML page with its status)."""
 
     def get_route_handler(self):
         handler = super().get_route_handler()
@@ -167,6 +168,8 @@ class ConsoleRoute(APIRoute):
                 if exc.status_code == 401:
                     return to_login(request)
                 return error_page(request, exc.status_code, str(exc.detail))
+            except RequestValidationError:
+                return error_page(request, 422)
 
         return run
 

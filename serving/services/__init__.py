@@ -1,5 +1,5 @@
 """What the API and the console do, as plain functions over a store session.
 
-They take the caller (``serving.auth.Principal``) and raise ``serving.errors`` domain errors; they
+They take the caller (``serving.identity.Principal``) and raise ``serving.errors`` domain errors; they
 know nothing of HTTP, forms or templates, so that every write has exactly one code path.
 """

@@ -1,21 +1,37 @@
-"""The officers' queue: which leads a caller sees, and the writes made on them (assign, start, verdict).
+"""The officers' queue: which leads a caller sees, their facts and history, and assigning and starting them
+(verdicts: ``serving.services.verdicts``).
 
-Officers see and change only their own district's leads, and never another officer's lead. Every
-write is audited in the same transaction as the change it records.
+Officers see and change only their own district's leads, and never another officer's lead. Every write
+locks the lead first (concurrent writers wait and then see its new state), appends to the lead's history
+and is audited in the same transaction as the change it records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from serving.auth import Principal, audit
+from serving.audit import audit
+from serving.identity import Principal
 from serving.errors import Conflict, Forbidden, Invalid, NotFound
-from serving.store import LEAD_STATUSES, Account, Alert, Assignment, Entity, Lead, Permit, Series, User, Verdict, utcnow
+from serving.store import (
+    LEAD_STATUSES,
+    Account,
+    Alert,
+    Assignment,
+    Entity,
+    Lead,
+    LeadEvent,
+    Permit,
+    Series,
+    User,
+    Verdict,
+    begin_write,
+    utcnow,
+)
 
 IN_QUEUE, OPEN, WORKED = "queue", "open", "worked"  # scopes besides a single status
 
@@ -111,16 +127,38 @@ def district_officers(session: Session, district: str | None) -> list[str]:
                                                             User.active.is_(True)).order_by(User.username)))
 
 
-def _log(lead: Lead, event: str, **detail) -> None:
-    lead.history = [*(lead.history or []), {"at": lead.updated_at.isoformat(timespec="seconds"), "event": event,
-                                            **detail}]
+def add_event(session: Session, lead: Lead, event: str, actor: str | None = None, run_id: str | None = None,
+              **detail) -> None:
+    """Append to the lead's history (never rewritten)."""
+    session.add(LeadEvent(lead_id=lead.id, at=lead.updated_at or utcnow(), event=event, actor=actor, run_id=run_id,
+                          detail=detail))
+
+
+def lead_history(session: Session, lead_id: int) -> list[dict[str, Any]]:
+    """The lead's events, oldest first, as {at, event, by, run_id, ...detail}."""
+    out = []
+    for e in session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead_id).order_by(LeadEvent.id)):
+        row = {"at": e.at.isoformat(timespec="seconds"), "event": e.event}
+        row.update({k: v for k, v in (("by", e.actor), ("run_id", e.run_id)) if v is not None})
+        out.append({**row, **(e.detail or {})})
+    return out
+
+
+def lock_lead(session: Session, lead_id: int, principal: Principal) -> Lead:
+    """The lead, locked for this transaction's write: concurrent writers on it wait and then see its new state."""
+    begin_write(session)
+    return load_lead(session, lead_id, principal, for_update=True)
 
 
 def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Principal) -> Lead:
-    """Give a lead to an officer of its district (officers may take leads of their own district)."""
-    lead = load_lead(session, lead_id, principal, for_update=True)
+    """Give a lead to an officer of its district. Officers may take an unassigned lead of their district for
+    themselves; only a supervisor (or admin) gives a lead already assigned to another officer."""
+    lead = lock_lead(session, lead_id, principal)
     if principal.is_officer and officer_name != principal.username:
         raise Forbidden("执法人员只能把线索分配给自己 (officers may assign only themselves)")
+    if principal.is_officer and lead.assigned_officer not in (None, principal.username):
+        raise Forbidden(f"线索已分配给 {lead.assigned_officer}，改派须由督查负责人操作 "
+                        f"(lead is assigned to another officer: a supervisor reassigns it)")
     officer = session.scalar(select(User).where(User.username == officer_name))
     if officer is None or officer.role != "officer" or not officer.active:
         raise Invalid(f"{officer_name} 不是有效的执法人员账号 (no active officer {officer_name!r})")
@@ -130,7 +168,7 @@ def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Pr
         raise Conflict(f"线索 {lead_id} 已结案 (lead is closed)")
     previous = lead.assigned_officer
     lead.assigned_officer, lead.status, lead.in_queue, lead.updated_at = officer.username, "assigned", True, utcnow()
-    _log(lead, "assigned", officer=officer.username, by=principal.username)
+    add_event(session, lead, "assigned", principal.username, officer=officer.username)
     session.add(Assignment(lead_id=lead.id, officer=officer.username, assigned_by=principal.username,
                            assigned_at=lead.updated_at))
     audit(session, principal.username, "assign", "lead", lead.id,
@@ -141,38 +179,14 @@ def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Pr
 
 def start_lead(session: Session, lead_id: int, principal: Principal) -> Lead:
     """The assigned officer sets out on the lead (status in_progress)."""
-    lead = load_lead(session, lead_id, principal, for_update=True)
+    lead = lock_lead(session, lead_id, principal)
     if lead.status not in ("assigned", "in_progress"):
         raise Conflict(f"线索 {lead_id} 状态为 {lead.status}，需先分配 (only an assigned lead can start)")
     if principal.is_officer and lead.assigned_officer != principal.username:
         raise Forbidden(f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
     if lead.status == "assigned":
         lead.status, lead.updated_at = "in_progress", utcnow()
-        _log(lead, "started", by=principal.username)
+        add_event(session, lead, "started", principal.username)
         audit(session, principal.username, "start", "lead", lead.id, {"uscc": lead.uscc})
         session.commit()
     return lead
-
-
-def record_verdict(session: Session, lead_id: int, body, principal: Principal) -> Verdict:
-    """What the visit found (a ``schemas.VerdictCreate``); closes the lead. The verdict becomes a label of
-    the next training."""
-    lead = load_lead(session, lead_id, principal, for_update=True)
-    if principal.is_officer and lead.assigned_officer not in (None, principal.username):
-        raise Forbidden(f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
-    now = utcnow()
-    verdict = Verdict(lead_id=lead.id, uscc=lead.uscc, officer=principal.username, outcome=body.outcome,
-                      violation_type=body.violation_type, note=body.note,
-                      visited_on=body.visited_on or date.today(), queue_probability=lead.queue_probability,
-                      recorded_at=now)
-    session.add(verdict)
-    lead.status, lead.in_queue, lead.updated_at = "closed", False, now
-    if lead.assigned_officer is None:
-        lead.assigned_officer = principal.username
-    _log(lead, "verdict", outcome=body.outcome, by=principal.username)
-    session.flush()
-    audit(session, principal.username, "verdict", "lead", lead.id,
-          {"verdict_id": verdict.id, "uscc": lead.uscc, "outcome": body.outcome,
-           "violation_type": body.violation_type, "visited_on": verdict.visited_on.isoformat()})
-    session.commit()
-    return verdict

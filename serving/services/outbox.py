@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from serving.auth import Principal, audit
+from serving.audit import audit
+from serving.identity import Principal
 from serving.errors import Conflict, NotFound
 from serving.store import OutboxMessage, utcnow
 

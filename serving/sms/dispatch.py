@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import sessionmaker
 
-from serving.auth import audit
+from serving.audit import audit
 from serving.sms.senders import Sender, SendResult, SmsMessage
 from serving.store import OutboxMessage, utcnow
 

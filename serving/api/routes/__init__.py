@@ -1,4 +1,4 @@
-"""One router per resource; ``api_router`` mounts them all under ``/api/v1``."""
+"""One router per resource; ``build_api_router`` mounts them all under ``/api/v1``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from serving.api.routes import admin, alerts, auth, leads, model, outbox, scores
 from serving.deps import API_PREFIX
 from serving.schemas import ErrorPublic
 
-api_router = APIRouter(prefix=API_PREFIX, responses={400: {"model": ErrorPublic}, 401: {"model": ErrorPublic},
-                                                     403: {"model": ErrorPublic}, 422: {"model": ErrorPublic}})
-for _module in (auth, model, scores, leads, verdicts, alerts, outbox, water_rights, admin):
-    api_router.include_router(_module.router)
+RESOURCES = (auth, model, leads, verdicts, alerts, outbox, water_rights, admin)
+
+
+def build_api_router(max_batch_body_bytes: int) -> APIRouter:
+    """The API; the scoring calls, which take batches, accept bodies up to ``max_batch_body_bytes``
+    (the others the app's limit)."""
+    router = APIRouter(prefix=API_PREFIX, responses={400: {"model": ErrorPublic}, 401: {"model": ErrorPublic},
+                                                     403: {"model": ErrorPublic}, 413: {"model": ErrorPublic},
+                                                     422: {"model": ErrorPublic}})
+    for module in RESOURCES:
+        router.include_router(module.router)
+    router.include_router(scores.router, max_body_size=max_batch_body_bytes)
+    return router

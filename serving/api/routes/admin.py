@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 
 from serving import roles
 from serving.api.routes.model import model_public
-from serving.auth import Principal, audit
+from serving.audit import audit
+from serving.identity import Principal
 from serving.deps import RequireRole, SessionDep
 from serving.schemas import ERRORS, ModelPublic
 

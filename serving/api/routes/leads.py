@@ -8,12 +8,11 @@ from fastapi import APIRouter, Query
 
 from serving import roles
 from serving.api.params import Filter, LeadId, PageNo, PageSize
-from serving.auth import Principal
+from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole, SessionDep
 from serving.schemas import (
     CONFLICT,
     ERRORS,
-    NO_NUL,
     AccountPublic,
     AlertPublic,
     AssignCreate,
@@ -24,6 +23,7 @@ from serving.schemas import (
     LeadStatus,
     MonthlySeries,
     PermitPublic,
+    Text,
     VerdictPublic,
 )
 from serving.services import leads as service
@@ -32,8 +32,8 @@ from serving.services.query import paginate
 router = APIRouter(tags=["leads"])
 Reader = Annotated[Principal, RequireRole(*roles.READ)]
 Worker = Annotated[Principal, RequireRole(*roles.LEAD_WORK)]
-AlertKind = Annotated[str | None, Query(min_length=1, max_length=32, pattern=NO_NUL,
-                                        description="only leads with a live alert of this kind")]
+AlertKind = Annotated[Text | None, Query(min_length=1, max_length=32,
+                                         description="only leads with a live alert of this kind")]
 
 
 def _page(session, q, principal: Principal, page: int, page_size: int) -> LeadsPublic:
@@ -80,7 +80,7 @@ def lead_detail(lead_id: LeadId, session: SessionDep, model: ModelDep, principal
         series=MonthlySeries.of(facts.series),
         alerts=[AlertPublic.model_validate(a, from_attributes=True) for a in facts.alerts],
         verdicts=[VerdictPublic.model_validate(v) for v in facts.verdicts],
-        history=None if principal.is_officer else list(lead.history or []))
+        history=None if principal.is_officer else service.lead_history(session, lead.id))
 
 
 @router.post("/leads/{lead_id}/assign", response_model=LeadPublic, responses=CONFLICT)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from serving import roles
-from serving.auth import Principal
+from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole
 from serving.runtime import ModelInfo
 from serving.schemas import ModelPublic

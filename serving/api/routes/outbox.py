@@ -8,18 +8,19 @@ from fastapi import APIRouter, Query
 
 from serving import roles
 from serving.api.params import MessageId, PageNo, PageSize
-from serving.auth import Principal
+from serving.identity import Principal
 from serving.deps import RequireRole, SessionDep
 from serving.schemas import CONFLICT, FailedCreate, OutboxPagePublic, OutboxPublic, OutboxStatus
 from serving.services import outbox as service
 from serving.services.query import paginate
 
 router = APIRouter(prefix="/outbox", tags=["outbox"])
-OutboxUser = Annotated[Principal, RequireRole(*roles.OUTBOX)]
+Reader = Annotated[Principal, RequireRole(*roles.OUTBOX_READ)]
+Gateway = Annotated[Principal, RequireRole(*roles.OUTBOX_WRITE)]
 
 
 @router.get("", response_model=OutboxPagePublic)
-def outbox(session: SessionDep, _: OutboxUser, status_: Annotated[OutboxStatus | None, Query(alias="status")] = None,
+def outbox(session: SessionDep, _: Reader, status_: Annotated[OutboxStatus | None, Query(alias="status")] = None,
            page: PageNo = 1, page_size: PageSize = 50):
     """Text messages to entities, for the SMS gateway to send."""
     total, rows = paginate(service.select_messages(status_), session, page, page_size, service.OUTBOX_ORDER)
@@ -28,12 +29,12 @@ def outbox(session: SessionDep, _: OutboxUser, status_: Annotated[OutboxStatus |
 
 
 @router.post("/{message_id}/sent", response_model=OutboxPublic, responses=CONFLICT)
-def sent(message_id: MessageId, session: SessionDep, principal: OutboxUser):
+def sent(message_id: MessageId, session: SessionDep, principal: Gateway):
     """The gateway delivered the message (idempotent)."""
     return OutboxPublic.model_validate(service.mark_message(session, message_id, principal, "sent"))
 
 
 @router.post("/{message_id}/failed", response_model=OutboxPublic, responses=CONFLICT)
-def failed(message_id: MessageId, body: FailedCreate, session: SessionDep, principal: OutboxUser):
+def failed(message_id: MessageId, body: FailedCreate, session: SessionDep, principal: Gateway):
     """The gateway could not deliver the message."""
     return OutboxPublic.model_validate(service.mark_message(session, message_id, principal, "failed", body.error))

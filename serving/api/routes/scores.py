@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from serving import roles
 from serving.api.params import Uscc
-from serving.auth import Principal
+from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole, SessionDep
 from serving.schemas import (
     ERRORS,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from serving import roles
 from serving.api.params import Filter, PageNo, PageSize
-from serving.auth import Principal
+from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole, SessionDep
 from serving.schemas import WaterRightPublic, WaterRightsPublic
 from serving.services.query import paginate

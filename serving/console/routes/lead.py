@@ -21,8 +21,9 @@ from serving.history import inspection_history
 from serving.console.reasons import lead_reasons
 from serving.i18n import t
 from serving.industries import industry_name
-from serving.schemas import AssignCreate, VerdictCreate
+from serving.schemas import AssignCreate, Text, VerdictCreate
 from serving.services import leads as service
+from serving.services import verdicts
 from serving.store import OUTCOMES, VIOLATION_TYPES
 
 MAX_ID = 2**31 - 1
@@ -88,8 +89,8 @@ def lead(request: Request, lead_id: str, ctx: PageDep, session: SessionDep):
 
 
 @router.post("/leads/{lead_id}/assign", response_class=HTMLResponse)
-def assign(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = "",
-           officer: Annotated[str, Form()] = ""):
+def assign(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[Text, Form()] = "",
+           officer: Annotated[Text, Form()] = ""):
     check_csrf(ctx, csrf)
     lid = lead_id_of(lead_id)
     officer = ctx.principal.username if ctx.principal.is_officer else officer.strip()
@@ -102,9 +103,9 @@ def assign(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[s
 
 
 @router.post("/leads/{lead_id}/verdict", response_class=HTMLResponse)
-def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = "",
-            outcome: Annotated[str, Form()] = "", violation_type: Annotated[str, Form()] = "",
-            note: Annotated[str, Form()] = "", visited_on: Annotated[str, Form()] = ""):
+def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[Text, Form()] = "",
+            outcome: Annotated[Text, Form()] = "", violation_type: Annotated[Text, Form()] = "",
+            note: Annotated[Text, Form()] = "", visited_on: Annotated[Text, Form()] = ""):
     check_csrf(ctx, csrf)
     lid = lead_id_of(lead_id)
     values = {"outcome": outcome or None, "violation_type": (violation_type or None) if outcome == "violation" else None,
@@ -114,7 +115,7 @@ def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[
     except ValidationError as exc:
         return lead_page(ctx, session, lid, status_code=422, form_values=values,
                          form_error=verdict_error(exc, ctx.lang))
-    service.record_verdict(session, lid, body, ctx.principal)
+    verdicts.record_verdict(session, lid, body, ctx.principal)
     return RedirectResponse(f"/queue?recorded={lid}", status_code=303)
 
 

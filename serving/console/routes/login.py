@@ -9,7 +9,6 @@ from fastapi import Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from serving import auth
 from serving.console.render import (
     SUPERVISOR_HOME,
     anonymous,
@@ -21,7 +20,12 @@ from serving.console.render import (
     secure_cookies,
 )
 from serving.deps import SESSION_COOKIE
+from serving.errors import TooManyAttempts
 from serving.i18n import t
+from serving.schemas import Text
+from serving.security import AuthError
+from serving.services import login as service
+from serving.services.login import Login
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -56,37 +60,44 @@ def login_form(request: Request, next: str | None = None, expired: str | None = 
     return render(ctx, "login.html", next=safe_next(next) or "", error=error, username="")
 
 
-def _authenticate(request: Request, username: str, password: str) -> auth.Principal:
+def _login(request: Request, username: str, password: str) -> Login:
     with request.app.state.sessions() as session:
-        return auth.authenticate(session, username, password)
+        return service.login(session, username, password, request.client.host if request.client else None,
+                             request.app.state.settings.auth, request.app.state.secret_key)
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-                next: Annotated[str, Form()] = ""):
+async def login(request: Request, username: Annotated[Text, Form()] = "", password: Annotated[Text, Form()] = "",
+                next: Annotated[Text, Form()] = ""):
     username, password, target = username[:64], password[:256], safe_next(next)
     try:
-        principal = await run_in_threadpool(_authenticate, request, username, password)
-    except auth.AuthError:
+        done = await run_in_threadpool(_login, request, username, password)
+    except (AuthError, TooManyAttempts) as exc:
         ctx = anonymous(request)
-        return render(ctx, "login.html", status_code=401, next=target or "", username=username,
-                      error=t("login.failed", ctx.lang))
-    s = request.app.state.settings
-    token = auth.issue_token(principal, s.secret_key, s.token_minutes)
-    home = home_for(principal.role)
-    if target and not (principal.is_officer and target.startswith(SUPERVISOR_HOME)):
+        locked = isinstance(exc, TooManyAttempts)
+        return render(ctx, "login.html", status_code=429 if locked else 401, next=target or "", username=username,
+                      error=exc.detail if locked else t("login.failed", ctx.lang))
+    home = home_for(done.principal.role)
+    if target and not (done.principal.is_officer and target.startswith(SUPERVISOR_HOME)):
         home = target
     response = RedirectResponse(home, status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=s.token_minutes * 60, httponly=True, samesite="lax",
+    response.set_cookie(SESSION_COOKIE, done.token, max_age=done.expires_in, httponly=True, samesite="lax",
                         secure=secure_cookies(request), path="/")
     return response
 
 
+def _logout(request: Request, ctx) -> None:
+    with request.app.state.sessions() as session:
+        service.logout(session, ctx.principal)
+
+
 @router.post("/logout")
-async def logout(request: Request, csrf: Annotated[str, Form()] = ""):
+async def logout(request: Request, csrf: Annotated[Text, Form()] = ""):
+    """Revoke the session's token (so a copy of the cookie stops working too) and drop the cookie."""
     ctx = optional_context(request)
     if ctx.principal is not None:
         check_csrf(ctx, csrf)
+        await run_in_threadpool(_logout, request, ctx)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -2,7 +2,7 @@
 departments' inspections and the officers' evidence files, for a lead's inspection history.
 
 Revision ID: c001 (the console's migrations are c001, c002, ...; they chain after the serving helper's last)
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c001"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

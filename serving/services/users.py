@@ -1,0 +1,137 @@
+"""Users and API keys: create, list, deactivate, reactivate, new password, keys; every change audited.
+
+Deactivating a user or changing a password bumps the user's token version, which revokes every token
+issued before, at once. Demo users exist only outside production, and production refuses to start while
+one of them (or any account still on the demo password) can log in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from serving.audit import audit
+from serving.roles import ROLES
+from serving.security import check_password_policy, hash_password, key_digest, new_api_key, verify_password
+from serving.store import ApiKey, User, utcnow
+
+DEMO_PASSWORD = "demo-password"
+# demo users of a non-production install: (username, role, district); officers follow, one per district
+DEMO_USERS = (("supervisor", "supervisor", None), ("analyst", "analyst", None), ("admin", "admin", None))
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    return user
+
+
+def create_user(session: Session, username: str, password: str | None, role: str, district: str | None = None,
+                production: bool = False, actor: str = "cli", is_demo: bool = False) -> User:
+    """Add a user (``waterwatch users add``). Officers need a district; systems may have no password."""
+    username = (username or "").strip()
+    if not username or len(username) > 64:
+        raise ValueError("username must be 1 to 64 characters")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "officer" and not district:
+        raise ValueError("an officer needs a district")
+    if password is not None:
+        check_password_policy(password, production)
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise ValueError(f"user {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password) if password else None, role=role,
+                district=district, is_demo=is_demo)
+    session.add(user)
+    session.flush()
+    audit(session, actor, "user_create", "user", username, {"role": role, "district": district})
+    return user
+
+
+def set_password(session: Session, username: str, password: str, production: bool = False,
+                 actor: str = "cli") -> None:
+    """A new password; every token issued before stops working."""
+    check_password_policy(password, production)
+    user = _user(session, username)
+    user.password_hash, user.is_demo = hash_password(password), False
+    user.token_version, user.updated_at = user.token_version + 1, utcnow()
+    audit(session, actor, "user_password", "user", username)
+
+
+def set_active(session: Session, username: str, active: bool, actor: str = "cli") -> User:
+    """Deactivate (every token and key of the user stops working at once) or reactivate a user."""
+    user = _user(session, username)
+    if user.active != active:
+        user.active, user.updated_at = active, utcnow()
+        if not active:
+            user.token_version += 1
+        audit(session, actor, "user_reactivate" if active else "user_deactivate", "user", username)
+    return user
+
+
+@dataclass(frozen=True)
+class UserRow:
+    username: str
+    role: str
+    district: str | None
+    active: bool
+    keys: int  # API keys not revoked
+    created_at: datetime
+
+
+def list_users(session: Session) -> list[UserRow]:
+    keys = dict(session.execute(select(ApiKey.user_id, func.count()).where(ApiKey.revoked.is_(False))
+                                .group_by(ApiKey.user_id)).all())
+    return [UserRow(u.username, u.role, u.district, bool(u.active), keys.get(u.id, 0), u.created_at)
+            for u in session.scalars(select(User).order_by(User.username))]
+
+
+def create_api_key(session: Session, username: str, label: str | None = None, actor: str = "cli") -> str:
+    """A new key for ``username``; the plain key is returned once and only its digest is kept."""
+    user = _user(session, username)
+    key = new_api_key()
+    row = ApiKey(user_id=user.id, key_hash=key_digest(key), label=label)
+    session.add(row)
+    session.flush()
+    audit(session, actor, "key_create", "api_key", row.id, {"user": username, "label": label})
+    return key
+
+
+def revoke_keys(session: Session, username: str, key_id: int | None = None, actor: str = "cli") -> int:
+    """Revoke one key of ``username`` (``key_id``) or all of them; returns how many were revoked."""
+    user = _user(session, username)
+    q = select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked.is_(False))
+    keys = list(session.scalars(q if key_id is None else q.where(ApiKey.id == key_id)))
+    for key in keys:
+        key.revoked = True
+        audit(session, actor, "key_revoke", "api_key", key.id, {"user": username, "label": key.label})
+    return len(keys)
+
+
+def ensure_demo_users(session: Session, production: bool, districts: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Demo supervisor/analyst/admin and one officer per district (password ``demo-password``), only
+    outside production. Returns the usernames created."""
+    if production:
+        return []
+    wanted = list(DEMO_USERS) + [(f"officer{i + 1}", "officer", d) for i, d in enumerate(sorted(set(districts)))]
+    existing = set(session.scalars(select(User.username).where(User.username.in_([w[0] for w in wanted]))))
+    created = []
+    for username, role, district in wanted:
+        if username not in existing:
+            create_user(session, username, DEMO_PASSWORD, role, district, actor="system", is_demo=True)
+            created.append(username)
+    return created
+
+
+def demo_logins(session: Session) -> list[str]:
+    """Active accounts a demo login still opens: created as demo users, or named like one and still on the
+    demo password (stores made before demo users were marked)."""
+    demo_names = [name for name, _, _ in DEMO_USERS]
+    users = session.scalars(select(User).where(User.active.is_(True), User.password_hash.is_not(None),
+                                               (User.is_demo.is_(True)) | User.username.in_(demo_names)
+                                               | User.username.like("officer%"))).all()
+    return sorted(u.username for u in users if u.is_demo or verify_password(DEMO_PASSWORD, u.password_hash))

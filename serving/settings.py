@@ -1,0 +1,35 @@
+"""Settings of the service (declared here, next to the code that reads them; the root
+``waterwatch.settings.Settings`` composes them as ``settings.serving`` and ``settings.auth`` and is the
+only place that reads the environment, e.g. ``WATERWATCH_AUTH__SECRET_KEY``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class AuthSettings(BaseModel):
+    """Logins, tokens and who is calling."""
+
+    secret_key: SecretStr | None = Field(
+        None, description="signs login tokens; required in production. Elsewhere, when unset, a random key is "
+                          "created once per install in <home>/secret_key")
+    token_minutes: int = Field(8 * 60, ge=1, description="lifetime of a login token (and console session)")
+    identity_cache_seconds: float = Field(
+        2.0, ge=0, description="how long a request may reuse the user's role, district and active flag read from "
+                               "the store; a change made by this process invalidates it at once")
+    login_max_failures: int = Field(5, ge=1, description="failed logins of one username before it is locked")
+    login_address_max_failures: int = Field(
+        50, ge=1, description="failed logins from one client address (any username) before it is locked")
+    lockout_seconds: int = Field(30, ge=1, description="first lockout; each further failure doubles it")
+    lockout_max_seconds: int = Field(3600, ge=1, description="longest lockout")
+
+
+class ServingSettings(BaseModel):
+    """The service's limits and how it follows the store."""
+
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body, checked before parsing "
+                                                             "and before authentication (413 above)")
+    max_batch_body_bytes: int = Field(16 << 20, ge=1024, description="largest body of the batch scoring calls")
+    run_check_seconds: float = Field(
+        2.0, ge=0, description="how often a request checks whether a newer run was published (then the service "
+                               "switches to it and its model without a reload)")
