@@ -34,6 +34,7 @@ def test_docs_pages_load_only_this_services_files(client, path, bundle):
     assert client.get("/docs/assets/../../store.py").status_code == 404
     assert client.get("/docs/assets/nothing.js").status_code == 404
     assert client.get("/openapi.json").json()["info"]["title"] == "WaterWatch API"
+    assert "script-src 'self'" in page.headers["content-security-policy"]  # the docs live under the same policy
 
 
 @pytest.mark.browser

@@ -21,7 +21,7 @@ from serving.sms.dispatch import claim, message_key, poll_deliveries, send_due
 from serving.sms.senders import FileSender, HttpGatewaySender, SmsMessage, body_text, signed_text
 from serving.sms.settings import SmsSettings
 from serving.store import AuditLog, OutboxMessage, utcnow
-from test_store import sessions, store_url  # noqa: F401 - fixtures: SQLite and PostgreSQL stores
+from test_store import empty_store_url, sessions, store_url  # noqa: F401 - fixtures: SQLite and PostgreSQL stores
 from waterwatch.settings import Settings
 
 SECRET, APP = "gateway-secret", "bureau"

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from serving import roles
@@ -82,14 +82,14 @@ def officers_section(session: Session, lang: str) -> dict[str, Any]:
                                           .group_by(Lead.assigned_officer, Lead.status)):
         row(officer)["closed" if st == "closed" else "open"] += n
     since = (utcnow() - timedelta(days=30)).date()
-    for officer, outcome, visited, n in session.execute(
-            select(Verdict.officer, Verdict.outcome, Verdict.visited_on >= since, func.count())
-            .group_by(Verdict.officer, Verdict.outcome, Verdict.visited_on >= since)):
+    recent = func.sum(case((Verdict.visited_on >= since, 1), else_=0))
+    for officer, outcome, n, n_recent in session.execute(
+            select(Verdict.officer, Verdict.outcome, func.count(), recent).group_by(Verdict.officer, Verdict.outcome)):
         r = row(officer)
         r["verdicts"] += n
         r["violations"] += n if outcome == "violation" else 0
         r["decided"] += n if outcome in ("violation", "no_violation") else 0
-        r["last_30"] += n if visited else 0
+        r["last_30"] += int(n_recent or 0)
     rows = sorted(load.values(), key=lambda r: (r["district"] or "", r["officer"]))
     for r in rows:
         r["hit_rate"] = r["violations"] / r["decided"] if r["decided"] else None
