@@ -322,3 +322,41 @@ def test_route_groups_industry_names_and_ytd_curves():
     assert permit[:3] == [50.0, 50.0, 50.0]  # the permit's metered abstraction only
     svg = str(ytd_curve_svg(shares, {"yellow": 80, "orange": 90, "red": 100}, {"title": "t"}))
     assert svg.count('class="threshold') == 3 and 'class="series ytd"' in svg and 'class="series projection"' in svg
+
+
+def test_supervisor_amends_then_reopens_a_verdict_from_the_lead_page(env):
+    from serving.store import AuditLog, Lead, Verdict
+    from sqlalchemy import func, select
+
+    facts = env["facts"]
+    lead_id = _lead_of(env, facts["uscc"][7])
+    officer, _ = login(env, officer_of(facts["district"][7]))
+    page = officer.get(f"/leads/{lead_id}").text
+    done = officer.post(f"/leads/{lead_id}/verdict", data={"csrf": csrf_of(page), "outcome": "no_violation",
+                                                           "visited_on": "2026-11-20"}, follow_redirects=False)
+    assert done.status_code == 303
+    assert 'id="correct"' not in officer.get(f"/leads/{lead_id}").text  # officers do not correct verdicts
+    assert officer.post(f"/leads/{lead_id}/amend", data={"csrf": csrf_of(page), "outcome": "violation",
+                                                         "reason": "复核"}).status_code == 403
+
+    sup, _ = login(env, "supervisor")
+    page = sup.get(f"/leads/{lead_id}?lang=zh").text
+    assert 'id="correct"' in page and 'data-action="amend"' in page and 'data-action="reopen"' in page
+    token = csrf_of(page)
+    missing = sup.post(f"/leads/{lead_id}/amend", data={"csrf": token, "outcome": "violation",
+                                                         "violation_type": "private_well", "reason": ""})
+    assert missing.status_code == 422 and "理由" in missing.text
+    amended = sup.post(f"/leads/{lead_id}/amend", data={
+        "csrf": token, "outcome": "violation", "violation_type": "private_well", "visited_on": "2026-11-20",
+        "note": "复核发现私井", "reason": "现场照片显示私井"}, follow_redirects=True)
+    assert amended.status_code == 200 and "结论已更正" in amended.text and "私自打井" in amended.text
+    reopened = sup.post(f"/leads/{lead_id}/reopen", data={"csrf": token, "reason": "需再次核查"},
+                        follow_redirects=True)
+    assert "线索已重新打开" in reopened.text and 'data-status="closed"' not in reopened.text
+    assert "已被复核更正" in reopened.text  # the earlier verdict stays in the history, superseded
+    with env["sessions"]() as s:
+        assert s.get(Lead, lead_id).status in ("assigned", "new")
+        assert s.scalar(select(func.count()).select_from(Verdict).where(Verdict.lead_id == lead_id,
+                                                                        Verdict.superseded.is_(True))) == 1
+        actions = set(s.scalars(select(AuditLog.action).where(AuditLog.object_id == str(lead_id))))
+        assert {"verdict_amend", "reopen"} <= actions
