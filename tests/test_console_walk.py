@@ -112,9 +112,19 @@ def browser():
         b.close()
 
 
+ERRORS: dict[int, list[str]] = {}  # page -> what its console reported (script errors, refused by the CSP)
+
+
+def _watch(page):
+    found = ERRORS.setdefault(id(page), [])
+    page.on("console", lambda msg: found.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: found.append(str(exc)))
+    return page
+
+
 def _login(browser, base: str, username: str, width: int, lang: str):
     context = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
-    page = context.new_page()
+    page = _watch(context.new_page())
     page.goto(f"{base}/login?lang={lang}")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", DEMO_PASSWORD)
@@ -162,7 +172,7 @@ def _work_a_lead(browser, base: str, officer: str, lead_id: int, tmp_path) -> No
     context.close()
 
 
-def _check_page(page, url: str, lang: str) -> list[str]:
+def _check_page(page, url: str, lang: str, status: int = 200) -> list[str]:
     """What is wrong with the page now shown; [] when nothing."""
     problems = []
     width = page.evaluate("document.scrollingElement.scrollWidth")
@@ -172,6 +182,10 @@ def _check_page(page, url: str, lang: str) -> list[str]:
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap'))
             .slice(0, 3).map(e => e.tagName + '.' + e.className)""")
         problems.append(f"{url}: {width} px wide at {inner} ({wide})")
+    errors = [e for e in ERRORS.get(id(page), []) if f"status of {status}" not in e]  # the page's own status
+    ERRORS.get(id(page), []).clear()
+    if errors:
+        problems.append(f"{url}: console errors {errors[:3]}")
     body = page.inner_text("body")
     keys = sorted(set(KEY_PATTERN.findall(body)))
     if keys:
@@ -220,7 +234,7 @@ def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, serve
                     if response is None or response.status != expected:
                         problems.append(f"{user} {url}: HTTP {None if response is None else response.status}")
                         continue
-                    problems += [f"{role_of[user]} {size} {lang} {p}" for p in _check_page(page, url, lang)]
+                    problems += [f"{role_of[user]} {size} {lang} {p}" for p in _check_page(page, url, lang, expected)]
                     if backend == "sqlite":
                         name = re.sub(r"[^a-z0-9]+", "-", url.strip("/").lower()).strip("-") or "home"
                         name = name.replace(str(lead_id), "lead")
@@ -229,7 +243,7 @@ def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, serve
     for size, width in WIDTHS.items():  # and the login page, before anyone signs in
         for lang in LANGS:
             context = browser.new_context(viewport={"width": width, "height": 900})
-            page = context.new_page()
+            page = _watch(context.new_page())
             page.goto(f"{base}/login?lang={lang}", wait_until="load")
             problems += [f"anonymous {size} {lang} {p}" for p in _check_page(page, "/login", lang)]
             if backend == "sqlite":
