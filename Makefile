@@ -1,13 +1,14 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and make:
 #   make demo   generate a demo city, run the whole pipeline, start the service
 #   make test   run the test suite
+#   make notebooks   JupyterLab on notebooks/ with the project's kernel (the .venv) and jupytext pairing
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo
 
-.PHONY: install demo pipeline-demo test test-fast bench browser clean
+.PHONY: install demo pipeline-demo test test-fast bench browser notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +39,13 @@ test: install browser
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# The notebooks are jupytext scripts (notebooks/*.py, paired with .ipynb that are not committed): JupyterLab
+# opens them as notebooks and saves both. The venv's python3 kernel is the project's; LAB_ARGS adds options
+# (e.g. LAB_ARGS="--no-browser --port 8899").
+notebooks: install
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "WaterWatch (.venv)" >/dev/null
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

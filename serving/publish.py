@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from serving import run_files as files
 from serving.audit import audit
+from serving.history import publish_inspections
 from serving.queue import build_queue
 from serving.run_files import PublishError, load_leads  # noqa: F401 - the publish API
 from serving.store import (
@@ -239,6 +240,7 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
         counts.update(_publish_checks(session, out, run_id, alerts))
         counts.update(_publish_cases(session, files.read_cases(out), run_id))
         counts["series"] = _replace(session, Series, series)
+        counts["dept_inspections"] = publish_inspections(session, out, run_id)
         audit(session, "system", "publish", "run", run_id, {k: v for k, v in counts.items() if k != "run_id"})
     return counts
 

@@ -255,6 +255,51 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # delivery by ``serving.sms``: attempts so far, when the next may start, the claim of the sender now
+    # holding the message (no other sender takes it before ``claimed_until``), what the gateway answered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    sender: Mapped[str | None] = mapped_column(String(16))
+    gateway_id: Mapped[str | None] = mapped_column(String(100))
+    delivery: Mapped[str | None] = mapped_column(String(16))  # accepted | delivered | undeliverable
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resend_round: Mapped[int] = mapped_column(Integer, default=0)  # a resend sends under a new key
+
+
+class DeptInspection(Base):
+    """An inspection in the departments' own records (the drop's inspections table), before or beside the
+    platform's verdicts: part of an entity's inspection history on its lead page."""
+
+    __tablename__ = "dept_inspections"
+    inspection_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uscc: Mapped[str | None] = mapped_column(String(32), index=True)
+    inspected_on: Mapped[date | None] = mapped_column(Date)
+    officer_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    violation_type: Mapped[str | None] = mapped_column(String(32))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Evidence(Base):
+    """A photo or PDF an officer attached to a lead; the file lives under the home folder (``stored_as`` is
+    relative to it) and is served only to users who may see the lead."""
+
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    uscc: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # photo | pdf
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_as: Mapped[str] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(Text)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Case(Base):

@@ -76,3 +76,39 @@ def test_a_stage_run_before_ingest_says_what_to_do(tmp_path):
     result = CliRunner().invoke(app, ["profile", "--workspace", str(tmp_path / "empty")])
     assert result.exit_code == 2
     assert "waterwatch ingest" in result.output and "Traceback" not in result.output
+
+
+def test_store_commands_refuse_a_store_that_is_not_the_services(tmp_path):
+    runner = CliRunner()
+    other = {"WATERWATCH_HOME": str(tmp_path / "elsewhere"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    for command in (["export-labels", "--out", str(tmp_path / "l.csv")], ["send"]):
+        result = runner.invoke(app, command, env=other)
+        assert result.exit_code == 2, result.output
+        assert "no store at" in result.output and "WATERWATCH_HOME" in result.output
+        assert not (tmp_path / "elsewhere" / "waterwatch.db").exists()  # nothing created on the way
+    assert not (tmp_path / "l.csv").exists()
+
+    empty = {"WATERWATCH_HOME": str(tmp_path / "fresh"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    from serving.store import open_store
+
+    (tmp_path / "fresh").mkdir()
+    open_store(f"sqlite:///{tmp_path / 'fresh' / 'waterwatch.db'}")[0].dispose()  # a store, but no run in it
+    result = runner.invoke(app, ["export-labels", "--out", str(tmp_path / "l.csv")], env=empty)
+    assert result.exit_code == 2 and "no published run" in result.output and "waterwatch publish" in result.output
+
+
+def test_send_delivers_the_published_outbox_once_through_the_file_sender(tmp_path):
+    import json
+
+    env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SHOW_PROGRESS": "false",
+           "WATERWATCH_RULES__BUREAU_NAME": "聊城市水利局"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["publish", "--out", str(make_run(tmp_path / "run", n=40))], env=env).exit_code == 0
+    first = runner.invoke(app, ["send"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "signature 【聊城市水利局】" in first.output and "sent 2, retrying 0, failed 0" in first.output
+    again = runner.invoke(app, ["send"], env=env)
+    assert "sent 0," in again.output and "still queued 0" in again.output
+    lines = (tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(json.loads(x)["message_id"] for x in lines) == ["M1", "M2"]
+    assert all(json.loads(x)["text"].startswith("【聊城市水利局】") for x in lines)

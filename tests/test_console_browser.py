@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextmanager
+def serve(app):
+    """``app`` served by uvicorn on a free loopback port, for as long as the block runs; yields its base URL."""
     import uvicorn
 
-    app, sessions, facts = build_app(tmp_path_factory.mktemp("browser"))
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -47,9 +48,18 @@ def server(tmp_path_factory):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "sessions": sessions, "facts": facts}
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    app, sessions, facts = build_app(tmp_path_factory.mktemp("browser"))
+    with serve(app) as url:
+        yield {"url": url, "sessions": sessions, "facts": facts}
 
 
 @pytest.fixture(scope="module")

@@ -187,17 +187,86 @@ def publish(out: Path = typer.Option(..., help="a pipeline run's output folder")
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
 
 
+def _shown_url(url: str) -> str:
+    """A database URL fit to print: without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _existing_store(settings: Settings, need_run: bool = True):
+    """The session factory of the store the settings point at, refusing with a clear line (exit 2) when
+    there is no store there, or (``need_run``) one that holds no published run: then the command would read
+    or write a different store from the service's (another WATERWATCH_HOME or WATERWATCH_DATABASE_URL)."""
+    from sqlalchemy import inspect, make_url, select
+
+    from serving.store import Run, make_engine, open_store
+
+    url = settings.resolved_database_url()
+    where = (f"(WATERWATCH_HOME={settings.home}; the service uses the store its WATERWATCH_HOME or "
+             "WATERWATCH_DATABASE_URL points at: set the same here)")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        _fail(f"no store at {parsed.database} {where}")
+    engine = make_engine(url)
+    try:
+        empty = "alembic_version" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    if empty:
+        _fail(f"the database {_shown_url(url)} holds no WaterWatch store {where}")
+    _, sessions = open_store(url)
+    if need_run:
+        with sessions() as session:
+            if session.scalar(select(Run.run_id).limit(1)) is None:
+                _fail(f"the store at {_shown_url(url)} holds no published run: publish one with "
+                      f"`waterwatch publish --out OUT` {where}")
+    return sessions
+
+
 @app.command("export-labels")
 def export_labels(out: Path = typer.Option(..., help="CSV or Parquet file for the inspection labels")) -> None:
     """Write the verdicts recorded in the field as an inspections table for the next training."""
     from serving.labels import export_labels as export
-    from serving.store import open_store
 
     settings = _settings()
-    _, sessions = open_store(settings.resolved_database_url())
+    sessions = _existing_store(settings)
     with sessions() as session:
         n = export(session, out)
-    typer.echo(f"{n} verdicts -> {out}")
+    typer.echo(f"{n} verdicts from {_shown_url(settings.resolved_database_url())} -> {out}")
+
+
+@app.command()
+def send(
+    watch: float = typer.Option(0.0, help="keep sending, one pass every N seconds (0: one pass and exit)"),
+    limit: Optional[int] = typer.Option(None, help="messages per pass (default sms.batch_size)"),
+) -> None:
+    """Send the SMS outbox's due messages through the configured sender (a file under the home folder, or the
+    city's gateway with WATERWATCH_SMS__SENDER=http), with retries and backoff; then ask for delivery reports."""
+    import time as _time
+
+    from sqlalchemy import func, select
+
+    from serving.sms import sender_from, signature_of
+    from serving.sms.dispatch import poll_deliveries, send_due
+    from serving.store import OutboxMessage
+
+    settings = _settings()
+    sessions = _existing_store(settings)
+    sender = sender_from(settings)
+    where = getattr(sender, "url", None) or getattr(sender, "path", "")
+    typer.echo(f"sender {sender.name} ({where}), signature 【{signature_of(settings)}】")
+    while True:
+        sent = send_due(sessions, sender, settings.sms, limit=limit)
+        polled = poll_deliveries(sessions, sender)
+        with sessions() as session:
+            waiting = session.scalar(select(func.count()).select_from(OutboxMessage)
+                                     .where(OutboxMessage.status == "queued")) or 0
+        typer.echo(f"sent {sent.sent}, retrying {sent.retrying}, failed {sent.failed}; delivered "
+                   f"{polled.delivered}, undeliverable {polled.undeliverable}; still queued {waiting}")
+        if watch <= 0:
+            break
+        _time.sleep(watch)
 
 
 @app.command()

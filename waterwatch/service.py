@@ -10,5 +10,8 @@ from waterwatch.settings import Settings
 def build_app(settings: Settings) -> FastAPI:
     from serving.api import create_app
     from serving.console import console_router
+    from serving.sms.service import attach_sender
 
-    return create_app(settings, routers=[console_router()])
+    app = create_app(settings, routers=[console_router()])
+    attach_sender(app, settings)
+    return app

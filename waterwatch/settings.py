@@ -22,7 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.settings import LinkageSettings
 from models.settings import RuleSettings
+from serving.evidence_settings import EvidenceSettings
 from serving.settings import AuthSettings, ServingSettings
+from serving.sms.settings import SmsSettings
 from training.settings import ModelSettings
 
 __all__ = ["Settings", "LinkageSettings", "RuleSettings", "ModelSettings", "AuthSettings", "ServingSettings"]
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
 
     def resolved_database_url(self) -> str:
         """The store's URL: the configured one, else SQLite in home (the caller that opens it makes the folder)."""

@@ -19,7 +19,9 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inlin
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
            (b"referrer-policy", b"same-origin")]
-NO_CSP = ("/docs", "/redoc")  # FastAPI's interactive docs load their scripts from a CDN
+# the API docs (serving.api.docs) load only this service's own files too; ReDoc's search runs in a worker it
+# makes from its own (self-served) bundle as a blob: that one page may start such a worker
+REDOC_CSP = CSP + "; worker-src 'self' blob:"
 _NUL = re.compile(rb"%00|\x00")
 
 
@@ -48,12 +50,11 @@ class EdgeGuard:
         if _bad_text(raw_path) or _bad_text(scope.get("query_string", b"")) or "\x00" in scope.get("path", ""):
             await _refuse(send)
             return
-        csp = not scope.get("path", "").startswith(NO_CSP)
+        policy = (REDOC_CSP if scope.get("path", "") == "/redoc" else CSP).encode()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS,
-                                      *([(b"content-security-policy", CSP.encode())] if csp else [])]
+                message["headers"] = [*message.get("headers", []), *HEADERS, (b"content-security-policy", policy)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -21,6 +21,7 @@ from serving.api.guards import EdgeGuard
 from serving.api.routes import build_api_router
 from serving.errors import DomainError, TooManyAttempts, http_status
 from serving.identity import Identities
+from serving.api import docs
 from serving.runtime import ModelHolder
 from serving.schemas import HealthPublic
 from serving.security import signing_key
@@ -110,7 +111,8 @@ def create_app(
         _, session_factory = open_store(settings.resolved_database_url())
     demo = demo_users if demo_users is not None else not settings.production
     app = FastAPI(title="WaterWatch API", version="1", description=DESCRIPTION, lifespan=_lifespan(demo),
-                  max_body_size=settings.serving.max_body_bytes)
+                  max_body_size=settings.serving.max_body_bytes,
+                  docs_url=None, redoc_url=None)  # served from the package by ``serving.api.docs``
     app.add_middleware(EdgeGuard)
     app.state.settings, app.state.secret_key, app.state.sessions = settings, secret_key, session_factory
     app.state.model = ModelHolder(session_factory, settings.serving.run_check_seconds)
@@ -118,6 +120,7 @@ def create_app(
     _errors(app)
     _health(app)
     app.include_router(build_api_router(settings.serving.max_batch_body_bytes))
+    app.include_router(docs.router)
     for router in routers:
         app.include_router(router)
     return app

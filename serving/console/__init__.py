@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.console.routes import dashboard, lead, login, queue
+from serving.console.routes import alerts, dashboard, lead, login, outbox, queue, water_rights
 
-PAGES = (login, queue, lead, dashboard)
+PAGES = (login, queue, lead, dashboard, alerts, outbox, water_rights)
 
 
 def console_router() -> APIRouter:

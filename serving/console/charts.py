@@ -18,10 +18,11 @@ from serving.store import Permit
 # colours: volumes, alert levels, lead statuses (also used by the CSS legend swatches)
 SERIES_COLOURS = {"supply_m3": "#2b6cb0", "abstraction_m3": "#2f855a", "discharge_m3": "#c05621"}
 QUOTA_COLOUR, SINCE_COLOUR = "#c53030", "#6b46c1"
-LEVEL_COLOURS = {"red": "#e53e3e", "orange": "#ed8936", "yellow": "#ecc94b", "warning": "#d69e2e",
-                 "notice": "#4299e1", "reminder_90": "#90cdf4", "reminder_60": "#3182ce"}
+LEVEL_COLOURS = {"red": "#e53e3e", "orange": "#ed8936", "yellow": "#ecc94b", "warning": "#805ad5",
+                 "notice": "#319795", "reminder_90": "#90cdf4", "reminder_60": "#2c5282"}
 LEVEL_ORDER = ("red", "orange", "yellow", "warning", "reminder_60", "reminder_90", "notice")
-STATUS_COLOURS = {"new": "#718096", "assigned": "#4299e1", "in_progress": "#ed8936", "closed": "#38a169"}
+STATUS_COLOURS = {"new": "#a0aec0", "assigned": "#3182ce", "in_progress": "#dd6b20", "closed": "#38a169"}
+AGE_COLOURS = {"d7": "#9ae6b4", "d30": "#f6e05e", "d90": "#ed8936", "older": "#c53030"}  # backlog age buckets
 
 
 def level_rank(level: str) -> int:
@@ -167,10 +168,11 @@ def monthly_chart_svg(
 
 
 def stacked_bars_svg(rows: list[tuple[str, list[tuple[str, float, str]]]], chart: str, width: int = 560) -> Markup:
-    """Horizontal stacked bars: rows of (label, [(segment label, value, colour)]), the total at the end."""
+    """Horizontal stacked bars: rows of (label, [(segment label, value, colour[, link])]), the total at the end;
+    a segment with a link is a link to the list behind it."""
     left, right, bar, gap = 120, 56, 20, 8
     height = max(1, len(rows)) * (bar + gap) + gap
-    total_max = max((sum(v for _, v, _ in segs) for _, segs in rows), default=0) or 1
+    total_max = max((sum(seg[1] for seg in segs) for _, segs in rows), default=0) or 1
     pw = width - left - right
     parts = [f'<svg class="chart bars" data-chart="{escape(chart)}" viewBox="0 0 {width} {height}" role="img" '
              f'preserveAspectRatio="xMidYMid meet">']
@@ -178,14 +180,16 @@ def stacked_bars_svg(rows: list[tuple[str, list[tuple[str, float, str]]]], chart
         yy = gap + r * (bar + gap)
         parts.append(f'<text class="axis" x="{left - 8}" y="{yy + bar * 0.72:.1f}" text-anchor="end">{escape(label)}</text>')
         xx = float(left)
-        for seg_label, value, colour in segs:
+        for seg_label, value, colour, *link in segs:
             if value <= 0:
                 continue
             w = pw * value / total_max
-            parts.append(f'<rect x="{xx:.1f}" y="{yy}" width="{max(w, 1):.1f}" height="{bar}" fill="{colour}">'
-                         f'<title>{escape(label)} · {escape(seg_label)}: {fmt_num(value)}</title></rect>')
+            rect = (f'<rect x="{xx:.1f}" y="{yy}" width="{max(w, 1):.1f}" height="{bar}" fill="{colour}">'
+                    f'<title>{escape(label)} · {escape(seg_label)}: {fmt_num(value)}</title></rect>')
+            # a segment with a link drills down to the list it counts
+            parts.append(f'<a href="{escape(link[0])}" class="drill">{rect}</a>' if link and link[0] else rect)
             xx += w
-        total = sum(v for _, v, _ in segs)
+        total = sum(seg[1] for seg in segs)
         parts.append(f'<text class="total" x="{xx + 6:.1f}" y="{yy + bar * 0.72:.1f}">{fmt_num(total)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -250,3 +254,71 @@ def monthly_quota(months: list[str], permits: list[Permit]) -> list[float | None
         total += p.annual_quota_m3 / 12.0 * overlap / days
         covered |= overlap > 0
     return [round(float(v), 1) if c else None for v, c in zip(total, covered)]
+
+
+def ytd_share(series: dict, year: str, share_pct: float | None, permit_based: bool) -> list[float | None]:
+    """Year-to-date use in ``year`` as a share (%) of the annual limit, month by month (12 values; None after
+    the last month with data). The curve's shape is the entity's monthly series (metered abstraction for a
+    permit, supply plus abstraction for a plan); its level is the alert's measured share, reached at the
+    last month, so the chart and the alert's number always agree."""
+    months = list(series.get("month") or [])
+    keys = ("abstraction_m3",) if permit_based else ("supply_m3", "abstraction_m3")
+    monthly = [0.0] * 12
+    last = -1
+    for i, m in enumerate(months):
+        if not str(m).startswith(f"{year}-"):
+            continue
+        k = int(str(m)[5:7]) - 1
+        for key in keys:
+            v = (series.get(key) or [None] * len(months))[i]
+            monthly[k] += float(v) if v is not None else 0.0
+        last = max(last, k)
+    if last < 0 or share_pct is None:
+        return [None] * 12
+    cum = np.cumsum(monthly[: last + 1])
+    scale = share_pct / cum[-1] if cum[-1] > 0 else 0.0
+    return [round(float(c * scale), 1) for c in cum] + [None] * (11 - last)
+
+
+def ytd_curve_svg(shares: list[float | None], thresholds: dict[str, float], labels: dict[str, str],
+                  width: int = 300, height: int = 120) -> Markup:
+    """A year-to-date curve (% of the annual limit, Jan-Dec) with the yellow/orange/red thresholds as lines and
+    the run rate to December dashed. ``thresholds``: level -> % (e.g. yellow 80)."""
+    left, right, top, bottom = 34, 38, 8, 18
+    known = [(i, v) for i, v in enumerate(shares) if v is not None]
+    last_i, last_v = known[-1] if known else (0, 0.0)
+    projected = last_v * 12 / (last_i + 1) if known else 0.0
+    # the axis stops at 2.5x the red line: a share far above it is drawn at the top edge, its number in the title
+    ymax = min(max([120.0, last_v * 1.1, projected * 1.05, *[v * 1.1 for v in thresholds.values()]]),
+               2.5 * max(thresholds.values(), default=100.0))
+    ymax = 20 * math.ceil(ymax / 20)
+    pw, ph = width - left - right, height - top - bottom
+    x = lambda i: left + pw * i / 11  # noqa: E731
+    y = lambda v: top + ph - ph * min(v, ymax) / ymax  # noqa: E731
+    parts = [f'<svg class="chart ytd" data-chart="ytd" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(labels.get("title", ""))}" preserveAspectRatio="xMidYMid meet">']
+    labelled_at: list[float] = []
+    for level, pct in sorted(thresholds.items(), key=lambda kv: -kv[1]):
+        yy = y(pct)
+        colour = LEVEL_COLOURS.get(level, "#a0aec0")
+        parts.append(f'<line class="threshold {escape(level)}" x1="{left}" x2="{width - right}" y1="{yy:.1f}" '
+                     f'y2="{yy:.1f}" stroke="{colour}" stroke-width="1.5"><title>{pct:.0f}%</title></line>')
+        if all(abs(yy - other) >= 11 for other in labelled_at):  # labels that would overlap are left out
+            labelled_at.append(yy)
+            parts.append(f'<text class="axis" x="{width - right + 4}" y="{yy + 4:.1f}" fill="{colour}">{pct:.0f}%</text>')
+    parts.append(f'<text class="axis" x="{left - 4}" y="{top + 8}" text-anchor="end">{ymax:.0f}%</text>')
+    parts.append(f'<line class="baseline" x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}"/>')
+    for i, label in ((0, labels.get("jan", "1")), (11, labels.get("dec", "12"))):
+        parts.append(f'<text class="axis" x="{x(i):.1f}" y="{height - 4}" text-anchor="middle">{escape(label)}</text>')
+    parts.append(f'<text class="axis" x="{left - 4}" y="{y(0) + 4:.1f}" text-anchor="end">0</text>')
+    if known:
+        parts.append(f'<path class="series ytd" d="{_polyline([(x(i), y(v)) for i, v in known])}" fill="none" '
+                     f'stroke="#2b6cb0" stroke-width="2.2"/>')
+        if last_i < 11:
+            parts.append(f'<path class="series projection" d="M{x(last_i):.1f},{y(last_v):.1f} L{x(11):.1f},'
+                         f'{y(projected):.1f}" fill="none" stroke="#2b6cb0" stroke-width="1.5" stroke-dasharray="4 3">'
+                         f'<title>{escape(labels.get("projection", ""))}: {projected:.0f}%</title></path>')
+        parts.append(f'<circle cx="{x(last_i):.1f}" cy="{y(last_v):.1f}" r="3.5" fill="#2b6cb0"><title>'
+                     f'{escape(labels.get("now", ""))}: {last_v:.0f}%</title></circle>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

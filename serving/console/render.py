@@ -21,10 +21,11 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from serving.console import charts
+from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
 from serving.identity import Principal
-from serving.i18n import DEFAULT_LANG, STRINGS, code_label, normalise_lang, translator
+from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, normalise_lang, translator
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANG_COOKIE = "ww_lang"
@@ -34,7 +35,10 @@ templates = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=sele
                         trim_blocks=True, lstrip_blocks=True)
 templates.filters["num"] = charts.fmt_num
 templates.filters["pct"] = lambda v: "—" if v is None else f"{v:.0%}"
+templates.filters["filesize"] = lambda n: f"{n} B" if n < 1024 else (f"{n / 1024:.0f} KB" if n < 1024 ** 2
+                                                                     else f"{n / 1024 ** 2:.1f} MB")
 templates.globals.update(STRINGS=STRINGS, LEVEL_COLOURS=charts.LEVEL_COLOURS, STATUS_COLOURS=charts.STATUS_COLOURS,
+                         AGE_COLOURS=charts.AGE_COLOURS,
                          SERIES_COLOURS=charts.SERIES_COLOURS, QUOTA_COLOUR=charts.QUOTA_COLOUR,
                          SINCE_COLOUR=charts.SINCE_COLOUR)
 
@@ -123,6 +127,8 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values) ->
         lang_switch_url=request.url.path + "?" + urlencode(switch_query),
         url=lambda path=None, **p: page_url(request, path, **p),
         code=lambda prefix, v: code_label(prefix, v, lang),
+        alert_text=lambda a: alert_text(a, lang),
+        period=lambda as_of: data_period(as_of, lang),
         home=home_for(ctx.principal.role) if ctx.principal else "/login",
         bureau=getattr(getattr(settings, "rules", None), "bureau_name", "") or "",
         **values,

@@ -32,3 +32,25 @@ def mark_message(session: Session, message_id: str, principal: Principal, new: s
         audit(session, principal.username, f"outbox_{new}", "outbox", message_id, {"error": error} if error else {})
         session.commit()
     return msg
+
+
+def resend_message(session: Session, message_id: str, principal: Principal) -> OutboxMessage:
+    """Queue a message again (a supervisor's resend): one that failed keeps its idempotency key (the gateway
+    may hold an earlier attempt, which then counts), one the gateway took but could not deliver gets a new
+    key (a new resend round), so that it is really sent again. A message still queued is left as it is."""
+    msg = session.get(OutboxMessage, message_id, with_for_update=True)
+    if msg is None:
+        raise NotFound(f"消息 {message_id} 不存在 (no message {message_id})")
+    if msg.status == "queued":
+        raise Conflict(f"消息 {message_id} 已在待发送队列中 (message is already queued)")
+    if msg.status == "sent" and msg.delivery != "undeliverable":
+        raise Conflict(f"消息 {message_id} 已发送 (message already sent)")
+    previous = {"status": msg.status, "delivery": msg.delivery, "attempts": msg.attempts, "error": msg.error}
+    if msg.status == "sent":
+        msg.resend_round = (msg.resend_round or 0) + 1
+    msg.status, msg.attempts, msg.next_attempt_at, msg.error = "queued", 0, None, None
+    msg.claimed_until = msg.claim_token = msg.gateway_id = msg.delivery = msg.delivered_at = None
+    audit(session, principal.username, "outbox_resend", "outbox", message_id,
+          {**previous, "resend_round": msg.resend_round})
+    session.commit()
+    return msg

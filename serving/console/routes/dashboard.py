@@ -1,60 +1,103 @@
-"""The supervisors' city dashboard: the queue by district, officers' workload, verdicts and hit rate,
-alerts, the SMS outbox, water-rights candidates and the model's backtest. Each section is one function
-returning the values its part of the template reads."""
+"""The supervisors' city dashboard: the queue's state and backlog age per district, every officer's workload and
+hit rate, verdicts and hit rate by month, each run's results while it was live, alerts by kind, and the model's
+backtest (or why it has no measured number). Every bar drills down to the list it counts; every table exports
+as CSV/XLSX (``?format=csv&table=districts|officers|runs``). Each section is one function returning the values
+its part of the template reads."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from serving import roles
-from serving.console.charts import (
-    LEVEL_COLOURS,
-    STATUS_COLOURS,
-    hit_rate_svg,
-    level_rank,
-    stacked_bars_svg,
-)
+from serving.console.charts import AGE_COLOURS, LEVEL_COLOURS, STATUS_COLOURS, hit_rate_svg, level_rank, stacked_bars_svg
+from serving.console.export import export_format, export_response
 from serving.console.render import PageContext, page_for, page_router, render
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import metric_label, t
 from serving.runtime import ModelInfo
-from serving.store import LEAD_STATUSES, Alert, Entity, Lead, OutboxMessage, Verdict, WaterRight
+from serving.store import LEAD_STATUSES, Alert, Lead, OutboxMessage, Run, Score, User, Verdict, utcnow
 
 router = page_router()
 BACKTEST_ORDER = {"model": 0, "naive": 1, "random": 2}
+AGE_BUCKETS = (("d7", 7), ("d30", 30), ("d90", 90), ("older", None))
+MIN_LABELLED = 10  # fewer labelled entities than this in the top K: a precision there measures nothing
+TABLES = ("districts", "officers", "runs")
+
+
+def _link(path: str, **params) -> str:
+    return path + "?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
 def districts_section(session: Session, lang: str) -> dict[str, Any]:
+    """Per district: leads by status (the queue and every lead already worked) and the age of the open ones."""
     worked = or_(Lead.in_queue.is_(True), Lead.status != "new")
-    table: dict[str, dict[str, int]] = {}
+    table: dict[str, dict[str, Any]] = {}
     for d, st, n in session.execute(select(Lead.district, Lead.status, func.count()).where(worked)
                                     .group_by(Lead.district, Lead.status)):
-        table.setdefault(d or "—", {})[st] = n
-    rows = [(d, [(t(f"status.{st}", lang), table[d].get(st, 0), STATUS_COLOURS[st]) for st in LEAD_STATUSES])
+        table.setdefault(d or "—", {s: 0 for s in LEAD_STATUSES})[st] = n
+    now = utcnow()
+    ages: dict[str, dict[str, int]] = {d: {b: 0 for b, _ in AGE_BUCKETS} for d in table}
+    oldest: dict[str, int] = {}
+    for d, created in session.execute(select(Lead.district, Lead.created_at)
+                                      .where(Lead.in_queue.is_(True), Lead.status != "closed")):
+        days = max(0, (now - created).days) if created else 0
+        bucket = next(b for b, limit in AGE_BUCKETS if limit is None or days <= limit)
+        key = d or "—"
+        ages.setdefault(key, {b: 0 for b, _ in AGE_BUCKETS})[bucket] += 1
+        oldest[key] = max(oldest.get(key, 0), days)
+    status_rows = [(d, [(t(f"status.{st}", lang), table[d].get(st, 0), STATUS_COLOURS[st],
+                         _link("/queue", district=d, status=st)) for st in LEAD_STATUSES]) for d in sorted(table)]
+    age_rows = [(d, [(t(f"age.{b}", lang), ages[d][b], AGE_COLOURS[b], _link("/queue", district=d, status="open"))
+                     for b, _ in AGE_BUCKETS]) for d in sorted(ages)]
+    rows = [{"district": d, **table[d], "open": sum(v for k, v in table[d].items() if k != "closed"),
+             **{f"age_{b}": ages.get(d, {}).get(b, 0) for b, _ in AGE_BUCKETS}, "oldest_days": oldest.get(d, 0)}
             for d in sorted(table)]
-    return {"district_chart": stacked_bars_svg(rows, "districts") if rows else None,
-            "district_table": [(d, table[d]) for d in sorted(table)], "statuses": LEAD_STATUSES}
+    return {"district_chart": stacked_bars_svg(status_rows, "districts") if status_rows else None,
+            "age_chart": stacked_bars_svg(age_rows, "backlog-age") if any(sum(a.values()) for a in ages.values())
+            else None, "district_rows": rows, "statuses": LEAD_STATUSES, "age_buckets": [b for b, _ in AGE_BUCKETS]}
 
 
-def workload_section(session: Session, lang: str) -> dict[str, Any]:
-    load: dict[str, dict[str, int]] = {}
+def officers_section(session: Session, lang: str) -> dict[str, Any]:
+    """Every active officer, with what they hold, what they closed, their verdicts and hit rate; those with
+    nothing yet show zeros rather than being left out."""
+    load: dict[str, dict[str, Any]] = {}
+    for name, district in session.execute(select(User.username, User.district)
+                                          .where(User.role == "officer", User.active.is_(True))):
+        load[name] = {"officer": name, "district": district, "open": 0, "closed": 0, "verdicts": 0,
+                      "violations": 0, "decided": 0, "last_30": 0}
+
+    def row(officer: str) -> dict[str, Any]:
+        return load.setdefault(officer, {"officer": officer, "district": None, "open": 0, "closed": 0, "verdicts": 0,
+                                         "violations": 0, "decided": 0, "last_30": 0})
+
     for officer, st, n in session.execute(select(Lead.assigned_officer, Lead.status, func.count())
                                           .where(Lead.assigned_officer.is_not(None))
                                           .group_by(Lead.assigned_officer, Lead.status)):
-        load.setdefault(officer, {"open": 0, "closed": 0, "violations": 0, "verdicts": 0})
-        load[officer]["closed" if st == "closed" else "open"] += n
-    for officer, outcome, n in session.execute(select(Verdict.officer, Verdict.outcome, func.count())
-                                               .group_by(Verdict.officer, Verdict.outcome)):
-        row = load.setdefault(officer, {"open": 0, "closed": 0, "violations": 0, "verdicts": 0})
-        row["verdicts"] += n
-        row["violations"] += n if outcome == "violation" else 0
-    rows = [(o, [(t("dash.open_assigned", lang), v["open"], "#4299e1"), (t("dash.closed", lang), v["closed"], "#38a169")])
-            for o, v in sorted(load.items())]
-    return {"workload_chart": stacked_bars_svg(rows, "workload") if rows else None, "workload": sorted(load.items())}
+        row(officer)["closed" if st == "closed" else "open"] += n
+    since = (utcnow() - timedelta(days=30)).date()
+    recent = func.sum(case((Verdict.visited_on >= since, 1), else_=0))
+    for officer, outcome, n, n_recent in session.execute(
+            select(Verdict.officer, Verdict.outcome, func.count(), recent).group_by(Verdict.officer, Verdict.outcome)):
+        r = row(officer)
+        r["verdicts"] += n
+        r["violations"] += n if outcome == "violation" else 0
+        r["decided"] += n if outcome in ("violation", "no_violation") else 0
+        r["last_30"] += int(n_recent or 0)
+    rows = sorted(load.values(), key=lambda r: (r["district"] or "", r["officer"]))
+    for r in rows:
+        r["hit_rate"] = r["violations"] / r["decided"] if r["decided"] else None
+    bars = [(r["officer"], [(t("dash.open_assigned", lang), r["open"], STATUS_COLOURS["assigned"],
+                             _link("/queue", officer=r["officer"], status="open")),
+                            (t("dash.closed", lang), r["closed"], STATUS_COLOURS["closed"],
+                             _link("/queue", officer=r["officer"], status="closed"))]) for r in rows]
+    return {"workload_chart": stacked_bars_svg(bars, "workload") if bars else None, "officers": rows}
 
 
 def verdicts_section(session: Session, lang: str) -> dict[str, Any]:
@@ -78,51 +121,105 @@ def verdicts_section(session: Session, lang: str) -> dict[str, Any]:
             "hit_rate": hits / visited if visited else None}
 
 
+def runs_section(session: Session) -> dict[str, Any]:
+    """Each published run, oldest first: entities scored, and the verdicts recorded while it was the live run
+    with their hit rate (the trend of the field's results across runs)."""
+    runs = session.scalars(select(Run).order_by(Run.published_at, Run.run_id)).all()
+    scored = dict(session.execute(select(Score.run_id, func.count()).group_by(Score.run_id)).all())
+    verdicts = session.execute(select(Verdict.recorded_at, Verdict.outcome)).all()
+    rows = []
+    for i, run in enumerate(runs):
+        start = run.published_at
+        end = runs[i + 1].published_at if i + 1 < len(runs) else None
+        mine = [o for at, o in verdicts if at is not None and at >= start and (end is None or at < end)]
+        decided = sum(o in ("violation", "no_violation") for o in mine)
+        hits = sum(o == "violation" for o in mine)
+        rows.append({"run_id": run.run_id, "as_of": run.as_of, "published_at": run.published_at,
+                     "model_version": run.model_version, "entities": scored.get(run.run_id, run.entities or 0),
+                     "verdicts": len(mine), "violations": hits, "hit_rate": hits / decided if decided else None})
+    return {"runs": rows}
+
+
 def alerts_section(session: Session, run_id: str | None, lang: str) -> dict[str, Any]:
     counts = session.execute(select(Alert.kind, Alert.level, func.count()).where(Alert.run_id == run_id)
                              .group_by(Alert.kind, Alert.level)).all()
     kinds: dict[str, dict[str, int]] = {}
     for kind, level, n in counts:
         kinds.setdefault(kind, {})[level or "notice"] = n
-    rows = [(t(f"kind.{k}", lang), [(t(f"level.{lv}", lang), v.get(lv, 0), LEVEL_COLOURS.get(lv, "#a0aec0"))
-                                    for lv in sorted(v, key=level_rank)]) for k, v in sorted(kinds.items())]
+    rows = [(t(f"kind.{k}", lang), [(t(f"level.{lv}", lang), v.get(lv, 0), LEVEL_COLOURS.get(lv, "#a0aec0"),
+                                     _link("/alerts", kind=k, level=lv)) for lv in sorted(v, key=level_rank)])
+            for k, v in sorted(kinds.items())]
     return {"alert_chart": stacked_bars_svg(rows, "alerts") if rows else None,
             "levels_seen": sorted({lv for v in kinds.values() for lv in v}, key=level_rank),
             "alert_total": sum(n for _, _, n in counts)}
 
 
-def outbox_and_rights_section(session: Session, run_id: str | None) -> dict[str, Any]:
-    rights = session.scalars(select(WaterRight).where(WaterRight.run_id == run_id)
-                             .order_by(WaterRight.volume_m3.desc(), WaterRight.id).limit(12)).all()
-    parties = {w.seller_uscc for w in rights} | {w.buyer_uscc for w in rights}
-    return {
-        "outbox_counts": dict(session.execute(select(OutboxMessage.status, func.count())
-                                              .group_by(OutboxMessage.status)).all()),
-        "outbox_recent": session.scalars(select(OutboxMessage).order_by(
-            (OutboxMessage.status != "failed"), OutboxMessage.created_at.desc(), OutboxMessage.message_id)
-            .limit(10)).all(),
-        "rights": rights, "names": dict(session.execute(select(Entity.uscc, Entity.name)
-                                                        .where(Entity.uscc.in_(parties))).all()) if rights else {},
-        "rights_total": session.scalar(select(func.count()).select_from(WaterRight)
-                                       .where(WaterRight.run_id == run_id)) or 0,
-    }
+def model_section(info: ModelInfo, lang: str) -> dict[str, Any]:
+    """The backtest's numbers where they measure something; otherwise why there is none. A precision among the
+    top K means nothing when (almost) none of the top K had an inspection: such a target is reported as not
+    measurable with the number of labelled entities, never as 0.000."""
+    metrics = {k: v for k, v in (info.backtest or {}).items() if isinstance(v, (int, float))}
+    targets: dict[str, dict[str, Any]] = {}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if len(parts) == 3:
+            targets.setdefault(parts[0], {})[key] = value
+    sections = []
+    for target, values in sorted(targets.items()):
+        labelled = [v for k, v in values.items() if ".model.labelled_at_" in k]
+        n_labelled = max(labelled) if labelled else None
+        measurable = not (n_labelled is not None and n_labelled < MIN_LABELLED) and any(
+            v for k, v in values.items() if ".precision_at_" in k or "average_precision" in k)
+        keys = sorted(values, key=lambda k: (BACKTEST_ORDER.get(k.split(".")[1], 9), k))
+        rows = [(k, metric_label(k, lang), values[k], "labelled_at" in k) for k in keys
+                if measurable or "labelled_at" in k]
+        sections.append({"target": target, "measurable": measurable, "labelled": n_labelled, "rows": rows})
+    why = None
+    if not metrics:
+        why = t("model.why_no_backtest", lang)
+    return {"model_targets": sections, "model_why": why, "min_labelled": MIN_LABELLED}
 
 
-def backtest_rows(info: ModelInfo, lang: str) -> list[tuple[str, str, Any]]:
-    """The model's backtest metrics, grouped by target, model before the naive rule and random."""
-    keys = sorted((k for k, v in (info.backtest or {}).items() if isinstance(v, (int, float, str))),
-                  key=lambda k: (k.split(".")[0], BACKTEST_ORDER.get((k.split(".") + ["", ""])[1], 9), k))
-    return [(k, metric_label(k, lang), info.backtest[k]) for k in keys]
+def _export(table: str, fmt: str, lang: str, data: dict[str, Any]):
+    if table == "officers":
+        columns = [("officer", t("queue.officer", lang)), ("district", t("queue.district", lang)),
+                   ("open", t("dash.open_assigned", lang)), ("closed", t("dash.closed", lang)),
+                   ("verdicts", t("dash.verdicts", lang)), ("violations", t("dash.violations", lang)),
+                   ("hit_rate", t("dash.hit_rate", lang)), ("last_30", t("dash.last_30", lang))]
+        rows = data["officers"]
+    elif table == "runs":
+        columns = [("run_id", t("dash.run", lang)), ("as_of", t("dash.as_of_day", lang)),
+                   ("published_at", t("dash.published", lang)), ("model_version", t("dash.model_version", lang)),
+                   ("entities", t("dash.entities", lang)), ("verdicts", t("dash.verdicts", lang)),
+                   ("violations", t("dash.violations", lang)), ("hit_rate", t("dash.hit_rate", lang))]
+        rows = data["runs"]
+    else:
+        columns = [("district", t("queue.district", lang)),
+                   *[(s, t(f"status.{s}", lang)) for s in LEAD_STATUSES], ("open", t("status.open", lang)),
+                   *[(f"age_{b}", t(f"age.{b}", lang)) for b, _ in AGE_BUCKETS],
+                   ("oldest_days", t("dash.oldest_days", lang))]
+        rows = data["district_rows"]
+    return export_response(fmt, f"dashboard-{table}", columns, rows, t("dash.title", lang))
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-def dashboard(ctx: Annotated[PageContext, page_for(*roles.DASHBOARD)], session: SessionDep, model: ModelDep):
+def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASHBOARD)], session: SessionDep,
+              model: ModelDep):
     lang = ctx.lang
+    fmt = export_format(request.query_params.get("format"))
+    if fmt:
+        table = request.query_params.get("table") or "districts"
+        table = table if table in TABLES else "districts"
+        data = {**districts_section(session, lang), **officers_section(session, lang), **runs_section(session)}
+        return _export(table, fmt, lang, data)
     verdicts, alerts = verdicts_section(session, lang), alerts_section(session, model.run_id, lang)
-    other = outbox_and_rights_section(session, model.run_id)
     in_queue = session.scalar(select(func.count()).select_from(Lead).where(Lead.in_queue.is_(True))) or 0
-    tiles = {"in_queue": in_queue, "verdicts": verdicts.pop("verdict_total"), "hit_rate": verdicts.pop("hit_rate"),
-             "hits": verdicts.pop("hits"), "visited": verdicts.pop("visited"), "alerts": alerts.pop("alert_total"),
-             "outbox": other.pop("outbox_counts")}
-    return render(ctx, "dashboard.html", info=model, tiles=tiles, backtest=backtest_rows(model, lang),
-                  **districts_section(session, lang), **workload_section(session, lang), **verdicts, **alerts, **other)
+    open_ = session.scalar(select(func.count()).select_from(Lead).where(Lead.in_queue.is_(True),
+                                                                          Lead.status != "closed")) or 0
+    outbox = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    tiles = {"in_queue": in_queue, "open": open_, "verdicts": verdicts.pop("verdict_total"),
+             "hit_rate": verdicts.pop("hit_rate"), "hits": verdicts.pop("hits"), "visited": verdicts.pop("visited"),
+             "alerts": alerts.pop("alert_total"), "outbox": outbox}
+    return render(ctx, "dashboard.html", info=model, tiles=tiles, **districts_section(session, lang),
+                  **officers_section(session, lang), **verdicts, **alerts, **runs_section(session),
+                  **model_section(model, lang))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from serving import roles
@@ -15,8 +15,13 @@ from serving.console.charts import SERIES_COLOURS, monthly_chart_svg, monthly_qu
 from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
+from serving.evidence import EvidenceSettings, add_evidence, evidence_file, lead_evidence
+from serving.evidence_settings import UPLOAD_BODY_LIMIT
+from serving.history import inspection_history
+from serving.console.reasons import lead_reasons
 from serving.i18n import t
-from serving.schemas import AssignCreate, Text, VerdictCreate, split_reasons
+from serving.industries import industry_name
+from serving.schemas import AssignCreate, ReopenCreate, Text, VerdictAmend, VerdictCreate
 from serving.services import leads as service
 from serving.services import verdicts
 from serving.store import OUTCOMES, VIOLATION_TYPES
@@ -25,6 +30,7 @@ MAX_ID = 2**31 - 1
 
 router = page_router()
 WorkerPage = Annotated[PageContext, page_for(*roles.LEAD_WORK)]
+SupervisorPage = Annotated[PageContext, page_for(*roles.SUPERVISE)]
 
 
 def lead_id_of(text: str | int) -> int:
@@ -50,7 +56,8 @@ def lead_chart(series: dict, permits, lang: str):
 
 
 def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, form_error: str | None = None,
-              form_values: dict | None = None, assigned: bool = False) -> HTMLResponse:
+              form_values: dict | None = None, assigned: bool = False,
+              correction_error: str | None = None) -> HTMLResponse:
     p = ctx.principal
     lead = service.load_lead(session, lead_id, p)
     facts = service.lead_facts(session, lead, ctx.request.app.state.model.info.run_id)
@@ -59,11 +66,21 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
                   and not (p.is_officer and lead.assigned_officer not in (None, p.username)))
     may_assign = p.role in roles.LEAD_WORK and lead.status != "closed" and (
         not p.is_officer or lead.assigned_officer is None)
+    may_start = (p.role in roles.LEAD_WORK and lead.status == "assigned"
+                 and not (p.is_officer and lead.assigned_officer != p.username))
+    may_attach = p.role in roles.LEAD_WORK and not (p.is_officer and lead.assigned_officer not in (None, p.username))
+    code = (facts.entity.industry_code if facts.entity else None) or lead.industry_code
+    current = next((v for v in reversed(facts.verdicts) if v.round == lead.round and not v.superseded), None)
     return render(
         ctx, "lead.html", status_code=status_code, lead=lead, entity=facts.entity, permits=facts.permits,
+        industry=industry_name(code, ctx.lang), industry_code=code, history=inspection_history(session, lead),
+        evidence=lead_evidence(session, lead.id), may_start=may_start, may_attach=may_attach,
+        evidence_max_mb=evidence_settings(ctx.request).max_bytes // (1024 * 1024),
+        flash=ctx.request.query_params.get("done"), correction_error=correction_error,
+        may_correct=p.role in roles.SUPERVISE and lead.status == "closed", current_verdict=current,
         accounts=facts.accounts, chart=lead_chart(facts.series, facts.permits, ctx.lang),
         since=facts.series.get("shift_since") if facts.series.get("month") else None,
-        reasons=split_reasons(lead.reasons), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
+        reasons=lead_reasons(lead, ctx.lang), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
         may_record=may_record, may_assign=may_assign, officers=officers, assigned=assigned, outcomes=OUTCOMES,
         violation_types=VIOLATION_TYPES, form_error=form_error, form=form_values or {},
         today=date.today().isoformat(), today_date=date.today(), show_score=not p.is_officer,
@@ -104,6 +121,78 @@ def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[
                          form_error=verdict_error(exc, ctx.lang))
     verdicts.record_verdict(session, lid, body, ctx.principal)
     return RedirectResponse(f"/queue?recorded={lid}", status_code=303)
+
+
+@router.post("/leads/{lead_id}/amend", response_class=HTMLResponse)
+def amend(lead_id: str, ctx: SupervisorPage, session: SessionDep, csrf: Annotated[Text, Form()] = "",
+          outcome: Annotated[Text, Form()] = "", violation_type: Annotated[Text, Form()] = "",
+          note: Annotated[Text, Form()] = "", visited_on: Annotated[Text, Form()] = "",
+          reason: Annotated[Text, Form()] = ""):
+    """A supervisor corrects a recorded verdict, with the reason (the service audits before and after)."""
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    try:
+        body = VerdictAmend(outcome=outcome or None, violation_type=(violation_type or None) if outcome == "violation"
+                            else None, note=note.strip() or None, visited_on=visited_on or None, reason=reason.strip())
+    except ValidationError as exc:
+        return lead_page(ctx, session, lid, status_code=422, correction_error=verdict_error(exc, ctx.lang))
+    verdicts.amend_verdict(session, lid, body, ctx.principal)
+    return RedirectResponse(f"/leads/{lid}?done=amended#history", status_code=303)
+
+
+@router.post("/leads/{lead_id}/reopen", response_class=HTMLResponse)
+def reopen(lead_id: str, ctx: SupervisorPage, session: SessionDep, csrf: Annotated[Text, Form()] = "",
+           reason: Annotated[Text, Form()] = ""):
+    """A supervisor sends a closed lead back to the field (its verdict is kept, superseded)."""
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    try:
+        body = ReopenCreate(reason=reason.strip())
+    except ValidationError as exc:
+        return lead_page(ctx, session, lid, status_code=422, correction_error=verdict_error(exc, ctx.lang))
+    verdicts.reopen_lead(session, lid, body.reason, ctx.principal)
+    return RedirectResponse(f"/leads/{lid}?done=reopened", status_code=303)
+
+
+def evidence_settings(request: Request) -> EvidenceSettings:
+    return getattr(request.app.state.settings, "evidence", None) or EvidenceSettings()
+
+
+@router.post("/leads/{lead_id}/start", response_class=HTMLResponse)
+def start(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = ""):
+    """The officer sets out: the lead is in progress (the same service the API's POST .../start calls)."""
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    service.start_lead(session, lid, ctx.principal)
+    return RedirectResponse(f"/leads/{lid}?done=started#verdict", status_code=303)
+
+
+@router.post("/leads/{lead_id}/evidence", response_class=HTMLResponse, max_body_size=UPLOAD_BODY_LIMIT)
+async def upload_evidence(lead_id: str, request: Request, ctx: WorkerPage, session: SessionDep,
+                          file: Annotated[UploadFile | None, File()] = None, csrf: Annotated[str, Form()] = "",
+                          note: Annotated[str, Form()] = ""):
+    check_csrf(ctx, csrf)
+    lid = lead_id_of(lead_id)
+    limits = evidence_settings(request)
+    data = await file.read(limits.max_bytes + 1) if file is not None else b""
+    from fastapi.concurrency import run_in_threadpool
+
+    await run_in_threadpool(add_evidence, session, request.app.state.settings.home, lid, ctx.principal,
+                            file.filename if file is not None else None, data, note, limits)
+    return RedirectResponse(f"/leads/{lid}?done=evidence#evidence", status_code=303)
+
+
+@router.get("/leads/{lead_id}/evidence/{evidence_id}")
+def evidence_download(lead_id: str, evidence_id: str, request: Request, ctx: PageDep, session: SessionDep):
+    """One attached file, to whoever may see the lead; photos inline, PDFs as a download."""
+    if not evidence_id.isdigit():
+        raise NotFound()
+    path, row = evidence_file(session, request.app.state.settings.home, lead_id_of(lead_id), int(evidence_id),
+                              ctx.principal)
+    inline = row.kind == "photo"
+    return FileResponse(path, media_type=row.content_type, filename=row.filename,
+                        content_disposition_type="inline" if inline else "attachment",
+                        headers={"Cache-Control": "private, max-age=3600"})
 
 
 def verdict_error(exc: ValidationError, lang: str) -> str:

@@ -1,4 +1,7 @@
-"""The lead queue page: officers their district's queue in queue order, others the city by rank."""
+"""The lead queue page: officers their district's queue in queue order, others the city by rank; sort, search
+(name, code, reason, address, industry name), filters (district, industry, status, alert kind, "mine"), the
+address and industry name of each lead; the list as CSV/XLSX; and the officer's day sheet: the chosen leads
+grouped by industrial park or street, printable, and as CSV."""
 
 from __future__ import annotations
 
@@ -11,14 +14,20 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from serving.console.charts import level_rank
+from serving.console.export import export_format, export_response
 from serving.console.render import PageDep, page_router, render
+from serving.console.route_groups import route_group
 from serving.deps import ModelDep, SessionDep
-from serving.schemas import split_reasons
+from serving.i18n import t
+from serving.industries import codes_named, industry_name
+from serving.console.reasons import lead_reasons
 from serving.services import leads as service
-from serving.services.query import paginate
-from serving.store import LEAD_STATUSES, Alert, Lead, Verdict
+from serving.store import LEAD_STATUSES, Alert, Entity, Lead, Verdict
 
 PAGE_SIZE = 50
+DAY_SHEET_MAX = 200
+SORTS = ("queue", "risk", "name", "address", "industry", "status", "updated")
+OFFICER_SORTS = ("queue", "name", "address", "industry", "status", "updated")  # officers never sort by score
 
 router = page_router()
 
@@ -31,19 +40,27 @@ class QueueFilters:
     kind: str
     text: str
     district: str | None
+    industry: str
+    mine: bool
+    officer: str
+    sort: str
     page: int
 
     @classmethod
-    def of(cls, request: Request) -> "QueueFilters":
+    def of(cls, request: Request, officer: bool) -> "QueueFilters":
         qp = request.query_params
         status = qp.get("status") or ""
         try:
             page = max(1, min(100_000, int(qp.get("page") or 1)))
         except ValueError:
             page = 1
+        sort = qp.get("sort") or "queue"
         return cls(status=status if status in (*LEAD_STATUSES, service.OPEN) else "",
                    kind=(qp.get("kind") or "").strip()[:32], text=(qp.get("q") or "").strip()[:64],
-                   district=(qp.get("district") or "").strip()[:64] or None, page=page)
+                   district=(qp.get("district") or "").strip()[:64] or None,
+                   industry=(qp.get("industry") or "").strip()[:16], mine=qp.get("mine") in ("1", "on", "true"),
+                   officer="" if officer else (qp.get("officer") or "").strip()[:64],
+                   sort=sort if sort in (OFFICER_SORTS if officer else SORTS) else "queue", page=page)
 
 
 def alert_chips(session: Session, run_id: str | None, usccs: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -70,25 +87,130 @@ def queue_tiles(session: Session, district: str | None) -> dict[str, int]:
             "violations": session.scalar(violations) or 0}
 
 
+def queue_query(session: Session, p, f: QueueFilters, district: str | None, run_id: str | None, lang: str):
+    q = (service.select_leads(f.status or service.WORKED, district, f.kind or None, run_id)
+         .add_columns(Entity.address, Entity.industry_code.label("entity_industry"))
+         .outerjoin(Entity, Entity.uscc == Lead.uscc))
+    if f.mine:
+        q = q.where(Lead.assigned_officer == p.username)
+    if f.officer:  # a supervisor's drill-down from an officer's workload
+        q = q.where(Lead.assigned_officer == f.officer)
+    if f.industry:
+        q = q.where(func.coalesce(Entity.industry_code, Lead.industry_code) == f.industry)
+    if f.text:
+        text = f.text
+        conditions = [Lead.reasons.contains(text, autoescape=True), Lead.name.contains(text, autoescape=True),
+                      Lead.uscc.contains(text, autoescape=True), Entity.address.contains(text, autoescape=True)]
+        known = set(session.scalars(select(Entity.industry_code).distinct())) | set(
+            session.scalars(select(Lead.industry_code).distinct()))
+        named = codes_named(text, known, lang)
+        if named:
+            conditions.append(func.coalesce(Entity.industry_code, Lead.industry_code).in_(named))
+        q = q.where(or_(*conditions))
+    return q
+
+
+def queue_order(p, f: QueueFilters) -> tuple:
+    closed_last = (Lead.status == "closed",)
+    by = {
+        "risk": (Lead.risk_score.desc(), Lead.id),
+        "name": (Lead.name, Lead.id),
+        "address": (Entity.address, Lead.id),
+        "industry": (func.coalesce(Entity.industry_code, Lead.industry_code), Lead.id),
+        "status": (Lead.status, Lead.id),
+        "updated": (Lead.updated_at.desc(), Lead.id),
+    }.get(f.sort)
+    return (*closed_last, *by) if by else service.lead_order(p, closed_last=True)
+
+
+def queue_items(p, rows, chips, lang: str) -> list[dict]:
+    items = []
+    for x, address, entity_industry in rows:
+        industry = entity_industry or x.industry_code
+        items.append({
+            "id": x.id, "uscc": x.uscc, "name": x.name, "district": x.district, "status": x.status,
+            "position": x.queue_position, "officer": x.assigned_officer, "address": address,
+            "industry_code": industry, "industry": industry_name(industry, lang),
+            "group": route_group(address, x.district),
+            "top_reason": (lead_reasons(x, lang) or [""])[0], "reasons": lead_reasons(x, lang),
+            "alerts": chips.get(x.uscc, []),
+            "risk": None if p.is_officer else x.risk_score, "rank": None if p.is_officer else x.rank,
+        })
+    return items
+
+
+def _export(items: list[dict], fmt: str, lang: str, officer: bool, day: bool):
+    columns = ([("group", t("day.group", lang))] if day else []) + [
+        ("position" if officer else "rank", t("queue.position") if officer else t("lead.rank", lang)),
+        ("name", t("queue.entity", lang)), ("uscc", t("lead.uscc", lang)), ("address", t("lead.address", lang)),
+        ("district", t("queue.district", lang)), ("industry", t("queue.industry", lang)),
+        ("status", t("queue.status", lang)), ("officer", t("queue.officer", lang)),
+        ("top_reason", t("queue.top_reason", lang))] + ([] if officer else [("risk", t("queue.risk", lang))])
+    for item in items:
+        item["status"] = t(f"status.{item['status']}", lang)
+    return export_response(fmt, "day-sheet" if day else "queue", columns, items,
+                           t("day.title" if day else "queue.title_all", lang))
+
+
+def _filters_context(session: Session, p, district: str | None, lang: str, run_id) -> dict:
+    kinds = sorted(k for k in session.scalars(select(Alert.kind).where(Alert.run_id == run_id).distinct()) if k)
+    districts = [] if p.is_officer else sorted(d for d in session.scalars(select(Lead.district).distinct()) if d)
+    scope = select(func.coalesce(Entity.industry_code, Lead.industry_code)).select_from(Lead).outerjoin(
+        Entity, Entity.uscc == Lead.uscc).where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
+    if district:
+        scope = scope.where(Lead.district == district)
+    codes = {c for c in session.scalars(scope.distinct()) if c}
+    industries = sorted(((c, industry_name(c, lang)) for c in codes), key=lambda x: (x[1], x[0]))
+    return {"kinds": kinds, "districts": districts, "industries": industries}
+
+
 @router.get("/queue", response_class=HTMLResponse)
 def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
-    p, f = ctx.principal, QueueFilters.of(request)
+    p, lang = ctx.principal, ctx.lang
+    f = QueueFilters.of(request, p.is_officer)
     district = service.officer_district(p, f.district)
-    q = service.select_leads(f.status or service.WORKED, district, f.kind or None, model.run_id, f.text)
-    total, rows = paginate(q, session, f.page, PAGE_SIZE, service.lead_order(p, closed_last=True))
-    chips = alert_chips(session, model.run_id, [x.uscc for x in rows])
-    items = [{
-        "id": x.id, "uscc": x.uscc, "name": x.name, "district": x.district, "status": x.status,
-        "position": x.queue_position, "officer": x.assigned_officer,
-        "top_reason": (split_reasons(x.reasons) or [""])[0], "alerts": chips.get(x.uscc, []),
-        "risk": None if p.is_officer else x.risk_score, "rank": None if p.is_officer else x.rank,
-    } for x in rows]
-    kinds = sorted(k for k in session.scalars(select(Alert.kind).where(Alert.run_id == model.run_id).distinct()) if k)
-    districts = [] if p.is_officer else sorted(d for d in session.scalars(select(Lead.district).distinct()) if d)
+    q = queue_query(session, p, f, district, model.run_id, lang)
+    fmt = export_format(request.query_params.get("format"))
+    order = queue_order(p, f)
+    total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
+    q = q.order_by(*order)
+    rows = session.execute(q if fmt else q.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    items = queue_items(p, rows, alert_chips(session, model.run_id, [r[0].uscc for r in rows]), lang)
+    if fmt:
+        return _export(items, fmt, lang, p.is_officer, day=False)
     recorded = request.query_params.get("recorded")
     return render(
         ctx, "queue.html", items=items, total=total, page=f.page, pages=max(1, math.ceil(total / PAGE_SIZE)),
-        status=f.status, kind=f.kind, q=f.text, district=district, kinds=kinds, districts=districts,
-        statuses=LEAD_STATUSES, recorded=int(recorded) if (recorded or "").isdigit() else None,
-        tiles=queue_tiles(session, district),
+        status=f.status, kind=f.kind, q=f.text, district=district, industry=f.industry, mine=f.mine, sort=f.sort,
+        officer=f.officer,
+        sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
+        recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, district),
+        **_filters_context(session, p, district, lang, model.run_id),
     )
+
+
+@router.get("/queue/day", response_class=HTMLResponse)
+def day_sheet(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
+    """The officer's day: the leads of the queue's current filters (default: mine, still open), grouped by
+    park or street for one route, printable; ``?format=csv`` the same, grouped."""
+    p, lang = ctx.principal, ctx.lang
+    f = QueueFilters.of(request, p.is_officer)
+    if not request.query_params.get("status"):
+        f.status = service.OPEN
+    if "mine" not in request.query_params and p.is_officer:
+        f.mine = True
+    district = service.officer_district(p, f.district)
+    q = queue_query(session, p, f, district, model.run_id, lang).order_by(*queue_order(p, f)).limit(DAY_SHEET_MAX)
+    rows = session.execute(q).all()
+    items = queue_items(p, rows, alert_chips(session, model.run_id, [r[0].uscc for r in rows]), lang)
+    items.sort(key=lambda x: (x["group"] == "其他", x["group"], x["address"] or "", x["id"]))
+    fmt = export_format(request.query_params.get("format"))
+    if fmt:
+        return _export(items, fmt, lang, p.is_officer, day=True)
+    groups: dict[str, list[dict]] = {}
+    for item in items:
+        groups.setdefault(item["group"], []).append(item)
+    from datetime import date
+
+    return render(ctx, "day_sheet.html", groups=list(groups.items()), total=len(items), district=district,
+                  mine=f.mine, status=f.status, today=date.today().isoformat(), limit=DAY_SHEET_MAX)

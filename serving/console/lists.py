@@ -1,0 +1,48 @@
+"""What the console's list pages share: lenient query parameters, paging of row tuples, and the export
+switch (``?format=csv|xlsx`` gives the whole filtered list as a file instead of the page)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from serving.console.export import export_format
+
+PAGE_SIZE = 50
+
+
+def text_param(request: Request, name: str, limit: int = 64) -> str:
+    """A query value, trimmed and cut to ``limit`` characters ('' when absent)."""
+    return (request.query_params.get(name) or "").strip()[:limit]
+
+
+def choice_param(request: Request, name: str, allowed) -> str:
+    """A query value when it is one of ``allowed``, else '' (a bad value shows the default, not an error)."""
+    value = text_param(request, name)
+    return value if value in allowed else ""
+
+
+@dataclass
+class Listing:
+    page: int
+    fmt: str | None
+
+    @classmethod
+    def of(cls, request: Request) -> "Listing":
+        try:
+            page = max(1, min(100_000, int(request.query_params.get("page") or 1)))
+        except ValueError:
+            page = 1
+        return cls(page=page, fmt=export_format(request.query_params.get("format")))
+
+    def rows(self, session: Session, query: Select, order_by, size: int = PAGE_SIZE) -> tuple[int, list, int]:
+        """(total, the rows of this page, number of pages); an export gets every row on one page."""
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+        q = query.order_by(*order_by)
+        if self.fmt is None:
+            q = q.offset((self.page - 1) * size).limit(size)
+        return total, session.execute(q).all(), max(1, math.ceil(total / size))

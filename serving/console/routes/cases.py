@@ -1,0 +1,164 @@
+"""The case track's page: documented breaches by kind, each with its evidence, the action it needs and its
+status, moved along (open -> in progress -> closed | dismissed; a supervisor reopens) with the same service
+the API's ``POST /api/v1/cases/{id}/status`` calls. Beside the cases, the two kinds of notice the checks raise
+before a breach: quota use in three colours with each entity's year-to-date curve, and permit renewals at 90
+and 60 days. Officers see their own district's. Every list exports as CSV/XLSX."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, or_, select
+
+from serving.console.alert_text import alert_text
+from serving.console.charts import LEVEL_ORDER, ytd_curve_svg, ytd_share
+from serving.console.export import export_response
+from serving.console.lists import Listing, choice_param, text_param
+from serving.console.render import PageDep, check_csrf, page_router, render
+from serving.console.routes.alerts import lead_links, quota_thresholds
+from serving.deps import ModelDep, SessionDep
+from serving.errors import NotFound
+from serving.i18n import t
+from serving.services import cases as service
+from serving.services.leads import officer_district
+from serving.store import Alert, Case, Series
+
+router = page_router()
+CASE_KINDS = ("expired_permit_in_use", "unpermitted_use", "quota_red", "tax_verification", "source_prevention")
+NOTICE_KINDS = {"quota": ("quota", "quota_projection"), "renewal": ("renewal",)}  # tab -> alert kinds
+TABS = ("quota", "renewal", *CASE_KINDS)
+STATUSES = ("open", "in_progress", "closed", "dismissed")
+
+
+def _cases(kind: str, district: str | None, status: str, text: str):
+    q = service.select_cases(kind, district, status or None)
+    if text:
+        q = q.where(or_(Case.name.contains(text, autoescape=True), Case.uscc.contains(text, autoescape=True),
+                        Case.permit_id.contains(text, autoescape=True), Case.project_id.contains(text, autoescape=True)))
+    return q
+
+
+def _notices(run_id, kinds: tuple[str, ...], district: str | None, level: str, text: str):
+    q = select(Alert).where(Alert.run_id == run_id, Alert.kind.in_(kinds))
+    if district:
+        q = q.where(Alert.district == district)
+    if level:
+        q = q.where(Alert.level == level)
+    if text:
+        q = q.where(or_(Alert.name.contains(text, autoescape=True), Alert.uscc.contains(text, autoescape=True),
+                        Alert.permit_id.contains(text, autoescape=True)))
+    return q
+
+
+def _tab_counts(session, run_id, district: str | None) -> dict[str, int]:
+    where = [Case.district == district] if district else []
+    counts = dict(session.execute(select(Case.kind, func.count()).where(Case.status.in_(("open", "in_progress")),
+                                                                        *where).group_by(Case.kind)).all())
+    a_where = [Alert.district == district] if district else []
+    for tab, kinds in NOTICE_KINDS.items():
+        counts[tab] = session.scalar(select(func.count()).select_from(Alert).where(
+            Alert.run_id == run_id, Alert.kind.in_(kinds), *a_where)) or 0
+    return counts
+
+
+def case_text(c: Case, lang: str) -> str:
+    return (c.evidence_text_en if lang == "en" else c.evidence_text) or c.evidence_text or ""
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
+    lang, listing = ctx.lang, Listing.of(request)
+    tab = choice_param(request, "kind", TABS) or "quota"
+    district = officer_district(ctx.principal, text_param(request, "district") or None)
+    status, level, text = choice_param(request, "status", STATUSES), text_param(request, "level", 16), text_param(request, "q")
+    severity = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
+    notices, rows = tab in NOTICE_KINDS, []
+    if notices:
+        order = (sql_case(severity, value=Alert.level, else_=len(severity)), Alert.value.desc(), Alert.alert_id)
+        if tab == "renewal":
+            order = (Alert.value, Alert.alert_id)  # fewest days left first
+        total, found, pages = listing.rows(session, _notices(model.run_id, NOTICE_KINDS[tab], district, level, text),
+                                           order)
+        rows = [r[0] for r in found]
+    else:
+        total, found, pages = listing.rows(session, _cases(tab, district, status, text),
+                                           (Case.status.in_(("closed", "dismissed")), Case.district, Case.case_id))
+        rows = [r[0] for r in found]
+    if listing.fmt:
+        return _export(tab, rows, listing.fmt, lang)
+    links = lead_links(session, list({r.uscc for r in rows if r.uscc}), district)
+    items = []
+    if notices:
+        series = {}
+        if tab == "quota" and rows:
+            series = dict(session.execute(select(Series.uscc, Series.series)
+                                          .where(Series.uscc.in_([a.uscc for a in rows if a.uscc]))).all())
+        thresholds = quota_thresholds(request.app.state.settings)
+        labels = {"title": t("alerts.ytd", lang), "projection": t("alerts.projection", lang),
+                  "now": t("alerts.ytd_now", lang), "jan": t("alerts.jan", lang), "dec": t("alerts.dec", lang)}
+        red_cases = {} if tab != "quota" else {
+            (c.uscc, c.period): c for c in session.scalars(select(Case).where(
+                Case.kind == "quota_red", Case.uscc.in_([a.uscc for a in rows if a.uscc])))}
+        for a in rows:
+            chart = (ytd_curve_svg(ytd_share(series.get(a.uscc) or {}, str(a.period or "")[:4], a.value,
+                                             bool(a.permit_id)), thresholds, labels)
+                     if tab == "quota" and series.get(a.uscc) else None)
+            items.append({"a": a, "text": alert_text(a, lang), "chart": chart, "lead_id": links.get(a.uscc),
+                          "case": red_cases.get((a.uscc, str(a.period or "")[:4]))})
+    else:
+        items = [{"c": c, "text": case_text(c, lang), "lead_id": links.get(c.uscc),
+                  "moves": [s for s in service.MOVES.get(c.status, ()) if s != "open" or ctx.principal.role
+                            in ("supervisor", "admin")]} for c in rows]
+    levels = [] if not notices else sorted({lv for lv in session.scalars(select(Alert.level).where(
+        Alert.run_id == model.run_id, Alert.kind.in_(NOTICE_KINDS[tab])).distinct()) if lv},
+        key=lambda lv: severity.get(lv, 99))
+    districts = [] if ctx.principal.is_officer else sorted(
+        d for d in session.scalars(select(Case.district).distinct()) if d)
+    return render(ctx, "cases.html", tab=tab, tabs=TABS, counts=_tab_counts(session, model.run_id, district),
+                  items=items, total=total, page=listing.page, pages=pages, notices=notices, district=district,
+                  districts=districts, status=status, statuses=STATUSES, level=level, levels=levels, q=text,
+                  thresholds=quota_thresholds(request.app.state.settings),
+                  flash=request.query_params.get("done"))
+
+
+@router.post("/cases/{case_id}/status", response_class=HTMLResponse)
+def move(case_id: str, request: Request, ctx: PageDep, session: SessionDep, csrf: Annotated[str, Form()] = "",
+         status: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "", back: Annotated[str, Form()] = ""):
+    check_csrf(ctx, csrf)
+    if status not in STATUSES:
+        raise NotFound()
+    c = service.set_status(session, case_id[:64], status, note.strip()[:500] or None, ctx.principal)
+    target = back if back.startswith("/cases") and not back.startswith("//") else f"/cases?kind={c.kind}"
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}done={status}", status_code=303)
+
+
+def _export(tab: str, rows, fmt: str, lang: str):
+    if tab in NOTICE_KINDS:
+        columns = [("kind", t("alerts.kind", lang)), ("level", t("alerts.level", lang)),
+                   ("name", t("queue.entity", lang)), ("uscc", t("lead.uscc", lang)),
+                   ("district", t("queue.district", lang)), ("permit_id", t("lead.permit_id", lang)),
+                   ("period", t("alerts.period", lang)), ("value", t("alerts.value", lang)),
+                   ("threshold", t("alerts.threshold", lang)), ("unit", t("alerts.unit", lang)),
+                   ("text", t("dash.text", lang))]
+        items = [{"kind": t(f"kind.{a.kind}", lang), "level": t(f"level.{a.level}", lang) if a.level else None,
+                  "name": a.name, "uscc": a.uscc, "district": a.district, "permit_id": a.permit_id,
+                  "period": a.period, "value": a.value, "threshold": a.threshold, "unit": a.unit,
+                  "text": alert_text(a, lang)} for a in rows]
+    else:
+        columns = [("case_id", t("cases.id", lang)), ("kind", t("cases.kind", lang)), ("name", t("queue.entity", lang)),
+                   ("uscc", t("lead.uscc", lang)), ("district", t("queue.district", lang)),
+                   ("permit_id", t("lead.permit_id", lang)), ("project_id", t("cases.project", lang)),
+                   ("period", t("alerts.period", lang)), ("action", t("cases.action", lang)),
+                   ("status", t("queue.status", lang)), ("volume_at_stake_m3", t("cases.volume", lang)),
+                   ("tax_at_stake_yuan", t("cases.tax", lang)), ("verified_m3", t("cases.verified", lang)),
+                   ("assignee", t("cases.assignee", lang)), ("evidence", t("cases.evidence", lang))]
+        items = [{"case_id": c.case_id, "kind": t(f"casekind.{c.kind}", lang), "name": c.name, "uscc": c.uscc,
+                  "district": c.district, "permit_id": c.permit_id, "project_id": c.project_id, "period": c.period,
+                  "action": t(f"action.{c.action}", lang), "status": t(f"case.{c.status}", lang),
+                  "volume_at_stake_m3": c.volume_at_stake_m3, "tax_at_stake_yuan": c.tax_at_stake_yuan,
+                  "verified_m3": c.verified_m3, "assignee": c.assignee, "evidence": case_text(c, lang)} for c in rows]
+    return export_response(fmt, f"cases-{tab}", columns, items, t("nav.cases", lang))
