@@ -2,7 +2,7 @@
 departments' inspections and the officers' evidence files, for a lead's inspection history.
 
 Revision ID: c001 (the console's migrations are c001, c002, ...; they chain after the serving helper's last)
-Revises: 0002
+Revises: 0003
 """
 
 from __future__ import annotations
