@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.engine.base import EngineSettings
 
 from features.settings import LinkageSettings
 from models.settings import RuleSettings
@@ -42,6 +46,12 @@ class Settings(BaseSettings):
     secret_key: str = Field("dev-only-secret-never-use-in-production", description="signs login tokens")
     token_minutes: int = 8 * 60
     show_progress: bool = True
+
+    engine: Literal["embedded", "duckdb", "spark", "memory"] = Field(
+        "embedded", description="embedded (DuckDB, partitioned), spark (at spark_master), memory (pandas, one piece)"
+    )
+    spark_master: str | None = Field(None, description="Spark master URL, e.g. spark://host:7077; default local[2]")
+    scale: EngineSettings = Field(default_factory=EngineSettings)
 
     # one settings object per layer, each declared beside the code that reads it
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
