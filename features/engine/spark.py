@@ -121,8 +121,13 @@ class SparkEngine:
     name = "spark"
 
     def __init__(self, settings: EngineSettings, master: str = "local[2]"):
+        import os
+
         from pyspark.sql import SparkSession
 
+        # PySpark starts its Python workers with PYSPARK_PYTHON (default python3): this interpreter, so the
+        # workers import the same packages (set for the child processes only when the user has not set it)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         self.settings = settings
         self.spark = (
             SparkSession.builder.master(master)
