@@ -64,6 +64,8 @@ def _assert_same(a: dict, b: dict, exact: bool) -> None:
     pd.testing.assert_frame_equal(a["profiles"], b["profiles"], **({"check_exact": True} if exact else tol))
     pd.testing.assert_frame_equal(a["snapshot"], b["snapshot"], **({"check_exact": True} if exact else tol))
     pd.testing.assert_frame_equal(_by_id(a["alerts"]), _by_id(b["alerts"]), check_exact=True, check_dtype=False)
+    cases_a, cases_b = (x["cases"].sort_values("case_id").reset_index(drop=True) for x in (a, b))
+    pd.testing.assert_frame_equal(cases_a, cases_b, check_exact=True, check_dtype=False)
     pd.testing.assert_frame_equal(a["water_rights"], b["water_rights"], check_exact=True, check_dtype=False)
     pd.testing.assert_frame_equal(a["outbox"], b["outbox"], check_exact=True, check_dtype=False)
 
@@ -72,7 +74,7 @@ def test_partitioned_embedded_run_equals_the_in_memory_run(in_memory, embedded):
     plan = embedded["ws"].root / "partitioned" / "plan.json"
     assert plan.exists()
     assert len(list((embedded["ws"].stage("profiles") / "profiles.parquet").glob("part-*.parquet"))) == 4
-    assert len(in_memory["profiles"]) > 50_000 and len(in_memory["alerts"]) > 50
+    assert len(in_memory["profiles"]) > 50_000 and len(in_memory["alerts"]) > 50 and len(in_memory["cases"]) > 20
     assert in_memory["profiles"]["use_per_employee_peer_z"].notna().sum() > 10_000  # peers crossed partitions
     _assert_same(in_memory, embedded, exact=False)
 
