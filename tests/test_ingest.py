@@ -151,3 +151,26 @@ def test_missing_required_column_names_file_and_column(sample_drop, tmp_path):
     assert result.exit_code == 2
     assert "tax.csv" in result.output and "declared_m3" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ingest_in_chunks_equals_one_piece_with_duplicates_across_chunks(sample_drop, tmp_path):
+    """Streaming ingest (issue #13): chunk after chunk, duplicate keys found across chunks, the same
+    typed rows, quarantine and counts as validating the whole file at once."""
+    from features.ingest import ingest_table, read_raw, validate_table
+
+    path = tmp_path / "supply.csv"
+    head = pd.read_csv(sample_drop / "supply.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig").head(60)
+    head.to_csv(path, index=False)
+    # bad cells in several chunks, and rows 2 and 40 repeated at the end (and row 40's key again inside)
+    _break_cells(path, {3: {"month": "2026-13"}, 11: {"volume_m3": "-5"}, 25: {"account_id": ""}}, append_copy_of=2)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.concat([frame.iloc[:50], frame.iloc[[39]], frame.iloc[50:], frame.iloc[[39]]], ignore_index=True)
+    frame.to_csv(path, index=False)
+    whole = validate_table(TABLES["supply"], read_raw(path), path.name)
+    streamed = ingest_table(TABLES["supply"], path, tmp_path / "typed.parquet", chunk_rows=7)
+    assert streamed["summary"] == whole.summary
+    assert whole.summary["quarantined"] == 6  # 3 bad cells, 3 duplicates
+    assert (streamed["quarantine"]["reason"].str.startswith("duplicate key")).sum() == 3
+    pd.testing.assert_frame_equal(streamed["quarantine"], whole.quarantine, check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "typed.parquet").astype(whole.accepted.dtypes),
+                                  whole.accepted, check_exact=True)
