@@ -33,37 +33,79 @@ def snapshot_at_as_of(workspace: Path | str, settings=None) -> tuple[pd.DataFram
     return entity_snapshot(profiles_at_as_of(ws.root, tables, links, as_of), tables, as_of), as_of
 
 
+def snapshot_chunks(workspace: Path | str, settings=None, chunk_rows: int = 250_000):
+    """The snapshot at as-of, a chunk of at most ``chunk_rows`` entities at a time: the partitions an
+    engine run saved, read one by one, or the snapshot in slices."""
+    import pyarrow.parquet as pq
+
+    ws = Workspace(workspace)
+    folder = ws.table_path("profiles", "snapshot")
+    saved = folder.is_dir() and ws.manifest().get("profiles_as_of") == ws.as_of().date().isoformat()
+    if saved:
+        for part in sorted(folder.glob("part-*.parquet")):
+            pf = pq.ParquetFile(part)
+            for batch in pf.iter_batches(batch_size=chunk_rows):
+                yield pa_table(batch, pf).to_pandas().set_index("uscc")
+        return
+    snapshot, _ = snapshot_at_as_of(workspace, settings)
+    for start in range(0, max(len(snapshot), 1), chunk_rows):
+        yield snapshot.iloc[start : start + chunk_rows]
+
+
+def pa_table(batch, pf):
+    """A record batch as a table with the file's pandas metadata (so dtypes come back as written)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch]).replace_schema_metadata(pf.schema_arrow.metadata)
+
+
 def score(
-    workspace: Path | str, settings, bundle: ModelBundle | None = None, reasons_for: int | None = None
+    workspace: Path | str, settings, bundle: ModelBundle | None = None, reasons_for: int | None = None,
+    chunk_rows: int = 250_000,
 ) -> pd.DataFrame:
     """Leads: every registered, non-deregistered entity once, rank 1 = highest risk, with reasons.
 
     ``reasons_for`` limits the (slower) explanations to the first ranks; None explains every entity,
-    since exploration can put any of them in an officer's queue.
+    since exploration can put any of them in an officer's queue. Entities are scored ``chunk_rows`` at a
+    time, so memory is bounded by a chunk and the leads; scores do not depend on the batch (the model's
+    arithmetic is row by row, ``tests/test_determinism.py``), so the leads equal an unchunked run's.
     """
     from models.reasons import explain
 
     bundle = bundle if bundle is not None else load_champion(workspace)
-    snapshot, as_of = snapshot_at_as_of(workspace, settings if hasattr(settings, "linkage") else None)
-    X = bundle.matrix(snapshot)
-    risk = bundle.model.predict_proba(X)[:, 1]
-    order = np.lexsort((snapshot.index.to_numpy(dtype=str), -risk))
-    X = X.iloc[order]
-    explained = np.zeros(len(X), dtype=bool)
-    explained[: len(X) if reasons_for is None else reasons_for] = True
-    reasons = np.full(len(X), "", dtype=object)
-    if explained.any():
-        reasons[explained] = [REASON_SEPARATOR.join(r) for r in explain(bundle.model, X[explained], top=3)]
-    meta = snapshot.iloc[order]
+    settings_arg = settings if hasattr(settings, "linkage") else None
+    metas, risks = [], []
+    for chunk in snapshot_chunks(workspace, settings_arg, chunk_rows):
+        risks.append(bundle.model.predict_proba(bundle.matrix(chunk))[:, 1])
+        metas.append(pd.DataFrame({
+            "uscc": chunk.index.astype("str"), "name": chunk["name"].to_numpy(), "district": chunk["district"].to_numpy(),
+            "industry_code": chunk["industry_code"].to_numpy(),
+        }))
+    meta = pd.concat(metas, ignore_index=True)
+    risk = np.concatenate(risks) if risks else np.zeros(0)
+    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk))
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    wanted = rank < (len(order) if reasons_for is None else reasons_for)
+    reasons = np.full(len(order), "", dtype=object)
+    if wanted.any():
+        start = 0
+        for chunk in snapshot_chunks(workspace, settings_arg, chunk_rows):
+            rows = np.flatnonzero(wanted[start : start + len(chunk)])
+            if len(rows):
+                X = bundle.matrix(chunk.iloc[rows])
+                reasons[start + rows] = [REASON_SEPARATOR.join(r) for r in explain(bundle.model, X, top=3)]
+            start += len(chunk)
+    meta = meta.iloc[order]
     leads = pd.DataFrame(
         {
-            "rank": np.arange(1, len(X) + 1),
-            "uscc": meta.index.astype("str"),
+            "rank": np.arange(1, len(order) + 1),
+            "uscc": meta["uscc"].to_numpy(),
             "name": meta["name"].to_numpy(),
             "district": meta["district"].to_numpy(),
             "industry_code": meta["industry_code"].to_numpy(),
             "risk_score": risk[order],
-            "reasons": pd.array(reasons, dtype="str"),
+            "reasons": pd.array(reasons[order], dtype="str"),
             "model_version": bundle.version,
         }
     )

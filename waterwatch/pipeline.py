@@ -76,7 +76,11 @@ def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFra
     if settings.engine != "memory":
         from waterwatch.scale import run_engine_stages
 
-        run_engine_stages(ws, settings, stages=("profiles",), progress=progress_factory(settings))
+        from training.backtest import cutoff_dates
+
+        ws.require_typed()
+        cutoffs = cutoff_dates(ws.as_of(), settings.model.backtest_cutoffs)  # training reads these snapshots
+        run_engine_stages(ws, settings, stages=("profiles",), cutoffs=cutoffs, progress=progress_factory(settings))
         ws.update_manifest(profiles_as_of=ws.as_of().date().isoformat())
         profiles = ws.read("profiles", "profiles")
         for col in profiles.select_dtypes("datetime").columns:  # Parquet stores seconds as milliseconds

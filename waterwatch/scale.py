@@ -96,6 +96,9 @@ def run_engine_stages(ws: Workspace, settings, stages=("profiles", "checks"), cu
     """
     from models.rules.rights import match_market
 
+    ws.require_typed()
+    if not ws.has("linked", "linkage"):
+        raise FileNotFoundError(f"{ws.stage('linked')} has no linkage: run `waterwatch ingest` (it links) first")
     engine = engine_for(settings, ws)
     try:
         plan = partitioned(ws, engine, settings.scale.bucket_entities)
