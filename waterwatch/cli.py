@@ -253,10 +253,16 @@ def pipeline(
     as_of: Optional[str] = typer.Option(None, help="YYYY-MM-DD; default: first day after the drop's last month"),
     trials: Optional[int] = typer.Option(None, help="Optuna trials for training (default from settings)"),
 ) -> None:
-    """Run every stage in order from a drop into OUT."""
+    """Run every stage in order from a drop into OUT (a province drop: every city, one model, a summary)."""
     from waterwatch.pipeline import run_pipeline
+    from waterwatch.province import province_cities, run_province
 
     settings = _settings()
+    if province_cities(data):
+        result = run_province(data, out, settings, as_of=as_of, trials=trials)
+        typer.echo(result["summary"].to_string(index=False))
+        typer.echo(f"province results in {out.resolve()} (province.html; cities/<city>/ per city)")
+        return
     result = run_pipeline(data, out, settings, as_of=as_of, trials=trials)
     _print_summary(result["ingest_summary"])
     typer.echo(f"results in {out.resolve()}")
