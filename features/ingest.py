@@ -202,7 +202,11 @@ def _cell_problems(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, li
 
 def raw_key(spec: TableSpec, raw: pd.DataFrame) -> pd.Series:
     """The key of each row as the file wrote it, joined with '|' (how a duplicate is reported)."""
-    return raw[list(spec.key)].astype("str").agg("|".join, axis=1)
+    cols = [raw[k].astype("str") for k in spec.key]
+    out = cols[0]
+    for col in cols[1:]:
+        out = out + "|" + col
+    return out
 
 
 def duplicate_key_problems(keys: pd.DataFrame, rows: np.ndarray, written: pd.Series, spec: TableSpec) -> tuple[np.ndarray, pd.DataFrame]:
