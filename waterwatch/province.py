@@ -152,6 +152,8 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
             mine.insert(0, "rank", range(1, len(mine) + 1))
             mine.to_csv(out / "cities" / c["folder"] / "leads.csv", index=False)
     shutil.copyfile(pws.stage("models") / "model.json", out / "model.json")
+    for c in cities:  # each city folder is a city run: `waterwatch publish` loads it into the city's store
+        shutil.copyfile(out / "model.json", out / "cities" / c["folder"] / "model.json")
     summary = province_summary(cities, city_ws, checked, leads)
     summary.to_csv(out / "province_summary.csv", index=False)
     (out / "province.html").write_text(province_report(summary, cities, common), encoding="utf-8")
