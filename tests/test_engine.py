@@ -39,6 +39,7 @@ def _run(ingested: Path, target: Path, engine: str, per_partition: int = PER_PAR
     shutil.copytree(ingested, target)
     settings = Settings(engine=engine, show_progress=False)
     settings.scale.bucket_entities = per_partition
+    settings.scale.spark_shuffle_partitions = 2  # local[2]: one per core
     ws = Workspace(target)
     profiles = run_profiles(ws, settings)
     checked = run_checks(ws, settings)
