@@ -20,7 +20,13 @@ import pyarrow.parquet as pq
 
 from features.engine import Engine, PartitionPlan, open_engine
 from features.engine.base import read_parts
-from features.engine.profiles import finish_partition, peer_codes, peer_part_statistics, profile_partition
+from features.engine.profiles import (
+    finish_partition,
+    peer_codes,
+    peer_part_statistics,
+    profile_partition,
+    whole_city_partition,
+)
 from features.workspace import Workspace
 
 STAGING = "staging"
@@ -76,8 +82,10 @@ def check_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: d
 
 
 def feature_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: dict) -> dict[str, pd.DataFrame]:
-    """Step 1 of the profiles and, when asked, the checks of one partition."""
-    out = profile_partition(tables, links, ctx) if "profiles" in ctx["stages"] else {}
+    """Step 1 of the profiles (all of them for a city of one partition) and, when asked, the checks."""
+    out = {}
+    if "profiles" in ctx["stages"]:
+        out = whole_city_partition(tables, links, ctx) if ctx["single"] else profile_partition(tables, links, ctx)
     if "checks" in ctx["stages"]:
         out.update(check_partition(tables, links, ctx))
     return out
@@ -107,14 +115,19 @@ def run_engine_stages(ws: Workspace, settings, stages=("profiles", "checks"), cu
             "as_of": as_of, "first_month": plan.first_month, "rules": settings.rules, "stages": tuple(stages),
             "already_queued": set(already_queued),
             "peer_codes": peer_codes(_entity_industries(ws)) if "profiles" in stages else {},
+            "single": plan.buckets == 1, "cutoffs": [pd.Timestamp(c) for c in cutoffs],
         }
         staging = ws.reset_stage(STAGING)
         engine.map_buckets(ws.stage("partitioned"), plan, feature_partition, ctx, staging, progress=progress)
         result: dict = {"plan": plan}
-        if "profiles" in stages:
+        if "profiles" in stages and ctx["single"]:  # the partition's outputs are final
+            out = ws.reset_stage("profiles")
+            for folder in staging.glob("*.parquet"):
+                if folder.name.startswith(("profiles", "snapshot")):
+                    folder.rename(out / folder.name)
+        elif "profiles" in stages:
             engine.map_groups(staging / "peer_observations.parquet", "part", peer_part_statistics, staging / "peer_stats.parquet")
             ctx["peer_stats"] = read_parts(staging / "peer_stats.parquet")
-            ctx["cutoffs"] = [pd.Timestamp(c) for c in cutoffs]
             out = ws.reset_stage("profiles")
             engine.map_buckets(ws.stage("partitioned"), plan, finish_partition, ctx, out,
                                extra={"profiles_staged": staging / "profiles_staged.parquet"}, progress=progress)

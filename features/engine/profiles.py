@@ -95,12 +95,23 @@ def profile_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx:
     }
 
 
+def whole_city_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: dict) -> dict[str, pd.DataFrame]:
+    """A city that is one partition: its own peer statistics are the city's, so steps 1-3 are one."""
+    profiles = build_profiles(tables, links, ctx["as_of"], first_month=ctx["first_month"])
+    return snapshots(profiles, tables, ctx)
+
+
+def snapshots(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], ctx: dict) -> dict[str, pd.DataFrame]:
+    """The final profiles and the snapshots at as-of and at each backtest cut-off."""
+    out = {"profiles": profiles, "snapshot": entity_snapshot(profiles, tables, ctx["as_of"]).reset_index()}
+    for cut in ctx.get("cutoffs", ()):
+        out[f"snapshot_{pd.Timestamp(cut):%Y-%m-%d}"] = entity_snapshot(profiles, tables, cut).reset_index()
+    return out
+
+
 def finish_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: dict) -> dict[str, pd.DataFrame]:
     """Step 3 on one partition (its step-1 profiles in ``tables["profiles_staged"]``): city-wide peer
     z-scores, the snapshot at as-of and at each backtest cut-off."""
     staged = tables["profiles_staged"]
     profiles = apply_peer_statistics(staged, tables["entities"], ctx["peer_codes"], ctx["peer_stats"])
-    out = {"profiles": profiles, "snapshot": entity_snapshot(profiles, tables, ctx["as_of"]).reset_index()}
-    for cut in ctx.get("cutoffs", ()):
-        out[f"snapshot_{pd.Timestamp(cut):%Y-%m-%d}"] = entity_snapshot(profiles, tables, cut).reset_index()
-    return out
+    return snapshots(profiles, tables, ctx)
