@@ -52,10 +52,22 @@ class TableResult:
 
 
 def find_table_file(data_dir: Path, name: str) -> Path | None:
-    candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.exists()]
+    """``<name>.csv`` or ``<name>.parquet``, or a folder ``<name>/`` of CSV and Parquet parts (at province
+    scale a table comes partitioned, e.g. ``supply/month=2024-01/part-0.parquet``)."""
+    candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet", data_dir / name) if p.exists()]
     if len(candidates) > 1:
-        raise IngestError(f"{data_dir}: both {name}.csv and {name}.parquet exist; keep one")
+        raise IngestError(f"{data_dir}: {' and '.join(p.name for p in candidates)} all hold table '{name}'; keep one")
     return candidates[0] if candidates else None
+
+
+def table_parts(path: Path) -> list[Path]:
+    """The files of a table: the file itself, or a folder's CSV and Parquet files in path order."""
+    if not path.is_dir():
+        return [path]
+    parts = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet"))
+    if not parts:
+        raise IngestError(f"{path}: a table folder with no .csv or .parquet file")
+    return parts
 
 
 def read_raw(path: Path) -> pd.DataFrame:
@@ -287,6 +299,11 @@ def validate_table(spec: TableSpec, raw: pd.DataFrame, file: str) -> TableResult
 # -- the stage ----------------------------------------------------------------
 
 
+def _sha256_parts(paths: list[Path]) -> str:
+    """One hash over a table's files (their hashes in path order)."""
+    return hashlib.sha256("".join(_sha256(p) for p in paths).encode()).hexdigest()
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -362,14 +379,19 @@ def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CH
 
     staging = target.with_name(f".{target.stem}.chunks")
     staging.mkdir(parents=True, exist_ok=True)
-    read, parts, quarantines = 0, [], []
-    for i, raw in enumerate(iter_raw(path, chunk_rows)):
-        good, quarantine = validate_chunk(spec, raw, path.name, first_row=read + 1)
-        read += len(raw)
-        quarantines.append(quarantine)
-        part = staging / f"part-{i:05d}.parquet"
-        good.to_parquet(part, index=False)
-        parts.append(part)
+    read, parts, quarantines, spans = 0, [], [], []
+    # a table in several files: rows are numbered on through the files in path order (the quarantine
+    # names each row's file), so that "first seen at row N" and the partitions' row order stay defined
+    for source in table_parts(path):
+        name = path.name if source == path else str(source.relative_to(path.parent))
+        for raw in iter_raw(source, chunk_rows):
+            good, quarantine = validate_chunk(spec, raw, name, first_row=read + 1)
+            spans.append((read + 1, name))
+            read += len(raw)
+            quarantines.append(quarantine)
+            part = staging / f"part-{len(parts):05d}.parquet"
+            good.to_parquet(part, index=False)
+            parts.append(part)
     dups = _duplicates(spec, parts)
     dropped = set(dups["row_number"].astype("int64"))
     writer, accepted, findings, last_month = None, 0, 0, None
@@ -396,8 +418,16 @@ def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CH
         for part in parts:
             part.unlink()
         staging.rmdir()
-    problems = [q.drop(columns=["table", "file"]) for q in quarantines if len(q)] + ([dups] if len(dups) else [])
-    quarantine = _quarantine_frame(spec, problems, path.name)
+    if len(dups):  # the file each duplicate row came from
+        starts = np.array([start for start, _ in spans])
+        names = np.array([name for _, name in spans], dtype=object)
+        dups = dups.assign(file=names[np.searchsorted(starts, dups["row_number"].to_numpy(dtype="int64"), side="right") - 1])
+        dups.insert(0, "table", spec.name)
+    problems = [q for q in quarantines if len(q)] + ([dups[QUARANTINE_COLUMNS]] if len(dups) else [])
+    quarantine = (
+        pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable").reset_index(drop=True)
+        if problems else _quarantine_frame(spec, [], path.name)
+    )
     summary = {"read": read, "accepted": accepted,
                "quarantined": int(quarantine["row_number"].nunique()) if len(quarantine) else 0}
     assert summary["read"] == summary["accepted"] + summary["quarantined"], (spec.name, summary)
@@ -446,7 +476,8 @@ def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None,
         data_dir=str(data_dir.resolve()),
         as_of=resolved_as_of.date().isoformat(),
         sources={
-            name: {"file": res["file"], "sha256": _sha256(files[name]), "rows": res["summary"]["read"],
+            name: {"file": res["file"], "sha256": _sha256(files[name]) if files[name].is_file() else
+                   _sha256_parts(table_parts(files[name])), "rows": res["summary"]["read"],
                    "uscc_findings": res["uscc_findings"]}
             for name, res in results.items()
         },
