@@ -65,3 +65,36 @@ def test_province_run_keeps_cities_apart_and_ranks_them_together(province_drop, 
     html = (out / "province.html").read_text(encoding="utf-8")
     assert "德州市" in html and "聊城市" in html and "<script" not in html
     assert result["summary"]["leads_top_1pct"].sum() == max(1, round(0.01 * len(leads)))
+    _city_folder_publishes_with_the_province_page(out, tmp_path)
+
+
+def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> None:
+    """A city folder of the province run is a city run: it publishes into the city's store, and the
+    console's province page shows every city from it (supervisors only)."""
+    from fastapi.testclient import TestClient
+
+    from serving.api import create_app
+    from serving.auth import DEMO_PASSWORD
+    from serving.console import console_router
+    from serving.publish import publish_run
+    from serving.store import Lead, open_store
+
+    settings = Settings(home=tmp_path / "store", database_url=f"sqlite:///{tmp_path / 'lc.db'}",
+                        secret_key="test-secret-0123456789abcdef-0123456789", show_progress=False)
+    _, sessions = open_store(settings.resolved_database_url())
+    publish_run(out / "cities" / "city=371500", sessions, settings)
+    with sessions() as s:
+        queued = s.query(Lead).filter(Lead.in_queue.is_(True)).all()
+    city = pd.read_csv(out / "cities" / "city=371500" / "leads.csv", dtype={"uscc": str})
+    assert queued and {lead.uscc for lead in queued} <= set(city["uscc"])  # the city's queue holds its own leads
+    app = create_app(settings, session_factory=sessions, routers=[console_router()])
+    with TestClient(app, base_url="http://testserver") as client:
+        client.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD})
+        page = client.get("/province")
+        assert page.status_code == 200
+        assert "德州市" in page.text and "聊城市" in page.text and 'id="province-cities"' in page.text
+        summary = pd.read_csv(out / "province_summary.csv")
+        assert f"{int(summary['alerts'].iloc[0]):,}" in page.text
+    with TestClient(app, base_url="http://testserver") as officer:
+        officer.post("/login", data={"username": "officer1", "password": DEMO_PASSWORD})
+        assert officer.get("/province").status_code == 403

@@ -151,10 +151,17 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
             mine.insert(1, "province_rank", mine.pop("rank"))
             mine.insert(0, "rank", range(1, len(mine) + 1))
             mine.to_csv(out / "cities" / c["folder"] / "leads.csv", index=False)
-    shutil.copyfile(pws.stage("models") / "model.json", out / "model.json")
-    for c in cities:  # each city folder is a city run: `waterwatch publish` loads it into the city's store
-        shutil.copyfile(out / "model.json", out / "cities" / c["folder"] / "model.json")
     summary = province_summary(cities, city_ws, checked, leads)
+    model = json.loads((pws.stage("models") / "model.json").read_text(encoding="utf-8"))
+    model["province"] = {  # the console's province page reads it from the published run
+        "province": cities[0].get("province", ""), "as_of": common.date().isoformat(),
+        "cities": [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                   for row in summary.to_dict("records")],
+    }
+    text = json.dumps(model, ensure_ascii=False, indent=2, default=str)
+    (out / "model.json").write_text(text, encoding="utf-8")
+    for c in cities:  # each city folder is a city run: `waterwatch publish` loads it into the city's store
+        (out / "cities" / c["folder"] / "model.json").write_text(text, encoding="utf-8")
     summary.to_csv(out / "province_summary.csv", index=False)
     (out / "province.html").write_text(province_report(summary, cities, common), encoding="utf-8")
     return {"cities": [c["folder"] for c in cities], "as_of": common, "leads": len(leads), "train": result,
