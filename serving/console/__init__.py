@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.console.routes import dashboard, lead, login, queue
+from serving.console.routes import dashboard, lead, login, province, queue
 
-PAGES = (login, queue, lead, dashboard)
+PAGES = (login, queue, lead, dashboard, province)
 
 
 def console_router() -> APIRouter:
