@@ -377,12 +377,22 @@ def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CH
     import pyarrow as pa_arrow
     import pyarrow.parquet as pq
 
+    sources = table_parts(path)
+    if len(sources) == 1:  # a file of one chunk is validated in memory in one go: no staging
+        chunks = iter_raw(sources[0], chunk_rows)
+        first = next(chunks)
+        if next(chunks, None) is None:
+            res = validate_table(spec, first, path.name)
+            res.accepted.to_parquet(target, index=False)
+            months = res.accepted["month"].dropna() if "month" in res.accepted.columns else pd.Series([], dtype="datetime64[s]")
+            return {"summary": res.summary, "quarantine": res.quarantine, "uscc_findings": res.uscc_findings,
+                    "last_month": months.max() if len(months) else None, "file": path.name}
     staging = target.with_name(f".{target.stem}.chunks")
     staging.mkdir(parents=True, exist_ok=True)
     read, parts, quarantines, spans = 0, [], [], []
     # a table in several files: rows are numbered on through the files in path order (the quarantine
     # names each row's file), so that "first seen at row N" and the partitions' row order stay defined
-    for source in table_parts(path):
+    for source in sources:
         name = path.name if source == path else str(source.relative_to(path.parent))
         for raw in iter_raw(source, chunk_rows):
             good, quarantine = validate_chunk(spec, raw, name, first_row=read + 1)
