@@ -121,13 +121,8 @@ class SparkEngine:
     name = "spark"
 
     def __init__(self, settings: EngineSettings, master: str = "local[2]"):
-        import os
-
         from pyspark.sql import SparkSession
 
-        # PySpark starts its Python workers with PYSPARK_PYTHON (default python3): this interpreter, so the
-        # workers import the same packages (set for the child processes only when the user has not set it)
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         self.settings = settings
         self.spark = (
             SparkSession.builder.master(master)
@@ -141,6 +136,9 @@ class SparkEngine:
             .getOrCreate()
         )
         self.spark.sparkContext.setLogLevel("ERROR")
+        # Python workers run this interpreter (PySpark's default is the python3 on the PATH), so they import
+        # the same packages; the UDFs take the executable from the context
+        self.spark.sparkContext.pythonExec = sys.executable
         self._partitions: dict[str, object] = {}
 
     def close(self) -> None:
