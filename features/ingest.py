@@ -321,6 +321,7 @@ def default_as_of(typed: dict[str, pd.DataFrame]) -> pd.Timestamp:
 
 
 CHUNK_ROWS = 1_000_000  # rows of a table validated at a time: memory stays bounded by a chunk
+DUPLICATES_MEMORY = "1GB"  # the database finding duplicate keys spills past this
 
 
 def iter_raw(path: Path, chunk_rows: int):
@@ -359,7 +360,7 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
         return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
     key = ", ".join(f'"{k}"' for k in spec.key)
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-    with duckdb.connect() as con:
+    with duckdb.connect(config={"memory_limit": DUPLICATES_MEMORY, "threads": 2}) as con:
         rows = con.execute(
             f"""SELECT * FROM read_parquet([{files}]) WHERE ({key}) IN (
                     SELECT ({key}) FROM read_parquet([{files}]) GROUP BY ALL HAVING count(*) > 1

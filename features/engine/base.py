@@ -30,7 +30,8 @@ class EngineSettings(BaseModel):
     """How the engines partition and how much memory they may take."""
 
     bucket_entities: int = Field(20_000, description="registered entities per partition (a partition is computed in memory)")
-    memory_limit: str = Field("4GB", description="embedded engine: memory before it spills to disk")
+    memory_limit: str = Field("1GB", description="embedded engine: DuckDB's memory before it spills to disk (its "
+                              "buffer pool stays resident up to this)")
     threads: int = Field(2, description="embedded engine: worker threads")
     spark_shuffle_partitions: int = Field(8, description="spark: shuffle partitions")
     chunk_rows: int = Field(1_000_000, description="rows per chunk when ingesting and scoring")
