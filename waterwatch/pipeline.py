@@ -69,8 +69,10 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return links
 
 
-def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Monthly profiles, and the entity snapshot at as-of that training and scoring read."""
+def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None,
+                 load: bool = True) -> pd.DataFrame | None:
+    """Monthly profiles, and the entity snapshot at as-of that training and scoring read. ``load=False``
+    (engine runs) leaves the profiles on disk and returns None: a large city's profiles do not fit in memory."""
     from features.profiles import build_profiles, entity_snapshot
 
     if settings.engine != "memory":
@@ -82,6 +84,8 @@ def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFra
         cutoffs = cutoff_dates(ws.as_of(), settings.model.backtest_cutoffs)  # training reads these snapshots
         run_engine_stages(ws, settings, stages=("profiles",), cutoffs=cutoffs, progress=progress_factory(settings))
         ws.update_manifest(profiles_as_of=ws.as_of().date().isoformat())
+        if not load:
+            return None
         profiles = ws.read("profiles", "profiles")
         for col in profiles.select_dtypes("datetime").columns:  # Parquet stores seconds as milliseconds
             profiles[col] = profiles[col].astype("datetime64[s]")

@@ -133,7 +133,7 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
     with timer("profiles + snapshots"):
         for c in cities:
             _say(settings, f"[{c['folder']}] profiles")
-            run_profiles(city_ws[c["folder"]], city_settings(settings, c))
+            run_profiles(city_ws[c["folder"]], city_settings(settings, c), load=False)
     with timer("checks"):
         for c in cities:
             _say(settings, f"[{c['folder']}] checks")
