@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo
 
-.PHONY: install demo pipeline-demo test test-fast bench browser notebooks clean
+.PHONY: install demo pipeline-demo test test-fast bench browser java notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,12 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
 		|| echo "could not install chromium/fonts-noto-cjk; browser tests will be skipped"; fi
 
+# Debian's OpenJDK 17 for the Spark parity test (tests/test_engine.py skips, saying so, without Java).
+java:
+	@if ! command -v java >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+		|| echo "could not install openjdk-17-jre-headless; the Spark parity test will be skipped"; fi
+
 pipeline-demo: install
 	$(BIN)/waterwatch synth --out $(DEMO)/drop --entities 3000 --seed 7
 	WATERWATCH_HOME=$(DEMO)/var $(BIN)/waterwatch pipeline --data $(DEMO)/drop --out $(DEMO)/out
@@ -34,7 +40,7 @@ pipeline-demo: install
 demo: pipeline-demo
 	WATERWATCH_HOME=$(DEMO)/var $(BIN)/waterwatch serve --publish $(DEMO)/out
 
-test: install browser
+test: install browser java
 	$(BIN)/python -m pytest -q
 
 test-fast: install

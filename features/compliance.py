@@ -168,36 +168,80 @@ def declared_vs_metered(declared: pd.DataFrame, metered: pd.DataFrame, holders: 
 # -- peers --------------------------------------------------------------------------------
 
 
+PEER_STAT_COLUMNS = ["median", "mad", "mean_ad", "n"]
+
+
+def peer_statistics(observations: pd.DataFrame) -> pd.DataFrame:
+    """Robust location and scale of each peer group in each month, from one row per (entity, month).
+
+    ``observations``: columns ``group`` (an integer code, < 0 = no group), ``month`` and ``x`` (NaN =
+    not observed). Returns one row per (group, month) of the groups present: ``median``, ``mad``
+    (median absolute deviation from it), ``mean_ad`` (mean absolute deviation) and ``n`` (observed
+    peers; 0 for rows without a group). It is a per-group reduction, so a caller may compute it on any
+    partition of the rows by group (all of a group's rows together) and concatenate the answers.
+    """
+    key = ["group", "month"]
+    g = observations.groupby(key, sort=True)["x"]
+    stats = pd.DataFrame({"median": g.median(), "n": g.count()})
+    med = stats["median"].reindex(pd.MultiIndex.from_frame(observations[key])).to_numpy()
+    dev = pd.Series(np.abs(observations["x"].to_numpy() - med), index=observations.index)
+    gd = dev.groupby([observations[k] for k in key], sort=True)
+    stats["mad"] = gd.median()
+    stats["mean_ad"] = gd.mean()
+    stats.loc[stats.index.get_level_values("group") < 0, "n"] = 0
+    return stats.reset_index()[[*key, *PEER_STAT_COLUMNS]]
+
+
+def peer_z_from(observations: pd.DataFrame, stats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z-score (x - median) / scale of each observation against its group's ``peer_statistics``,
+    and the group's peer count. The scale is 1.4826 x MAD, or 1.2533 x the mean absolute deviation when
+    the MAD is zero (most peers identical); a zero scale gives 0 (NaN for an unobserved x)."""
+    key = ["group", "month"]
+    at = stats.set_index(key).reindex(pd.MultiIndex.from_frame(observations[key]))
+    values = observations["x"].to_numpy(dtype="float64")
+    med, mad, mean_ad = (at[c].to_numpy(dtype="float64") for c in ("median", "mad", "mean_ad"))
+    n = at["n"].fillna(0).to_numpy(dtype="float64")
+    scale = np.where(mad > 0, MAD_TO_SD * mad, MEAN_AD_TO_SD * mean_ad)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(scale > 0, (values - med) / scale, np.where(np.isnan(values), np.nan, 0.0))
+    return z, n
+
+
+def peer_group_codes(groups: np.ndarray) -> np.ndarray:
+    """Integer code of each entity's peer group (its industry class or section text), -1 when empty."""
+    text = pd.Series(groups).fillna("").astype("str")
+    codes = pd.factorize(text)[0]
+    return np.where(text.to_numpy() == "", -1, codes)
+
+
+def peer_observations(x: np.ndarray, groups: np.ndarray, months: np.ndarray | None = None) -> pd.DataFrame:
+    """The entity x month grid ``x`` as observation rows (group, month, x) for ``peer_statistics``;
+    ``groups`` holds one label per entity (row), ``months`` one label per column (default 0..M-1)."""
+    E, M = x.shape
+    months = np.arange(M) if months is None else np.asarray(months)
+    return pd.DataFrame({"group": np.repeat(groups, M), "month": np.tile(months, E), "x": np.ravel(x)})
+
+
+def combine_peer_z(z_class, n_class, z_section, n_section, values, min_peers: int = 8) -> np.ndarray:
+    """The class's z-score when it has ``min_peers`` observed peers, else the section's, else NaN."""
+    z = np.where(n_class >= min_peers, z_class, np.where(n_section >= min_peers, z_section, np.nan))
+    return np.where(np.isnan(values), np.nan, z)
+
+
 def peer_z(x: np.ndarray, industry: np.ndarray, section: np.ndarray, min_peers: int = 8) -> np.ndarray:
     """Robust z-score (median/MAD) of each entity (row) against its industry class in the same month (column).
 
     Falls back to the section letter when the class has fewer than `min_peers`
     observed peers, and to NaN when the section has too few as well. A zero MAD
-    (most peers identical) falls back to the mean absolute deviation.
+    (most peers identical) falls back to the mean absolute deviation. The peer statistics of
+    the grid's own entities (``peer_statistics``); a partitioned run computes them over every
+    partition and scores each partition with ``peer_z_from``.
     """
     E, M = x.shape
     values = np.ravel(x)
-    month = np.tile(np.arange(M), E)
-
-    def robust(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        codes = pd.factorize(pd.Series(groups))[0]  # a missing industry (-1 or "") has no peers
-        codes = np.where(pd.Series(groups).fillna("").to_numpy() == "", -1, codes)
-        key = np.where(np.repeat(codes, M) >= 0, np.repeat(codes, M) * M + month, -1 - month)
-        frame = pd.DataFrame({"k": key, "x": values})
-        g = frame.groupby("k")["x"]
-        med = g.transform("median").to_numpy()
-        n = np.where(key >= 0, g.transform("count").to_numpy(), 0)
-        dev = pd.Series(np.abs(values - med))
-        gd = dev.groupby(key)
-        mad = gd.transform("median").to_numpy()
-        mean_ad = gd.transform("mean").to_numpy()
-        scale = np.where(mad > 0, MAD_TO_SD * mad, MEAN_AD_TO_SD * mean_ad)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(scale > 0, (values - med) / scale, np.where(np.isnan(values), np.nan, 0.0))
-        return z, n
-
-    z_class, n_class = robust(industry)
-    z_section, n_section = robust(section)
-    z = np.where(n_class >= min_peers, z_class, np.where(n_section >= min_peers, z_section, np.nan))
-    z = np.where(np.isnan(values), np.nan, z)
-    return z.reshape(E, M)
+    scored = []
+    for groups in (industry, section):
+        obs = peer_observations(x, peer_group_codes(groups))
+        scored.append(peer_z_from(obs, peer_statistics(obs)))
+    (z_class, n_class), (z_section, n_section) = scored
+    return combine_peer_z(z_class, n_class, z_section, n_section, values, min_peers).reshape(E, M)

@@ -52,10 +52,22 @@ class TableResult:
 
 
 def find_table_file(data_dir: Path, name: str) -> Path | None:
-    candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.exists()]
+    """``<name>.csv`` or ``<name>.parquet``, or a folder ``<name>/`` of CSV and Parquet parts (at province
+    scale a table comes partitioned, e.g. ``supply/month=2024-01/part-0.parquet``)."""
+    candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet", data_dir / name) if p.exists()]
     if len(candidates) > 1:
-        raise IngestError(f"{data_dir}: both {name}.csv and {name}.parquet exist; keep one")
+        raise IngestError(f"{data_dir}: {' and '.join(p.name for p in candidates)} all hold table '{name}'; keep one")
     return candidates[0] if candidates else None
+
+
+def table_parts(path: Path) -> list[Path]:
+    """The files of a table: the file itself, or a folder's CSV and Parquet files in path order."""
+    if not path.is_dir():
+        return [path]
+    parts = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet"))
+    if not parts:
+        raise IngestError(f"{path}: a table folder with no .csv or .parquet file")
+    return parts
 
 
 def read_raw(path: Path) -> pd.DataFrame:
@@ -157,14 +169,17 @@ def empty_typed(spec: TableSpec) -> pd.DataFrame:
     return frame
 
 
-def validate_table(spec: TableSpec, raw: pd.DataFrame, file: str) -> TableResult:
-    """Typed accepted rows and the quarantine of one table; raises IngestError on missing columns."""
-    missing = [c for c in spec.column_names if c not in raw.columns]
+def check_columns(spec: TableSpec, columns, file: str) -> None:
+    missing = [c for c in spec.column_names if c not in columns]
     if missing:
         raise IngestError(
             f"{file}: table '{spec.name}' is missing required column(s) {', '.join(missing)} "
-            f"(found: {', '.join(map(str, raw.columns))})"
+            f"(found: {', '.join(map(str, columns))})"
         )
+
+
+def _cell_problems(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Typed values and one frame per kind of bad cell (row_number counts from 1 within ``raw``)."""
     typed = pd.DataFrame(index=raw.index)
     problems: list[pd.DataFrame] = []
     parse_failed: dict[str, pd.Series] = {}
@@ -194,43 +209,40 @@ def validate_table(spec: TableSpec, raw: pd.DataFrame, file: str) -> TableResult
                     {"row_number": idx + 1, "column": column, "value": raw[column].iloc[idx].astype("str").to_numpy(), "reason": reason}
                 )
             )
+    return typed, problems
 
-    bad_rows = np.zeros(len(raw), dtype=bool)
-    for p in problems:
-        bad_rows[p["row_number"].to_numpy() - 1] = True
-    # duplicate keys among otherwise good rows: the first occurrence wins
+
+def raw_key(spec: TableSpec, raw: pd.DataFrame) -> pd.Series:
+    """The key of each row as the file wrote it, joined with '|' (how a duplicate is reported)."""
+    cols = [raw[k].astype("str") for k in spec.key]
+    out = cols[0]
+    for col in cols[1:]:
+        out = out + "|" + col
+    return out
+
+
+def duplicate_key_problems(keys: pd.DataFrame, rows: np.ndarray, written: pd.Series, spec: TableSpec) -> tuple[np.ndarray, pd.DataFrame]:
+    """Rows whose key an earlier row already holds (first occurrence wins), among rows that are
+    otherwise good: ``keys`` their typed key columns, ``rows`` their row numbers (ascending),
+    ``written`` their keys as the file wrote them. Returns the duplicates' mask and quarantine rows."""
     key = list(spec.key)
-    good = ~bad_rows
-    dup = typed[key].duplicated(keep="first").to_numpy() & good
-    if dup.any():
-        first_row = (
-            pd.Series(np.arange(len(typed)) + 1)[good]
-            .groupby([typed[k][good] for k in key], dropna=False)
-            .transform("min")
-            .reindex(typed.index)
-        )
-        idx = np.flatnonzero(dup)
-        problems.append(
-            pd.DataFrame(
-                {
-                    "row_number": idx + 1,
-                    "column": ",".join(key),
-                    "value": raw[key].iloc[idx].astype("str").agg("|".join, axis=1).to_numpy(),
-                    "reason": [f"duplicate key; first seen at row {int(r)}" for r in first_row.iloc[idx]],
-                }
-            )
-        )
-        bad_rows |= dup
-
-    quarantine = (
-        pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable")
-        if problems
-        else pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+    dup = keys[key].duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return dup, pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+    first_row = pd.Series(rows, index=keys.index).groupby([keys[k] for k in key], dropna=False).transform("min")
+    idx = np.flatnonzero(dup)
+    return dup, pd.DataFrame(
+        {
+            "row_number": rows[idx],
+            "column": ",".join(key),
+            "value": written.iloc[idx].to_numpy(),
+            "reason": [f"duplicate key; first seen at row {int(r)}" for r in first_row.iloc[idx]],
+        }
     )
-    quarantine.insert(0, "file", file)
-    quarantine.insert(0, "table", spec.name)
-    accepted = typed[~bad_rows].copy()
-    accepted[ROW] = np.flatnonzero(~bad_rows) + 1
+
+
+def _finish_accepted(spec: TableSpec, accepted: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Row-wise extras of accepted rows: the USCC check and the start of each quarter."""
     findings = 0
     if spec.has_uscc:
         accepted["uscc_valid"] = uscc_valid(accepted["uscc"])
@@ -240,13 +252,56 @@ def validate_table(spec: TableSpec, raw: pd.DataFrame, file: str) -> TableResult
             accepted[f"{col.name}_start"] = pd.PeriodIndex(accepted[col.name], freq="Q").start_time.astype(
                 "datetime64[s]"
             ) if len(accepted) else pd.Series(dtype="datetime64[s]")
-    accepted = accepted.reset_index(drop=True)
-    result = TableResult(spec.name, file, accepted, quarantine.reset_index(drop=True), len(raw), findings)
+    return accepted.reset_index(drop=True), findings
+
+
+def _quarantine_frame(spec: TableSpec, problems: list[pd.DataFrame], file: str) -> pd.DataFrame:
+    quarantine = (
+        pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable")
+        if problems
+        else pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+    )
+    quarantine.insert(0, "file", file)
+    quarantine.insert(0, "table", spec.name)
+    return quarantine.reset_index(drop=True)
+
+
+def validate_chunk(spec: TableSpec, raw: pd.DataFrame, file: str, first_row: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cell checks of one chunk of a table whose first data row is number ``first_row``: the rows that
+    pass (typed, with ``source_row`` and, as ``_raw_key``, the key as written) and the quarantine rows.
+    Duplicate keys are left to ``duplicate_key_problems`` over every chunk."""
+    check_columns(spec, raw.columns, file)
+    raw = raw.reset_index(drop=True)
+    typed, problems = _cell_problems(spec, raw)
+    bad_rows = np.zeros(len(raw), dtype=bool)
+    for p in problems:
+        bad_rows[p["row_number"].to_numpy() - 1] = True
+    for p in problems:
+        p["row_number"] = p["row_number"] + first_row - 1
+    good = typed[~bad_rows].copy()
+    good[ROW] = np.flatnonzero(~bad_rows) + first_row
+    good["_raw_key"] = raw_key(spec, raw[~bad_rows]).to_numpy() if len(good) else pd.Series(dtype="str")
+    return good, _quarantine_frame(spec, problems, file)
+
+
+def validate_table(spec: TableSpec, raw: pd.DataFrame, file: str) -> TableResult:
+    """Typed accepted rows and the quarantine of one table; raises IngestError on missing columns."""
+    good, quarantine = validate_chunk(spec, raw, file)
+    dup, dups = duplicate_key_problems(good, good[ROW].to_numpy(), good["_raw_key"], spec)
+    if dup.any():
+        quarantine = _quarantine_frame(spec, [quarantine.drop(columns=["table", "file"]), dups], file)
+    accepted, findings = _finish_accepted(spec, good[~dup].drop(columns="_raw_key"))
+    result = TableResult(spec.name, file, accepted, quarantine, len(raw), findings)
     assert result.summary["read"] == result.summary["accepted"] + result.summary["quarantined"]
     return result
 
 
 # -- the stage ----------------------------------------------------------------
+
+
+def _sha256_parts(paths: list[Path]) -> str:
+    """One hash over a table's files (their hashes in path order)."""
+    return hashlib.sha256("".join(_sha256(p) for p in paths).encode()).hexdigest()
 
 
 def _sha256(path: Path) -> str:
@@ -265,8 +320,138 @@ def default_as_of(typed: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return (max(months) + pd.offsets.MonthBegin(1)).normalize()
 
 
-def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None, progress=None) -> dict:
-    """Validate a drop into ``workspace`` (typed/, quarantine/, summary, manifest) and return the summary."""
+CHUNK_ROWS = 1_000_000  # rows of a table validated at a time: memory stays bounded by a chunk
+DUPLICATES_MEMORY = "1GB"  # the database finding duplicate keys spills past this
+
+
+def iter_raw(path: Path, chunk_rows: int):
+    """The file in chunks of ``chunk_rows`` data rows, read as ``read_raw`` reads it whole (every cell
+    text or the Parquet type, empty cells missing); a file without data rows gives one empty chunk."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            chunks = (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows))
+            empty = pf.schema_arrow.empty_table().to_pandas()
+        else:
+            chunks = pd.read_csv(
+                path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""], skipinitialspace=False,
+                chunksize=chunk_rows,
+            )
+            empty = None
+        seen = False
+        for frame in chunks:
+            seen = True
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame.reset_index(drop=True)
+        if not seen:
+            yield read_raw(path) if empty is None else empty
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+        raise IngestError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from exc
+
+
+def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
+    """Quarantine rows of duplicate keys across every chunk: the database finds the keys held by more
+    than one good row (out of core), ``duplicate_key_problems`` judges their rows."""
+    import duckdb
+
+    if not parts:
+        return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+    key = ", ".join(f'"{k}"' for k in spec.key)
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+    with duckdb.connect(config={"memory_limit": DUPLICATES_MEMORY, "threads": 2}) as con:
+        rows = con.execute(
+            f"""SELECT * FROM read_parquet([{files}]) WHERE ({key}) IN (
+                    SELECT ({key}) FROM read_parquet([{files}]) GROUP BY ALL HAVING count(*) > 1
+                ) ORDER BY {ROW}"""
+        ).df()
+    if not len(rows):
+        return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+    _, problems = duplicate_key_problems(rows, rows[ROW].to_numpy(), rows["_raw_key"], spec)
+    return problems
+
+
+def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Validate one table file chunk by chunk into ``target`` (typed Parquet); returns its counts, its
+    quarantine rows and its last month. The same rows and quarantine as ``validate_table`` on the whole."""
+    import pyarrow as pa_arrow
+    import pyarrow.parquet as pq
+
+    sources = table_parts(path)
+    if len(sources) == 1:  # a file of one chunk is validated in memory in one go: no staging
+        chunks = iter_raw(sources[0], chunk_rows)
+        first = next(chunks)
+        if next(chunks, None) is None:
+            res = validate_table(spec, first, path.name)
+            res.accepted.to_parquet(target, index=False)
+            months = res.accepted["month"].dropna() if "month" in res.accepted.columns else pd.Series([], dtype="datetime64[s]")
+            return {"summary": res.summary, "quarantine": res.quarantine, "uscc_findings": res.uscc_findings,
+                    "last_month": months.max() if len(months) else None, "file": path.name}
+    staging = target.with_name(f".{target.stem}.chunks")
+    staging.mkdir(parents=True, exist_ok=True)
+    read, parts, quarantines, spans = 0, [], [], []
+    # a table in several files: rows are numbered on through the files in path order (the quarantine
+    # names each row's file), so that "first seen at row N" and the partitions' row order stay defined
+    for source in sources:
+        name = path.name if source == path else str(source.relative_to(path.parent))
+        for raw in iter_raw(source, chunk_rows):
+            good, quarantine = validate_chunk(spec, raw, name, first_row=read + 1)
+            spans.append((read + 1, name))
+            read += len(raw)
+            quarantines.append(quarantine)
+            part = staging / f"part-{len(parts):05d}.parquet"
+            good.to_parquet(part, index=False)
+            parts.append(part)
+    dups = _duplicates(spec, parts)
+    dropped = set(dups["row_number"].astype("int64"))
+    writer, accepted, findings, last_month = None, 0, 0, None
+    try:
+        for part in parts:
+            good = pd.read_parquet(part)
+            for col in spec.columns:  # Parquet keeps seconds as milliseconds
+                if col.kind in ("date", "month"):
+                    good[col.name] = good[col.name].astype("datetime64[s]")
+            good = good[~good[ROW].isin(dropped)].drop(columns="_raw_key")
+            good, n_findings = _finish_accepted(spec, good)
+            findings += n_findings
+            accepted += len(good)
+            if "month" in good.columns and len(good) and good["month"].notna().any():
+                m = good["month"].max()
+                last_month = m if last_month is None else max(last_month, m)
+            table = pa_arrow.Table.from_pandas(good, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+        for part in parts:
+            part.unlink()
+        staging.rmdir()
+    if len(dups):  # the file each duplicate row came from
+        starts = np.array([start for start, _ in spans])
+        names = np.array([name for _, name in spans], dtype=object)
+        dups = dups.assign(file=names[np.searchsorted(starts, dups["row_number"].to_numpy(dtype="int64"), side="right") - 1])
+        dups.insert(0, "table", spec.name)
+    problems = [q for q in quarantines if len(q)] + ([dups[QUARANTINE_COLUMNS]] if len(dups) else [])
+    quarantine = (
+        pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable").reset_index(drop=True)
+        if problems else _quarantine_frame(spec, [], path.name)
+    )
+    summary = {"read": read, "accepted": accepted,
+               "quarantined": int(quarantine["row_number"].nunique()) if len(quarantine) else 0}
+    assert summary["read"] == summary["accepted"] + summary["quarantined"], (spec.name, summary)
+    return {"summary": summary, "quarantine": quarantine, "uscc_findings": findings, "last_month": last_month,
+            "file": path.name}
+
+
+def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None, progress=None,
+           chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Validate a drop into ``workspace`` (typed/, quarantine/, summary, manifest) and return the summary.
+
+    Each table streams through in chunks of ``chunk_rows`` rows (``ingest_table``), so memory does not
+    grow with the drop."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise IngestError(f"{data_dir}: no such data folder")
@@ -276,32 +461,35 @@ def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None,
         if files[name] is None and not spec.optional:
             raise IngestError(f"{data_dir}: required table '{name}' is missing (expected {name}.csv or {name}.parquet)")
 
-    results: dict[str, TableResult] = {}
-    names = list(TABLES)
+    typed_dir = workspace.reset_stage("typed")
+    results: dict[str, dict] = {}
+    names = [n for n in TABLES if files[n] is not None]
     iterator = progress(names, desc="ingest", unit="table") if progress else names
     for name in iterator:
-        path = files[name]
-        if path is None:
-            continue
-        results[name] = validate_table(TABLES[name], read_raw(path), path.name)
+        results[name] = ingest_table(TABLES[name], files[name], typed_dir / f"{name}.parquet", chunk_rows)
 
-    typed_dir = workspace.reset_stage("typed")
-    for name, res in results.items():
-        res.accepted.to_parquet(typed_dir / f"{name}.parquet", index=False)
     qdir = workspace.reset_stage("quarantine")
-    quarantine = pd.concat([r.quarantine for r in results.values()], ignore_index=True)
+    quarantine = pd.concat([r["quarantine"] for r in results.values()], ignore_index=True)
     quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS)
     quarantine.to_parquet(qdir / "quarantine.parquet", index=False)
     quarantine.to_csv(qdir / "quarantine.csv", index=False, encoding="utf-8")
 
-    summary = {name: res.summary for name, res in results.items()}
+    summary = {name: res["summary"] for name, res in results.items()}
     (workspace.root / "ingest_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    resolved_as_of = pd.Timestamp(as_of).normalize() if as_of else default_as_of({n: r.accepted for n, r in results.items()})
+    if as_of:
+        resolved_as_of = pd.Timestamp(as_of).normalize()
+    else:
+        months = [r["last_month"] for r in results.values() if r["last_month"] is not None]
+        if not months:
+            raise IngestError("the drop has no monthly data (supply, discharge, abstraction are all empty)")
+        resolved_as_of = (max(months) + pd.offsets.MonthBegin(1)).normalize()
     workspace.update_manifest(
         data_dir=str(data_dir.resolve()),
         as_of=resolved_as_of.date().isoformat(),
         sources={
-            name: {"file": res.file, "sha256": _sha256(files[name]), "rows": res.read, "uscc_findings": res.uscc_findings}
+            name: {"file": res["file"], "sha256": _sha256(files[name]) if files[name].is_file() else
+                   _sha256_parts(table_parts(files[name])), "rows": res["summary"]["read"],
+                   "uscc_findings": res["uscc_findings"]}
             for name, res in results.items()
         },
         ingest_summary=summary,

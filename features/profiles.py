@@ -80,14 +80,18 @@ def build_profiles(
     as_of: pd.Timestamp,
     progress=None,
     history_months: int | None = None,
+    first_month: int | None = None,
 ) -> pd.DataFrame:
     """One row per (registered entity, month < as_of), from the first month of metered data.
 
     ``history_months`` keeps only the last N months in the output; the features are
-    computed on the whole history either way, so rows do not depend on it.
+    computed on the whole history either way, so rows do not depend on it. ``first_month`` (a month
+    number, year * 12 + month - 1) fixes the grid's first month instead of the tables' first month of
+    data: a run over a partition of the entities passes the whole city's, so every partition has the
+    same months.
     """
     steps = iter(progress(STAGES, desc="profiles", total=len(STAGES))) if progress else iter(())
-    b = _start(tables, pd.Timestamp(as_of).normalize())
+    b = _start(tables, pd.Timestamp(as_of).normalize(), first_month)
     next(steps, None)
     v = _volume_stage(b, tables, links)
     next(steps, None)
@@ -109,11 +113,11 @@ def build_profiles(
     return frame
 
 
-def _start(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> _Build:
+def _start(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, first_month: int | None = None) -> _Build:
     """The grid of entities registered before as_of, from the first month of data, and who is active when."""
     before = as_of.year * 12 + as_of.month - 1
     ent = registered_entities(tables["entities"], as_of)
-    m0 = first_data_month(tables, before)
+    m0 = first_data_month(tables, before) if first_month is None else int(first_month)
     grid = EntityMonthGrid(ent["uscc"].astype("str").to_numpy(), m0, before - m0)
     months = m0 + np.arange(grid.M)
     reg = month_no(ent["registered_on"]).to_numpy(dtype="float64")
@@ -345,17 +349,38 @@ def _tax_stage(b: _Build, tables: dict[str, pd.DataFrame]) -> None:
     cols["tax_declared_ratio_4q"] = safe_div(cols["tax_declared_m3_4q"], cols["tax_metered_m3_4q"])
 
 
+PEER_Z = {"use_per_employee_peer_z": "use_per_employee_12m", "balance_ratio_peer_z": "balance_ratio_12m"}
+PEER_LEVELS = ("class", "section")  # industry class (C1713), then its section letter (C) when too few peers
+
+
+def peer_values(active: np.ndarray, cols) -> dict[str, np.ndarray]:
+    """What each peer z-score compares, per entity-month (NaN while inactive): log10(1 + use per
+    employee) (use is heavy-tailed; zero use stays comparable) and the 12-month balance ratio.
+    ``cols``: the stage's arrays or a profile frame (the same values, so a partitioned run can score
+    the peers of saved profile rows against statistics of the whole city)."""
+    use = np.asarray(cols["use_per_employee_12m"], dtype="float64")
+    balance = np.asarray(cols["balance_ratio_12m"], dtype="float64")
+    return {
+        "use_per_employee_peer_z": np.where(active, np.log10(1.0 + use), np.nan),
+        "balance_ratio_peer_z": np.where(active, balance, np.nan),
+    }
+
+
+def peer_groups(industry_code: pd.Series) -> dict[str, np.ndarray]:
+    """Each entity's peer group labels per level: its industry class and its section letter."""
+    industry = industry_code.astype("str").fillna("").to_numpy()
+    return {"class": industry, "section": np.array([c[:1] for c in industry.tolist()], dtype=object)}
+
+
 def _peer_stage(b: _Build) -> None:
     """Use per employee, and its and the balance ratio's robust z-score within the industry."""
     cols = b.cols
     employees = b.entities["employees"].astype("float64").to_numpy()
     employees = np.where(employees > 0, employees, np.nan)
     cols["use_per_employee_12m"] = safe_div(cols["inflow_m3_12m"], employees[:, None])
-    industry = b.entities["industry_code"].astype("str").fillna("").to_numpy()
-    section = np.array([c[:1] for c in industry.tolist()], dtype=object)
-    log_use = np.log10(1.0 + cols["use_per_employee_12m"])  # use is heavy-tailed; zero use stays comparable
-    cols["use_per_employee_peer_z"] = peer_z(np.where(b.active, log_use, np.nan), industry, section)
-    cols["balance_ratio_peer_z"] = peer_z(np.where(b.active, cols["balance_ratio_12m"], np.nan), industry, section)
+    groups = peer_groups(b.entities["industry_code"])
+    for name, x in peer_values(b.active, cols).items():
+        cols[name] = peer_z(x, groups["class"], groups["section"])
 
 
 def _link_columns(grid: EntityMonthGrid, links: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -394,4 +419,4 @@ def _long_frame(grid: EntityMonthGrid, months, status, cols: dict, link_cols: di
 
 from features.snapshot import SNAPSHOT_META, entity_snapshot, size_band  # noqa: E402  (one import site for callers)
 
-__all__ = ["build_profiles", "entity_snapshot", "SNAPSHOT_META", "size_band", "PERMIT_STATUS", "SHIFT_SERIES"]
+__all__ = ["build_profiles", "peer_values", "peer_groups", "PEER_Z", "PEER_LEVELS", "entity_snapshot", "SNAPSHOT_META", "size_band", "PERMIT_STATUS", "SHIFT_SERIES"]

@@ -73,16 +73,22 @@ class Workspace:
         frame.to_parquet(path, index=False)
         return path
 
-    def typed_tables(self) -> dict[str, pd.DataFrame]:
-        """All accepted department tables (optional ones absent from the drop are empty frames)."""
+    def require_typed(self) -> None:
+        """Raise, saying what to run, when ingest has not written the required typed tables."""
         from features.contract import TABLES
-        from features.ingest import empty_typed
 
         missing = [name for name, spec in TABLES.items() if not spec.optional and not self.has("typed", name)]
         if missing:
             raise FileNotFoundError(
                 f"{self.stage('typed')} has no {', '.join(missing)}: run `waterwatch ingest` into this workspace first"
             )
+
+    def typed_tables(self) -> dict[str, pd.DataFrame]:
+        """All accepted department tables (optional ones absent from the drop are empty frames)."""
+        from features.contract import TABLES
+        from features.ingest import empty_typed
+
+        self.require_typed()
         return {
             name: self.read("typed", name) if self.has("typed", name) else empty_typed(spec)
             for name, spec in TABLES.items()

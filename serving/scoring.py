@@ -48,50 +48,102 @@ def documented_breaches(snapshot: pd.DataFrame, cases: pd.DataFrame | None = Non
     return documented_breach(snapshot)
 
 
+def snapshot_chunks(workspace: Path | str, settings=None, chunk_rows: int = 250_000):
+    """The snapshot at as-of, a chunk of at most ``chunk_rows`` entities at a time: the partitions an
+    engine run saved, read one by one, or the snapshot in slices."""
+    import pyarrow.parquet as pq
+
+    ws = Workspace(workspace)
+    folder = ws.table_path("profiles", "snapshot")
+    saved = folder.is_dir() and ws.manifest().get("profiles_as_of") == ws.as_of().date().isoformat()
+    if saved:
+        for part in sorted(folder.glob("part-*.parquet")):
+            pf = pq.ParquetFile(part)
+            for batch in pf.iter_batches(batch_size=chunk_rows):
+                yield pa_table(batch, pf).to_pandas().set_index("uscc")
+        return
+    snapshot, _ = snapshot_at_as_of(workspace, settings)
+    for start in range(0, max(len(snapshot), 1), chunk_rows):
+        yield snapshot.iloc[start : start + chunk_rows]
+
+
+def pa_table(batch, pf):
+    """A record batch as a table with the file's pandas metadata (so dtypes come back as written)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch]).replace_schema_metadata(pf.schema_arrow.metadata)
+
+
 def score(
     workspace: Path | str, settings, bundle: ModelBundle | None = None, reasons_for: int | None = None,
-    cases: pd.DataFrame | None = None,
+    cases: pd.DataFrame | None = None, chunk_rows: int = 250_000,
 ) -> pd.DataFrame:
     """Leads: every registered, non-deregistered entity once, rank 1 = highest risk, with reasons (Chinese,
     joined by REASON_SEPARATOR) and reason codes (JSON list of {code, value, unit, text_zh, text_en}).
 
     ``reasons_for`` limits the (slower) explanations to the first ranks; None explains every entity,
     since exploration can put any of them in an officer's queue. ``cases``: the run's cases (case track), for
-    ``documented_breach``; by default the check stage's (``<ws>/checks/cases``), else the snapshot's evidence."""
-    from models.reasons import explain_reasons
-
+    ``documented_breach``; by default the check stage's (``<ws>/checks/cases``), else the snapshot's evidence.
+    Entities are scored ``chunk_rows`` at a time, so memory is bounded by a chunk and the leads; scores do
+    not depend on the batch (the model's arithmetic is row by row, ``tests/test_determinism.py``), so the
+    leads equal an unchunked run's.
+    """
     bundle = bundle if bundle is not None else load_champion(workspace)
-    snapshot, as_of = snapshot_at_as_of(workspace, settings if hasattr(settings, "linkage") else None)
+    settings_arg = settings if hasattr(settings, "linkage") else None
     ws = Workspace(workspace)
     if cases is None and ws.has("checks", "cases"):  # the case track's own list, written by the check stage
         cases = ws.read("checks", "cases")
-    X = bundle.matrix(snapshot)
-    risk = bundle.model.predict_proba(X)[:, 1]
-    order = np.lexsort((snapshot.index.to_numpy(dtype=str), -risk))
-    ranked = snapshot.iloc[order]
-    explained = np.zeros(len(ranked), dtype=bool)
-    explained[: len(ranked) if reasons_for is None else reasons_for] = True
-    reasons = np.full(len(ranked), "", dtype=object)
-    codes = np.full(len(ranked), "[]", dtype=object)
-    if explained.any():
-        # the model's columns plus the snapshot columns the sentences quote
-        frame = pd.concat([bundle.matrix(ranked[explained]), ranked[explained].drop(columns=bundle.features,
-                                                                                     errors="ignore")], axis=1)
-        found = explain_reasons(bundle.model, frame, top=3)
-        reasons[explained] = [REASON_SEPARATOR.join(r.text_zh for r in rs) for rs in found]
-        codes[explained] = [json.dumps([r.as_dict() for r in rs], ensure_ascii=False) for rs in found]
+    metas, risks = [], []
+    for chunk in snapshot_chunks(workspace, settings_arg, chunk_rows):
+        risks.append(bundle.model.predict_proba(bundle.matrix(chunk))[:, 1])
+        metas.append(pd.DataFrame({
+            "uscc": chunk.index.astype("str"), "name": chunk["name"].to_numpy(), "district": chunk["district"].to_numpy(),
+            "industry_code": chunk["industry_code"].to_numpy(),
+            "documented_breach": documented_breaches(chunk, cases).to_numpy(dtype=bool),
+        }))
+    meta = pd.concat(metas, ignore_index=True)
+    risk = np.concatenate(risks) if risks else np.zeros(0)
+    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk))
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    wanted = rank < (len(order) if reasons_for is None else reasons_for)
+    reasons, codes = _explain(workspace, settings_arg, bundle, wanted, chunk_rows)
+    meta = meta.iloc[order]
     leads = pd.DataFrame(
         {
-            "rank": np.arange(1, len(ranked) + 1),
-            "uscc": ranked.index.astype("str"),
-            "name": ranked["name"].to_numpy(),
-            "district": ranked["district"].to_numpy(),
-            "industry_code": ranked["industry_code"].to_numpy(),
+            "rank": np.arange(1, len(order) + 1),
+            "uscc": meta["uscc"].to_numpy(),
+            "name": meta["name"].to_numpy(),
+            "district": meta["district"].to_numpy(),
+            "industry_code": meta["industry_code"].to_numpy(),
             "risk_score": risk[order],
-            "reasons": pd.array(reasons, dtype="str"),
+            "reasons": pd.array(reasons[order], dtype="str"),
             "model_version": bundle.version,
-            "reason_codes": pd.array(codes, dtype="str"),
-            "documented_breach": documented_breaches(ranked, cases).to_numpy(dtype=bool),
+            "reason_codes": pd.array(codes[order], dtype="str"),
+            "documented_breach": meta["documented_breach"].to_numpy(dtype=bool),
         }
     )
     return leads[LEAD_COLUMNS]
+
+
+def _explain(workspace, settings, bundle: ModelBundle, wanted: np.ndarray, chunk_rows: int):
+    """Reasons (joined Chinese sentences) and reason codes (JSON) of the wanted rows, chunk by chunk in
+    snapshot order; the rest get empty reasons and ``[]``."""
+    from models.reasons import explain_reasons
+
+    reasons = np.full(len(wanted), "", dtype=object)
+    codes = np.full(len(wanted), "[]", dtype=object)
+    if not wanted.any():
+        return reasons, codes
+    start = 0
+    for chunk in snapshot_chunks(workspace, settings, chunk_rows):
+        rows = np.flatnonzero(wanted[start : start + len(chunk)])
+        if len(rows):
+            part = chunk.iloc[rows]
+            # the model's columns plus the snapshot columns the sentences quote
+            frame = pd.concat([bundle.matrix(part), part.drop(columns=bundle.features, errors="ignore")], axis=1)
+            found = explain_reasons(bundle.model, frame, top=3)
+            reasons[start + rows] = [REASON_SEPARATOR.join(r.text_zh for r in rs) for rs in found]
+            codes[start + rows] = [json.dumps([r.as_dict() for r in rs], ensure_ascii=False) for rs in found]
+        start += len(chunk)
+    return reasons, codes

@@ -151,3 +151,57 @@ def test_missing_required_column_names_file_and_column(sample_drop, tmp_path):
     assert result.exit_code == 2
     assert "tax.csv" in result.output and "declared_m3" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ingest_in_chunks_equals_one_piece_with_duplicates_across_chunks(sample_drop, tmp_path):
+    """Streaming ingest (issue #13): chunk after chunk, duplicate keys found across chunks, the same
+    typed rows, quarantine and counts as validating the whole file at once."""
+    from features.ingest import ingest_table, read_raw, validate_table
+
+    path = tmp_path / "supply.csv"
+    head = pd.read_csv(sample_drop / "supply.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig").head(60)
+    head.to_csv(path, index=False)
+    # bad cells in several chunks, and rows 2 and 40 repeated at the end (and row 40's key again inside)
+    _break_cells(path, {3: {"month": "2026-13"}, 11: {"volume_m3": "-5"}, 25: {"account_id": ""}}, append_copy_of=2)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.concat([frame.iloc[:50], frame.iloc[[39]], frame.iloc[50:], frame.iloc[[39]]], ignore_index=True)
+    frame.to_csv(path, index=False)
+    whole = validate_table(TABLES["supply"], read_raw(path), path.name)
+    streamed = ingest_table(TABLES["supply"], path, tmp_path / "typed.parquet", chunk_rows=7)
+    assert streamed["summary"] == whole.summary
+    assert whole.summary["quarantined"] == 6  # 3 bad cells, 3 duplicates
+    assert (streamed["quarantine"]["reason"].str.startswith("duplicate key")).sum() == 3
+    pd.testing.assert_frame_equal(streamed["quarantine"], whole.quarantine, check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "typed.parquet").astype(whole.accepted.dtypes),
+                                  whole.accepted, check_exact=True)
+
+
+def test_a_table_partitioned_by_month_in_parquet_and_csv_parts_ingests_like_one_file(sample_drop, tmp_path):
+    """At province scale a table arrives as a folder of parts (here supply by month, Parquet, and one
+    CSV part with a bad cell): the same accepted rows, the bad row named by its part."""
+    drop = _copy_drop(sample_drop, tmp_path / "drop")
+    supply = pd.read_csv(drop / "supply.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    (drop / "supply.csv").unlink()
+    months = sorted(supply["month"].unique())
+    for m in months[:-1]:
+        part = drop / "supply" / f"month={m}"
+        part.mkdir(parents=True)
+        supply[supply["month"] == m].replace("", None).to_parquet(part / "part-0.parquet", index=False)
+    last = supply[supply["month"] == months[-1]].copy()
+    last.iloc[0, last.columns.get_loc("volume_m3")] = "-1"
+    (drop / "supply" / f"month={months[-1]}").mkdir()
+    last.to_csv(drop / "supply" / f"month={months[-1]}" / "part-0.csv", index=False)
+
+    whole, parts = Workspace(tmp_path / "whole"), Workspace(tmp_path / "parts")
+    ingest(sample_drop, whole)
+    summary = ingest(drop, parts)
+    assert summary["supply"]["read"] == len(supply)
+    assert summary["supply"]["quarantined"] == 1
+    quarantine = pd.read_parquet(parts.stage("quarantine") / "quarantine.parquet")
+    assert quarantine["file"].tolist() == [f"supply/month={months[-1]}/part-0.csv"]
+    key = ["account_id", "month"]
+    a = whole.read("typed", "supply").drop(columns="source_row").sort_values(key).reset_index(drop=True)
+    b = parts.read("typed", "supply").drop(columns="source_row").sort_values(key).reset_index(drop=True)
+    bad = last.iloc[0]
+    a = a[~((a["account_id"] == bad["account_id"]) & (a["month"] == pd.Timestamp(bad["month"] + "-01")))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)

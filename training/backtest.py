@@ -218,6 +218,9 @@ def build_cutoffs(
     progress=None,
     profiles: pd.DataFrame | None = None,
     min_history_months: int = 6,
+    snapshots: dict[pd.Timestamp, Callable[[], pd.DataFrame]] | None = None,
+    sample_entities: int | None = None,
+    random_state: int = 0,
 ) -> list[Cutoff]:
     """The snapshot at each cut-off sees only months before it. Profiles are rebuilt per cut-off unless
     ``profiles`` (built at a later as-of) is given: profile rows are causal (a later build has identical
@@ -230,10 +233,32 @@ def build_cutoffs(
     iterator = progress(dates, desc="backtest cut-offs", total=len(dates)) if progress else dates
     cutoffs = []
     for c in iterator:
-        built = profiles if profiles is not None else build_profiles(tables, links, c)
-        snapshot = entity_snapshot(built, tables, c)
-        cutoffs.append(make_cutoff(snapshot, SNAPSHOT_META, inspections, c, pd.Timestamp(as_of), truth, horizon_months))
+        if snapshots is not None and pd.Timestamp(c) in snapshots:
+            snapshot = snapshots[pd.Timestamp(c)]()
+        else:
+            built = profiles if profiles is not None else build_profiles(tables, links, c)
+            snapshot = entity_snapshot(built, tables, c)
+        cut = make_cutoff(snapshot, SNAPSHOT_META, inspections, c, pd.Timestamp(as_of), truth, horizon_months)
+        if sample_entities is not None and len(cut.X) > sample_entities:
+            cut = sample_cutoff(cut, sample_entities, random_state)
+        cutoffs.append(cut)
     return cutoffs
+
+
+def sample_cutoff(cut: Cutoff, n: int, random_state: int) -> Cutoff:
+    """The cut-off on at most ``n`` entities: every entity with a label or an outcome after the cut-off
+    (they carry the signal), the rest a seeded random draw; ranks are then measured on the sample."""
+    keep = ((cut.y != -1) | cut.found | cut.verdict).to_numpy()
+    rest = np.flatnonzero(~keep)
+    room = max(0, n - int(keep.sum()))
+    if room < len(rest):
+        rng = np.random.default_rng(random_state)
+        keep[np.sort(rng.choice(rest, size=room, replace=False))] = True
+    else:
+        keep[rest] = True
+    idx = cut.X.index[keep]
+    return Cutoff(cut.cutoff, cut.X.loc[idx], cut.meta.loc[idx], cut.y.loc[idx], cut.weight.loc[idx],
+                  cut.found.loc[idx], cut.verdict.loc[idx], None if cut.truth is None else cut.truth.loc[idx])
 
 
 # -- metrics --------------------------------------------------------------------

@@ -18,3 +18,7 @@ class ModelSettings(BaseModel):
     officer_capacity_k: int = Field(100, description="leads the officers can check: precision is measured at k")
     exploration_share: float = Field(0.10, description="share of each queue drawn at random from the rest")
     registered_model_name: str = "waterwatch-risk"
+    backtest_sample_entities: int = Field(
+        200_000, description="backtest and tuning on at most this many entities per cut-off (every inspected one "
+        "kept, the rest a seeded sample); the final model is fitted on every entity"
+    )

@@ -77,6 +77,41 @@ def load_inputs(workspace: Path | str, settings=None) -> tuple[dict[str, pd.Data
     return tables, links, ws.as_of()
 
 
+def saved_snapshots(workspace: Path | str) -> dict[pd.Timestamp, Path]:
+    """Snapshots an engine run saved in the profile stage: at as-of (``snapshot``) and at each backtest
+    cut-off (``snapshot_YYYY-MM-DD``), by date."""
+    ws = Workspace(workspace)
+    folder = ws.stage("profiles")
+    out: dict[pd.Timestamp, Path] = {}
+    if ws.manifest().get("profiles_as_of") and (folder / "snapshot.parquet").is_dir():
+        out[pd.Timestamp(ws.manifest()["profiles_as_of"])] = folder / "snapshot.parquet"
+        for path in folder.glob("snapshot_*.parquet"):
+            out[pd.Timestamp(path.stem.split("_", 1)[1])] = path
+    return out
+
+
+def _light_tables(workspace: Path | str) -> dict[str, pd.DataFrame]:
+    """What training reads from the typed tables when the snapshots are saved: the inspections, and
+    the first month of each monthly table (the backtest's usable cut-offs)."""
+    import pyarrow.parquet as pq
+
+    ws = Workspace(workspace)
+    tables = {"inspections": ws.read("typed", "inspections") if ws.has("typed", "inspections") else None}
+    if tables["inspections"] is None:
+        from features.contract import TABLES
+        from features.ingest import empty_typed
+
+        tables["inspections"] = empty_typed(TABLES["inspections"])
+    for name in ("supply", "discharge", "abstraction"):
+        if ws.has("typed", name):
+            month = pq.read_table(ws.table_path("typed", name), columns=["month"]).column("month")
+            import pyarrow.compute as pc
+
+            first = pc.min(month).as_py()
+            tables[name] = pd.DataFrame({"month": pd.to_datetime([first]) if first is not None else pd.to_datetime([])})
+    return tables
+
+
 def profiles_at_as_of(workspace: Path | str, tables, links, as_of: pd.Timestamp, progress=None) -> pd.DataFrame:
     """The pipeline's saved profiles when they end the month before as_of, else built here."""
     from features.profiles import build_profiles
@@ -123,13 +158,21 @@ def train(
     trials = ms.optuna_trials if trials is None else trials
     workspace = Path(workspace)
     extra_labels = [Path(p) for p in extra_labels]
-    tables, links, as_of = load_inputs(workspace, settings)
     from features.profiles import SNAPSHOT_META, entity_snapshot
 
-    profiles = profiles_at_as_of(workspace, tables, links, as_of, progress=progress)
+    saved = saved_snapshots(workspace)
+    as_of = Workspace(workspace).as_of()
+    if as_of in saved:  # an engine run saved the snapshots: no typed monthly table or profile is read whole
+        tables, links, profiles = _light_tables(workspace), None, None
+        loaders = {c: (lambda p=p: pd.read_parquet(p).set_index("uscc")) for c, p in saved.items()}
+    else:
+        tables, links, as_of = load_inputs(workspace, settings)
+        profiles = profiles_at_as_of(workspace, tables, links, as_of, progress=progress)
+        loaders = None
     cutoffs = build_cutoffs(
         tables, links, as_of, ms.backtest_cutoffs, extra_labels=extra_labels, truth=evaluation_truth,
-        progress=progress, profiles=profiles,
+        progress=progress, profiles=profiles, snapshots=loaders, sample_entities=ms.backtest_sample_entities,
+        random_state=ms.random_state,
     )
 
     tuned = None
@@ -178,7 +221,8 @@ def train(
 
     # the final model: features as of as_of; labels from every verdict known now, including field verdicts
     # recorded after the drop's as_of (they describe the state the features describe, and are the reason to retrain)
-    X, _ = split_snapshot(entity_snapshot(profiles, tables, as_of), SNAPSHOT_META)
+    final = loaders[as_of]() if loaders is not None else entity_snapshot(profiles, tables, as_of)
+    X, _ = split_snapshot(final, SNAPSHOT_META)
     inspections = merge_inspections(tables["inspections"], extra_labels)
     labels_known_at = max(as_of, inspections["inspected_on"].max() + pd.Timedelta(days=1)) if len(inspections) else as_of
     labels = inspection_labels(inspections, labels_known_at)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +16,11 @@ import click
 import typer
 import typer.core
 
-from waterwatch.settings import Settings
+# pandera imports pyspark.pandas whenever pyspark is installed (the Spark engine), which warns about pandas 3;
+# our Spark path does not use pyspark.pandas
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+from waterwatch.settings import Settings  # noqa: E402
 
 class _ClearErrors(typer.core.TyperGroup):
     """Every command reports the errors a user can fix as one line with exit code 2, not a traceback."""
@@ -400,10 +405,16 @@ def pipeline(
     as_of: Optional[str] = typer.Option(None, help="YYYY-MM-DD; default: first day after the drop's last month"),
     trials: Optional[int] = typer.Option(None, help="Optuna trials for training (default from settings)"),
 ) -> None:
-    """Run every stage in order from a drop into OUT."""
+    """Run every stage in order from a drop into OUT (a province drop: every city, one model, a summary)."""
     from waterwatch.pipeline import run_pipeline
+    from waterwatch.province import province_cities, run_province
 
     settings = _settings()
+    if province_cities(data):
+        result = run_province(data, out, settings, as_of=as_of, trials=trials)
+        typer.echo(result["summary"].to_string(index=False))
+        typer.echo(f"province results in {out.resolve()} (province.html; cities/<city>/ per city)")
+        return
     result = run_pipeline(data, out, settings, as_of=as_of, trials=trials)
     _print_summary(result["ingest_summary"])
     typer.echo(f"results in {out.resolve()}")

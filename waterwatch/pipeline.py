@@ -68,10 +68,27 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return links
 
 
-def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Monthly profiles, and the entity snapshot at as-of that training and scoring read."""
+def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None,
+                 load: bool = True) -> pd.DataFrame | None:
+    """Monthly profiles, and the entity snapshot at as-of that training and scoring read. ``load=False``
+    (engine runs) leaves the profiles on disk and returns None: a large city's profiles do not fit in memory."""
     from features.profiles import build_profiles, entity_snapshot
 
+    if settings.engine != "memory":
+        from waterwatch.scale import run_engine_stages
+
+        from training.backtest import cutoff_dates
+
+        ws.require_typed()
+        cutoffs = cutoff_dates(ws.as_of(), settings.model.backtest_cutoffs)  # training reads these snapshots
+        run_engine_stages(ws, settings, stages=("profiles",), cutoffs=cutoffs, progress=progress_factory(settings))
+        ws.update_manifest(profiles_as_of=ws.as_of().date().isoformat())
+        if not load:
+            return None
+        profiles = ws.read("profiles", "profiles")
+        for col in profiles.select_dtypes("datetime").columns:  # Parquet stores seconds as milliseconds
+            profiles[col] = profiles[col].astype("datetime64[s]")
+        return profiles
     tables = ws.typed_tables() if tables is None else tables
     links = ws.read("linked", "linkage")
     as_of = ws.as_of()
@@ -92,16 +109,23 @@ def run_checks(
     from models.notifications import build_outbox
     from models.rules import run_checks as checks, water_rights_candidates
 
-    tables = ws.typed_tables() if tables is None else tables
-    links = ws.read("linked", "linkage")
-    as_of = ws.as_of()
-    alerts = checks(tables, links, as_of, settings.rules)
-    cases = build_cases(tables, links, alerts, as_of, settings.rules)
-    matches = water_rights_candidates(tables, links, as_of, settings.rules)
     # the outbox history lives outside the checks stage folder so that re-runs see earlier messages
     history_path = ws.root / "outbox_history.parquet"
     history = pd.read_parquet(history_path) if history_path.exists() else pd.DataFrame(columns=["message_id"])
-    outbox = build_outbox(alerts, tables["entities"], set(history["message_id"].astype(str)), settings.rules)
+    queued = set(history["message_id"].astype(str))
+    if settings.engine != "memory":
+        from waterwatch.scale import run_engine_stages
+
+        checked = run_engine_stages(ws, settings, stages=("checks",), already_queued=queued, progress=progress_factory(settings))
+        alerts, cases, matches, outbox = (checked[k] for k in ("alerts", "cases", "water_rights", "outbox"))
+    else:
+        tables = ws.typed_tables() if tables is None else tables
+        links = ws.read("linked", "linkage")
+        as_of = ws.as_of()
+        alerts = checks(tables, links, as_of, settings.rules)
+        cases = build_cases(tables, links, alerts, as_of, settings.rules)
+        matches = water_rights_candidates(tables, links, as_of, settings.rules)
+        outbox = build_outbox(alerts, tables["entities"], queued, settings.rules)
     pd.concat([history, outbox], ignore_index=True).to_parquet(history_path, index=False)
     ws.reset_stage("checks")
     ws.write("checks", "alerts", alerts)

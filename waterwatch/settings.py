@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.engine.base import EngineSettings
 
 from features.settings import LinkageSettings
 from models.settings import RuleSettings
@@ -28,6 +32,16 @@ from serving.sms.settings import SmsSettings
 from training.settings import ModelSettings
 
 __all__ = ["Settings", "LinkageSettings", "RuleSettings", "ModelSettings", "AuthSettings", "ServingSettings"]
+
+
+class CitySettings(BaseModel):
+    """What differs between the cities of a province run (``Settings.cities``, keyed by the city's
+    division code or folder, e.g. ``WATERWATCH_CITIES='{"371400": {"bureau_name": "德州市水利局"}}'``)."""
+
+    bureau_name: str | None = Field(None, description="signs the city's SMS (default: <city>水利局)")
+    tax_rate_groundwater_yuan: float | None = None
+    tax_rate_surface_yuan: float | None = None
+    districts: dict[str, str] = Field(default_factory=dict, description="district name -> division code")
 
 
 class Settings(BaseSettings):
@@ -43,6 +57,13 @@ class Settings(BaseSettings):
     )
     production: bool = Field(False, description="refuses default passwords and demo users")
     show_progress: bool = True
+
+    engine: Literal["embedded", "duckdb", "spark", "memory"] = Field(
+        "embedded", description="embedded (DuckDB, partitioned), spark (at spark_master), memory (pandas, one piece)"
+    )
+    spark_master: str | None = Field(None, description="Spark master URL, e.g. spark://host:7077; default local[2]")
+    scale: EngineSettings = Field(default_factory=EngineSettings)
+    cities: dict[str, CitySettings] = Field(default_factory=dict, description="per-city settings of a province run")
 
     # one settings object per layer, each declared beside the code that reads it
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)

@@ -93,8 +93,10 @@ def greedy_match(sellers: pd.DataFrame, buyers: pd.DataFrame) -> pd.DataFrame:
     return pieces
 
 
-def water_rights_candidates(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
-    """Seller-buyer pairs within the same source and district, with the volume to trade."""
+def rights_market(tables, links, as_of, rules: RuleSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sellers (surplus_m3) and buyers (shortfall_m3) of the water-rights market, each with the
+    entity's district and name. Entity by entity, so it may be computed over any partition of the
+    entities and the parts concatenated before ``match_market``."""
     ent = tables["entities"].drop_duplicates("uscc").set_index("uscc")
     sellers = rights_sellers(tables, as_of, rules)
     buyers = rights_buyers(tables, links, as_of, rules)
@@ -104,6 +106,15 @@ def water_rights_candidates(tables, links, as_of, rules: RuleSettings) -> pd.Dat
     buyers = buyers.assign(district=buyers["uscc"].map(ent["district"])).dropna(subset=["district"])
     sellers = sellers[sellers["surplus_m3"] > 0]
     buyers = buyers[buyers["shortfall_m3"] > 0]
+    sellers = sellers.assign(name=sellers["uscc"].map(ent["name"]).fillna(""))
+    buyers = buyers.assign(name=buyers["uscc"].map(ent["name"]).fillna(""))
+    return sellers.reset_index(drop=True), buyers.reset_index(drop=True)
+
+
+def match_market(sellers: pd.DataFrame, buyers: pd.DataFrame) -> pd.DataFrame:
+    """Seller-buyer pairs within the same source and district (``rights_market``'s sides)."""
+    sellers = sellers.sort_values(["uscc", "source"], kind="stable")
+    buyers = buyers.sort_values(["uscc", "source"], kind="stable")
     out = []
     markets = sorted(set(zip(sellers["source"], sellers["district"])) & set(zip(buyers["source"], buyers["district"])))
     for source, district in markets:  # one iteration per (source, district) market, not per row
@@ -115,8 +126,14 @@ def water_rights_candidates(tables, links, as_of, rules: RuleSettings) -> pd.Dat
     if not out:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith("_m3") else "str") for c in MATCH_COLUMNS})
     matches = pd.concat(out, ignore_index=True)
-    matches["seller_name"] = matches["seller_uscc"].map(ent["name"]).fillna("")
-    matches["buyer_name"] = matches["buyer_uscc"].map(ent["name"]).fillna("")
+    names = pd.concat([sellers[["uscc", "name"]], buyers[["uscc", "name"]]]).drop_duplicates("uscc").set_index("uscc")["name"]
+    matches["seller_name"] = matches["seller_uscc"].map(names).fillna("")
+    matches["buyer_name"] = matches["buyer_uscc"].map(names).fillna("")
     for c in ("surplus_m3", "shortfall_m3", "volume_m3"):
         matches[c] = matches[c].astype("float64").round(1)
     return matches[MATCH_COLUMNS].reset_index(drop=True)
+
+
+def water_rights_candidates(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
+    """Seller-buyer pairs within the same source and district, with the volume to trade."""
+    return match_market(*rights_market(tables, links, as_of, rules))

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.console.routes import alerts, dashboard, lead, login, outbox, queue, water_rights
+from serving.console.routes import alerts, dashboard, lead, login, outbox, province, queue, water_rights
 
-PAGES = (login, queue, lead, dashboard, alerts, outbox, water_rights)
+PAGES = (login, queue, lead, dashboard, alerts, outbox, water_rights, province)
 
 
 def console_router() -> APIRouter:
