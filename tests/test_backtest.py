@@ -101,7 +101,7 @@ def test_make_cutoff_uses_only_inspections_before_the_cutoff_for_labels():
     assert cut.y.to_dict() == {"E0000": 1, "E0001": 0, "E0002": -1, "E0003": -1, "E0004": -1, "E0005": -1}
     assert list(cut.found[cut.found].index) == ["E0003"]
     assert set(cut.verdict[cut.verdict].index) == {"E0003", "E0004"}
-    assert list(cut.X.columns) == ["signal", NAIVE, "industry_code"]  # peer group kept for the model
+    assert list(cut.X.columns) == ["signal", NAIVE, "employees", "industry_code"]  # staff and peer group kept for the model
     assert cut.evaluated.tolist() == [False, True, True, True, True, True]  # E0000 already confirmed
 
 

@@ -74,13 +74,15 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
     from fastapi.testclient import TestClient
 
     from serving.api import create_app
-    from serving.auth import DEMO_PASSWORD
+    from serving.services.users import DEMO_PASSWORD
     from serving.console import console_router
     from serving.publish import publish_run
     from serving.store import Lead, open_store
 
+    from serving.settings import AuthSettings
+
     settings = Settings(home=tmp_path / "store", database_url=f"sqlite:///{tmp_path / 'lc.db'}",
-                        secret_key="test-secret-0123456789abcdef-0123456789", show_progress=False)
+                        auth=AuthSettings(secret_key="test-secret-0123456789abcdef-0123456789"), show_progress=False)
     _, sessions = open_store(settings.resolved_database_url())
     publish_run(out / "cities" / "city=371500", sessions, settings)
     with sessions() as s:
