@@ -135,3 +135,23 @@ def test_scoring_in_chunks_equals_an_unchunked_run(embedded, ingested):
     direct = pd.Series(bundle.model.predict_proba(bundle.matrix(snapshot))[:, 1], index=snapshot.index)
     assert (whole.set_index("uscc")["risk_score"] == direct.reindex(whole["uscc"]).to_numpy()).all()
     assert whole["reasons"].str.len().gt(0).mean() > 0.9
+
+
+def test_backtest_sample_keeps_every_labelled_entity_and_draws_the_rest():
+    """Issue #13 item 4: a cut-off larger than the tuning sample keeps its labelled entities, the rest drawn."""
+    import numpy as np
+
+    from training.backtest import Cutoff, sample_cutoff
+
+    idx = pd.Index([f"U{i:05d}" for i in range(1000)], name="uscc")
+    y = pd.Series(-1, index=idx)
+    y.iloc[:30] = 1
+    y.iloc[30:60] = 0
+    found = pd.Series(False, index=idx)
+    found.iloc[900:910] = True
+    cut = Cutoff(pd.Timestamp("2026-01-01"), pd.DataFrame({"x": np.arange(1000.0)}, index=idx),
+                 pd.DataFrame({"district": "d"}, index=idx), y, pd.Series(1.0, index=idx), found, found.copy())
+    small = sample_cutoff(cut, 200, random_state=0)
+    assert len(small.X) == 200 and small.X.index.is_monotonic_increasing
+    assert set(idx[:60]) | set(idx[900:910]) <= set(small.X.index)
+    assert sample_cutoff(cut, 200, random_state=0).X.index.equals(small.X.index)

@@ -248,7 +248,7 @@ def build_cutoffs(
 def sample_cutoff(cut: Cutoff, n: int, random_state: int) -> Cutoff:
     """The cut-off on at most ``n`` entities: every entity with a label or an outcome after the cut-off
     (they carry the signal), the rest a seeded random draw; ranks are then measured on the sample."""
-    keep = ((cut.y != -1) | cut.found | cut.verdict).to_numpy()
+    keep = np.array(((cut.y != -1) | cut.found | cut.verdict).to_numpy(), dtype=bool)  # a writable copy
     rest = np.flatnonzero(~keep)
     room = max(0, n - int(keep.sum()))
     if room < len(rest):
