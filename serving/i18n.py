@@ -90,6 +90,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "queue.count": ("共 {n} 条线索", "{n} leads"),
     "queue.any_kind": ("全部类型", "Any kind"),
     "queue.any_district": ("全部辖区", "All districts"),
+    "queue.city": ("城市", "City"),
+    "queue.any_city": ("全部城市", "All cities"),
     "queue.summary_open": ("未结案", "Open"),
     "queue.summary_closed": ("已结案", "Closed"),
     "queue.summary_violations": ("查实违法", "Violations found"),
