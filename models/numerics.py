@@ -43,6 +43,11 @@ def weighted_sum(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Euclidean distance from each query row to its nearest point, summed feature by feature in a fixed order
     (no BLAS: the result of one row does not depend on the others or on the CPU)."""
+    if len(queries) * len(points) * queries.shape[1] <= 1 << 16:  # a few rows: no loop over the features
+        # cumsum adds the squares one feature after the other, the same sums in the same order as the loop below
+        squares = (queries[:, None, :] - points[None, :, :]) ** 2
+        acc = np.cumsum(squares, axis=2)[:, :, -1] if squares.shape[2] else np.zeros(squares.shape[:2])
+        return np.sqrt(acc.min(axis=1, initial=np.inf))
     best = np.full(len(queries), np.inf)
     # points per block: each distance is the same fixed-order sum whatever the block, so a few queries (one-row
     # scoring) take every point at once, in d numpy steps instead of d per 64 points
