@@ -168,6 +168,18 @@ def _former_permit(row, peer):
                   "last 12 months")
 
 
+def _meter_flat(row, peer):
+    run = _num(row, "flat_run_months")
+    months = _num(row, "flat_reading_months_12m")
+    if np.isfinite(run) and run >= 3:  # the repetition is still going on
+        return Reason("meter_flat", run, "months", f"取水计量月读数已连续{run:.0f}个月完全相同",
+                      f"The meter has reported exactly the same monthly volume for {run:.0f} months in a row")
+    months = 0.0 if not np.isfinite(months) else months
+    return Reason("meter_flat", months, "months", f"近12个月有{months:.0f}个月取水计量月读数与前两个月完全相同",
+                  f"In {months:.0f} of the last 12 months the meter repeated the same monthly volume as the two "
+                  "months before")
+
+
 INDICATOR_REASONS = {
     "balance_excess": _balance_excess,
     "balance_step": _balance_step,
@@ -178,6 +190,7 @@ INDICATOR_REASONS = {
                                   "quota"),
     "meter_drop": _meter_drop,
     "supply_drop": _supply_drop,
+    "meter_flat": _meter_flat,
     "dewatering_unpermitted": _dewatering,
     "former_permit": _former_permit,
 }

@@ -410,3 +410,37 @@ def test_violation_rate_is_estimated_from_queued_verdicts_by_inverse_probability
     # the naive hit rate of the same verdicts would be 51 / 120
     assert estimate_violation_rate(frame.iloc[:10]) is None  # too few verdicts to say
     assert estimate_violation_rate(frame.drop(columns="queue_probability")) is None
+
+
+def test_run_is_named_after_stage_and_as_of_with_dataset_artifacts_and_real_duration(tmp_path):
+    """The run read back from the tracking store: its name, the training data as its dataset input, the
+    backtest tables and charts as artifacts, and a duration from the stage's start, not from the logging."""
+    import time
+
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from training import registry
+
+    client = registry.connect(f"sqlite:///{tmp_path / 'mlflow.db'}", "stages", artifact_root=tmp_path / "art")
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    report = tmp_path / "report"
+    report.mkdir()
+    pd.DataFrame({"cutoff": ["2026-05"], "p_at_k": [0.5]}).to_csv(report / "metrics.csv", index=False)
+    (report / "pr_curve.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    started = int(time.time() * 1000) - 65_000  # the stage began 65 s before it logged
+    reg = registry.log_run(name="m", params={"trials": 0}, risk_params={}, metrics={"p": 0.5}, artifacts_dir=report,
+                           model=model, X_example=X, objective=0.5, as_of="2026-11-01", run_name="train 2026-10",
+                           started_ms=started, dataset=X.assign(label=[0, 0, 1, 1]), dataset_name="snapshot 2026-10",
+                           dataset_source=str(tmp_path), dataset_targets="label")
+    run = client.get_run(reg.run_id)
+    assert run.info.run_name == "train 2026-10"
+    assert run.info.start_time == started and run.info.end_time - run.info.start_time >= 65_000
+    inputs = run.inputs.dataset_inputs
+    assert [d.dataset.name for d in inputs] == ["snapshot 2026-10"]
+    assert {t.key: t.value for t in inputs[0].tags}.get("mlflow.data.context") == "training"
+    assert "label" in inputs[0].dataset.schema and inputs[0].dataset.source_type
+    logged = {a.path for a in client.list_artifacts(reg.run_id, "backtest")}
+    assert {"backtest/metrics.csv", "backtest/pr_curve.png"} <= logged
+    assert mlflow.active_run() is None
