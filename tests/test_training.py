@@ -378,7 +378,15 @@ def test_scoring_lists_every_live_entity_once(city_ws):
     assert list(leads.columns) == LEAD_COLUMNS
     assert leads["uscc"].is_unique and set(leads["uscc"]) == set(live["uscc"])
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
-    assert leads["risk_score"].is_monotonic_decreasing and leads["risk_score"].between(0, 1).all()
+    assert leads["risk_score"].between(0, 1).all()
+    # a violation an inspection recorded is discovered: those entities follow every other, each part by score
+    insp = ws.typed_tables()["inspections"]
+    found = set(insp.loc[insp["outcome"] == "violation", "uscc"].str.upper())
+    known = leads["uscc"].str.upper().isin(found)
+    assert 0 < known.sum() < len(leads) and not known.iloc[: (~known).sum()].any()
+    assert leads.loc[known, "documented_breach"].all()
+    assert leads.loc[~known, "risk_score"].is_monotonic_decreasing
+    assert leads.loc[known, "risk_score"].is_monotonic_decreasing
     assert leads["reasons"].str.len().gt(0).all()
     assert (leads["model_version"] == load_bundle(city_ws / "ws" / "models" / "champion.joblib").version).all()
 
