@@ -413,8 +413,13 @@ class HiddenWater(_NamedDetector):
                 frame = pd.DataFrame({"k": key[ok], "r": r[ok]})
                 g = frame.groupby("k")["r"]
                 med, n = g.median(), g.size()
-                dev = np.abs(frame["r"].to_numpy() - frame["k"].map(med).to_numpy(dtype="float64"))
-                mad = pd.Series(dev).groupby(frame["k"].to_numpy()).median() * 1.4826
+                dev = frame["r"].to_numpy() - frame["k"].map(med).to_numpy(dtype="float64")
+                if ind.upper_spread:  # the spread on the side the indicator counts
+                    above = dev > 0
+                    mad = pd.Series(dev[above]).groupby(frame["k"].to_numpy()[above]).median() * 1.4826
+                    mad = mad.reindex(med.index)
+                else:
+                    mad = pd.Series(np.abs(dev)).groupby(frame["k"].to_numpy()).median() * 1.4826
                 keep = n[n >= self.min_peers].index
                 levels.append(({k: float(v) for k, v in med[keep].items()},
                                {k: float(v) for k, v in mad[keep].items()}))

@@ -25,7 +25,8 @@ class Indicator:
     ``weight``: its weight in the combination; ``min_scale``: floor of its peers' spread (so that a
     near-constant indicator does not turn a small difference into a large z); ``one_sided``: an event (a
     step) whose absence or reverse says nothing about hidden water, so its z counts from 0 up (its peers'
-    spread is still measured on both signs)."""
+    spread is still measured on both signs, unless ``upper_spread``: then on the side it counts, for a number
+    whose other side runs far, such as a meter's fall as a share, unbounded below when the meter grew)."""
 
     code: str
     peers: str
@@ -35,6 +36,7 @@ class Indicator:
     one_sided: bool = False
     capped_where: Callable[[dict], np.ndarray] | None = None  # rows whose z is held at ``capped``
     capped: float = 3.0
+    upper_spread: bool = False  # the peers' spread from the deviations above their median only
 
 
 # an entity whose supply, meter and metered discharge all fell to nearly nothing stopped trading or sleeps:
@@ -134,7 +136,7 @@ HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
     Indicator("balance_step", "city", 1.0, 0.02, _balance_step, one_sided=True, capped_where=_no_known_inflow),
     Indicator("plan_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="plan_used_12m")),
     Indicator("quota_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="quota_used_12m")),
-    Indicator("meter_drop", "city", 1.0, 0.02, _meter_drop, one_sided=True),
+    Indicator("meter_drop", "city", 1.0, 0.02, _meter_drop, one_sided=True, upper_spread=True),
     Indicator("meter_flat", "city", 1.0, 1.0 / EVENT_Z, _meter_flat, one_sided=True),
     Indicator("supply_drop", "city", 0.5, 0.02, _inflow_drop, one_sided=True),
     Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True),
