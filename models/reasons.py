@@ -174,7 +174,8 @@ def _meter_flat(row, peer):
     if np.isfinite(run) and run >= 3:  # the repetition is still going on
         return Reason("meter_flat", run, "months", f"取水计量月读数已连续{run:.0f}个月完全相同",
                       f"The meter has reported exactly the same monthly volume for {run:.0f} months in a row")
-    months = 0.0 if not np.isfinite(months) else months
+    if not (np.isfinite(months) and months > 0):  # the meter varies: nothing to say
+        return None
     return Reason("meter_flat", months, "months", f"近12个月有{months:.0f}个月取水计量月读数与前两个月完全相同",
                   f"In {months:.0f} of the last 12 months the meter repeated the same monthly volume as the two "
                   "months before")
