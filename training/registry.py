@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,11 @@ def log_run(
     created = client.create_run(experiment_id, start_time=started_ms, tags=dict(tags or {}), run_name=run_name)
     with mlflow.start_run(run_id=created.info.run_id) as run:
         if dataset is not None:
-            data = mlflow.data.from_pandas(dataset, source=dataset_source, name=dataset_name, targets=dataset_targets)
-            mlflow.log_input(data, context="training")
+            with warnings.catch_warnings():  # MLflow's notes on resolving a local path and on integer columns
+                warnings.simplefilter("ignore", UserWarning)
+                data = mlflow.data.from_pandas(dataset, source=dataset_source, name=dataset_name,
+                                               targets=dataset_targets)
+                mlflow.log_input(data, context="training")
         mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
         mlflow.log_metrics(clean)
