@@ -6,8 +6,6 @@ past their own month.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -33,10 +31,12 @@ def trailing_median(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
     E, M = x.shape
     padded = np.concatenate([np.full((E, window), np.nan), np.asarray(x, dtype="float64")], axis=1)
     windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)[:, :M]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(windows, axis=2)
     count = np.sum(~np.isnan(windows), axis=2)
+    # np.nanmedian's numbers, by one sort (missing months sort last): the middle value, or the mean of the two
+    ordered = np.sort(windows, axis=2)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=2)[..., 0]
+    high = np.take_along_axis(ordered, (count // 2)[..., None], axis=2)[..., 0]
+    med = np.where(count % 2 == 1, low, (low + high) / 2.0)
     return np.where(count >= min_count, med, np.nan)
 
 

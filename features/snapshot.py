@@ -71,7 +71,13 @@ class SnapshotInput:
 
     def recent(self, months: int = 12) -> pd.DataFrame:
         """Profile rows of the last ``months`` months."""
-        return self.profiles[self.profiles["month"] >= self.months_back(months)]
+        return _rows(self.profiles, self.profiles["month"] >= self.months_back(months))
+
+
+def _rows(frame: pd.DataFrame, keep: pd.Series) -> pd.DataFrame:
+    """``frame[keep]``, without copying a wide frame when every row is kept (copy-on-write: no one can
+    change the caller's frame through it)."""
+    return frame if bool(keep.all()) else frame[keep]
 
 
 FeatureGroup = Callable[[SnapshotInput], dict[str, pd.Series]]
@@ -105,7 +111,7 @@ def entity_snapshot(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], as_
     snap["employees"] = ents["employees"]
     snap["size_band"] = size_band(ents["employees"])
 
-    prof = profiles[profiles["month"] < as_of]
+    prof = _rows(profiles, profiles["month"] < as_of)
     last = prof[prof["month"] == as_of - pd.DateOffset(months=1)].set_index("uscc").reindex(snap.index)
     data = SnapshotInput(as_of=as_of, index=snap.index, entities=ents, profiles=prof, last=last, tables=tables)
     feats: dict[str, pd.Series] = {}
