@@ -108,6 +108,7 @@ def run_checks(
     from models.cases import build_cases
     from models.notifications import build_outbox
     from models.rules import run_checks as checks, water_rights_candidates
+    from models.rules.memo import reuse
 
     # the outbox history lives outside the checks stage folder so that re-runs see earlier messages
     history_path = ws.root / "outbox_history.parquet"
@@ -122,9 +123,10 @@ def run_checks(
         tables = ws.typed_tables() if tables is None else tables
         links = ws.read("linked", "linkage")
         as_of = ws.as_of()
-        alerts = checks(tables, links, as_of, settings.rules)
-        cases = build_cases(tables, links, alerts, as_of, settings.rules)
-        matches = water_rights_candidates(tables, links, as_of, settings.rules)
+        with reuse():  # the checks share intermediates (models.rules.memo)
+            alerts = checks(tables, links, as_of, settings.rules)
+            cases = build_cases(tables, links, alerts, as_of, settings.rules)
+            matches = water_rights_candidates(tables, links, as_of, settings.rules)
         outbox = build_outbox(alerts, tables["entities"], queued, settings.rules)
     pd.concat([history, outbox], ignore_index=True).to_parquet(history_path, index=False)
     ws.reset_stage("checks")
