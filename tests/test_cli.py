@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from test_store import make_run
@@ -12,6 +13,9 @@ from waterwatch.cli import app
 def test_users_publish_and_export_labels(tmp_path):
     env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SHOW_PROGRESS": "false"}
     runner = CliRunner()
+    published = runner.invoke(app, ["publish", "--out", str(make_run(tmp_path / "run", n=40))], env=env)
+    assert published.exit_code == 0, published.output
+    assert '"leads_new"' in published.output
     added = runner.invoke(app, ["users", "add", "wang", "--role", "officer", "--district", "德城区",
                                 "--password", "a-long-enough-password"], env=env)
     assert added.exit_code == 0, added.output
@@ -24,10 +28,6 @@ def test_users_publish_and_export_labels(tmp_path):
     weak = runner.invoke(app, ["users", "add", "zhao", "--role", "supervisor", "--password", "demo-password"],
                          env={**env, "WATERWATCH_PRODUCTION": "true"})
     assert weak.exit_code == 2
-
-    published = runner.invoke(app, ["publish", "--out", str(make_run(tmp_path / "run", n=40))], env=env)
-    assert published.exit_code == 0, published.output
-    assert '"leads_new"' in published.output
 
     labels = tmp_path / "labels.csv"
     exported = runner.invoke(app, ["export-labels", "--out", str(labels)], env=env)
@@ -44,6 +44,7 @@ def test_users_commands_change_and_audit(tmp_path):
 
     env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SHOW_PROGRESS": "false"}
     runner = CliRunner()
+    assert runner.invoke(app, ["publish", "--out", str(make_run(tmp_path / "run", n=20))], env=env).exit_code == 0
 
     def run(*args):
         result = runner.invoke(app, ["users", *args], env=env)
@@ -65,7 +66,8 @@ def test_users_commands_change_and_audit(tmp_path):
     assert missing.exit_code == 2 and "no user" in missing.output
     _, sessions = open_store(f"sqlite:///{tmp_path / 'var' / 'waterwatch.db'}")
     with sessions() as s:
-        actions = [(a.actor, a.action, a.object_id) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+        actions = [(a.actor, a.action, a.object_id) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))
+                   if a.action.startswith(("user_", "key_"))]
     assert actions == [("cli", "user_create", "wang"), ("cli", "user_create", "gateway"),
                        ("cli", "key_create", "1"), ("cli", "key_create", "2"), ("cli", "key_revoke", "1"),
                        ("cli", "key_revoke", "2"), ("cli", "user_deactivate", "wang"),
@@ -95,6 +97,85 @@ def test_store_commands_refuse_a_store_that_is_not_the_services(tmp_path):
     open_store(f"sqlite:///{tmp_path / 'fresh' / 'waterwatch.db'}")[0].dispose()  # a store, but no run in it
     result = runner.invoke(app, ["export-labels", "--out", str(tmp_path / "l.csv")], env=empty)
     assert result.exit_code == 2 and "no published run" in result.output and "waterwatch publish" in result.output
+
+
+USER_COMMANDS = (["users", "add", "gateway", "--role", "analyst", "--password", "", "--api-key"], ["users", "list"],
+                 ["users", "deactivate", "supervisor"], ["users", "reactivate", "supervisor"],
+                 ["users", "set-password", "supervisor", "--password", "a-long-enough-password"],
+                 ["users", "add-key", "supervisor"], ["users", "revoke-key", "supervisor"])
+
+
+def test_users_commands_refuse_a_store_that_is_not_the_services(tmp_path):
+    """Issue #12 item 6: a user or key made in another store than the service's would be a 401 later."""
+    runner = CliRunner()
+    other = {"WATERWATCH_HOME": str(tmp_path / "elsewhere"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    for command in USER_COMMANDS:
+        result = runner.invoke(app, command, env=other)
+        assert result.exit_code == 2, (command, result.output)
+        assert "no store at" in result.output and "WATERWATCH_HOME" in result.output and "API key" not in result.output
+    assert not (tmp_path / "elsewhere" / "waterwatch.db").exists()  # nothing created on the way
+
+    from sqlalchemy import create_engine, text
+
+    from serving.store import open_store
+
+    cases = {"bare": [], "foreign": ["CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",
+                                     "INSERT INTO alembic_version VALUES ('ffffdeadbeef')"]}
+    for name, statements in cases.items():  # a database file, but not a WaterWatch store
+        (tmp_path / name).mkdir()
+        engine = create_engine(f"sqlite:///{tmp_path / name / 'waterwatch.db'}")
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE notes (id INTEGER)"))
+            for sql in statements:
+                conn.execute(text(sql))
+        engine.dispose()
+        env = {"WATERWATCH_HOME": str(tmp_path / name), "WATERWATCH_SHOW_PROGRESS": "false"}
+        result = runner.invoke(app, USER_COMMANDS[0], env=env)
+        assert result.exit_code == 2, result.output
+        assert ("holds no WaterWatch store" if name == "bare" else "'ffffdeadbeef', which is not WaterWatch's") \
+            in result.output and "Traceback" not in result.output
+
+    fresh = {"WATERWATCH_HOME": str(tmp_path / "fresh"), "WATERWATCH_SHOW_PROGRESS": "false"}
+    (tmp_path / "fresh").mkdir()
+    open_store(f"sqlite:///{tmp_path / 'fresh' / 'waterwatch.db'}")[0].dispose()  # migrated, but no run yet
+    for command in USER_COMMANDS:
+        result = runner.invoke(app, command, env=fresh)
+        assert result.exit_code == 2 and "no published run" in result.output, (command, result.output)
+    assert runner.invoke(app, ["publish", "--out", str(make_run(tmp_path / "run", n=20))], env=fresh).exit_code == 0
+    done = runner.invoke(app, USER_COMMANDS[0], env=fresh)
+    assert done.exit_code == 0 and "API key (shown once)" in done.output
+    assert f"store: sqlite:///{tmp_path / 'fresh' / 'waterwatch.db'}" in done.output  # which store it used
+
+
+@pytest.mark.postgres
+def test_store_commands_refuse_an_empty_postgresql_database():
+    import uuid
+
+    from sqlalchemy import text
+
+    from serving.store import make_engine
+    from test_store import PG_URL, _postgres_reachable
+
+    why = _postgres_reachable()
+    if why:
+        pytest.skip(why)
+    schema = f"ww_cli_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        env = {"WATERWATCH_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}", "WATERWATCH_SHOW_PROGRESS": "false"}
+        for command in (USER_COMMANDS[0], ["export-labels", "--out", "/dev/null"]):
+            result = CliRunner().invoke(app, command, env=env)
+            assert result.exit_code == 2 and "holds no WaterWatch store" in result.output, result.output
+            assert "postgresql" in result.output and "Traceback" not in result.output
+        with admin.connect() as conn:  # nothing created in it
+            assert conn.execute(text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"),
+                                {"s": schema}).scalar() == 0
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def test_send_delivers_the_published_outbox_once_through_the_file_sender(tmp_path):

@@ -360,3 +360,75 @@ def test_supervisor_amends_then_reopens_a_verdict_from_the_lead_page(env):
                                                                         Verdict.superseded.is_(True))) == 1
         actions = set(s.scalars(select(AuditLog.action).where(AuditLog.object_id == str(lead_id))))
         assert {"verdict_amend", "reopen"} <= actions
+
+
+def _add_cases(env) -> dict:
+    """Two cases in the store (as a run's cases.csv would raise them): one per district of the first two."""
+    from serving.store import Case
+
+    facts = env["facts"]
+    first, second = facts["district"][0], facts["district"][1]
+    with env["sessions"]() as s, s.begin():
+        for c in s.query(Case).filter(Case.case_id.in_(("C-EXP-1", "C-TAX-1"))):
+            s.delete(c)
+        s.flush()
+        s.add_all([
+            Case(case_id="C-EXP-1", kind="expired_permit_in_use", uscc=facts["uscc"][0], name=facts["names"][0],
+                 district=first, permit_id="取水(鲁)字[2019]第009号", period="2026", action="enforcement_file",
+                 evidence_text="许可证已于2025-12-31到期，仍在取水 3,200 m³", volume_at_stake_m3=3200.0,
+                 evidence_text_en="The permit expired on 2025-12-31; 3,200 m³ abstracted since"),
+            Case(case_id="C-TAX-1", kind="tax_verification", uscc=facts["uscc"][1], name=facts["names"][1],
+                 district=second, period="2026-Q2", action="tax_quantity_correction", verified_m3=12345.0,
+                 tax_at_stake_yuan=6172.5, evidence_text="申报量低于计量量",
+                 evidence_text_en="Declared below the metered quantity")])
+    return {"first": first, "second": second}
+
+
+def test_cases_page_is_in_the_navigation_with_kinds_filters_moves_and_exports(env):
+    from serving.store import Case
+
+    where = _add_cases(env)
+    sup, _ = login(env, "supervisor")
+    page = sup.get("/cases")
+    assert page.status_code == 200 and 'href="/cases"' in page.text
+    assert re.search(r'class="active" data-kind="quota"', page.text)  # the quota notices come first
+    assert page.text.count("data-alert-id=") == 1  # the quota notice (A2), with its year-to-date text
+    tax = sup.get("/cases?kind=tax_verification")
+    assert tax.text.count('data-case-id="') == 1 and "C-TAX-1" in tax.text and "12,345" in tax.text
+    assert {m for m in re.findall(r'data-move="(\w+)"', tax.text)} == {"in_progress", "closed", "dismissed"}
+    assert sup.get("/cases?kind=tax_verification&status=closed").text.count('data-case-id="') == 0
+    assert sup.get(f"/cases?kind=expired_permit_in_use&district={where['second']}").text.count('data-case-id="') == 0
+    assert sup.get("/cases?kind=expired_permit_in_use&q=2019").text.count('data-case-id="') == 1
+    en = sup.get("/cases?kind=tax_verification&lang=en")
+    assert "Verify the quantity for the tax office" in en.text and "Declared below the metered quantity" in en.text
+    rows = csv_rows(sup.get("/cases?kind=tax_verification&format=csv&lang=zh"))
+    assert rows[0][:2] == ["案件编号", "案件类型"] and [r[0] for r in rows[1:]] == ["C-TAX-1"]
+    rows = xlsx_rows(sup.get("/cases?kind=expired_permit_in_use&format=xlsx&lang=en"))
+    assert rows[0][:2] == ("Case", "Case kind") and rows[1][0] == "C-EXP-1" and len(rows) == 2
+    assert len(csv_rows(sup.get("/cases?kind=quota&format=csv"))) == 2  # notices export too
+
+    # an officer works their own district's cases and may neither see nor move another's
+    officer, _ = login(env, officer_of(where["first"]))
+    mine = officer.get("/cases?kind=expired_permit_in_use")
+    assert mine.status_code == 200 and "C-EXP-1" in mine.text
+    assert officer.get("/cases?kind=tax_verification").text.count('data-case-id="') == 0
+    assert officer.get(f"/cases?district={where['second']}").status_code == 403
+    csrf = csrf_of(mine.text)
+    moved = officer.post("/cases/C-EXP-1/status", data={"csrf": csrf, "status": "in_progress",
+                                                       "back": "/cases?kind=expired_permit_in_use"},
+                          follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"].endswith("done=in_progress")
+    assert officer.post("/cases/C-TAX-1/status", data={"csrf": csrf, "status": "closed"}).status_code == 403
+    assert officer.post("/cases/C-EXP-1/status", data={"csrf": "wrong", "status": "closed"}).status_code == 403
+    closed = officer.post("/cases/C-EXP-1/status", data={"csrf": csrf, "status": "closed"}, follow_redirects=True)
+    assert "data-move=\"open\"" not in closed.text  # only a supervisor reopens
+    assert officer.post("/cases/C-EXP-1/status", data={"csrf": csrf, "status": "open"}).status_code == 403
+    with env["sessions"]() as s:
+        case = s.get(Case, "C-EXP-1")
+        assert case.status == "closed" and case.assignee == officer_of(where["first"])
+
+    # analysts read and never write
+    analyst, _ = login(env, "analyst")
+    seen = analyst.get("/cases?kind=tax_verification")
+    assert seen.status_code == 200 and "C-TAX-1" in seen.text and "data-move=" not in seen.text
+    assert analyst.post("/cases/C-TAX-1/status", data={"csrf": csrf_of(seen.text), "status": "closed"}).status_code == 403

@@ -201,11 +201,14 @@ def _shown_url(url: str) -> str:
 
 def _existing_store(settings: Settings, need_run: bool = True):
     """The session factory of the store the settings point at, refusing with a clear line (exit 2) when
-    there is no store there, or (``need_run``) one that holds no published run: then the command would read
-    or write a different store from the service's (another WATERWATCH_HOME or WATERWATCH_DATABASE_URL)."""
-    from sqlalchemy import inspect, make_url, select
+    there is no store there, a database that is not a WaterWatch store (no tables, or another application's
+    migrations), or (``need_run``) one that holds no published run: then the command would read or write a
+    different store from the service's (another WATERWATCH_HOME or WATERWATCH_DATABASE_URL). Says on stderr
+    which store it uses; migrates an older WaterWatch schema as the service would."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect, make_url, select, text
 
-    from serving.store import Run, make_engine, open_store
+    from serving.store import MIGRATIONS_DIR, Run, make_engine, open_store
 
     url = settings.resolved_database_url()
     where = (f"(WATERWATCH_HOME={settings.home}; the service uses the store its WATERWATCH_HOME or "
@@ -215,17 +218,24 @@ def _existing_store(settings: Settings, need_run: bool = True):
         _fail(f"no store at {parsed.database} {where}")
     engine = make_engine(url)
     try:
-        empty = "alembic_version" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            version = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                       if "alembic_version" in inspect(conn).get_table_names() else None)
     finally:
         engine.dispose()
-    if empty:
+    if version is None:
         _fail(f"the database {_shown_url(url)} holds no WaterWatch store {where}")
+    known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions()}
+    if version not in known:
+        _fail(f"the database {_shown_url(url)} is at schema revision {version!r}, which is not WaterWatch's "
+              f"(another application's database, or a newer WaterWatch) {where}")
     _, sessions = open_store(url)
     if need_run:
         with sessions() as session:
             if session.scalar(select(Run.run_id).limit(1)) is None:
                 _fail(f"the store at {_shown_url(url)} holds no published run: publish one with "
                       f"`waterwatch publish --out OUT` {where}")
+    typer.echo(f"store: {_shown_url(url)}", err=True)
     return sessions
 
 
@@ -303,9 +313,8 @@ def serve(
 
 
 def _users_store():
-    from serving.store import open_store
-
-    return open_store(_settings().resolved_database_url())[1]
+    """The service's store (users are created where the service will look for them; see ``_existing_store``)."""
+    return _existing_store(_settings())
 
 
 @users_app.command("add")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.console.routes import alerts, dashboard, lead, login, outbox, province, queue, water_rights
+from serving.console.routes import alerts, cases, dashboard, lead, login, outbox, province, queue, water_rights
 
-PAGES = (login, queue, lead, dashboard, alerts, outbox, water_rights, province)
+PAGES = (login, queue, lead, dashboard, alerts, cases, outbox, water_rights, province)
 
 
 def console_router() -> APIRouter:

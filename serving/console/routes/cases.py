@@ -17,7 +17,8 @@ from serving.console.alert_text import alert_text
 from serving.console.charts import LEVEL_ORDER, ytd_curve_svg, ytd_share
 from serving.console.export import export_response
 from serving.console.lists import Listing, choice_param, text_param
-from serving.console.render import PageDep, check_csrf, page_router, render
+from serving import roles
+from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
 from serving.console.routes.alerts import lead_links, quota_thresholds
 from serving.deps import ModelDep, SessionDep
 from serving.errors import NotFound
@@ -27,6 +28,7 @@ from serving.services.leads import officer_district
 from serving.store import Alert, Case, Series
 
 router = page_router()
+CaseWorker = Annotated[PageContext, page_for(*roles.CASE_WORK)]
 CASE_KINDS = ("expired_permit_in_use", "unpermitted_use", "quota_red", "tax_verification", "source_prevention")
 NOTICE_KINDS = {"quota": ("quota", "quota_projection"), "renewal": ("renewal",)}  # tab -> alert kinds
 TABS = ("quota", "renewal", *CASE_KINDS)
@@ -109,9 +111,10 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
             items.append({"a": a, "text": alert_text(a, lang), "chart": chart, "lead_id": links.get(a.uscc),
                           "case": red_cases.get((a.uscc, str(a.period or "")[:4]))})
     else:
+        role = ctx.principal.role
         items = [{"c": c, "text": case_text(c, lang), "lead_id": links.get(c.uscc),
-                  "moves": [s for s in service.MOVES.get(c.status, ()) if s != "open" or ctx.principal.role
-                            in ("supervisor", "admin")]} for c in rows]
+                  "moves": [s for s in service.MOVES.get(c.status, ()) if s != "open" or role in roles.SUPERVISE]
+                  if role in roles.CASE_WORK else []} for c in rows]
     levels = [] if not notices else sorted({lv for lv in session.scalars(select(Alert.level).where(
         Alert.run_id == model.run_id, Alert.kind.in_(NOTICE_KINDS[tab])).distinct()) if lv},
         key=lambda lv: severity.get(lv, 99))
@@ -125,7 +128,7 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
 
 
 @router.post("/cases/{case_id}/status", response_class=HTMLResponse)
-def move(case_id: str, request: Request, ctx: PageDep, session: SessionDep, csrf: Annotated[str, Form()] = "",
+def move(case_id: str, request: Request, ctx: CaseWorker, session: SessionDep, csrf: Annotated[str, Form()] = "",
          status: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "", back: Annotated[str, Form()] = ""):
     check_csrf(ctx, csrf)
     if status not in STATUSES:
