@@ -25,6 +25,9 @@ CITY = "__city__"  # block of accounts whose district cannot be inferred
 _CELLS = 4_000_000  # account x entity scores per cdist call
 
 
+ACCOUNT_COLUMNS = ["account_id", "account_name", "address", "uscc", "month"]  # what linkage reads of a monthly table
+
+
 def latest_accounts(monthly: pd.DataFrame, source: str) -> pd.DataFrame:
     """One row per account with its name, address and code as written in its most recent month."""
     cols = ["account_id", "account_name", "address", "uscc"]

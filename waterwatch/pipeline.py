@@ -57,7 +57,7 @@ def run_ingest(data: Path, workspace: Path, settings: Settings, as_of: str | Non
 def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     from features.linkage import link_accounts
 
-    tables = ws.typed_tables()
+    tables = _linkage_inputs(ws)
     links = link_accounts(
         tables["entities"], tables["supply"], tables["discharge"], settings.linkage, progress=progress_factory(settings)
     )
@@ -66,6 +66,21 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     counts = links["status"].value_counts().to_dict()
     ws.update_manifest(linkage={k: int(v) for k, v in counts.items()})
     return links
+
+
+def _linkage_inputs(ws: Workspace) -> dict[str, pd.DataFrame]:
+    """The typed tables linkage reads, and of the monthly ones only the columns it reads (the account as
+    written each month): a large city's volumes and other tables stay on disk."""
+    from features.contract import TABLES
+    from features.ingest import empty_typed
+    from features.linkage import ACCOUNT_COLUMNS
+
+    ws.require_typed()
+    out = {}
+    for name, columns in (("entities", None), ("supply", ACCOUNT_COLUMNS), ("discharge", ACCOUNT_COLUMNS)):
+        frame = pd.read_parquet(ws.table_path("typed", name), columns=columns) if ws.has("typed", name) else empty_typed(TABLES[name])
+        out[name] = frame
+    return out
 
 
 def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None,
