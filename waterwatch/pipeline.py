@@ -49,7 +49,7 @@ def _say(settings: Settings, message: str) -> None:
 def run_ingest(data: Path, workspace: Path, settings: Settings, as_of: str | None = None) -> dict:
     """Validate the drop (typed/ + quarantine/) and link its accounts (linked/)."""
     ws = Workspace(workspace)
-    summary = ingest(data, ws, as_of=as_of, progress=progress_factory(settings))
+    summary = ingest(data, ws, as_of=as_of, progress=progress_factory(settings), chunk_rows=settings.scale.chunk_rows)
     run_link(ws, settings)
     return summary
 

@@ -120,17 +120,19 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
         raise ValueError(f"{drop} is not a province drop (no {PROVINCE_FILE} and no city=* folders)")
     out.mkdir(parents=True, exist_ok=True)
     city_ws = {c["folder"]: Workspace(out / "cities" / c["folder"] / "workspace") for c in cities}
-    with _city_pool(settings, len(cities)) as each:
+    workers = min(settings.scale.workers, len(cities))
+    with _city_pool(workers) as each:
+        city_run = _per_worker(settings, workers)  # what each city runs with
         with timer("ingest + link"):
-            each(_ingest_city, [(c, drop / c["folder"], city_ws[c["folder"]].root, settings, as_of) for c in cities])
+            each(_ingest_city, [(c, drop / c["folder"], city_ws[c["folder"]].root, city_run, as_of) for c in cities])
         common = min(ws.as_of() for ws in city_ws.values())  # no city's features see a month another lacks
         for ws in city_ws.values():
             if ws.as_of() != common:
                 ws.update_manifest(as_of=common.date().isoformat())
         with timer("profiles + snapshots"):
-            each(_profile_city, [(c, city_ws[c["folder"]].root, settings) for c in cities])
+            each(_profile_city, [(c, city_ws[c["folder"]].root, city_run) for c in cities])
         with timer("checks"):
-            found = each(_check_city, [(c, city_ws[c["folder"]].root, out / "cities" / c["folder"], settings) for c in cities])
+            found = each(_check_city, [(c, city_ws[c["folder"]].root, out / "cities" / c["folder"], city_run) for c in cities])
     checked = {c["folder"]: chk for c, chk in zip(cities, found)}
     pws = province_workspace(out / "workspace", cities, city_ws, common)
     with timer("train"):
@@ -161,19 +163,29 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
             "summary": summary}
 
 
+def _per_worker(settings: Settings, workers: int) -> Settings:
+    """With several cities at once, each city's partitions and ingest chunks that many times smaller: the
+    run's memory stays about that of one city at a time (no output depends on either size)."""
+    if workers <= 1:
+        return settings
+    scale = settings.scale.model_copy(update={"bucket_entities": max(1, settings.scale.bucket_entities // workers),
+                                              "chunk_rows": max(1, settings.scale.chunk_rows // workers)})
+    return settings.model_copy(update={"scale": scale})
+
+
 @contextmanager
-def _city_pool(settings: Settings, cities: int):
-    """``each(fn, jobs)``: ``fn(*job)`` for every job, in order, in ``settings.scale.workers`` processes at
-    once (cities are independent until the province model), or here when one is enough."""
-    workers = min(settings.scale.workers, cities)
+def _city_pool(workers: int):
+    """``each(fn, jobs)``: ``fn(*job)`` for every job, in order, in ``workers`` processes at once (cities are
+    independent until the province model), or here when one is enough."""
     if workers <= 1:
         yield lambda fn, jobs: [fn(*job) for job in jobs]
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: the parent may hold threads (DuckDB, a memory sampler)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # spawn, not fork: the parent may hold threads (DuckDB, a memory sampler); a fresh process per city, so
+    # that memory a city's stage took goes back to the system when it ends
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
         yield lambda fn, jobs: list(pool.map(fn, *zip(*jobs))) if jobs else []
 
 
