@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from models.indicators import (  # noqa: F401  (re-exported: fitted models pickle these names)
     EVENT_Z, HIDDEN_WATER_COLUMNS, HIDDEN_WATER_INDICATORS, STOPPED_SHARE, Indicator, _balance_level, _balance_step,
     _dewatering_unpermitted, _drawing_water, _former_holder, _inflow_drop, _meter_drop, _meter_flat,
-    _no_known_inflow, _shortfall, _significant, _use_per_employee,
+    _no_known_inflow, _nz, _shortfall, _significant, _use_per_employee,
 )
 
 # -- helpers --------------------------------------------------------------------
@@ -436,7 +436,7 @@ class HiddenWater(_NamedDetector):
                 break
             med[todo] = [medians.get(k, np.nan) for k in key[todo].tolist()]
             scale[todo] = [mads.get(k, np.nan) for k in key[todo].tolist()]
-        return med, np.maximum(np.nan_to_num(scale, nan=min_scale), min_scale)
+        return med, np.maximum(_nz(scale, nan=min_scale), min_scale)
 
     def _z(self, X: pd.DataFrame) -> np.ndarray:
         """Rows x indicators: robust z against the peers, NaN where the row has no such record."""
@@ -455,7 +455,7 @@ class HiddenWater(_NamedDetector):
         """Each indicator's log-likelihood ratio: w (z - w / 2), the evidence of z if a violation shifts the
         indicator by w of its peers' spreads (0 where the row has no such record)."""
         w = np.array([ind.weight for ind in self._indicators()])
-        return np.where(np.isnan(z), 0.0, w[None, :] * (np.nan_to_num(z) - w[None, :] / 2.0))
+        return np.where(np.isnan(z), 0.0, w[None, :] * (_nz(z) - w[None, :] / 2.0))
 
     @staticmethod
     def _total(parts: np.ndarray) -> np.ndarray:

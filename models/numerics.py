@@ -44,8 +44,11 @@ def nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Euclidean distance from each query row to its nearest point, summed feature by feature in a fixed order
     (no BLAS: the result of one row does not depend on the others or on the CPU)."""
     best = np.full(len(queries), np.inf)
-    for start in range(0, len(points), 64):
-        block = points[start : start + 64]
+    # points per block: each distance is the same fixed-order sum whatever the block, so a few queries (one-row
+    # scoring) take every point at once, in d numpy steps instead of d per 64 points
+    size = max(64, (1 << 20) // max(len(queries), 1))
+    for start in range(0, len(points), size):
+        block = points[start : start + size]
         acc = np.zeros((len(queries), len(block)))
         for j in range(queries.shape[1]):
             acc += (queries[:, [j]] - block[None, :, j]) ** 2

@@ -272,6 +272,27 @@ def _feature_reason(name: str, value: float, entry: dict) -> Reason:
     return Reason(name, value, entry.get("unit") or "", zh, en)
 
 
+class _Rows:
+    """Row ``i`` of a frame as the reasons read it (``row.get(column, default)``), a column taken out of the
+    frame once, as the objects ``frame.iloc[i]`` would hold, when first asked for."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.columns: dict[str, np.ndarray] = {}
+        self.i = 0
+
+    def row(self, i: int) -> "_Rows":
+        self.i = i
+        return self
+
+    def get(self, name: str, default=None):
+        if name not in self.columns:
+            if name not in self.frame.columns:
+                return default
+            self.columns[name] = self.frame[name].astype(object).to_numpy()
+        return self.columns[name][self.i]
+
+
 def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float = 0.25) -> list[list[Reason]]:
     """For every row of X (the snapshot's model columns, and any other snapshot columns the sentences quote),
     up to ``top`` reasons in order of their share of the risk, then the documented breach if any.
@@ -297,32 +318,33 @@ def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float =
                 and (c not in entries or entries[c].get("unit") in FEATURE_REASON_UNITS)]
     pct = model.feature_percentiles(frame) if features and hasattr(model, "feature_percentiles") else None
     out: list[list[Reason]] = []
-    rows = frame.reset_index(drop=True)
-    zv = z.reset_index(drop=True)
-    pv = peer.reset_index(drop=True)
-    cv = contrib.reset_index(drop=True)
+    rows = _Rows(frame.reset_index(drop=True))
+    zv = {c: z[c].to_numpy(dtype="float64") for c in codes}
+    pv = {c: peer[c].to_numpy(dtype="float64") for c in codes}
+    cv = {c: contrib[c].to_numpy(dtype="float64") for c in [*ind_cols.values(), *features] if c in contrib.columns}
+    pcts = {name: pct[name].to_numpy(dtype="float64") for name in features} if pct is not None else {}
+    low_ok = {name: "仅" in ((entries.get(name) or {}).get("reason_zh") or "") for name in features}
     for i in range(n):
-        row = rows.iloc[i]
+        row = rows.row(i)
         candidates: list[tuple[float, Reason]] = []
         for code in codes:
-            share = float(cv.at[i, ind_cols[code]]) if ind_cols.get(code) in cv.columns else 0.0
-            zi = float(zv.at[i, code])
+            share = float(cv[ind_cols[code]][i]) if ind_cols.get(code) in cv else 0.0
+            zi = float(zv[code][i])
             if np.isfinite(zi) and zi > 0 and share > 0:
-                reason = INDICATOR_REASONS[code](row, float(pv.at[i, code]))
+                reason = INDICATOR_REASONS[code](row, float(pv[code][i]))
                 if reason is not None:
                     candidates.append((share, reason))
         for name in features:
-            share = float(cv.at[i, name])
-            q = float(pct.at[pct.index[i], name]) if pct is not None else np.nan
-            low_ok = "仅" in ((entries.get(name) or {}).get("reason_zh") or "")
-            if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (low_ok and 0.5 - q >= min_deviation)):
+            share = float(cv[name][i])
+            q = float(pcts[name][i]) if pct is not None else np.nan
+            if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (low_ok[name] and 0.5 - q >= min_deviation)):
                 candidates.append((share, _feature_reason(name, _num(row, name), entries.get(name) or {})))
         candidates.sort(key=lambda item: -item[0])
         chosen = [reason for _, reason in candidates[:top]]
         if not chosen:  # an ordinary entity: its records as they stand, strongest first
-            ordered = sorted((c for c in codes if np.isfinite(zv.at[i, c])), key=lambda c: -float(zv.at[i, c]))
+            ordered = sorted((c for c in codes if np.isfinite(zv[c][i])), key=lambda c: -float(zv[c][i]))
             for code in ordered:
-                reason = INDICATOR_REASONS[code](row, float(pv.at[i, code]))
+                reason = INDICATOR_REASONS[code](row, float(pv[code][i]))
                 if reason is not None and len(chosen) < top:
                     chosen.append(reason)
         if not chosen:

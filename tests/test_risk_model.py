@@ -286,6 +286,26 @@ def test_every_training_row_scored_alone_equals_its_batch_score():
     assert np.array_equal(half, batch[::2])
 
 
+def test_feature_dicts_scored_one_at_a_time_equal_the_bundle_batch_score():
+    """The service's fast path (ModelBundle.predict_records: dicts straight into one float block, no DataFrame)
+    gives each row, sent alone, its batch score bit for bit, a missing industry code included."""
+    from training.artifacts import FeatureTypeError, ModelBundle
+
+    X, y, _ = _city(n=300, seed=6, inspected=0.3)
+    X.loc[[3, 40], "industry_code"] = [None, np.nan]  # an industry code the caller does not know
+    bundle = ModelBundle(RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y), list(X.columns))
+    batch = bundle.predict(X).to_numpy()  # the pipeline's path (more than 64 rows: the DataFrame matrix)
+    records = [{k: (None if not isinstance(v, str) and pd.isna(v) else v if isinstance(v, str) else float(v))
+                for k, v in row.items()} for row in X.to_dict("records")]
+    alone = np.array([bundle.predict_records([r])[0] for r in records])
+    assert np.array_equal(alone, batch)
+    assert np.array_equal(bundle.predict_records(records), batch)
+    assert np.array_equal(bundle.predict(X.iloc[[3]]).to_numpy(), batch[[3]])  # the small-frame path too
+    with pytest.raises(FeatureTypeError) as wrong:
+        bundle.predict_records([records[0], {**records[1], "noise": "abc"}])
+    assert (wrong.value.feature, wrong.value.row) == ("noise", 1)
+
+
 def test_labels_and_weights_are_validated_with_clear_errors():
     X, y, _ = _city(n=400, seed=5, inspected=0.3)
     num = X.drop(columns="industry_code")
