@@ -44,12 +44,15 @@ def nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Euclidean distance from each query row to its nearest point, summed feature by feature in a fixed order
     (no BLAS: the result of one row does not depend on the others or on the CPU)."""
     best = np.full(len(queries), np.inf)
-    for start in range(0, len(points), 64):
-        block = points[start : start + 64]
-        acc = np.zeros((len(queries), len(block)))
-        for j in range(queries.shape[1]):
-            acc += (queries[:, [j]] - block[None, :, j]) ** 2
-        best = np.minimum(best, acc.min(axis=1))
+    columns = np.ascontiguousarray(np.asarray(queries, dtype="float64").T)  # a feature's values side by side
+    for rows in range(0, len(queries), 4096):  # a few MB of sums at a time (the same sums as all rows at once)
+        q = columns[:, rows : rows + 4096]
+        for start in range(0, len(points), 64):
+            block = points[start : start + 64]
+            acc = np.zeros((q.shape[1], len(block)))
+            for j in range(q.shape[0]):
+                acc += (q[j][:, None] - block[None, :, j]) ** 2
+            best[rows : rows + 4096] = np.minimum(best[rows : rows + 4096], acc.min(axis=1))
     return np.sqrt(best)
 
 
