@@ -152,13 +152,17 @@ def start_server(url: str):
     raise SystemExit("uvicorn did not come up")
 
 
-def bench_predict(tmp: Path, entities: int, rate: float, seconds: float) -> None:
-    """Single-row POST /scores/predict against a real champion: generated city, pipeline, publish, load."""
+def bench_predict(tmp: Path, entities: int, rate: float, seconds: float, url: str | None = None) -> None:
+    """Single-row POST /scores/predict against a real champion: generated city, pipeline, publish (into ``url``,
+    default a temporary SQLite file), load."""
     import httpx
 
-    from serving import auth
+    from sqlalchemy import select
+
     from serving.publish import publish_run
-    from serving.store import open_store
+    from serving.services import users
+    from serving.settings import AuthSettings
+    from serving.store import User, open_store
     from synth import SynthConfig, generate_city
     from training.artifacts import load_champion
     from waterwatch.pipeline import run_pipeline
@@ -166,16 +170,18 @@ def bench_predict(tmp: Path, entities: int, rate: float, seconds: float) -> None
 
     drop, out = tmp / "predict-drop", tmp / "predict-out"
     generate_city(SynthConfig(entities=entities, seed=7), drop)
-    url = f"sqlite:///{tmp / 'predict-store.db'}"
-    settings = Settings(home=tmp / "predict-var", database_url=url, secret_key=SECRET, show_progress=False)
+    url = url or f"sqlite:///{tmp / 'predict-store.db'}"
+    settings = Settings(home=tmp / "predict-var", database_url=url, auth=AuthSettings(secret_key=SECRET),
+                        show_progress=False)
     t = time.perf_counter()
     run_pipeline(drop, out, settings, trials=0)
     print(f"predict: pipeline on a generated city of {entities:,} entities: {time.perf_counter() - t:.0f} s", flush=True)
     engine, sessions = open_store(url)
     publish_run(out, sessions, settings)
     with sessions() as s, s.begin():
-        auth.create_user(s, "bench_sup", PASSWORD, "supervisor")
-        key = auth.create_api_key(s, "bench_sup", "benchmark")
+        if s.scalar(select(User.id).where(User.username == "bench_sup")) is None:  # the lookups phase made it?
+            users.create_user(s, "bench_sup", PASSWORD, "supervisor")
+        key = users.create_api_key(s, "bench_sup", "benchmark")
     engine.dispose()
     bundle = load_champion(out / "workspace")
     snapshot = pd.read_parquet(out / "workspace" / "profiles" / "snapshot.parquet").set_index("uscc")
@@ -198,7 +204,8 @@ def bench_predict(tmp: Path, entities: int, rate: float, seconds: float) -> None
         lat, statuses, elapsed = asyncio.run(drive(base, headers, codes, rate, seconds, bodies=bodies, answers=answers))
         server_ms = (cpu_seconds(server.pid) - cpu0) / len(lat) * 1000
         equal = np.mean([abs(published[c] - p) <= 1e-12 * max(1.0, abs(p)) for c, p in answers]) if answers else 0.0
-        print(f"single-row predict (API key): {len(lat):,} requests in {elapsed:.1f} s ({len(lat) / elapsed:.0f}/s), "
+        backend = url.split(":", 1)[0].split("+", 1)[0]
+        print(f"single-row predict (API key, {backend}): {len(lat):,} requests in {elapsed:.1f} s ({len(lat) / elapsed:.0f}/s), "
               f"{(statuses == 200).mean():.1%} 200, p50 {np.nanpercentile(lat, 50):.1f} ms, "
               f"p99 {np.nanpercentile(lat, 99):.1f} ms, max {np.nanmax(lat):.1f} ms (target p99 < 50 ms); "
               f"CPU per request: server {server_ms:.2f} ms; {equal:.1%} of scores equal to leads.csv; "
@@ -220,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.only_predict:
         with tempfile.TemporaryDirectory(prefix="ww-bench-predict-") as tmp:
-            bench_predict(Path(tmp), args.predict_entities, args.rate, args.seconds)
+            bench_predict(Path(tmp), args.predict_entities, args.rate, args.seconds, args.database_url)
         return
 
     import httpx
@@ -314,7 +321,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-        bench_predict(tmp, args.predict_entities, args.rate, args.seconds)
+        bench_predict(tmp, args.predict_entities, args.rate, args.seconds, args.database_url)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,13 @@ def nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     (no BLAS: the result of one row does not depend on the others or on the CPU)."""
     best = np.full(len(queries), np.inf)
     columns = np.ascontiguousarray(np.asarray(queries, dtype="float64").T)  # a feature's values side by side
-    for rows in range(0, len(queries), 4096):  # a few MB of sums at a time (the same sums as all rows at once)
+    # a few thousand queries at a time, against blocks of points: each distance is the same fixed-order sum
+    # whatever the blocks, so a few queries (one-row scoring) take every point at once, in d numpy steps
+    for rows in range(0, len(queries), 4096):
         q = columns[:, rows : rows + 4096]
-        for start in range(0, len(points), 64):
-            block = points[start : start + 64]
+        size = max(64, (1 << 20) // max(q.shape[1], 1))
+        for start in range(0, len(points), size):
+            block = points[start : start + size]
             acc = np.zeros((q.shape[1], len(block)))
             for j in range(q.shape[0]):
                 acc += (q[j][:, None] - block[None, :, j]) ** 2

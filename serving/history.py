@@ -16,8 +16,9 @@ from serving.store import DeptInspection, Lead, Verdict
 COLUMNS = ["inspection_id", "uscc", "inspected_on", "officer_id", "outcome", "violation_type"]
 
 
-def publish_inspections(session: Session, out: Path, run_id: str) -> int:
-    """Replace the departments' inspections with the run's (``workspace/typed/inspections.parquet``)."""
+def publish_inspections(session: Session, out: Path, run_id: str, usccs: list[str] | None = None) -> int:
+    """Replace the departments' inspections with the run's (``workspace/typed/inspections.parquet``); with
+    ``usccs`` (a province city's run) only those of these entities and of the run's inspection ids."""
     path = Path(out) / "workspace" / "typed" / "inspections.parquet"
     if not path.exists():
         return 0
@@ -29,7 +30,12 @@ def publish_inspections(session: Session, out: Path, run_id: str) -> int:
         df[col] = df[col].astype("object").where(df[col].notna(), None).map(lambda v: None if v is None else str(v))
     rows = [{**{k: (None if (isinstance(v, float) and pd.isna(v)) or v is pd.NaT else v) for k, v in r.items()},
              "run_id": run_id} for r in df.to_dict("records")]
-    session.execute(delete(DeptInspection))
+    if usccs is None:
+        session.execute(delete(DeptInspection))
+    for column, values in (() if usccs is None else ((DeptInspection.uscc, usccs),
+                                                      (DeptInspection.inspection_id, df["inspection_id"].tolist()))):
+        for start in range(0, len(values), 5000):
+            session.execute(delete(DeptInspection).where(column.in_(values[start:start + 5000])))
     for start in range(0, len(rows), 5000):
         session.execute(insert(DeptInspection), rows[start:start + 5000])
     return len(rows)

@@ -64,12 +64,34 @@ def _upsert(session: Session, model, key: str, rows: list[dict]) -> int:
     return len(rows)
 
 
-def _replace(session: Session, model, rows: list[dict] | None, where=None) -> int | None:
+def _replace(session: Session, model, rows: list[dict] | None, where=None, scope: list[str] | None = None,
+             key: str | None = None) -> int | None:
+    """Delete then insert. ``scope`` (a province city's entities): delete only their rows and the rows with the
+    same ``key`` as a new one, so that the other cities' rows stay."""
     if rows is None:
         return None
-    session.execute(delete(model) if where is None else delete(model).where(where))
+    if scope is None:
+        session.execute(delete(model) if where is None else delete(model).where(where))
+    else:
+        for column, values in ((model.uscc, scope), *(((getattr(model, key), [r[key] for r in rows]),) if key else ())):
+            for start in range(0, len(values), CHUNK):
+                session.execute(delete(model).where(column.in_(values[start:start + CHUNK])))
     _bulk(session, insert(model), rows)
     return len(rows)
+
+
+def run_city(info: dict) -> str | None:
+    """The city a run is of: a province run writes ``{"city": {"folder", "name", "division"}}`` into each city
+    folder's model.json (one store may hold every city); None for a city run."""
+    city = info.get("city")
+    if isinstance(city, dict):
+        city = city.get("name") or city.get("folder")
+    return str(city)[:64] if city else None
+
+
+def city_is(column, city: str | None):
+    """The rows of one city (NULL: a city run's)."""
+    return column.is_(None) if city is None else column == city
 
 
 # -- leads -----------------------------------------------------------------------------------------------
@@ -96,9 +118,10 @@ def _raised_again(visits: dict[str, date], evidence: dict[str, list[tuple[date, 
     return raised
 
 
-def _lead_state(session: Session) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Open leads (one per entity) and, for entities without one, the id of their latest closed lead."""
-    rows = pd.DataFrame(session.execute(select(Lead.id, Lead.uscc, Lead.status, Lead.run_id)).all(),
+def _lead_state(session: Session, city: str | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The city's open leads (one per entity) and, for entities without one, the id of their latest closed lead."""
+    rows = pd.DataFrame(session.execute(select(Lead.id, Lead.uscc, Lead.status, Lead.run_id)
+                                        .where(city_is(Lead.city, city))).all(),
                         columns=["id", "uscc", "status", "run_id"])
     open_ = rows[rows["status"] != "closed"]
     closed = rows[(rows["status"] == "closed") & ~rows["uscc"].isin(open_["uscc"])]
@@ -106,10 +129,10 @@ def _lead_state(session: Session) -> tuple[pd.DataFrame, dict[str, int]]:
 
 
 def _new_leads(session: Session, fresh: pd.DataFrame, run_id: str, closed: dict[str, int],
-               raised: dict[str, list[str]], now) -> int:
+               raised: dict[str, list[str]], now, city: str | None) -> int:
     rows = files.records(fresh, LEAD_FIELDS)
     for row in rows:
-        row.update(run_id=run_id, status="new", in_queue=True, previous_lead_id=closed.get(row["uscc"]),
+        row.update(run_id=run_id, city=city, status="new", in_queue=True, previous_lead_id=closed.get(row["uscc"]),
                    created_at=now, updated_at=now)
     _bulk(session, insert(Lead), rows)
     ids = dict(session.execute(select(Lead.uscc, Lead.id).where(Lead.uscc.in_(fresh["uscc"].tolist()),
@@ -141,7 +164,8 @@ def _update_open(session: Session, open_: pd.DataFrame, leads: pd.DataFrame, que
             row.update(queue_probability=float(src["queue_probability"]), exploratory=bool(src["exploratory"]))
         if last_run != run_id:
             row.update(run_id=run_id, updated_at=now)
-            events.append({"lead_id": lead_id, "at": now, "event": "queued" if q else "re-scored", "run_id": run_id,
+            events.append({"lead_id": lead_id, "at": now, "event": "queued" if q and not in_hand else "re-scored",
+                           "run_id": run_id,
                            "detail": {"rank": int(src["rank"])}})
         updates.append(row)
     _bulk(session, update(Lead), updates)
@@ -150,8 +174,8 @@ def _update_open(session: Session, open_: pd.DataFrame, leads: pd.DataFrame, que
 
 
 def _publish_leads(session: Session, run_id: str, leads: pd.DataFrame, model_settings,
-                   evidence: dict[str, list[tuple[date, str]]]) -> dict[str, int]:
-    open_, closed = _lead_state(session)
+                   evidence: dict[str, list[tuple[date, str]]], city: str | None) -> dict[str, int]:
+    open_, closed = _lead_state(session, city)
     raised = _raised_again(_closed_visits(session, closed), evidence)
     candidates = leads[~leads["uscc"].isin(set(closed) - set(raised))]
     seed = (int(getattr(model_settings, "random_state", 0)) * 1_000_003 + int(run_id.encode().hex()[-8:], 16)) % 2**32
@@ -159,7 +183,7 @@ def _publish_leads(session: Session, run_id: str, leads: pd.DataFrame, model_set
                         seed)
     now = utcnow()
     fresh = queue[~queue["uscc"].isin(set(open_["uscc"]))]
-    new = _new_leads(session, fresh, run_id, {u: closed[u] for u in raised}, raised, now)
+    new = _new_leads(session, fresh, run_id, {u: closed[u] for u in raised}, raised, now, city)
     updated = _update_open(session, open_, leads, queue, run_id, now)
     return {"queue": len(queue), "leads_new": new, "leads_reraised": int(fresh["uscc"].isin(raised).sum()),
             "leads_updated": updated, "closed_kept_out": len(set(closed) - set(raised))}
@@ -182,18 +206,19 @@ def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.Da
         run.model_info, run.updated_at = info, utcnow()
 
 
-def _publish_register(session: Session, out: Path, leads: pd.DataFrame) -> dict[str, Any]:
+def _publish_register(session: Session, out: Path, leads: pd.DataFrame, scope: list[str] | None) -> dict[str, Any]:
     entities, permits, accounts = files.read_register(out, leads)
-    _replace(session, Permit, permits)
-    _replace(session, Account, accounts)
+    _replace(session, Permit, permits, scope=scope, key="permit_id")
+    _replace(session, Account, accounts, scope=scope, key="account_id")
     return {"entities": _upsert(session, Entity, "uscc", entities)}
 
 
-def _publish_checks(session: Session, out: Path, run_id: str, alerts: pd.DataFrame | None) -> dict[str, Any]:
+def _publish_checks(session: Session, out: Path, run_id: str, alerts: pd.DataFrame | None,
+                    city: str | None) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     if alerts is not None:
-        counts["alerts"] = _upsert(session, Alert, "alert_id",
-                                   files.records(alerts.assign(run_id=run_id), files.ALERT_COLUMNS + ["run_id"]))
+        counts["alerts"] = _upsert(session, Alert, "alert_id", files.records(
+            alerts.assign(run_id=run_id, city=city), files.ALERT_COLUMNS + ["run_id", "city"]))
     outbox = files.read_outbox(out)
     if outbox is not None:
         known = set(session.scalars(select(OutboxMessage.message_id)))
@@ -207,14 +232,14 @@ def _publish_checks(session: Session, out: Path, run_id: str, alerts: pd.DataFra
     return counts
 
 
-def _publish_cases(session: Session, cases: pd.DataFrame | None, run_id: str) -> dict[str, int]:
+def _publish_cases(session: Session, cases: pd.DataFrame | None, run_id: str, city: str | None) -> dict[str, int]:
     """New cases open; a case the store already has gets this run's facts and keeps its status and assignee."""
     if cases is None:
         return {}
-    rows = files.records(cases.assign(run_id=run_id), files.CASE_COLUMNS + ["run_id"])
+    rows = files.records(cases.assign(run_id=run_id, city=city), files.CASE_COLUMNS + ["run_id", "city"])
     known, now = set(session.scalars(select(Case.case_id))), utcnow()
     new = [{**r, "status": "open", "created_at": now, "updated_at": now} for r in rows if r["case_id"] not in known]
-    old = [{k: r[k] for k in (*CASE_FACTS, "run_id")} for r in rows if r["case_id"] in known]
+    old = [{k: r[k] for k in (*CASE_FACTS, "run_id", "city")} for r in rows if r["case_id"] in known]
     _bulk(session, insert(Case), new)
     _bulk(session, update(Case), old)
     return {"cases_new": len(new), "cases_updated": len(old)}
@@ -228,19 +253,22 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
     run_id, as_of = files.run_identity(out, (out / "leads.csv").read_bytes(), info)
     alerts = files.read_alerts(out)
     series = files.read_series(out, run_id)
-    counts: dict[str, Any] = {"run_id": run_id, "as_of": None if as_of is None else as_of.date().isoformat()}
+    city = run_city(info)
+    scope = None if city is None else leads["uscc"].tolist()  # a province city: the other cities' rows stay
+    counts: dict[str, Any] = {"run_id": run_id, "as_of": None if as_of is None else as_of.date().isoformat(),
+                              **({"city": city} if city else {})}
     with session_factory() as session, session.begin():
         begin_write(session, *LOCKED)
         _register_run(session, run_id, as_of, info, leads)
-        counts.update(_publish_register(session, out, leads))
+        counts.update(_publish_register(session, out, leads, scope))
         counts["scores"] = _replace(session, Score, files.records(
             leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)
         counts.update(_publish_leads(session, run_id, leads, getattr(settings, "model", settings),
-                                     files.dated_evidence(alerts, series)))
-        counts.update(_publish_checks(session, out, run_id, alerts))
-        counts.update(_publish_cases(session, files.read_cases(out), run_id))
-        counts["series"] = _replace(session, Series, series)
-        counts["dept_inspections"] = publish_inspections(session, out, run_id)
+                                     files.dated_evidence(alerts, series), city))
+        counts.update(_publish_checks(session, out, run_id, alerts, city))
+        counts.update(_publish_cases(session, files.read_cases(out), run_id, city))
+        counts["series"] = _replace(session, Series, series, scope=scope)
+        counts["dept_inspections"] = publish_inspections(session, out, run_id, scope)
         audit(session, "system", "publish", "run", run_id, {k: v for k, v in counts.items() if k != "run_id"})
     return counts
 

@@ -158,6 +158,7 @@ class Lead(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
     district: Mapped[str | None] = mapped_column(String(64))
+    city: Mapped[str | None] = mapped_column(String(64), index=True)  # a province run's city; None: a city run
     industry_code: Mapped[str | None] = mapped_column(String(16))
     rank: Mapped[int | None] = mapped_column(Integer)
     queue_position: Mapped[int | None] = mapped_column(Integer)
@@ -233,6 +234,7 @@ class Alert(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     permit_id: Mapped[str | None] = mapped_column(String(64))
     district: Mapped[str | None] = mapped_column(String(64), index=True)
+    city: Mapped[str | None] = mapped_column(String(64), index=True)
     period: Mapped[str | None] = mapped_column(String(16))
     value: Mapped[float | None] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
@@ -312,6 +314,7 @@ class Case(Base):
     uscc: Mapped[str | None] = mapped_column(String(32), index=True)
     name: Mapped[str | None] = mapped_column(String(200))
     district: Mapped[str | None] = mapped_column(String(64))
+    city: Mapped[str | None] = mapped_column(String(64), index=True)
     permit_id: Mapped[str | None] = mapped_column(String(64))
     project_id: Mapped[str | None] = mapped_column(String(64))
     period: Mapped[str | None] = mapped_column(String(16))

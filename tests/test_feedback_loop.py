@@ -69,7 +69,7 @@ def test_verdict_recorded_over_http_becomes_a_training_label(tmp_path):
     numeric = next(name for name in info["champion_features"] if name not in TEXT_COLUMNS)
     wrong = client.post("/api/v1/scores/predict", json={"rows": [{"id": "x", "features": {numeric: "abc"}}]},
                         headers=supervisor)
-    assert wrong.status_code == 422
+    assert wrong.status_code == 422 and numeric in wrong.text and "'x'" in wrong.text  # names feature and row
 
     labels_file = tmp_path / "labels.csv"
     with sessions() as session:

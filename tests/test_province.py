@@ -4,6 +4,7 @@ leads per city, the cities side by side."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -84,11 +85,19 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
     settings = Settings(home=tmp_path / "store", database_url=f"sqlite:///{tmp_path / 'lc.db'}",
                         auth=AuthSettings(secret_key="test-secret-0123456789abcdef-0123456789"), show_progress=False)
     _, sessions = open_store(settings.resolved_database_url())
-    publish_run(out / "cities" / "city=371500", sessions, settings)
+    assert publish_run(out / "cities" / "city=371500", sessions, settings)["city"] == "聊城市"
     with sessions() as s:
         queued = s.query(Lead).filter(Lead.in_queue.is_(True)).all()
     city = pd.read_csv(out / "cities" / "city=371500" / "leads.csv", dtype={"uscc": str})
     assert queued and {lead.uscc for lead in queued} <= set(city["uscc"])  # the city's queue holds its own leads
+    liaocheng = {lead.id for lead in queued}
+    # the other city into the same store: each city's queue stays its own
+    assert publish_run(out / "cities" / "city=371400", sessions, settings)["city"] == "德州市"
+    with sessions() as s:
+        by_city = {c: {lead.id for lead in s.query(Lead).filter(Lead.in_queue.is_(True), Lead.city == c)}
+                   for c in ("聊城市", "德州市")}
+        assert s.query(Lead).filter(Lead.city.is_(None)).count() == 0
+    assert by_city["聊城市"] == liaocheng and by_city["德州市"] and not by_city["德州市"] & liaocheng
     app = create_app(settings, session_factory=sessions, routers=[console_router()])
     with TestClient(app, base_url="http://testserver") as client:
         client.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD})
@@ -97,6 +106,15 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
         assert "德州市" in page.text and "聊城市" in page.text and 'id="province-cities"' in page.text
         summary = pd.read_csv(out / "province_summary.csv")
         assert f"{int(summary['alerts'].iloc[0]):,}" in page.text
+        queue = client.get("/queue?city=聊城市&status=open")
+        assert queue.status_code == 200 and '<option value="德州市"' in queue.text
+        shown = {int(i) for i in re.findall(r'href="/leads/(\d+)"', queue.text)}
+        assert shown and shown <= liaocheng
+        token = client.post("/api/v1/auth/token", data={"username": "supervisor", "password": DEMO_PASSWORD})
+        api = client.get("/api/v1/leads", params={"city": "德州市", "page_size": 500},
+                         headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        assert api.status_code == 200 and api.json()["total"] == len(by_city["德州市"])
+        assert {x["id"] for x in api.json()["items"]} <= by_city["德州市"]
     with TestClient(app, base_url="http://testserver") as officer:
         officer.post("/login", data={"username": "officer1", "password": DEMO_PASSWORD})
         assert officer.get("/province").status_code == 403

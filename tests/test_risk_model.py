@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from features.dictionary import DATA_DICTIONARY
 from models import RiskModel
 from models.detectors import domain_detectors
-from models.reasons import INDICATOR_REASONS, explain, explain_reasons
+from models.reasons import INDICATOR_REASONS, _pct, _times, explain, explain_reasons
 
 INDICATOR_CODES = set(INDICATOR_REASONS)
 
@@ -184,14 +184,17 @@ def test_reasons_words_agree_with_their_numbers():
         for r in rs:
             seen.add(r.code)
             if r.code in INDICATOR_CODES:
-                spec = ".0%" if r.code in percent else ".1f"
-            elif r.code in DATA_DICTIONARY and DATA_DICTIONARY[r.code]["reason_zh"]:
-                spec = re.search(r"\{value:([^}]*)\}", DATA_DICTIONARY[r.code]["reason_zh"]).group(1)
-            elif r.code in ("known_use", "discharge_without_inflow", "documented_breach"):
-                spec = ".0%" if r.unit == "share" else ",.0f"
-            else:  # a feature the dictionary does not describe
-                spec = ",.3g"
-            shown = format(r.value, spec)
+                # shares and multiples as the reasons print them (a non-zero one never as 0 %, models.reasons)
+                shown = {"meter_flat": f"{r.value:.0f}"}.get(r.code) or (_pct(r.value) if r.code in percent
+                                                                          else _times(r.value))
+            else:
+                if r.code in DATA_DICTIONARY and DATA_DICTIONARY[r.code]["reason_zh"]:
+                    spec = re.search(r"\{value:([^}]*)\}", DATA_DICTIONARY[r.code]["reason_zh"]).group(1)
+                elif r.code in ("known_use", "discharge_without_inflow", "documented_breach"):
+                    spec = ".0%" if r.unit == "share" else ",.0f"
+                else:  # a feature the dictionary does not describe
+                    spec = ",.3g"
+                shown = format(r.value, spec)
             assert shown in r.text_zh and shown in r.text_en, (shown, r)  # both languages quote the value
             if r.code == "balance_step":
                 assert ("升至" in r.text_zh) == (r.value >= 1.0) and ("rose" in r.text_en) == (r.value >= 1.0)
@@ -281,6 +284,26 @@ def test_every_training_row_scored_alone_equals_its_batch_score():
     assert np.array_equal(alone, batch)
     half = model.predict_proba(X.iloc[::2])[:, 1]
     assert np.array_equal(half, batch[::2])
+
+
+def test_feature_dicts_scored_one_at_a_time_equal_the_bundle_batch_score():
+    """The service's fast path (ModelBundle.predict_records: dicts straight into one float block, no DataFrame)
+    gives each row, sent alone, its batch score bit for bit, a missing industry code included."""
+    from training.artifacts import FeatureTypeError, ModelBundle
+
+    X, y, _ = _city(n=300, seed=6, inspected=0.3)
+    X.loc[[3, 40], "industry_code"] = [None, np.nan]  # an industry code the caller does not know
+    bundle = ModelBundle(RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y), list(X.columns))
+    batch = bundle.predict(X).to_numpy()  # the pipeline's path (more than 64 rows: the DataFrame matrix)
+    records = [{k: (None if not isinstance(v, str) and pd.isna(v) else v if isinstance(v, str) else float(v))
+                for k, v in row.items()} for row in X.to_dict("records")]
+    alone = np.array([bundle.predict_records([r])[0] for r in records])
+    assert np.array_equal(alone, batch)
+    assert np.array_equal(bundle.predict_records(records), batch)
+    assert np.array_equal(bundle.predict(X.iloc[[3]]).to_numpy(), batch[[3]])  # the small-frame path too
+    with pytest.raises(FeatureTypeError) as wrong:
+        bundle.predict_records([records[0], {**records[1], "noise": "abc"}])
+    assert (wrong.value.feature, wrong.value.row) == ("noise", 1)
 
 
 def test_labels_and_weights_are_validated_with_clear_errors():

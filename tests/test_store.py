@@ -20,9 +20,11 @@ from serving.security import PasswordPolicyError, key_digest
 from serving.services import users
 from serving.services.leads import lead_history
 from serving.store import (
+    Alert,
     ApiKey,
     AuditLog,
     Base,
+    Case,
     Lead,
     LeadEvent,
     OutboxMessage,
@@ -44,11 +46,13 @@ SECTIONS = ("C1713", "F5100", "E4700", "H6110")
 
 def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months: int = 6,
              as_of: str = "2026-07-01", outbox_ids=("M1", "M2"), alert_period: str = "2026-06",
-             reason_codes: bool = False) -> Path:
-    """A small fake run output folder; ``shift`` rotates who ranks where, so a second run re-ranks."""
+             reason_codes: bool = False, city: dict | None = None) -> Path:
+    """A small fake run output folder; ``shift`` rotates who ranks where, so a second run re-ranks. ``city``
+    ({"folder", "name", "division"}): a province city's run, its codes and ids its own."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    uscc = np.array([f"91371400{i:010d}" for i in range(n)])
+    tag = "" if city is None else f"{city['division']}-"
+    uscc = np.array([f"9137{(city or {}).get('division', '371400')[2:]}{i:010d}" for i in range(n)])
     district = np.array([DISTRICTS[i % len(DISTRICTS)] for i in range(n)])
     industry = np.array([SECTIONS[(i // 3) % len(SECTIONS)] for i in range(n)])
     order = np.roll(np.arange(n), shift)
@@ -70,19 +74,19 @@ def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months
     prof["tax_declared_m3_q"] = np.nan
     prof.to_parquet(out / "profiles.parquet", index=False)
     pd.DataFrame({
-        "alert_id": ["A1", "A2"], "kind": ["unpermitted", "quota"], "level": ["red", "yellow"], "uscc": uscc[:2],
+        "alert_id": [f"{tag}A1", f"{tag}A2"], "kind": ["unpermitted", "quota"], "level": ["red", "yellow"], "uscc": uscc[:2],
         "name": ["德州市企业0有限公司", "德州市企业1有限公司"], "permit_id": [None, "P1"], "district": district[:2],
         "period": [alert_period, "2026"], "value": [1.0, 0.85], "threshold": [0.0, 0.8], "unit": ["m3", "share"],
         "message": ["无证取水", "年度取水量已达许可水量的85%"], "audience": ["bureau", "user"],
     }).to_csv(out / "alerts.csv", index=False)
     pd.DataFrame({
-        "message_id": list(outbox_ids), "alert_id": ["A2"] * len(outbox_ids), "uscc": [uscc[1]] * len(outbox_ids),
+        "message_id": [tag + m for m in outbox_ids], "alert_id": [f"{tag}A2"] * len(outbox_ids), "uscc": [uscc[1]] * len(outbox_ids),
         "recipient": ["13800000000"] * len(outbox_ids), "text": ["【德州市水利局】提醒"] * len(outbox_ids),
         "segments": [["【德州市水利局】提醒"]] * len(outbox_ids), "segment_count": [1] * len(outbox_ids),
         "status": ["queued"] * len(outbox_ids),
     }).to_csv(out / "outbox.csv", index=False)
     pd.DataFrame({  # cases.csv as models.cases writes it (docs: INTERFACES.md)
-        "case_id": ["C-expired-1", "C-tax-1"], "kind": ["expired_permit_in_use", "tax_verification"],
+        "case_id": [f"{tag}C-expired-1", f"{tag}C-tax-1"], "kind": ["expired_permit_in_use", "tax_verification"],
         "uscc": uscc[:2], "name": ["德州市企业0有限公司", "德州市企业1有限公司"], "district": district[:2],
         "permit_id": ["P0", ""], "project_id": ["", ""], "period": ["2026", "2026-Q2"],
         "evidence": [json.dumps({"metered_m3": 1200.0, "after_expiry": True}), json.dumps({"declared_m3": 800.0})],
@@ -98,7 +102,8 @@ def make_run(out: Path, n: int = 300, version: str = "3", shift: int = 0, months
     (out / "model.json").write_text(json.dumps({
         "version": version, "trained_at": "2026-11-01T00:00:00+00:00", "as_of": as_of,
         "backtest": {"precision_at_k": 0.4, "recall_at_k": 0.3},
-        "artifact": str(_tiny_champion(out / "champion.joblib", version))}), encoding="utf-8")
+        "artifact": str(_tiny_champion(out / "champion.joblib", version)), **({"city": city} if city else {})}),
+        encoding="utf-8")
     return out
 
 
@@ -428,3 +433,43 @@ def test_audit_detail_roundtrips_json(sessions):
     with sessions() as s:
         row = s.scalars(select(AuditLog)).one()
         assert row.detail == {"officer": "张三", "previous": None} and row.object_id == "7" and row.at is not None
+
+
+DEZHOU = {"folder": "city=371400", "name": "德州市", "division": "371400"}
+LIAOCHENG = {"folder": "city=371500", "name": "聊城市", "division": "371500"}
+
+
+def test_a_province_store_keeps_each_citys_queue(sessions, tmp_path):
+    """Two cities of a province run published into one store: each lead, alert and case carries its city, and
+    publishing (or re-publishing) one city's run leaves the other's queue, register and series alone."""
+    from serving.services.leads import IN_QUEUE, select_leads
+
+    settings = small_settings(k=10)
+    assert publish_run(make_run(tmp_path / "dz", n=120, city=DEZHOU), sessions, settings)["city"] == "德州市"
+
+    def queue(s, city):
+        return dict(s.execute(select(Lead.uscc, Lead.id).where(Lead.in_queue.is_(True), Lead.city == city)).all())
+
+    with sessions() as s:
+        dz_queue = queue(s, "德州市")
+    assert len(dz_queue) == 30  # 3 districts x 10
+    assert publish_run(make_run(tmp_path / "lc", n=90, city=LIAOCHENG), sessions, settings)["city"] == "聊城市"
+    with sessions() as s:
+        assert queue(s, "德州市") == dz_queue  # Liaocheng's run did not take Dezhou's leads out of its queue
+        lc_queue = queue(s, "聊城市")
+        assert len(lc_queue) == 30 and all(u.startswith("91371500") for u in lc_queue)
+        assert s.scalar(select(func.count()).select_from(Lead).where(Lead.city.is_(None))) == 0
+        for model in (Alert, Case):
+            assert dict(s.execute(select(model.city, func.count()).group_by(model.city)).all()) == {
+                "德州市": 2, "聊城市": 2}
+        assert s.scalar(select(func.count()).select_from(Series)) == 120 + 90
+        assert s.scalar(select(func.count()).select_from(select_leads(IN_QUEUE, city="聊城市").subquery())) == 30
+        assert s.scalar(select(func.count()).select_from(select_leads(IN_QUEUE).subquery())) == 60
+
+    # Dezhou's next run re-ranks Dezhou's queue only
+    publish_run(make_run(tmp_path / "dz2", n=120, shift=7, city=DEZHOU), sessions, settings)
+    with sessions() as s:
+        assert queue(s, "聊城市") == lc_queue
+        assert len(queue(s, "德州市")) == 30 and queue(s, "德州市") != dz_queue
+        assert s.scalar(select(func.count()).select_from(Series)) == 120 + 90
+        assert s.scalar(select(func.count()).select_from(Lead).where(Lead.in_queue.is_(True))) == 60

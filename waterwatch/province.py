@@ -155,8 +155,11 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
     }
     text = json.dumps(model, ensure_ascii=False, indent=2, default=str)
     (out / "model.json").write_text(text, encoding="utf-8")
-    for c in cities:  # each city folder is a city run: `waterwatch publish` loads it into the city's store
-        (out / "cities" / c["folder"] / "model.json").write_text(text, encoding="utf-8")
+    for c in cities:  # each city folder is a city run of that city: `waterwatch publish` loads it into a store,
+        # the city's own or one shared by the province (leads, alerts and cases then carry the city)
+        own = {**model, "city": {"folder": c["folder"], "name": c.get("city", ""), "division": c.get("division", "")}}
+        (out / "cities" / c["folder"] / "model.json").write_text(
+            json.dumps(own, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     summary.to_csv(out / "province_summary.csv", index=False)
     (out / "province.html").write_text(province_report(summary, cities, common), encoding="utf-8")
     return {"cities": [c["folder"] for c in cities], "as_of": common, "leads": len(leads), "train": result,

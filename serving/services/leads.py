@@ -56,10 +56,10 @@ def load_lead(session: Session, lead_id: int, principal: Principal, for_update: 
 
 
 def select_leads(scope: str, district: str | None = None, kind: str | None = None, run_id: str | None = None,
-                 text: str | None = None) -> Select:
+                 text: str | None = None, city: str | None = None) -> Select:
     """Leads of a ``scope``: one of ``LEAD_STATUSES``, ``IN_QUEUE`` (the live queue), ``OPEN`` (queued, not
     closed) or ``WORKED`` (the queue plus every lead already worked); ``kind``: with a live alert of that
-    kind; ``text``: in the name, code or reasons."""
+    kind; ``text``: in the name, code or reasons; ``city``: of one city of a store that holds a province's."""
     q = select(Lead)
     if scope in LEAD_STATUSES:
         q = q.where(Lead.status == scope)
@@ -73,6 +73,8 @@ def select_leads(scope: str, district: str | None = None, kind: str | None = Non
         q = q.where(Lead.in_queue.is_(True))
     if district is not None:
         q = q.where(Lead.district == district)
+    if city is not None:
+        q = q.where(Lead.city == city)
     if kind is not None:
         q = q.where(Lead.uscc.in_(select(Alert.uscc).where(Alert.kind == kind, Alert.run_id == run_id)))
     if text:

@@ -49,20 +49,19 @@ def batch_scores(session: Session, run_id: str, usccs: list[str]) -> tuple[list[
 
 
 def predict(model: ModelInfo, rows: list[tuple[str, dict[str, Any]]]) -> list[float]:
-    """The champion's risk for (id, features) rows another system computed; a feature left out is unknown."""
-    import pandas as pd
+    """The champion's risk for (id, features) rows another system computed; a feature left out is unknown.
 
-    from training.artifacts import TEXT_COLUMNS
+    The hot path of one-row scoring: ``ModelBundle.predict_records`` reads the dicts straight into one float
+    block (no DataFrame, no per-column conversion) and gives the same number as the batch score of the same
+    values (tests/test_determinism.py, tests/test_feedback_loop.py)."""
+    from training.artifacts import FeatureTypeError
 
     bundle = model.champion
     if bundle is None:
         raise Unavailable(f"模型未加载 (no champion model loaded: {model.champion_error})")
-    frame = pd.DataFrame([features for _, features in rows]).reindex(columns=bundle.features)
-    for column in frame.columns:
-        if column in TEXT_COLUMNS:
-            continue
-        wrong = frame[column].map(lambda v: isinstance(v, str))
-        if wrong.any():
-            raise Invalid(f"特征 {column} 须为数值 (feature {column!r} must be a number, row "
-                          f"{rows[int(wrong.to_numpy().argmax())][0]!r})")
-    return [float(p) for p in bundle.predict(frame)]
+    try:
+        risk = bundle.predict_records([features for _, features in rows])
+    except FeatureTypeError as exc:
+        raise Invalid(f"特征 {exc.feature} 须为数值 (feature {exc.feature!r} must be a number, row "
+                      f"{rows[exc.row][0]!r})") from exc
+    return [float(p) for p in risk]

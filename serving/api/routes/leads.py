@@ -32,6 +32,8 @@ from serving.services.query import paginate
 router = APIRouter(tags=["leads"])
 Reader = Annotated[Principal, RequireRole(*roles.READ)]
 Worker = Annotated[Principal, RequireRole(*roles.LEAD_WORK)]
+City = Annotated[Text | None, Query(min_length=1, max_length=64,
+                                    description="one city's leads (a store that holds a province's cities)")]
 AlertKind = Annotated[Text | None, Query(min_length=1, max_length=32,
                                          description="only leads with a live alert of this kind")]
 
@@ -45,10 +47,11 @@ def _page(session, q, principal: Principal, page: int, page_size: int) -> LeadsP
 @router.get("/leads", response_model=LeadsPublic, responses=ERRORS)
 def leads(session: SessionDep, model: ModelDep, principal: Reader, district: Filter = None,
           status_: Annotated[LeadStatus | None, Query(alias="status")] = None, kind: AlertKind = None,
+          city: City = None,
           page: PageNo = 1, page_size: PageSize = 50):
     """The ranked queue (officers: their district's, in queue order)."""
     district = service.officer_district(principal, district)
-    q = service.select_leads(status_ or service.IN_QUEUE, district, kind, model.run_id)
+    q = service.select_leads(status_ or service.IN_QUEUE, district, kind, model.run_id, city=city)
     return _page(session, q, principal, page, page_size)
 
 

@@ -40,6 +40,7 @@ class QueueFilters:
     kind: str
     text: str
     district: str | None
+    city: str | None
     industry: str
     mine: bool
     officer: str
@@ -58,6 +59,7 @@ class QueueFilters:
         return cls(status=status if status in (*LEAD_STATUSES, service.OPEN) else "",
                    kind=(qp.get("kind") or "").strip()[:32], text=(qp.get("q") or "").strip()[:64],
                    district=(qp.get("district") or "").strip()[:64] or None,
+                   city=(qp.get("city") or "").strip()[:64] or None,
                    industry=(qp.get("industry") or "").strip()[:16], mine=qp.get("mine") in ("1", "on", "true"),
                    officer="" if officer else (qp.get("officer") or "").strip()[:64],
                    sort=sort if sort in (OFFICER_SORTS if officer else SORTS) else "queue", page=page)
@@ -88,7 +90,7 @@ def queue_tiles(session: Session, district: str | None) -> dict[str, int]:
 
 
 def queue_query(session: Session, p, f: QueueFilters, district: str | None, run_id: str | None, lang: str):
-    q = (service.select_leads(f.status or service.WORKED, district, f.kind or None, run_id)
+    q = (service.select_leads(f.status or service.WORKED, district, f.kind or None, run_id, city=f.city)
          .add_columns(Entity.address, Entity.industry_code.label("entity_industry"))
          .outerjoin(Entity, Entity.uscc == Lead.uscc))
     if f.mine:
@@ -155,13 +157,14 @@ def _export(items: list[dict], fmt: str, lang: str, officer: bool, day: bool):
 def _filters_context(session: Session, p, district: str | None, lang: str, run_id) -> dict:
     kinds = sorted(k for k in session.scalars(select(Alert.kind).where(Alert.run_id == run_id).distinct()) if k)
     districts = [] if p.is_officer else sorted(d for d in session.scalars(select(Lead.district).distinct()) if d)
+    cities = sorted(c for c in session.scalars(select(Lead.city).distinct()) if c)  # a province's store
     scope = select(func.coalesce(Entity.industry_code, Lead.industry_code)).select_from(Lead).outerjoin(
         Entity, Entity.uscc == Lead.uscc).where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
     if district:
         scope = scope.where(Lead.district == district)
     codes = {c for c in session.scalars(scope.distinct()) if c}
     industries = sorted(((c, industry_name(c, lang)) for c in codes), key=lambda x: (x[1], x[0]))
-    return {"kinds": kinds, "districts": districts, "industries": industries}
+    return {"kinds": kinds, "districts": districts, "industries": industries, "cities": cities}
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -181,7 +184,8 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     recorded = request.query_params.get("recorded")
     return render(
         ctx, "queue.html", items=items, total=total, page=f.page, pages=max(1, math.ceil(total / PAGE_SIZE)),
-        status=f.status, kind=f.kind, q=f.text, district=district, industry=f.industry, mine=f.mine, sort=f.sort,
+        status=f.status, kind=f.kind, q=f.text, district=district, city=f.city, industry=f.industry, mine=f.mine,
+        sort=f.sort,
         officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
         recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, district),
