@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +35,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-EVALUATE = ROOT.parent / "shared" / "evaluation" / "evaluate.py"
+# ../shared beside the repository, or WATERWATCH_SHARED (a worktree elsewhere)
+EVALUATE = Path(os.environ.get("WATERWATCH_SHARED", ROOT.parent / "shared")) / "evaluation" / "evaluate.py"
 HIDDEN = ("private_well", "unpermitted_abstraction", "meter_tampering")
 
 

@@ -5,7 +5,8 @@
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py --entities 1000000      # ~15 min, ~45 GB of disk
     .venv/bin/python benchmarks/bench_scale.py --entities 200000 --engine spark   # the Spark path (local[2])
 
-The drop is a province (``city=<division>/`` folders, ``province.json``) of ceil(N / 62,500) cities, made
+The drop is a province (``city=<division>/`` folders, ``province.json``) of ceil(N / 62,500) cities (at most
+as many as the generator has vocabularies for: 4, so 1,000,000 entities are 4 cities of 250,000), made
 once under bench-data/ (Parquet) with the streaming province generator when it is there
 (``synth.generate_province``), else city by city. The run is ``waterwatch.province.run_province``
 with no tuning (``--trials 0``): every city ingested, linked, profiled, checked; one model trained (a
@@ -70,6 +71,12 @@ class PeakMemory:
 
 def province_drop(entities: int, seed: int, file_format: str) -> Path:
     cities = max(1, math.ceil(entities / CITY_ENTITIES))
+    try:  # the generator knows a few cities' vocabularies: beyond that, bigger cities
+        from synth.vocab import PROVINCE_CITIES
+
+        cities = min(cities, len(PROVINCE_CITIES))
+    except ImportError:
+        pass
     path = CACHE / f"province-{entities}-{cities}-{seed}-{file_format}"
     if (path / "province.json").exists():
         return path

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from features.profile_series import change_point
+from features.profile_series import change_point_last
 
 HISTORY_MONTHS = 36  # own-history window of the steps
 MIN_SEGMENT = 3  # months on each side of a step
@@ -68,10 +68,10 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
         out["balance_dry_log_12m"] = np.where(ok, np.log((d12 + floor) / (i12 + floor)), np.nan)
         out["balance_dry_ratio_12m"] = np.where(ok & (i12 > 0), d12 / i12, np.nan)
     log_balance = np.where(metered_dry, np.log((D + VOLUME_FLOOR_M3) / (inflow + VOLUME_FLOOR_M3)), np.nan)
-    shift, score, since = change_point(log_balance, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
-    out["balance_dry_step"] = shift[:, -1]
-    out["balance_dry_step_score"] = score[:, -1]
-    out["months_since_balance_dry_step"] = M - since[:, -1]
+    shift, score, since = change_point_last(log_balance, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
+    out["balance_dry_step"] = shift
+    out["balance_dry_step_score"] = score
+    out["months_since_balance_dry_step"] = M - since
 
     # is the entity still drawing water at all? the last 3 months of supply, metering and metered discharge
     # against the 12 before: a firm that stopped trading (or sleeps) leaves every record at nothing
@@ -85,11 +85,11 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
 
     # (2) the known water in on its own history
     log_in = np.where(active, np.log1p(inflow), np.nan)
-    shift, score, since = change_point(log_in, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
-    out["inflow_step"] = shift[:, -1]
-    out["inflow_step_score"] = score[:, -1]
-    out["months_since_inflow_step"] = M - since[:, -1]
-    after = np.arange(M)[None, :] >= np.where(np.isnan(since[:, -1]), M, since[:, -1])[:, None]
+    shift, score, since = change_point_last(log_in, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
+    out["inflow_step"] = shift
+    out["inflow_step_score"] = score
+    out["months_since_inflow_step"] = M - since
+    after = np.arange(M)[None, :] >= np.where(np.isnan(since), M, since)[:, None]
     supply_before, supply_after = _nanmean(np.where(active & ~after, S, np.nan)), _nanmean(np.where(active & after, S, np.nan))
     in_before, in_after = _nanmean(np.where(active & ~after, inflow, np.nan)), _nanmean(np.where(active & after, inflow, np.nan))
     out["inflow_step_supply_share"] = (supply_after - supply_before) / np.maximum(in_before, 1.0)
@@ -99,8 +99,8 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
     # the meter's own step, net of the supply that replaced it and of a drop of everything alike
     holder = (A * active).sum(axis=1) > 0
     log_a = np.where(active & holder[:, None], np.log1p(A), np.nan)
-    shift, score, since = change_point(log_a, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
-    k = np.where(np.isnan(since[:, -1]), M, since[:, -1])
+    shift, score, since = change_point_last(log_a, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
+    k = np.where(np.isnan(since), M, since)
     after = np.arange(M)[None, :] >= k[:, None]
     a_before, a_after = _nanmean(np.where(active & ~after, A, np.nan)), _nanmean(np.where(active & after, A, np.nan))
     s_before, s_after = _nanmean(np.where(active & ~after, S, np.nan)), _nanmean(np.where(active & after, S, np.nan))
@@ -111,10 +111,10 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
         alike = np.clip((s_before - s_after) / np.where(s_before > 0, s_before, np.nan), 0.0, 1.0)
     alike = np.nan_to_num(alike) * a_before  # the meter's fall a drop of everything alike explains
     unexplained = lost - replaced - alike
-    valid = holder & ~np.isnan(since[:, -1]) & (a_before > 0)
-    out["meter_step"] = np.where(valid, shift[:, -1], np.nan)
-    out["meter_step_score"] = np.where(valid, score[:, -1], np.nan)
-    out["months_since_meter_step"] = np.where(valid, M - since[:, -1], np.nan)
+    valid = holder & ~np.isnan(since) & (a_before > 0)
+    out["meter_step"] = np.where(valid, shift, np.nan)
+    out["meter_step_score"] = np.where(valid, score, np.nan)
+    out["months_since_meter_step"] = np.where(valid, M - since, np.nan)
     out["meter_unexplained_drop_share"] = np.where(valid, unexplained / np.maximum(a_before, 1.0), np.nan)
 
     # (3) known water in against the year's water-use plan

@@ -107,6 +107,8 @@ def parse_column(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series
         if kind == "month":
             values = values.dt.to_period("M").dt.start_time.astype("datetime64[s]")
         return values, pd.Series(False, index=raw.index), ""
+    if kind in ("decimal", "int") and raw.dtype in (np.dtype("float64"), np.dtype("int64")):
+        return _parse_numbers(raw, kind)
     text = _as_text(raw)
     present = text.notna()
     if kind == "text":
@@ -132,6 +134,19 @@ def parse_column(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series
         mapped = text.str.lower().map(_BOOLS)
         return mapped.astype("boolean"), present & mapped.isna(), "true or false"
     raise ValueError(f"unknown column kind {kind!r}")
+
+
+def _parse_numbers(raw: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str]:
+    """``parse_column`` of a column a Parquet file already holds as float64 or int64: the numbers its text
+    would give back (a float64 prints and reads back exactly), without the text."""
+    numbers = raw.astype("float64")
+    bad = raw.notna() & ~np.isfinite(numbers.fillna(0.0))
+    if kind == "int":
+        fractional = numbers.notna() & (numbers != numbers.round())
+        bad |= fractional
+        numbers = numbers.mask(fractional)
+        return numbers.round().astype("Int64"), bad, "a whole number"
+    return numbers.mask(bad), bad, "a number"
 
 
 def _pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:

@@ -25,6 +25,9 @@ CITY = "__city__"  # block of accounts whose district cannot be inferred
 _CELLS = 4_000_000  # account x entity scores per cdist call
 
 
+ACCOUNT_COLUMNS = ["account_id", "account_name", "address", "uscc", "month"]  # what linkage reads of a monthly table
+
+
 def latest_accounts(monthly: pd.DataFrame, source: str) -> pd.DataFrame:
     """One row per account with its name, address and code as written in its most recent month."""
     cols = ["account_id", "account_name", "address", "uscc"]
@@ -37,6 +40,38 @@ def latest_accounts(monthly: pd.DataFrame, source: str) -> pd.DataFrame:
     out["uscc"] = out["uscc"].fillna(out["account_id"].map(any_code))
     out.insert(0, "source", source)
     return out
+
+
+def _unique_near(bad: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """For each row of ``bad`` (encoded codes, (n, 18)), the index of the one registry row one substitution
+    or one adjacent transposition away, -1 when none or several are. Hash joins per position (linear in
+    the registry, not bad x registry): a substitution at p is an equal key with p masked and a different
+    character at p; a transposition at (p, p+1) is the code with p and p+1 swapped, found as it stands."""
+    shift = lambda a: np.where(a == 255, 255, a + 1).astype(np.uint8)  # noqa: E731  (no zero byte in a key)
+    bad, reg = shift(bad), shift(reg)
+
+    def keys(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a).view("S18").ravel()
+
+    pairs = []
+    for p in range(bad.shape[1]):
+        rk, bk = reg.copy(), bad.copy()
+        rk[:, p] = bk[:, p] = 254
+        right = pd.DataFrame({"key": keys(rk), "r": np.arange(len(reg)), "ch_r": reg[:, p]})
+        left = pd.DataFrame({"key": keys(bk), "b": np.arange(len(bad)), "ch_b": bad[:, p]})
+        m = left.merge(right, on="key")
+        pairs.append(m.loc[m["ch_b"] != m["ch_r"], ["b", "r"]])
+    full = pd.DataFrame({"key": keys(reg), "r": np.arange(len(reg))})
+    for p in range(bad.shape[1] - 1):
+        swapped = bad.copy()
+        swapped[:, [p, p + 1]] = bad[:, [p + 1, p]]
+        left = pd.DataFrame({"key": keys(swapped), "b": np.arange(len(bad))})[bad[:, p] != bad[:, p + 1]]
+        pairs.append(left.merge(full, on="key")[["b", "r"]])
+    near = pd.concat(pairs, ignore_index=True).groupby("b")["r"].agg(["size", "min"])
+    found = np.full(len(bad), -1, dtype=np.int64)
+    unique = near[near["size"] == 1]
+    found[unique.index.to_numpy()] = unique["min"].to_numpy()
+    return found
 
 
 def _repair_codes(codes: pd.Series, registry: np.ndarray) -> pd.Series:
@@ -55,17 +90,7 @@ def _repair_codes(codes: pd.Series, registry: np.ndarray) -> pd.Series:
 
     reg = encode(registry)
     bad = encode(codes[ok].str.upper().to_numpy())
-    found = np.full(len(bad), -1, dtype=np.int64)
-    step = max(1, 2_000_000 // max(len(reg), 1))
-    for start in range(0, len(bad), step):
-        b = bad[start : start + step]
-        diff = b[:, None, :] != reg[None, :, :]  # (chunk, registry, 18)
-        ndiff = diff.sum(axis=2)
-        # adjacent transposition: exactly two neighbouring positions differ, crosswise equal
-        swap = (ndiff == 2) & ((b[:, None, :-1] == reg[None, :, 1:]) & (b[:, None, 1:] == reg[None, :, :-1]) & diff[:, :, :-1] & diff[:, :, 1:]).any(axis=2)
-        near = (ndiff == 1) | swap
-        unique = near.sum(axis=1) == 1
-        found[start : start + step] = np.where(unique, near.argmax(axis=1), -1)
+    found = _unique_near(bad, reg)
     idx = codes.index[ok.to_numpy()]
     out.loc[idx] = np.where(found >= 0, registry[np.maximum(found, 0)], None)
     return out

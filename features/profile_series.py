@@ -6,8 +6,6 @@ past their own month.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -33,10 +31,12 @@ def trailing_median(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
     E, M = x.shape
     padded = np.concatenate([np.full((E, window), np.nan), np.asarray(x, dtype="float64")], axis=1)
     windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)[:, :M]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(windows, axis=2)
     count = np.sum(~np.isnan(windows), axis=2)
+    # np.nanmedian's numbers, by one sort (missing months sort last): the middle value, or the mean of the two
+    ordered = np.sort(windows, axis=2)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=2)[..., 0]
+    high = np.take_along_axis(ordered, (count // 2)[..., None], axis=2)[..., 0]
+    med = np.where(count % 2 == 1, low, (low + high) / 2.0)
     return np.where(count >= min_count, med, np.nan)
 
 
@@ -63,47 +63,73 @@ def change_point(
     """
     x = np.asarray(x, dtype="float64")
     E, M = x.shape
-    seen = ~np.isnan(x)
-    x0 = np.where(seen, x, 0.0)
-    zero = np.zeros((E, 1))
-    C = np.concatenate([zero, np.cumsum(seen, axis=1)], axis=1)
-    S = np.concatenate([zero, np.cumsum(x0, axis=1)], axis=1)
-    Q = np.concatenate([zero, np.cumsum(x0 * x0, axis=1)], axis=1)
     shift = np.full((E, M), np.nan)
     score = np.full((E, M), np.nan)
     since = np.full((E, M), np.nan)
-    rows = np.arange(E)
-    for t in range(M):  # months, not entities
-        a = max(0, t - window + 1)
-        ks = np.arange(a + 1, t + 1)
-        if not len(ks):
-            continue
-        n1 = C[:, ks] - C[:, [a]]
-        s1 = S[:, ks] - S[:, [a]]
-        q1 = Q[:, ks] - Q[:, [a]]
-        n2 = C[:, [t + 1]] - C[:, ks]
-        s2 = S[:, [t + 1]] - S[:, ks]
-        q2 = Q[:, [t + 1]] - Q[:, ks]
-        ok = (n1 >= min_segment) & (n2 >= min_segment)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mu1 = s1 / n1
-            mu2 = s2 / n2
-            ss = np.maximum(q1 - n1 * mu1 * mu1, 0) + np.maximum(q2 - n2 * mu2 * mu2, 0)
-            var = ss / np.maximum(n1 + n2 - 2, 1)
-            floor = (0.05 * (np.abs(mu1) + np.abs(mu2)) / 2) ** 2 + sd_floor**2
-            z = np.abs(mu2 - mu1) / np.sqrt(np.maximum(var, floor) * (1 / n1 + 1 / n2))
-        z = np.where(ok, z, -np.inf)
-        best = np.argmax(z, axis=1)
-        zb = z[rows, best]
-        found = np.isfinite(zb)
-        m1, m2 = mu1[rows, best], mu2[rows, best]
-        if relative:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel = np.where(m1 > sd_floor, m2 / m1 - 1.0, np.where(m2 > sd_floor, 10.0, 0.0))
-            delta = np.clip(rel, -1.0, 10.0)
-        else:
-            delta = m2 - m1
-        shift[:, t] = np.where(found, delta, np.nan)
-        score[:, t] = np.where(found, zb, np.nan)
-        since[:, t] = np.where(found, ks[best], np.nan)
+    for r in range(0, E, 4096):  # a few thousand entities at a time: the temporaries stay in cache
+        rows = slice(r, r + 4096)
+        sums = _prefix_sums(x[rows])
+        for t in range(M):  # months, not entities
+            shift[rows, t], score[rows, t], since[rows, t] = _change_point_at(sums, t, window, min_segment, relative, sd_floor)
     return shift, score, since
+
+
+def change_point_last(
+    x: np.ndarray, window: int, min_segment: int, relative: bool, sd_floor: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``change_point`` at the last month only (what a snapshot reads): the same numbers as its last
+    column, without computing the months before."""
+    x = np.asarray(x, dtype="float64")
+    E, M = x.shape
+    if M == 0:
+        empty = np.full(E, np.nan)
+        return empty, empty.copy(), empty.copy()
+    return _change_point_at(_prefix_sums(x), M - 1, window, min_segment, relative, sd_floor)
+
+
+def _prefix_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Running count, sum and sum of squares of the observed months, with a leading zero column."""
+    seen = ~np.isnan(x)
+    x0 = np.where(seen, x, 0.0)
+    zero = np.zeros((x.shape[0], 1))
+    C = np.concatenate([zero, np.cumsum(seen, axis=1)], axis=1)
+    S = np.concatenate([zero, np.cumsum(x0, axis=1)], axis=1)
+    Q = np.concatenate([zero, np.cumsum(x0 * x0, axis=1)], axis=1)
+    return C, S, Q
+
+
+def _change_point_at(sums, t: int, window: int, min_segment: int, relative: bool, sd_floor: float):
+    """Shift, score and start column of the best split of the window ending at month ``t``."""
+    C, S, Q = sums
+    E = C.shape[0]
+    a = max(0, t - window + 1)
+    ks = np.arange(a + 1, t + 1)
+    if not len(ks):
+        return np.full(E, np.nan), np.full(E, np.nan), np.full(E, np.nan)
+    rows = np.arange(E)
+    n1 = C[:, ks] - C[:, [a]]
+    s1 = S[:, ks] - S[:, [a]]
+    q1 = Q[:, ks] - Q[:, [a]]
+    n2 = C[:, [t + 1]] - C[:, ks]
+    s2 = S[:, [t + 1]] - S[:, ks]
+    q2 = Q[:, [t + 1]] - Q[:, ks]
+    ok = (n1 >= min_segment) & (n2 >= min_segment)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu1 = s1 / n1
+        mu2 = s2 / n2
+        ss = np.maximum(q1 - n1 * mu1 * mu1, 0) + np.maximum(q2 - n2 * mu2 * mu2, 0)
+        var = ss / np.maximum(n1 + n2 - 2, 1)
+        floor = (0.05 * (np.abs(mu1) + np.abs(mu2)) / 2) ** 2 + sd_floor**2
+        z = np.abs(mu2 - mu1) / np.sqrt(np.maximum(var, floor) * (1 / n1 + 1 / n2))
+    z = np.where(ok, z, -np.inf)
+    best = np.argmax(z, axis=1)
+    zb = z[rows, best]
+    found = np.isfinite(zb)
+    m1, m2 = mu1[rows, best], mu2[rows, best]
+    if relative:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(m1 > sd_floor, m2 / m1 - 1.0, np.where(m2 > sd_floor, 10.0, 0.0))
+        delta = np.clip(rel, -1.0, 10.0)
+    else:
+        delta = m2 - m1
+    return np.where(found, delta, np.nan), np.where(found, zb, np.nan), np.where(found, ks[best], np.nan).astype("float64")

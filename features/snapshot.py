@@ -33,7 +33,7 @@ from features.compliance import (
 )
 from features.hidden_water import hidden_water_features
 from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, safe_div
-from features.profile_series import change_point
+from features.profile_series import change_point_last
 
 SNAPSHOT_META = ["name", "district", "industry_code", "industry_section", "employees", "size_band"]
 SIZE_BANDS = [(20, "micro"), (300, "small"), (1000, "medium"), (np.inf, "large")]  # NBS industrial bands
@@ -71,7 +71,13 @@ class SnapshotInput:
 
     def recent(self, months: int = 12) -> pd.DataFrame:
         """Profile rows of the last ``months`` months."""
-        return self.profiles[self.profiles["month"] >= self.months_back(months)]
+        return _rows(self.profiles, self.profiles["month"] >= self.months_back(months))
+
+
+def _rows(frame: pd.DataFrame, keep: pd.Series) -> pd.DataFrame:
+    """``frame[keep]``, without copying a wide frame when every row is kept (copy-on-write: no one can
+    change the caller's frame through it)."""
+    return frame if bool(keep.all()) else frame[keep]
 
 
 FeatureGroup = Callable[[SnapshotInput], dict[str, pd.Series]]
@@ -105,7 +111,7 @@ def entity_snapshot(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], as_
     snap["employees"] = ents["employees"]
     snap["size_band"] = size_band(ents["employees"])
 
-    prof = profiles[profiles["month"] < as_of]
+    prof = _rows(profiles, profiles["month"] < as_of)
     last = prof[prof["month"] == as_of - pd.DateOffset(months=1)].set_index("uscc").reindex(snap.index)
     data = SnapshotInput(as_of=as_of, index=snap.index, entities=ents, profiles=prof, last=last, tables=tables)
     feats: dict[str, pd.Series] = {}
@@ -309,16 +315,16 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
     has_d = np.nansum(d, axis=1) > 0
     seen = active & (inflow > 0) & has_d[:, None]
     log_balance = np.where(seen, np.log1p(np.nan_to_num(d)) - np.log1p(inflow), np.nan)
-    shift, score, _ = change_point(log_balance, OWN_HISTORY_MONTHS, OWN_HISTORY_MIN_SEGMENT, relative=False, sd_floor=0.05)
+    shift, score, _ = change_point_last(log_balance, OWN_HISTORY_MONTHS, OWN_HISTORY_MIN_SEGMENT, relative=False, sd_floor=0.05)
     out = {
-        "balance_log_shift": pd.Series(shift[:, -1], index=index),
-        "balance_log_shift_score": pd.Series(score[:, -1], index=index),
+        "balance_log_shift": pd.Series(shift, index=index),
+        "balance_log_shift_score": pd.Series(score, index=index),
     }
     # metered abstraction's own step, and the other water over the same split
     metered = np.nansum(a, axis=1) > 0
     log_a = np.where(active & metered[:, None], np.log1p(np.nan_to_num(a)), np.nan)
-    _, a_score, a_since = change_point(log_a, OWN_HISTORY_MONTHS, OWN_HISTORY_MIN_SEGMENT, relative=False, sd_floor=0.05)
-    k = a_since[:, -1]
+    _, a_score, a_since = change_point_last(log_a, OWN_HISTORY_MONTHS, OWN_HISTORY_MIN_SEGMENT, relative=False, sd_floor=0.05)
+    k = a_since
     other = np.where(has_d[:, None], np.nan_to_num(d), np.nan_to_num(sup))
     log_o = np.where(active, np.log1p(other), np.nan)
     cols = np.arange(len(months))[None, :]
@@ -332,7 +338,7 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
     drop = step(log_o) - step(log_a)  # > 0: the meter fell more than the water it should follow
     ok = metered & ~np.isnan(k) & (np.nansum(other, axis=1) > 0)
     out["meter_drop_vs_activity"] = pd.Series(np.where(ok, drop, np.nan), index=index)
-    out["meter_drop_vs_activity_score"] = pd.Series(np.where(ok, a_score[:, -1], np.nan), index=index)
+    out["meter_drop_vs_activity_score"] = pd.Series(np.where(ok, a_score, np.nan), index=index)
     return out
 
 

@@ -18,10 +18,14 @@ def check_character(first17: str) -> str:
 
 def _values(chars: np.ndarray) -> np.ndarray:
     """Alphabet values of an (n, k) array of single characters; -1 outside the alphabet."""
+    return _code_values(np.ascontiguousarray(chars.astype("<U1")).view(np.uint32).reshape(chars.shape))
+
+
+def _code_values(codes: np.ndarray) -> np.ndarray:
+    """Alphabet values of an array of code points; -1 outside the alphabet."""
     lut = np.full(128, -1, dtype=np.int64)
     for ch, v in _VALUE.items():
         lut[ord(ch)] = v
-    codes = np.ascontiguousarray(chars.astype("<U1")).view(np.uint32).reshape(chars.shape)
     return lut[np.where(codes < 128, codes, 0)]
 
 
@@ -48,7 +52,8 @@ def uscc_valid(codes: pd.Series) -> pd.Series:
     out = np.zeros(len(s), dtype=bool)
     idx = np.flatnonzero(present & (s.str.len() == 18).fillna(False).to_numpy())
     if len(idx):
-        vals = _values(np.array([list(x) for x in s.iloc[idx].to_numpy()]))  # (n, 18)
+        chars = np.asarray(s.iloc[idx].to_numpy(), dtype="<U18").view(np.uint32).reshape(len(idx), 18)
+        vals = _code_values(chars)  # (n, 18)
         out[idx] = (vals >= 0).all(axis=1) & (_check_values(vals) == vals[:, 17])
     result = pd.Series(out, index=codes.index, dtype="boolean")
     result[~present] = pd.NA

@@ -15,9 +15,6 @@ column they need is absent they score 0 so that the same model still runs on any
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -25,6 +22,12 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+from models.indicators import (  # noqa: F401  (re-exported: fitted models pickle these names)
+    EVENT_Z, HIDDEN_WATER_COLUMNS, HIDDEN_WATER_INDICATORS, STOPPED_SHARE, Indicator, _balance_level, _balance_step,
+    _dewatering_unpermitted, _drawing_water, _former_holder, _inflow_drop, _meter_drop, _meter_flat,
+    _no_known_inflow, _nz, _shortfall, _significant, _use_per_employee,
+)
 
 # -- helpers --------------------------------------------------------------------
 
@@ -68,13 +71,6 @@ class NamedColumns:
         return list(self.text.get(name, [None] * len(self.values)))
 
 
-def _nz(values, nan: float = 0.0) -> np.ndarray:
-    """``np.nan_to_num(values, nan=nan)`` of a float array, without its fixed cost (dozens of calls per scored
-    row): NaN -> ``nan``, and infinities as numpy does (only then the numpy call)."""
-    out = np.where(np.isnan(values), nan, values)
-    return np.nan_to_num(out, nan=nan) if np.isinf(out).any() else out
-
-
 def _column(X, name: str | None, index) -> np.ndarray:
     if name is not None and isinstance(X, pd.DataFrame) and name in X.columns:
         try:
@@ -89,6 +85,12 @@ def _groups(X, name: str | None, n: int) -> np.ndarray:
     if name is not None and isinstance(X, pd.DataFrame) and name in X.columns:
         return X[name].astype("str").fillna("").to_numpy()
     return np.full(n, "", dtype=object)
+
+
+def _lookup(values: dict[str, float], keys: np.ndarray) -> np.ndarray:
+    """``values.get(k, NaN)`` for every (string) key, by one hash join."""
+    found = pd.Index(list(values), dtype=object).get_indexer(np.asarray(keys, dtype=object))
+    return np.array([*values.values(), np.nan], dtype="float64")[found]  # -1 (no group): the NaN at the end
 
 
 def column_counts(sorted_: np.ndarray, n_valid: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,129 +337,6 @@ class _NamedDetector(BaseEstimator):
         return -self.anomaly_score(X)
 
 
-@dataclass(frozen=True)
-class Indicator:
-    """One trace of hidden water: the snapshot column(s) it reads and how it is judged against the peers.
-
-    ``raw(X)`` is a number that grows with the water the records do not explain (a log ratio, a share);
-    ``peers``: ``industry`` (the industry class, else its section, else the city), ``section`` or ``city``;
-    ``weight``: its weight in the combination; ``min_scale``: floor of its peers' spread (so that a
-    near-constant indicator does not turn a small difference into a large z); ``one_sided``: an event (a
-    step) whose absence or reverse says nothing about hidden water, so its z counts from 0 up (its peers'
-    spread is still measured on both signs)."""
-
-    code: str
-    peers: str
-    weight: float
-    min_scale: float
-    raw: Callable[[dict], np.ndarray]
-    one_sided: bool = False
-    capped_where: Callable[[dict], np.ndarray] | None = None  # rows whose z is held at ``capped``
-    capped: float = 3.0
-
-
-# an entity whose supply, meter and metered discharge all fell to nearly nothing stopped trading or sleeps:
-# its shortfalls and drops say nothing about hidden water (a well's water would still reach the sewer, and a
-# well replaces process water, not the drinking water that stays on the mains bill)
-STOPPED_SHARE = 0.1
-
-
-def _drawing_water(c) -> np.ndarray:
-    recent = c["water_recent_share_3m"]
-    # no water on record for 15 months (no supply, metering or metered discharge): closed long ago
-    none_at_all = np.isnan(recent) & ~(_nz(c["inflow_m3_12m"]) > 0) & ~(
-        _nz(c["balance_dry_months_12m"]) > 0)
-    return (np.isnan(recent) | (recent >= STOPPED_SHARE)) & ~none_at_all
-
-
-def _balance_level(c):
-    return c["balance_dry_log_12m"]
-
-
-def _no_known_inflow(c):
-    # metered discharge with no supply or metering at all: a well carrying all the water, or an account we
-    # could not attribute (a park's shared supply, a bill under another name); unusual, not proof
-    return np.isfinite(c["balance_dry_log_12m"]) & np.isnan(c["balance_dry_ratio_12m"])
-
-
-def _significant(step: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """A step weighted by how sure it is (its t-like score over 10, capped at 1); NaN without a step."""
-    return np.where(np.isnan(score), np.nan, _nz(step) * np.clip(_nz(score) / 10.0, 0.0, 1.0))
-
-
-def _balance_step(c):
-    # the metered dry-season balance stepping up on the entity's own history
-    return _significant(c["balance_dry_step"], c["balance_dry_step_score"])
-
-
-def _shortfall(c, column):
-    used = c[column]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((used >= 0) & _drawing_water(c), -np.log(np.clip(used, 1e-3, None)), np.nan)
-
-
-def _meter_drop(c):
-    return np.where(_drawing_water(c), c["meter_unexplained_drop_share"], np.nan)
-
-
-def _inflow_drop(c):
-    # the known water in stepping down, read only where no metered balance says whether it is use, and not
-    # when it fell to nothing (a closure)
-    drop = _significant(-c["inflow_step"], c["inflow_step_score"])
-    stopped = c["inflow_after_share"] < STOPPED_SHARE
-    return np.where(np.isnan(c["balance_dry_log_12m"]) & _drawing_water(c) & ~stopped, drop, np.nan)
-
-
-def _dewatering_unpermitted(c):
-    # foundation-pit dewatering under way with no dewatering permit: the pit water goes somewhere (1), against
-    # the works that hold one (0); not applicable without such works
-    works = _nz(c["dewatering_projects"]) > 0
-    return np.where(works, (_nz(c["dewatering_without_permit"]) > 0).astype(float), np.nan)
-
-
-def _former_holder(c):
-    # a permit that ended (expired or revoked, none in force) and no metering in 12 months: the well it licensed
-    # is still in the ground (1), against holders still metered (0); not applicable to entities never permitted
-    ever = (_nz(c["permit_expired"]) > 0) | (_nz(c["permit_revoked"]) > 0) | (
-        _nz(c["permits_in_force"]) > 0)
-    former = (_nz(c["permits_in_force"]) == 0) & (_nz(c["abstraction_m3_12m"]) <= 0)
-    return np.where(ever, (ever & former).astype(float), np.nan)
-
-
-def _use_per_employee(c):
-    # known water in per registered employee, below the industry's: water from elsewhere (or an efficient plant);
-    # entities with no known water at all or no staff on record are not judged
-    use, staff = c["inflow_m3_12m"], c["employees"]
-    ok = (use > 0) & (staff > 0) & _drawing_water(c)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, -np.log(use / staff), np.nan)
-
-
-# a yes/no record is "as unusual as EVENT_Z peer spreads" when it says yes (its peers mostly say no)
-EVENT_Z = 3.0
-
-HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
-    Indicator("balance_excess", "industry", 1.0, 0.05, _balance_level, capped_where=_no_known_inflow),
-    Indicator("balance_step", "city", 1.0, 0.02, _balance_step, one_sided=True, capped_where=_no_known_inflow),
-    Indicator("plan_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="plan_used_12m")),
-    Indicator("quota_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="quota_used_12m")),
-    Indicator("meter_drop", "city", 1.0, 0.02, _meter_drop, one_sided=True),
-    Indicator("supply_drop", "city", 0.5, 0.02, _inflow_drop, one_sided=True),
-    Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True),
-    Indicator("former_permit", "city", 0.5, 1.0 / EVENT_Z, _former_holder, one_sided=True),
-    Indicator("use_per_employee", "industry", 0.5, 0.05, _use_per_employee),
-)
-
-
-# the snapshot columns the indicators read or their reasons quote (features.hidden_water and the quota use)
-HIDDEN_WATER_COLUMNS = (
-    "balance_dry_months_12m", "balance_dry_log_12m", "balance_dry_ratio_12m", "balance_dry_step",
-    "balance_dry_step_score", "months_since_balance_dry_step", "inflow_step", "inflow_step_score",
-    "months_since_inflow_step", "inflow_step_supply_share", "meter_step", "meter_step_score", "months_since_meter_step",
-    "meter_unexplained_drop_share", "plan_used_12m", "quota_used_12m", "water_recent_share_3m",
-    "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "permit_expired", "permit_revoked",
-    "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees",
-)
 
 
 def _named_values(X, names) -> dict[str, np.ndarray]:
@@ -540,8 +419,13 @@ class HiddenWater(_NamedDetector):
                 frame = pd.DataFrame({"k": key[ok], "r": r[ok]})
                 g = frame.groupby("k")["r"]
                 med, n = g.median(), g.size()
-                dev = np.abs(frame["r"].to_numpy() - frame["k"].map(med).to_numpy(dtype="float64"))
-                mad = pd.Series(dev).groupby(frame["k"].to_numpy()).median() * 1.4826
+                dev = frame["r"].to_numpy() - frame["k"].map(med).to_numpy(dtype="float64")
+                if ind.upper_spread:  # the spread on the side the indicator counts
+                    above = dev > 0
+                    mad = pd.Series(dev[above]).groupby(frame["k"].to_numpy()[above]).median() * 1.4826
+                    mad = mad.reindex(med.index)
+                else:
+                    mad = pd.Series(np.abs(dev)).groupby(frame["k"].to_numpy()).median() * 1.4826
                 keep = n[n >= self.min_peers].index
                 levels.append(({k: float(v) for k, v in med[keep].items()},
                                {k: float(v) for k, v in mad[keep].items()}))
@@ -556,8 +440,8 @@ class HiddenWater(_NamedDetector):
             todo = np.flatnonzero(np.isnan(med))
             if not len(todo):
                 break
-            med[todo] = [medians.get(k, np.nan) for k in key[todo].tolist()]
-            scale[todo] = [mads.get(k, np.nan) for k in key[todo].tolist()]
+            med[todo] = _lookup(medians, key[todo])
+            scale[todo] = _lookup(mads, key[todo])
         return med, np.maximum(_nz(scale, nan=min_scale), min_scale)
 
     def _z(self, X: pd.DataFrame) -> np.ndarray:

@@ -13,7 +13,7 @@ reason in the same form, so a lead drawn at random for exploration reads like an
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from models.detectors import HIDDEN_WATER_COLUMNS, HiddenWater
 
 GENERIC_ZH = "{meaning_zh}为{value}{unit}"
 GENERIC_EN = "{meaning}: {value}{unit}"
+RELATIVE_CLIP = 10.0  # features.profile_series clips relative shifts to [-1, 10]
 # units of the features a reason may quote: volumes, ratios, shares and durations an officer can check;
 # scores, z-values, capital, age and linkage confidences are model inputs, not reasons to visit
 FEATURE_REASON_UNITS = ("m³", "m³/year", "m³/person", "ratio", "share", "relative", "months")
@@ -42,9 +43,8 @@ class Reason:
     text_en: str
 
     def as_dict(self) -> dict:
-        out = asdict(self)
-        out["value"] = None if not np.isfinite(self.value) else round(float(self.value), 4)
-        return out
+        value = None if not np.isfinite(self.value) else round(float(self.value), 4)
+        return {"code": self.code, "value": value, "unit": self.unit, "text_zh": self.text_zh, "text_en": self.text_en}
 
 
 def _num(row: pd.Series, name: str) -> float:
@@ -60,6 +60,22 @@ def _months(row: pd.Series, name: str) -> str:
     return f"{m:.0f}" if np.isfinite(m) else "?"
 
 
+def _pct(v: float) -> str:
+    """A share as a percentage; a non-zero share never reads as 0 % (nor a share short of 1 as 100 %)."""
+    if v != 0 and abs(v) < 0.005:
+        return "<1%"
+    if v < 1 and f"{v:.0%}" == "100%":
+        return ">99%"
+    return f"{v:.0%}"
+
+
+def _times(v: float) -> str:
+    """A ratio as a multiple; small ratios keep two decimals so that a non-zero one never reads as 0.0."""
+    if v != 0 and abs(v) < 0.005:
+        return "<0.01"
+    return f"{v:.2f}" if abs(v) < 0.095 else f"{v:.1f}"
+
+
 # -- the hidden-water indicators: one sentence each, true whatever the number ---------------------------------
 
 
@@ -72,11 +88,11 @@ def _balance_excess(row, peer):
                       f"{volume:,.0f} m³ metered discharge in the last 12 months, with no supply or metered "
                       "abstraction on record in the dry-season months")
     typical = float(np.exp(peer)) if np.isfinite(peer) else float("nan")
-    peers_zh = f"，同行业一般为{typical:.1f}倍" if np.isfinite(typical) else ""
-    peers_en = f"; industry peers: {typical:.1f}x" if np.isfinite(typical) else ""
+    peers_zh = f"，同行业一般为{_times(typical)}倍" if np.isfinite(typical) else ""
+    peers_en = f"; industry peers: {_times(typical)}x" if np.isfinite(typical) else ""
     return Reason("balance_excess", ratio, "ratio",
-                  f"近12个月旱季实测排水量是同期供水与计量取水量之和的{ratio:.1f}倍{peers_zh}",
-                  f"Dry-season metered discharge in the last 12 months was {ratio:.1f}x the supply plus metered "
+                  f"近12个月旱季实测排水量是同期供水与计量取水量之和的{_times(ratio)}倍{peers_zh}",
+                  f"Dry-season metered discharge in the last 12 months was {_times(ratio)}x the supply plus metered "
                   f"abstraction of those months{peers_en}")
 
 
@@ -87,9 +103,9 @@ def _balance_step(row, peer):
     ratio, months = float(np.exp(step)), _months(row, "months_since_balance_dry_step")
     verb_zh, verb_en = ("升至", "rose to") if step >= 0 else ("降至", "fell to")
     return Reason("balance_step", ratio, "ratio",
-                  f"约{months}个月前起，旱季实测排水量与已知进水量之比{verb_zh}此前的{ratio:.1f}倍",
+                  f"约{months}个月前起，旱季实测排水量与已知进水量之比{verb_zh}此前的{_times(ratio)}倍",
                   f"About {months} months ago the dry-season ratio of metered discharge to known water in "
-                  f"{verb_en} {ratio:.1f}x its earlier level")
+                  f"{verb_en} {_times(ratio)}x its earlier level")
 
 
 def _shortfall(column, code, zh, en):
@@ -98,9 +114,9 @@ def _shortfall(column, code, zh, en):
         if not np.isfinite(used):
             return None
         typical = float(np.exp(-peer)) if np.isfinite(peer) else float("nan")
-        peers_zh = f"，同类单位一般为{typical:.0%}" if np.isfinite(typical) else ""
-        peers_en = f"; peers: {typical:.0%}" if np.isfinite(typical) else ""
-        return Reason(code, used, "share", zh.format(used=used) + peers_zh, en.format(used=used) + peers_en)
+        peers_zh = f"，同类单位一般为{_pct(typical)}" if np.isfinite(typical) else ""
+        peers_en = f"; peers: {_pct(typical)}" if np.isfinite(typical) else ""
+        return Reason(code, used, "share", zh.format(used=_pct(used)) + peers_zh, en.format(used=_pct(used)) + peers_en)
 
     return reason
 
@@ -117,8 +133,8 @@ def _meter_drop(row, peer):
         tail_zh, tail_en = "", ""
     verb_zh, verb_en = ("降至", "fell to") if step < 0 else ("变为", "changed to")
     return Reason("meter_drop", ratio, "ratio",
-                  f"约{months}个月前起计量取水量{verb_zh}此前的{ratio:.0%}{tail_zh}",
-                  f"About {months} months ago metered abstraction {verb_en} {ratio:.0%} of its earlier level{tail_en}")
+                  f"约{months}个月前起计量取水量{verb_zh}此前的{_pct(ratio)}{tail_zh}",
+                  f"About {months} months ago metered abstraction {verb_en} {_pct(ratio)} of its earlier level{tail_en}")
 
 
 def _supply_drop(row, peer):
@@ -128,8 +144,8 @@ def _supply_drop(row, peer):
     ratio, months = float(np.exp(step)), _months(row, "months_since_inflow_step")
     verb_zh, verb_en = ("降至", "fell to") if step < 0 else ("变为", "changed to")
     return Reason("supply_drop", ratio, "ratio",
-                  f"约{months}个月前起供水与计量取水量{verb_zh}此前的{ratio:.0%}，且没有实测排水可供核对",
-                  f"About {months} months ago supply plus metered abstraction {verb_en} {ratio:.0%} of its earlier "
+                  f"约{months}个月前起供水与计量取水量{verb_zh}此前的{_pct(ratio)}，且没有实测排水可供核对",
+                  f"About {months} months ago supply plus metered abstraction {verb_en} {_pct(ratio)} of its earlier "
                   "level; there is no metered discharge to check it against")
 
 
@@ -151,16 +167,30 @@ def _former_permit(row, peer):
                   "last 12 months")
 
 
+def _meter_flat(row, peer):
+    run = _num(row, "flat_run_months")
+    months = _num(row, "flat_reading_months_12m")
+    if np.isfinite(run) and run >= 3:  # the repetition is still going on
+        return Reason("meter_flat", run, "months", f"取水计量月读数已连续{run:.0f}个月完全相同",
+                      f"The meter has reported exactly the same monthly volume for {run:.0f} months in a row")
+    if not (np.isfinite(months) and months > 0):  # the meter varies: nothing to say
+        return None
+    return Reason("meter_flat", months, "months", f"近12个月有{months:.0f}个月取水计量月读数与前两个月完全相同",
+                  f"In {months:.0f} of the last 12 months the meter repeated the same monthly volume as the two "
+                  "months before")
+
+
 INDICATOR_REASONS = {
     "balance_excess": _balance_excess,
     "balance_step": _balance_step,
-    "plan_shortfall": _shortfall("plan_used_12m", "plan_shortfall", "近12个月已知用水量为年度计划用水量的{used:.0%}",
-                                 "Known water use in the last 12 months was {used:.0%} of the annual water-use plan"),
-    "quota_shortfall": _shortfall("quota_used_12m", "quota_shortfall", "近12个月计量取水量为许可年取水量的{used:.0%}",
-                                  "Metered abstraction in the last 12 months was {used:.0%} of the permitted annual "
+    "plan_shortfall": _shortfall("plan_used_12m", "plan_shortfall", "近12个月已知用水量为年度计划用水量的{used}",
+                                 "Known water use in the last 12 months was {used} of the annual water-use plan"),
+    "quota_shortfall": _shortfall("quota_used_12m", "quota_shortfall", "近12个月计量取水量为许可年取水量的{used}",
+                                  "Metered abstraction in the last 12 months was {used} of the permitted annual "
                                   "quota"),
     "meter_drop": _meter_drop,
     "supply_drop": _supply_drop,
+    "meter_flat": _meter_flat,
     "dewatering_unpermitted": _dewatering,
     "former_permit": _former_permit,
 }
@@ -220,12 +250,46 @@ def _feature_reason(name: str, value: float, entry: dict) -> Reason:
         except (ValueError, TypeError, KeyError, IndexError):
             zh = None
     shown = format(value, spec) if np.isfinite(value) else "n/a"
+    if zh is not None and entry.get("unit") == "relative" and "变化{value:" in entry["reason_zh"]:
+        # a relative change is after / before - 1 clipped to [-1, RELATIVE_CLIP]: at the clip the words say
+        # "at least", and a change that rounds to nothing is not printed as +0 %
+        head = entry["reason_zh"].split("变化{value:")[0]
+        if value >= RELATIVE_CLIP - 1e-9:
+            zh, shown = head + f"增至{RELATIVE_CLIP + 1:.0f}倍以上", f"at least {RELATIVE_CLIP + 1:.0f}x"
+        elif value <= -1 + 1e-9:
+            zh, shown = head + "降至零", "down to zero"
+        elif value != 0 and abs(value) < 0.005:
+            zh, shown = head + "变化不足1%", "under 1 %"
+    elif zh is not None and spec.endswith("%") and value != 0 and float(format(value, spec.lstrip("+,")).rstrip("%")) == 0:
+        # a non-zero share that rounds to 0 % is printed as under 1 % (never "为0.0%")
+        zh, shown = re.sub(r"\{value:[^}]*\}", "<1%", entry["reason_zh"]), "<1%"
     if zh is None:
         zh = GENERIC_ZH.format(meaning_zh=entry.get("meaning_zh") or name, value=shown if np.isfinite(value) else "缺失",
                                unit=UNITS_ZH.get(entry.get("unit", ""), ""))
     unit = "" if spec.endswith("%") else UNITS_EN.get(entry.get("unit", ""), "")
     en = GENERIC_EN.format(meaning=(entry.get("meaning") or name).split(";")[0], value=shown, unit=unit)
     return Reason(name, value, entry.get("unit") or "", zh, en)
+
+
+class _Rows:
+    """Row ``i`` of a frame as the reasons read it (``row.get(column, default)``), a column taken out of the
+    frame once, as the objects ``frame.iloc[i]`` would hold, when first asked for."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.columns: dict[str, np.ndarray] = {}
+        self.i = 0
+
+    def row(self, i: int) -> "_Rows":
+        self.i = i
+        return self
+
+    def get(self, name: str, default=None):
+        if name not in self.columns:
+            if name not in self.frame.columns:
+                return default
+            self.columns[name] = self.frame[name].astype(object).to_numpy()
+        return self.columns[name][self.i]
 
 
 def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float = 0.25) -> list[list[Reason]]:
@@ -253,32 +317,33 @@ def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float =
                 and (c not in entries or entries[c].get("unit") in FEATURE_REASON_UNITS)]
     pct = model.feature_percentiles(frame) if features and hasattr(model, "feature_percentiles") else None
     out: list[list[Reason]] = []
-    rows = frame.reset_index(drop=True)
-    zv = z.reset_index(drop=True)
-    pv = peer.reset_index(drop=True)
-    cv = contrib.reset_index(drop=True)
+    rows = _Rows(frame.reset_index(drop=True))
+    zv = {c: z[c].to_numpy(dtype="float64") for c in codes}
+    pv = {c: peer[c].to_numpy(dtype="float64") for c in codes}
+    cv = {c: contrib[c].to_numpy(dtype="float64") for c in [*ind_cols.values(), *features] if c in contrib.columns}
+    pcts = {name: pct[name].to_numpy(dtype="float64") for name in features} if pct is not None else {}
+    low_ok = {name: "仅" in ((entries.get(name) or {}).get("reason_zh") or "") for name in features}
     for i in range(n):
-        row = rows.iloc[i]
+        row = rows.row(i)
         candidates: list[tuple[float, Reason]] = []
         for code in codes:
-            share = float(cv.at[i, ind_cols[code]]) if ind_cols.get(code) in cv.columns else 0.0
-            zi = float(zv.at[i, code])
+            share = float(cv[ind_cols[code]][i]) if ind_cols.get(code) in cv else 0.0
+            zi = float(zv[code][i])
             if np.isfinite(zi) and zi > 0 and share > 0:
-                reason = INDICATOR_REASONS[code](row, float(pv.at[i, code]))
+                reason = INDICATOR_REASONS[code](row, float(pv[code][i]))
                 if reason is not None:
                     candidates.append((share, reason))
         for name in features:
-            share = float(cv.at[i, name])
-            q = float(pct.at[pct.index[i], name]) if pct is not None else np.nan
-            low_ok = "仅" in ((entries.get(name) or {}).get("reason_zh") or "")
-            if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (low_ok and 0.5 - q >= min_deviation)):
+            share = float(cv[name][i])
+            q = float(pcts[name][i]) if pct is not None else np.nan
+            if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (low_ok[name] and 0.5 - q >= min_deviation)):
                 candidates.append((share, _feature_reason(name, _num(row, name), entries.get(name) or {})))
         candidates.sort(key=lambda item: -item[0])
         chosen = [reason for _, reason in candidates[:top]]
         if not chosen:  # an ordinary entity: its records as they stand, strongest first
-            ordered = sorted((c for c in codes if np.isfinite(zv.at[i, c])), key=lambda c: -float(zv.at[i, c]))
+            ordered = sorted((c for c in codes if np.isfinite(zv[c][i])), key=lambda c: -float(zv[c][i]))
             for code in ordered:
-                reason = INDICATOR_REASONS[code](row, float(pv.at[i, code]))
+                reason = INDICATOR_REASONS[code](row, float(pv[code][i]))
                 if reason is not None and len(chosen) < top:
                     chosen.append(reason)
         if not chosen:

@@ -164,7 +164,8 @@ def _update_open(session: Session, open_: pd.DataFrame, leads: pd.DataFrame, que
             row.update(queue_probability=float(src["queue_probability"]), exploratory=bool(src["exploratory"]))
         if last_run != run_id:
             row.update(run_id=run_id, updated_at=now)
-            events.append({"lead_id": lead_id, "at": now, "event": "queued" if q else "re-scored", "run_id": run_id,
+            events.append({"lead_id": lead_id, "at": now, "event": "queued" if q and not in_hand else "re-scored",
+                           "run_id": run_id,
                            "detail": {"rank": int(src["rank"])}})
         updates.append(row)
     _bulk(session, update(Lead), updates)

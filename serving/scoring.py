@@ -4,7 +4,8 @@ The ranking is city-wide and complete, by the probability of an undiscovered hid
 well, abstraction with no permit, a tampered meter). Which leads enter the officers' queues (the top of
 each district plus a random exploration share, with the probability of entry recorded) is decided when a
 run is published: ``serving.queue.build_queue``. ``documented_breach`` says that the case track holds a
-documented breach of the entity (information only: it never raises the rank).
+documented breach of the entity (information only: it never raises the rank). An entity whose violation an
+inspection already recorded is no lead for what no record shows: it is flagged so and ranked after the others.
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def documented_breaches(snapshot: pd.DataFrame, cases: pd.DataFrame | None = Non
     from models.detectors import documented_breach
 
     return documented_breach(snapshot)
+
+
+def recorded_violations(ws: Workspace) -> set[str]:
+    """Entities (upper-case USCC) with a violation on record: an inspection of the drop found one. Their
+    violation is no longer hidden, so the ranking of undiscovered violations puts them last."""
+    if not ws.has("typed", "inspections"):
+        return set()
+    inspections = ws.read("typed", "inspections")
+    if not {"uscc", "outcome"} <= set(inspections.columns):
+        return set()
+    found = inspections["outcome"].astype("str").str.strip() == "violation"
+    return set(inspections.loc[found, "uscc"].dropna().astype("str").str.strip().str.upper())
 
 
 def snapshot_chunks(workspace: Path | str, settings=None, chunk_rows: int = 250_000):
@@ -103,7 +116,11 @@ def score(
         }))
     meta = pd.concat(metas, ignore_index=True)
     risk = np.concatenate(risks) if risks else np.zeros(0)
-    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk))
+    # a violation an inspection already recorded is discovered: the entity is the case track's, and the field
+    # visits of the ranking go first to entities whose violation no record shows (its score stays as it is)
+    known = meta["uscc"].str.upper().isin(recorded_violations(ws)).to_numpy()
+    meta["documented_breach"] = meta["documented_breach"].to_numpy(dtype=bool) | known
+    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk, known))
     rank = np.empty(len(order), dtype="int64")
     rank[order] = np.arange(len(order))
     wanted = rank < (len(order) if reasons_for is None else reasons_for)

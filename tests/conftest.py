@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SAMPLE_DROP = Path(__file__).resolve().parents[1].parent / "shared" / "contract" / "sample-city"
-ADBENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "adbench"
+# ../shared beside the repository, or WATERWATCH_SHARED (a worktree elsewhere)
+SHARED = Path(os.environ.get("WATERWATCH_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+SAMPLE_DROP = SHARED / "contract" / "sample-city"
+ADBENCH_DIR = SHARED / "benchmarks" / "adbench"
 
 _MEASUREMENTS: list[str] = []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -187,3 +189,27 @@ def test_nearest_distance_is_the_same_fixed_order_sum_for_one_row_and_for_many()
     assert np.array_equal(nearest_distance(queries, points), reference(queries))  # the blocked loop
     assert np.array_equal(np.concatenate([nearest_distance(queries[[i]], points) for i in range(len(queries))]),
                           reference(queries))
+
+
+def test_meter_indicators_read_a_fall_on_its_own_side_and_a_repeating_reading():
+    """A meter's unexplained fall is judged by the honest meters' spread above their median (meters that grew
+    run far below it and must not widen the yardstick); a reading repeated month after month is an event."""
+    rng = np.random.default_rng(3)
+    n = 400
+    share = np.r_[rng.normal(0.0, 0.05, n // 2), -rng.exponential(3.0, n // 2)]  # half steady, half grew a lot
+    snap = pd.DataFrame({
+        "industry_code": "C17", "meter_unexplained_drop_share": share, "abstraction_m3_12m": 1000.0,
+        "water_recent_share_3m": 1.0, "flat_reading_months_12m": 0.0,
+    })
+    det = HiddenWater().fit(snap)
+    probe = snap.iloc[:3].copy()
+    probe["meter_unexplained_drop_share"] = [0.5, 0.05, -2.0]  # fell by half; ordinary; grew
+    probe["flat_reading_months_12m"] = [0.0, 4.0, 0.0]
+    z = det.indicator_z(probe)
+    assert z.loc[probe.index[0], "meter_drop"] > 3.5
+    both_sides = tuple(dataclasses.replace(i, upper_spread=False) for i in HIDDEN_WATER_INDICATORS)
+    assert HiddenWater(indicators=both_sides).fit(snap).indicator_z(probe).iloc[0]["meter_drop"] < 2.5
+    assert z.loc[probe.index[2], "meter_drop"] == 0.0  # one-sided: a meter that grew says nothing
+    assert z.loc[probe.index[1], "meter_flat"] > 2.0 and z.loc[probe.index[0], "meter_flat"] <= 0.0
+    no_meter = probe.assign(abstraction_m3_12m=0.0)
+    assert det.indicator_z(no_meter)["meter_flat"].isna().all()

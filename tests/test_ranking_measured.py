@@ -12,6 +12,7 @@ validation cities; the numbers themselves are in the README.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ from waterwatch.cli import app
 
 pytestmark = pytest.mark.slow
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the repository, or WATERWATCH_SHARED (a worktree elsewhere)
+SHARED = Path(os.environ.get("WATERWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 VALIDATION = SHARED / "validation-cities"
 # floors below what the ranking measured on these cities (README), not targets
 FLOORS = {"dezhou-6000": {"p@50": 0.5, "p@100": 0.35, "ap": 0.3}, "liaocheng-6000": {"p@50": 0.5, "p@100": 0.35, "ap": 0.25}}

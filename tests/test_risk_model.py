@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from features.dictionary import DATA_DICTIONARY
 from models import RiskModel
 from models.detectors import domain_detectors
-from models.reasons import INDICATOR_REASONS, explain, explain_reasons
+from models.reasons import INDICATOR_REASONS, _pct, _times, explain, explain_reasons
 
 INDICATOR_CODES = set(INDICATOR_REASONS)
 
@@ -184,14 +184,17 @@ def test_reasons_words_agree_with_their_numbers():
         for r in rs:
             seen.add(r.code)
             if r.code in INDICATOR_CODES:
-                spec = ".0%" if r.code in percent else ".1f"
-            elif r.code in DATA_DICTIONARY and DATA_DICTIONARY[r.code]["reason_zh"]:
-                spec = re.search(r"\{value:([^}]*)\}", DATA_DICTIONARY[r.code]["reason_zh"]).group(1)
-            elif r.code in ("known_use", "discharge_without_inflow", "documented_breach"):
-                spec = ".0%" if r.unit == "share" else ",.0f"
-            else:  # a feature the dictionary does not describe
-                spec = ",.3g"
-            shown = format(r.value, spec)
+                # shares and multiples as the reasons print them (a non-zero one never as 0 %, models.reasons)
+                shown = {"meter_flat": f"{r.value:.0f}"}.get(r.code) or (_pct(r.value) if r.code in percent
+                                                                          else _times(r.value))
+            else:
+                if r.code in DATA_DICTIONARY and DATA_DICTIONARY[r.code]["reason_zh"]:
+                    spec = re.search(r"\{value:([^}]*)\}", DATA_DICTIONARY[r.code]["reason_zh"]).group(1)
+                elif r.code in ("known_use", "discharge_without_inflow", "documented_breach"):
+                    spec = ".0%" if r.unit == "share" else ",.0f"
+                else:  # a feature the dictionary does not describe
+                    spec = ",.3g"
+                shown = format(r.value, spec)
             assert shown in r.text_zh and shown in r.text_en, (shown, r)  # both languages quote the value
             if r.code == "balance_step":
                 assert ("升至" in r.text_zh) == (r.value >= 1.0) and ("rose" in r.text_en) == (r.value >= 1.0)

@@ -378,7 +378,15 @@ def test_scoring_lists_every_live_entity_once(city_ws):
     assert list(leads.columns) == LEAD_COLUMNS
     assert leads["uscc"].is_unique and set(leads["uscc"]) == set(live["uscc"])
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
-    assert leads["risk_score"].is_monotonic_decreasing and leads["risk_score"].between(0, 1).all()
+    assert leads["risk_score"].between(0, 1).all()
+    # a violation an inspection recorded is discovered: those entities follow every other, each part by score
+    insp = ws.typed_tables()["inspections"]
+    found = set(insp.loc[insp["outcome"] == "violation", "uscc"].str.upper())
+    known = leads["uscc"].str.upper().isin(found)
+    assert 0 < known.sum() < len(leads) and not known.iloc[: (~known).sum()].any()
+    assert leads.loc[known, "documented_breach"].all()
+    assert leads.loc[~known, "risk_score"].is_monotonic_decreasing
+    assert leads.loc[known, "risk_score"].is_monotonic_decreasing
     assert leads["reasons"].str.len().gt(0).all()
     assert (leads["model_version"] == load_bundle(city_ws / "ws" / "models" / "champion.joblib").version).all()
 
@@ -410,3 +418,37 @@ def test_violation_rate_is_estimated_from_queued_verdicts_by_inverse_probability
     # the naive hit rate of the same verdicts would be 51 / 120
     assert estimate_violation_rate(frame.iloc[:10]) is None  # too few verdicts to say
     assert estimate_violation_rate(frame.drop(columns="queue_probability")) is None
+
+
+def test_run_is_named_after_stage_and_as_of_with_dataset_artifacts_and_real_duration(tmp_path):
+    """The run read back from the tracking store: its name, the training data as its dataset input, the
+    backtest tables and charts as artifacts, and a duration from the stage's start, not from the logging."""
+    import time
+
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from training import registry
+
+    client = registry.connect(f"sqlite:///{tmp_path / 'mlflow.db'}", "stages", artifact_root=tmp_path / "art")
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    report = tmp_path / "report"
+    report.mkdir()
+    pd.DataFrame({"cutoff": ["2026-05"], "p_at_k": [0.5]}).to_csv(report / "metrics.csv", index=False)
+    (report / "pr_curve.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    started = int(time.time() * 1000) - 65_000  # the stage began 65 s before it logged
+    reg = registry.log_run(name="m", params={"trials": 0}, risk_params={}, metrics={"p": 0.5}, artifacts_dir=report,
+                           model=model, X_example=X, objective=0.5, as_of="2026-11-01", run_name="train 2026-10",
+                           started_ms=started, dataset=X.assign(label=[0, 0, 1, 1]), dataset_name="snapshot 2026-10",
+                           dataset_source=str(tmp_path), dataset_targets="label")
+    run = client.get_run(reg.run_id)
+    assert run.info.run_name == "train 2026-10"
+    assert run.info.start_time == started and run.info.end_time - run.info.start_time >= 65_000
+    inputs = run.inputs.dataset_inputs
+    assert [d.dataset.name for d in inputs] == ["snapshot 2026-10"]
+    assert {t.key: t.value for t in inputs[0].tags}.get("mlflow.data.context") == "training"
+    assert "label" in inputs[0].dataset.schema and inputs[0].dataset.source_type
+    logged = {a.path for a in client.list_artifacts(reg.run_id, "backtest")}
+    assert {"backtest/metrics.csv", "backtest/pr_curve.png"} <= logged
+    assert mlflow.active_run() is None

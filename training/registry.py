@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,17 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path | None = Non
         location = Path(artifact_root).resolve().as_uri() if artifact_root is not None else None
         client.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
+    global _EXPERIMENT
+    _EXPERIMENT = experiment
     return client
+
+
+_EXPERIMENT: str | None = None  # the experiment ``connect`` last pointed MLflow at
+
+
+def _active_experiment_name() -> str:
+    """The experiment runs are logged to: the one ``connect`` chose, else MLflow's default."""
+    return _EXPERIMENT or "Default"
 
 
 def champion_version(client, name: str):
@@ -98,16 +109,37 @@ def log_run(
     objective: float,
     tags: Mapping[str, str] | None = None,
     as_of: str | None = None,
+    run_name: str | None = None,
+    started_ms: int | None = None,
+    dataset: pd.DataFrame | None = None,
+    dataset_name: str | None = None,
+    dataset_source: str | None = None,
+    dataset_targets: str | None = None,
 ) -> Registered:
-    """One MLflow run: params, metrics, the report folder as artifacts, the model with its signature,
-    registered as a new version of ``name`` (tagged with its params and backtest objective)."""
+    """One MLflow run: params, metrics, the report folder (backtest tables, charts, report) as artifacts, the
+    training data as the run's dataset input, the model with its signature, registered as a new version of
+    ``name`` (tagged with its params and backtest objective).
+
+    ``run_name``: what the run is called in the UI (the stage and as-of, e.g. ``train 2026-10``);
+    ``started_ms``: when the stage began (epoch milliseconds), so that the run's duration is the stage's, not
+    the few seconds of logging; ``dataset``: the training table (features and label), logged with
+    ``mlflow.log_input`` under ``dataset_name`` from ``dataset_source`` (a path or URI), context ``training``."""
     import mlflow
+    import mlflow.data
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     _quiet()
     client = mlflow.MlflowClient()
-    with mlflow.start_run(tags=dict(tags or {})) as run:
+    experiment_id = mlflow.get_experiment_by_name(_active_experiment_name()).experiment_id
+    created = client.create_run(experiment_id, start_time=started_ms, tags=dict(tags or {}), run_name=run_name)
+    with mlflow.start_run(run_id=created.info.run_id) as run:
+        if dataset is not None:
+            with warnings.catch_warnings():  # MLflow's notes on resolving a local path and on integer columns
+                warnings.simplefilter("ignore", UserWarning)
+                data = mlflow.data.from_pandas(dataset, source=dataset_source, name=dataset_name,
+                                               targets=dataset_targets)
+                mlflow.log_input(data, context="training")
         mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
         mlflow.log_metrics(clean)

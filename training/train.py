@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -154,6 +155,7 @@ def train(
     ``evaluation_truth``: evaluation only, the planted truth of a generated city, so the backtest
     also reports against it; the platform itself never passes it.
     """
+    started_ms = int(time.time() * 1000)  # the MLflow run lasts as long as the stage, not its logging
     ms = settings.model
     trials = ms.optuna_trials if trials is None else trials
     workspace = Path(workspace)
@@ -283,7 +285,9 @@ def train(
         name=ms.registered_model_name, params=run_params, risk_params=params, metrics=metrics, artifacts_dir=art,
         model=model, X_example=X, objective=objective,
         tags={"workspace": str(workspace.resolve()), "tuning": tuning_note or f"trials={trials}"},
-        as_of=as_of.date().isoformat(),
+        as_of=as_of.date().isoformat(), run_name=f"train {as_of:%Y-%m}", started_ms=started_ms,
+        dataset=X.assign(label=y.to_numpy()), dataset_name=f"snapshot {as_of:%Y-%m}",
+        dataset_source=str(workspace.resolve()), dataset_targets="label",
     )
     if promoted:
         registry.promote(client, ms.registered_model_name, reg.version)

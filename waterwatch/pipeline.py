@@ -49,7 +49,7 @@ def _say(settings: Settings, message: str) -> None:
 def run_ingest(data: Path, workspace: Path, settings: Settings, as_of: str | None = None) -> dict:
     """Validate the drop (typed/ + quarantine/) and link its accounts (linked/)."""
     ws = Workspace(workspace)
-    summary = ingest(data, ws, as_of=as_of, progress=progress_factory(settings))
+    summary = ingest(data, ws, as_of=as_of, progress=progress_factory(settings), chunk_rows=settings.scale.chunk_rows)
     run_link(ws, settings)
     return summary
 
@@ -57,7 +57,7 @@ def run_ingest(data: Path, workspace: Path, settings: Settings, as_of: str | Non
 def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     from features.linkage import link_accounts
 
-    tables = ws.typed_tables()
+    tables = _linkage_inputs(ws)
     links = link_accounts(
         tables["entities"], tables["supply"], tables["discharge"], settings.linkage, progress=progress_factory(settings)
     )
@@ -66,6 +66,21 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
     counts = links["status"].value_counts().to_dict()
     ws.update_manifest(linkage={k: int(v) for k, v in counts.items()})
     return links
+
+
+def _linkage_inputs(ws: Workspace) -> dict[str, pd.DataFrame]:
+    """The typed tables linkage reads, and of the monthly ones only the columns it reads (the account as
+    written each month): a large city's volumes and other tables stay on disk."""
+    from features.contract import TABLES
+    from features.ingest import empty_typed
+    from features.linkage import ACCOUNT_COLUMNS
+
+    ws.require_typed()
+    out = {}
+    for name, columns in (("entities", None), ("supply", ACCOUNT_COLUMNS), ("discharge", ACCOUNT_COLUMNS)):
+        frame = pd.read_parquet(ws.table_path("typed", name), columns=columns) if ws.has("typed", name) else empty_typed(TABLES[name])
+        out[name] = frame
+    return out
 
 
 def run_profiles(ws: Workspace, settings: Settings, tables: dict[str, pd.DataFrame] | None = None,
@@ -108,6 +123,7 @@ def run_checks(
     from models.cases import build_cases
     from models.notifications import build_outbox
     from models.rules import run_checks as checks, water_rights_candidates
+    from models.rules.memo import reuse
 
     # the outbox history lives outside the checks stage folder so that re-runs see earlier messages
     history_path = ws.root / "outbox_history.parquet"
@@ -122,9 +138,10 @@ def run_checks(
         tables = ws.typed_tables() if tables is None else tables
         links = ws.read("linked", "linkage")
         as_of = ws.as_of()
-        alerts = checks(tables, links, as_of, settings.rules)
-        cases = build_cases(tables, links, alerts, as_of, settings.rules)
-        matches = water_rights_candidates(tables, links, as_of, settings.rules)
+        with reuse():  # the checks share intermediates (models.rules.memo)
+            alerts = checks(tables, links, as_of, settings.rules)
+            cases = build_cases(tables, links, alerts, as_of, settings.rules)
+            matches = water_rights_candidates(tables, links, as_of, settings.rules)
         outbox = build_outbox(alerts, tables["entities"], queued, settings.rules)
     pd.concat([history, outbox], ignore_index=True).to_parquet(history_path, index=False)
     ws.reset_stage("checks")

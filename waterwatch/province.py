@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -110,7 +111,7 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
     manager wrapped around each stage (the benchmarks measure with it)."""
     from contextlib import nullcontext
 
-    from waterwatch.pipeline import progress_factory, run_checks, run_ingest, run_profiles, run_score, run_train
+    from waterwatch.pipeline import run_score, run_train
 
     timer = stage_timer or (lambda name: nullcontext())
     drop, out = Path(drop), Path(out)
@@ -118,27 +119,21 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
     if not cities:
         raise ValueError(f"{drop} is not a province drop (no {PROVINCE_FILE} and no city=* folders)")
     out.mkdir(parents=True, exist_ok=True)
-    city_ws: dict[str, Workspace] = {}
-    with timer("ingest + link"):
-        for c in cities:
-            _say(settings, f"[{c['folder']}] ingest and link")
-            ws = Workspace(out / "cities" / c["folder"] / "workspace")
-            run_ingest(drop / c["folder"], ws.root, city_settings(settings, c), as_of=as_of)
-            city_ws[c["folder"]] = ws
-    common = min(ws.as_of() for ws in city_ws.values())  # no city's features see a month another lacks
-    for ws in city_ws.values():
-        if ws.as_of() != common:
-            ws.update_manifest(as_of=common.date().isoformat())
-    checked = {}
-    with timer("profiles + snapshots"):
-        for c in cities:
-            _say(settings, f"[{c['folder']}] profiles")
-            run_profiles(city_ws[c["folder"]], city_settings(settings, c), load=False)
-    with timer("checks"):
-        for c in cities:
-            _say(settings, f"[{c['folder']}] checks")
-            checked[c["folder"]] = run_checks(city_ws[c["folder"]], city_settings(settings, c))
-            _write_city_outputs(out / "cities" / c["folder"], city_ws[c["folder"]], checked[c["folder"]])
+    city_ws = {c["folder"]: Workspace(out / "cities" / c["folder"] / "workspace") for c in cities}
+    workers = min(settings.scale.workers, len(cities))
+    with _city_pool(workers) as each:
+        city_run = _per_worker(settings, workers)  # what each city runs with
+        with timer("ingest + link"):
+            each(_ingest_city, [(c, drop / c["folder"], city_ws[c["folder"]].root, city_run, as_of) for c in cities])
+        common = min(ws.as_of() for ws in city_ws.values())  # no city's features see a month another lacks
+        for ws in city_ws.values():
+            if ws.as_of() != common:
+                ws.update_manifest(as_of=common.date().isoformat())
+        with timer("profiles + snapshots"):
+            each(_profile_city, [(c, city_ws[c["folder"]].root, city_run) for c in cities])
+        with timer("checks"):
+            found = each(_check_city, [(c, city_ws[c["folder"]].root, out / "cities" / c["folder"], city_run) for c in cities])
+    checked = {c["folder"]: chk for c, chk in zip(cities, found)}
     pws = province_workspace(out / "workspace", cities, city_ws, common)
     with timer("train"):
         result = run_train(pws, settings, trials=trials)
@@ -169,6 +164,57 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
     (out / "province.html").write_text(province_report(summary, cities, common), encoding="utf-8")
     return {"cities": [c["folder"] for c in cities], "as_of": common, "leads": len(leads), "train": result,
             "summary": summary}
+
+
+def _per_worker(settings: Settings, workers: int) -> Settings:
+    """With several cities at once, each city's partitions and ingest chunks that many times smaller: the
+    run's memory stays about that of one city at a time (no output depends on either size)."""
+    if workers <= 1:
+        return settings
+    scale = settings.scale.model_copy(update={"bucket_entities": max(1, settings.scale.bucket_entities // workers),
+                                              "chunk_rows": max(1, settings.scale.chunk_rows // workers)})
+    return settings.model_copy(update={"scale": scale})
+
+
+@contextmanager
+def _city_pool(workers: int):
+    """``each(fn, jobs)``: ``fn(*job)`` for every job, in order, in ``workers`` processes at once (cities are
+    independent until the province model), or here when one is enough."""
+    if workers <= 1:
+        yield lambda fn, jobs: [fn(*job) for job in jobs]
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may hold threads (DuckDB, a memory sampler); a fresh process per city, so
+    # that memory a city's stage took goes back to the system when it ends
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        yield lambda fn, jobs: list(pool.map(fn, *zip(*jobs))) if jobs else []
+
+
+def _ingest_city(city: dict, data: Path, root: Path, settings: Settings, as_of: str | None) -> None:
+    from waterwatch.pipeline import run_ingest
+
+    _say(settings, f"[{city['folder']}] ingest and link")
+    run_ingest(data, root, city_settings(settings, city), as_of=as_of)
+
+
+def _profile_city(city: dict, root: Path, settings: Settings) -> None:
+    from waterwatch.pipeline import run_profiles
+
+    _say(settings, f"[{city['folder']}] profiles")
+    run_profiles(Workspace(root), city_settings(settings, city), load=False)
+
+
+def _check_city(city: dict, root: Path, folder: Path, settings: Settings) -> dict:
+    """The city's checks, its output files; the alerts and cases the province summary counts."""
+    from waterwatch.pipeline import run_checks
+
+    _say(settings, f"[{city['folder']}] checks")
+    ws = Workspace(root)
+    checked = run_checks(ws, city_settings(settings, city))
+    _write_city_outputs(folder, ws, checked)
+    return {"alerts": checked["alerts"], "cases": checked["cases"]}
 
 
 def _write_city_outputs(folder: Path, ws: Workspace, checked: dict) -> None:

@@ -72,11 +72,13 @@ def check_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: d
     from models.cases import build_cases
     from models.notifications import build_outbox
     from models.rules import run_checks
+    from models.rules.memo import reuse
     from models.rules.rights import rights_market
 
-    alerts = run_checks(tables, links, ctx["as_of"], ctx["rules"])
-    cases = build_cases(tables, links, alerts, ctx["as_of"], ctx["rules"])
-    sellers, buyers = rights_market(tables, links, ctx["as_of"], ctx["rules"])
+    with reuse():  # the checks share the year's quota usage and the declared-beside-metered volumes
+        alerts = run_checks(tables, links, ctx["as_of"], ctx["rules"])
+        cases = build_cases(tables, links, alerts, ctx["as_of"], ctx["rules"])
+        sellers, buyers = rights_market(tables, links, ctx["as_of"], ctx["rules"])
     outbox = build_outbox(alerts, tables["entities"], ctx["already_queued"], ctx["rules"])
     return {"alerts": alerts, "cases": cases, "rights_sellers": sellers, "rights_buyers": buyers, "outbox": outbox}
 

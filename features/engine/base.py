@@ -35,6 +35,8 @@ class EngineSettings(BaseModel):
     threads: int = Field(2, description="embedded engine: worker threads")
     spark_shuffle_partitions: int = Field(8, description="spark: shuffle partitions")
     chunk_rows: int = Field(1_000_000, description="rows per chunk when ingesting and scoring")
+    workers: int = Field(2, ge=1, description="processes running cities of a province at once (each city's "
+                         "stages in one process; 1: one city after the other in this process)")
 
 
 @dataclass

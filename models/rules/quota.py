@@ -9,6 +9,7 @@ import pandas as pd
 from features.compliance import known_permits
 from models.rules.alerts import LEVEL_CN, empty_alerts, finish_alerts, fmt_m3, fmt_pct, with_entity
 from models.rules.records import known_abstraction, linked_supply, year_window
+from models.rules.memo import shared
 from models.settings import RuleSettings
 
 
@@ -24,6 +25,7 @@ def _level(share: pd.Series, rules: RuleSettings) -> pd.Series:
     )
 
 
+@shared
 def quota_usage(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
     """Year-to-date use against the annual permit quota (per permit) and the annual plan (per uscc).
 

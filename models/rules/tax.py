@@ -16,9 +16,11 @@ from features.compliance import (
 )
 from models.rules.alerts import SOURCE_CN, empty_alerts, finish_alerts, fmt_m3, fmt_pct, with_entity
 from models.rules.records import known_abstraction, known_tax
+from models.rules.memo import shared
 from models.settings import RuleSettings
 
 
+@shared
 def declared_and_metered(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     """Declared beside metered volume per (uscc, source, quarter) for taxable holders, over the quarters
     the tax data and the meters both cover (ended before as_of, within the lookback).
