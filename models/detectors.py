@@ -24,10 +24,26 @@ from sklearn.ensemble._iforest import _average_path_length
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from models.indicators import (  # noqa: F401  (re-exported: fitted models pickle these names)
-    EVENT_Z, HIDDEN_WATER_COLUMNS, HIDDEN_WATER_INDICATORS, STOPPED_SHARE, Indicator, _balance_level, _balance_step,
-    _dewatering_unpermitted, _drawing_water, _former_holder, _inflow_drop, _meter_drop, _meter_flat,
-    _no_known_inflow, _nz, _shortfall, _significant, _use_per_employee,
+    EVENT_Z,
+    HIDDEN_WATER_COLUMNS,
+    HIDDEN_WATER_INDICATORS,
+    STOPPED_SHARE,
+    Indicator,
+    _balance_level,
+    _balance_step,
+    _dewatering_unpermitted,
+    _drawing_water,
+    _former_holder,
+    _inflow_drop,
+    _meter_drop,
+    _meter_flat,
+    _no_known_inflow,
+    _nz,
+    _shortfall,
+    _significant,
+    _use_per_employee,
 )
+from models.numerics import column_counts
 
 # -- helpers --------------------------------------------------------------------
 
@@ -91,39 +107,6 @@ def _lookup(values: dict[str, float], keys: np.ndarray) -> np.ndarray:
     """``values.get(k, NaN)`` for every (string) key, by one hash join."""
     found = pd.Index(list(values), dtype=object).get_indexer(np.asarray(keys, dtype=object))
     return np.array([*values.values(), np.nan], dtype="float64")[found]  # -1 (no group): the NaN at the end
-
-
-def column_counts(sorted_: np.ndarray, n_valid: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each X[i, j]: how many of column j's first ``n_valid[j]`` sorted reference values are < X[i, j] and
-    how many are <= X[i, j] (NaN: 0, 0). Integer counts, so the result is exact whichever way it is found:
-    ``np.searchsorted`` column by column for many rows, one vectorised binary search over every column at
-    once for a few (a single row then costs a dozen numpy steps, not one call per feature)."""
-    n, d = X.shape
-    if n > 64:
-        below, upto = np.zeros((n, d), dtype=np.int64), np.zeros((n, d), dtype=np.int64)
-        for j in range(d):
-            col = sorted_[: n_valid[j], j]
-            below[:, j] = np.searchsorted(col, X[:, j], side="left")
-            upto[:, j] = np.searchsorted(col, X[:, j], side="right")
-        nan = np.isnan(X)
-        below[nan], upto[nan] = 0, 0
-        return below, upto
-    cols = np.arange(d)[None, :]
-    m = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), (n, d))
-    steps = int(np.ceil(np.log2(max(int(np.max(n_valid, initial=0)), 1) + 1))) + 1
-
-    def search(strict: bool) -> np.ndarray:
-        lo, hi = np.zeros((n, d), dtype=np.int64), m.copy()
-        for _ in range(steps):
-            active = lo < hi
-            mid = (lo + hi) // 2
-            v = sorted_[np.minimum(mid, len(sorted_) - 1), cols]
-            go = active & ((v < X) if strict else (v <= X))
-            lo = np.where(go, mid + 1, lo)
-            hi = np.where(active & ~go, mid, hi)
-        return lo
-
-    return search(True), search(False)
 
 
 class _OutlierBase(OutlierMixin, BaseEstimator):
@@ -494,39 +477,6 @@ class HiddenWater(_NamedDetector):
         check_is_fitted(self, "fitted_")
         z = self._z(X)
         return np.nan_to_num(self._total(self._parts(z)), nan=0.0, posinf=0.0, neginf=0.0), z
-
-
-# -- documented breaches: the case track's, never a reason to rank ------------------------------
-
-# snapshot columns that document a breach (use after expiry or on a withdrawn permit, tax declared with no
-# permit, a quota overrun, declarations short of the meter): the case track acts on them; the risk ranking
-# of hidden violations never reads them, so a documented breach alone cannot lift an entity
-DOCUMENTED_BREACH_COLUMNS = (
-    "abstraction_after_expiry_m3_12m", "abstraction_withdrawn_permit_m3_12m", "tax_declared_without_permit_m3_4q",
-    "permit_quota_used_max_12m", "permit_quota_pace_max_3m", "quota_excess_m3_12m", "tax_undeclared_m3_4q",
-    "tax_undeclared_share_4q", "abstraction_no_valid_permit_m3_12m", "abstraction_no_valid_permit_share_12m",
-    "abstraction_without_permit_months_12m",
-)
-TAX_TOLERANCE = 0.10  # declared this far short of the meter (median quarter) is a documented gap
-
-
-def documented_breach(snapshot: pd.DataFrame) -> pd.Series:
-    """True where the snapshot documents a breach the case track handles: metered after the permit's expiry or
-    on a withdrawn permit, tax declared for a source with no permit, a permit's 12-month use over its quota,
-    or declarations short of the meter by more than TAX_TOLERANCE quarter after quarter."""
-    idx = snapshot.index
-
-    def col(name):
-        return np.nan_to_num(_column(snapshot, name, idx))
-
-    flag = (
-        (col("abstraction_after_expiry_m3_12m") > 0)
-        | (col("abstraction_withdrawn_permit_m3_12m") > 0)
-        | (col("tax_declared_without_permit_m3_4q") > 0)
-        | (col("permit_quota_used_max_12m") > 1.0)
-        | (col("tax_undeclared_share_4q") > TAX_TOLERANCE)
-    )
-    return pd.Series(flag, index=idx, name="documented_breach")
 
 
 DOMAIN_DETECTORS = (HiddenWater,)

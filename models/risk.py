@@ -38,17 +38,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from models.detectors import ECOD, IsolationForestDetector, NamedColumns, column_counts
-from models.numerics import (
-    ecdf,
-    float_matrix,
-    logit,
-    nearest_distance,
-    pairwise_distance,
-    platt_fit,
-    sigmoid,
-    weighted_sum,
-)
+from models.detectors import ECOD, IsolationForestDetector, NamedColumns
+from models.numerics import (column_counts, ecdf, float_matrix, logit, nearest_distance, pairwise_distance,
+                             platt_fit, sigmoid, weighted_sum)
 
 LABEL_HELP = ("RiskModel takes the labels 1 (violation), 0 (verified clean) and -1 (never inspected; the "
               "unlabeled parameter), or any two class labels")

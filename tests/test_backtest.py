@@ -10,15 +10,14 @@ from training.backtest import (
     NAIVE,
     Cutoff,
     audit,
-    charts,
     cutoff_dates,
     make_cutoff,
     ranking_metrics,
     random_metrics,
-    report_html,
     run_backtest,
     truth_targets,
 )
+from training.backtest_report import charts, report_html
 from training.labels import normalise_inspections
 
 META = ["name", "district", "industry_code", "industry_section", "employees", "size_band"]

@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from models.breaches import DOCUMENTED_BREACH_COLUMNS, documented_breach
 from models.detectors import (
-    DOCUMENTED_BREACH_COLUMNS,
     ECOD,
     HIDDEN_WATER_INDICATORS,
     HiddenWater,
     IsolationForestDetector,
-    documented_breach,
     domain_detectors,
 )
 

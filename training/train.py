@@ -27,18 +27,17 @@ from features.workspace import Workspace
 from training import registry
 from training.artifacts import CHAMPION_FILE, MODEL_FILE, ModelBundle, models_dir, save_bundle
 from training.backtest import (
+    MIN_LABELS,
     BacktestResult,
     build_cutoffs,
-    charts,
     make_model,
-    model_importance,
-    report_html,
     risk_model_fit_predict,
     run_backtest,
     split_snapshot,
 )
+from training.backtest_report import charts, model_importance, report_html
 from training.labels import estimate_violation_rate, inspection_labels, label_vector, merge_inspections
-from training.tune import MIN_LABELS, objective_value, tune, tuning_labels
+from training.tune import objective_value, tune, tuning_labels
 
 LOG = logging.getLogger("waterwatch.training")
 
