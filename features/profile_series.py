@@ -63,12 +63,14 @@ def change_point(
     """
     x = np.asarray(x, dtype="float64")
     E, M = x.shape
-    sums = _prefix_sums(x)
     shift = np.full((E, M), np.nan)
     score = np.full((E, M), np.nan)
     since = np.full((E, M), np.nan)
-    for t in range(M):  # months, not entities
-        shift[:, t], score[:, t], since[:, t] = _change_point_at(sums, t, window, min_segment, relative, sd_floor)
+    for r in range(0, E, 4096):  # a few thousand entities at a time: the temporaries stay in cache
+        rows = slice(r, r + 4096)
+        sums = _prefix_sums(x[rows])
+        for t in range(M):  # months, not entities
+            shift[rows, t], score[rows, t], since[rows, t] = _change_point_at(sums, t, window, min_segment, relative, sd_floor)
     return shift, score, since
 
 

@@ -87,6 +87,12 @@ def _groups(X, name: str | None, n: int) -> np.ndarray:
     return np.full(n, "", dtype=object)
 
 
+def _lookup(values: dict[str, float], keys: np.ndarray) -> np.ndarray:
+    """``values.get(k, NaN)`` for every (string) key, by one hash join."""
+    found = pd.Index(list(values), dtype=object).get_indexer(np.asarray(keys, dtype=object))
+    return np.array([*values.values(), np.nan], dtype="float64")[found]  # -1 (no group): the NaN at the end
+
+
 def column_counts(sorted_: np.ndarray, n_valid: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each X[i, j]: how many of column j's first ``n_valid[j]`` sorted reference values are < X[i, j] and
     how many are <= X[i, j] (NaN: 0, 0). Integer counts, so the result is exact whichever way it is found:
@@ -434,8 +440,8 @@ class HiddenWater(_NamedDetector):
             todo = np.flatnonzero(np.isnan(med))
             if not len(todo):
                 break
-            med[todo] = [medians.get(k, np.nan) for k in key[todo].tolist()]
-            scale[todo] = [mads.get(k, np.nan) for k in key[todo].tolist()]
+            med[todo] = _lookup(medians, key[todo])
+            scale[todo] = _lookup(mads, key[todo])
         return med, np.maximum(_nz(scale, nan=min_scale), min_scale)
 
     def _z(self, X: pd.DataFrame) -> np.ndarray:

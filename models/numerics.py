@@ -43,16 +43,24 @@ def weighted_sum(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Euclidean distance from each query row to its nearest point, summed feature by feature in a fixed order
     (no BLAS: the result of one row does not depend on the others or on the CPU)."""
+    if len(queries) * len(points) * queries.shape[1] <= 1 << 16:  # a few rows: no loop over the features
+        # cumsum adds the squares one feature after the other, the same sums in the same order as the loop below
+        squares = (queries[:, None, :] - points[None, :, :]) ** 2
+        acc = np.cumsum(squares, axis=2)[:, :, -1] if squares.shape[2] else np.zeros(squares.shape[:2])
+        return np.sqrt(acc.min(axis=1, initial=np.inf))
     best = np.full(len(queries), np.inf)
-    # points per block: each distance is the same fixed-order sum whatever the block, so a few queries (one-row
-    # scoring) take every point at once, in d numpy steps instead of d per 64 points
-    size = max(64, (1 << 20) // max(len(queries), 1))
-    for start in range(0, len(points), size):
-        block = points[start : start + size]
-        acc = np.zeros((len(queries), len(block)))
-        for j in range(queries.shape[1]):
-            acc += (queries[:, [j]] - block[None, :, j]) ** 2
-        best = np.minimum(best, acc.min(axis=1))
+    columns = np.ascontiguousarray(np.asarray(queries, dtype="float64").T)  # a feature's values side by side
+    # a few thousand queries at a time, against blocks of points: each distance is the same fixed-order sum
+    # whatever the blocks, so a few queries (one-row scoring) take every point at once, in d numpy steps
+    for rows in range(0, len(queries), 4096):
+        q = columns[:, rows : rows + 4096]
+        size = max(64, (1 << 20) // max(q.shape[1], 1))
+        for start in range(0, len(points), size):
+            block = points[start : start + size]
+            acc = np.zeros((q.shape[1], len(block)))
+            for j in range(q.shape[0]):
+                acc += (q[j][:, None] - block[None, :, j]) ** 2
+            best[rows : rows + 4096] = np.minimum(best[rows : rows + 4096], acc.min(axis=1))
     return np.sqrt(best)
 
 

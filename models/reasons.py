@@ -13,7 +13,7 @@ reason in the same form, so a lead drawn at random for exploration reads like an
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,8 @@ class Reason:
     text_en: str
 
     def as_dict(self) -> dict:
-        out = asdict(self)
-        out["value"] = None if not np.isfinite(self.value) else round(float(self.value), 4)
-        return out
+        value = None if not np.isfinite(self.value) else round(float(self.value), 4)
+        return {"code": self.code, "value": value, "unit": self.unit, "text_zh": self.text_zh, "text_en": self.text_en}
 
 
 def _num(row: pd.Series, name: str) -> float:

@@ -219,7 +219,7 @@ MODULE_STRINGS.update({
     "cases.tax": ("涉及税款 (元)", "Tax at stake (¥)"),
     "cases.verified": ("核定水量 (m³)", "Verified quantity (m³)"),
     "cases.assignee": ("经办人", "Handled by"),
-    "cases.count": ("共 {n} 条", "{n} items"),
+    "cases.count": ("共 {n} 条", "Items: {n}"),
     "cases.has_case": ("已立案", "Case opened"),
     "cases.moved": ("案件状态已改为“{status}”。", "Case moved to “{status}”."),
 })

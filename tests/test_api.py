@@ -300,3 +300,22 @@ def test_reason_codes_are_served_beside_the_reasons(api):
     assert score["reason_codes"][0]["value"] == 3.1 and score["reason_codes"][0]["text_zh"] == score["reasons"][0]
     lead = api.client.get("/api/v1/leads", headers=api.h("off_dc")).json()["items"][0]
     assert [c["code"] for c in lead["reason_codes"]] == ["balance_excess", "no_valid_permit"]
+
+
+def test_predict_gives_a_row_the_same_score_alone_inline_as_in_a_batch_in_the_pool(api):
+    from serving.api.routes.scores import INLINE_ROWS
+
+    h = api.h("ana")
+    rows = [{"id": f"r{i}", "features": {"balance_ratio_12m": 0.5 + 0.3 * i, "supply_m3_12m": 10.0 * i,
+                                         "discharge_m3_12m": None if i % 3 == 0 else 40.0 * i}} for i in range(20)]
+    assert len(rows) > INLINE_ROWS  # the batch goes through the thread pool, single rows stay on the event loop
+    batch = api.client.post("/api/v1/scores/predict", headers=h, json={"rows": rows})
+    assert batch.status_code == 200 and batch.json()["model_version"] == "3"
+    scores = [s["risk_score"] for s in batch.json()["scores"]]
+    assert [s["id"] for s in batch.json()["scores"]] == [r["id"] for r in rows] and len(set(scores)) > 1
+    alone = [api.client.post("/api/v1/scores/predict", headers=h, json={"rows": [r]}).json()["scores"][0]["risk_score"]
+             for r in rows]
+    assert alone == scores
+    wrong = api.client.post("/api/v1/scores/predict", headers=h,
+                            json={"rows": [rows[0], {"id": "bad", "features": {"supply_m3_12m": "abc"}}]})
+    assert wrong.status_code == 422 and "supply_m3_12m" in wrong.text and "'bad'" in wrong.text

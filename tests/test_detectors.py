@@ -169,6 +169,28 @@ def test_domain_detectors_are_the_hidden_water_detector():
     assert [d.name for d in domain_detectors()] == ["hidden_water"]
 
 
+def test_nearest_distance_is_the_same_fixed_order_sum_for_one_row_and_for_many():
+    """One-row scoring takes the loop-free path of nearest_distance; its sums must be the loop's, bit for bit."""
+    from models.numerics import nearest_distance
+
+    rng = np.random.default_rng(5)
+    points = rng.random((300, 83))
+    queries = rng.random((40, 83))
+
+    def reference(q):  # the feature-by-feature sum, written out
+        acc = np.zeros((len(q), len(points)))
+        for j in range(q.shape[1]):
+            acc += (q[:, [j]] - points[None, :, j]) ** 2
+        return np.sqrt(acc.min(axis=1))
+
+    alone = np.concatenate([nearest_distance(queries[[i]], points[:2]) for i in range(len(queries))])
+    assert np.array_equal(alone, np.sqrt(np.array([min(((q - p) ** 2).cumsum()[-1] for p in points[:2])
+                                                   for q in queries])))
+    assert np.array_equal(nearest_distance(queries, points), reference(queries))  # the blocked loop
+    assert np.array_equal(np.concatenate([nearest_distance(queries[[i]], points) for i in range(len(queries))]),
+                          reference(queries))
+
+
 def test_meter_indicators_read_a_fall_on_its_own_side_and_a_repeating_reading():
     """A meter's unexplained fall is judged by the honest meters' spread above their median (meters that grew
     run far below it and must not widen the yardstick); a reading repeated month after month is an event."""
