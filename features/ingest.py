@@ -19,15 +19,12 @@ import pandas as pd
 import pandera.pandas as pa
 
 from features.contract import KIND_DTYPES, TABLES, ColumnSpec, TableSpec
+from features.ingest_files import IngestError, find_table_file, iter_raw, table_parts
 from features.uscc import uscc_valid
 from features.workspace import Workspace
 
 QUARANTINE_COLUMNS = ["table", "file", "row_number", "column", "value", "reason"]
 ROW = "source_row"  # data-row number in the source file, counting from 1
-
-
-class IngestError(Exception):
-    """A drop that cannot be read at all: missing table, missing column, unreadable file."""
 
 
 @dataclass
@@ -46,43 +43,6 @@ class TableResult:
             "accepted": len(self.accepted),
             "quarantined": int(self.quarantine["row_number"].nunique()) if len(self.quarantine) else 0,
         }
-
-
-# -- reading ------------------------------------------------------------------
-
-
-def find_table_file(data_dir: Path, name: str) -> Path | None:
-    """``<name>.csv`` or ``<name>.parquet``, or a folder ``<name>/`` of CSV and Parquet parts (at province
-    scale a table comes partitioned, e.g. ``supply/month=2024-01/part-0.parquet``)."""
-    candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet", data_dir / name) if p.exists()]
-    if len(candidates) > 1:
-        raise IngestError(f"{data_dir}: {' and '.join(p.name for p in candidates)} all hold table '{name}'; keep one")
-    return candidates[0] if candidates else None
-
-
-def table_parts(path: Path) -> list[Path]:
-    """The files of a table: the file itself, or a folder's CSV and Parquet files in path order."""
-    if not path.is_dir():
-        return [path]
-    parts = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet"))
-    if not parts:
-        raise IngestError(f"{path}: a table folder with no .csv or .parquet file")
-    return parts
-
-
-def read_raw(path: Path) -> pd.DataFrame:
-    """Every cell as text (or the Parquet type), empty cells as missing, nothing else guessed."""
-    try:
-        if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(
-                path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""], skipinitialspace=False
-            )
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
-        raise IngestError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True)
 
 
 # -- parsing ------------------------------------------------------------------
@@ -123,13 +83,7 @@ def parse_column(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series
         return text.where(shaped).astype("str"), present & ~shaped, "a quarter YYYY-Qn"
     if kind in ("decimal", "int"):
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-        bad = present & (numbers.isna() | ~np.isfinite(numbers.fillna(0.0)))
-        if kind == "int":
-            fractional = numbers.notna() & (numbers != numbers.round())
-            bad |= fractional
-            numbers = numbers.mask(fractional)
-            return numbers.round().astype("Int64"), bad, "a whole number"
-        return numbers.mask(bad), bad, "a number"
+        return _of_kind(numbers, present & (numbers.isna() | ~np.isfinite(numbers.fillna(0.0))), kind)
     if kind == "bool":
         mapped = text.str.lower().map(_BOOLS)
         return mapped.astype("boolean"), present & mapped.isna(), "true or false"
@@ -140,12 +94,14 @@ def _parse_numbers(raw: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str
     """``parse_column`` of a column a Parquet file already holds as float64 or int64: the numbers its text
     would give back (a float64 prints and reads back exactly), without the text."""
     numbers = raw.astype("float64")
-    bad = raw.notna() & ~np.isfinite(numbers.fillna(0.0))
+    return _of_kind(numbers, raw.notna() & ~np.isfinite(numbers.fillna(0.0)), kind)
+
+
+def _of_kind(numbers: pd.Series, bad: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str]:
+    """Numbers typed as the contract's ``decimal`` or ``int`` (a fractional value is no whole number)."""
     if kind == "int":
         fractional = numbers.notna() & (numbers != numbers.round())
-        bad |= fractional
-        numbers = numbers.mask(fractional)
-        return numbers.round().astype("Int64"), bad, "a whole number"
+        return numbers.mask(fractional).round().astype("Int64"), bad | fractional, "a whole number"
     return numbers.mask(bad), bad, "a number"
 
 
@@ -337,33 +293,6 @@ def default_as_of(typed: dict[str, pd.DataFrame]) -> pd.Timestamp:
 
 CHUNK_ROWS = 1_000_000  # rows of a table validated at a time: memory stays bounded by a chunk
 DUPLICATES_MEMORY = "1GB"  # the database finding duplicate keys spills past this
-
-
-def iter_raw(path: Path, chunk_rows: int):
-    """The file in chunks of ``chunk_rows`` data rows, read as ``read_raw`` reads it whole (every cell
-    text or the Parquet type, empty cells missing); a file without data rows gives one empty chunk."""
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path)
-            chunks = (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows))
-            empty = pf.schema_arrow.empty_table().to_pandas()
-        else:
-            chunks = pd.read_csv(
-                path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""], skipinitialspace=False,
-                chunksize=chunk_rows,
-            )
-            empty = None
-        seen = False
-        for frame in chunks:
-            seen = True
-            frame.columns = [str(c).strip() for c in frame.columns]
-            yield frame.reset_index(drop=True)
-        if not seen:
-            yield read_raw(path) if empty is None else empty
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
-        raise IngestError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from exc
 
 
 def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:

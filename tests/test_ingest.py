@@ -156,7 +156,8 @@ def test_missing_required_column_names_file_and_column(sample_drop, tmp_path):
 def test_ingest_in_chunks_equals_one_piece_with_duplicates_across_chunks(sample_drop, tmp_path):
     """Streaming ingest (issue #13): chunk after chunk, duplicate keys found across chunks, the same
     typed rows, quarantine and counts as validating the whole file at once."""
-    from features.ingest import ingest_table, read_raw, validate_table
+    from features.ingest import ingest_table, validate_table
+    from features.ingest_files import read_raw
 
     path = tmp_path / "supply.csv"
     head = pd.read_csv(sample_drop / "supply.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig").head(60)
