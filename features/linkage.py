@@ -108,17 +108,21 @@ def _prepare_entities(entities: pd.DataFrame, gaz: Gazetteer) -> pd.DataFrame:
 def _score_block(acc: pd.DataFrame, ent: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k entity rows (indices into ``ent``) and name scores for every account of one block."""
     k = min(k, len(ent))
-    idx = np.empty((len(acc), k), dtype=np.int64)
-    score = np.empty((len(acc), k), dtype=np.float64)
+    # accounts of one name (an entity's supply and sewer accounts) share one row of scores: scored once
+    first: dict = {}
+    of = np.fromiter((first.setdefault(v, len(first)) for v in acc["core"].tolist()), dtype=np.int64, count=len(acc))
+    names = list(first)
+    idx = np.empty((len(names), k), dtype=np.int64)
+    score = np.empty((len(names), k), dtype=np.float64)
     choices = ent["core"].tolist()
     rows = max(16, _CELLS // max(len(ent), 1))  # score matrix and partition indices stay ~tens of MB
-    for start in range(0, len(acc), rows):
-        queries = acc["core"].iloc[start : start + rows].tolist()
+    for start in range(0, len(names), rows):
+        queries = names[start : start + rows]
         sim = process.cdist(queries, choices, scorer=fuzz.ratio, dtype=np.uint8, workers=2)
         top = np.argpartition(sim, -k, axis=1)[:, -k:] if k < sim.shape[1] else np.tile(np.arange(k), (len(queries), 1))
         idx[start : start + len(queries)] = top
         score[start : start + len(queries)] = np.take_along_axis(sim, top, axis=1)
-    return ent.index.to_numpy()[idx], score
+    return ent.index.to_numpy()[idx[of]], score[of]
 
 
 def _candidate_pairs(acc: pd.DataFrame, ent: pd.DataFrame, progress) -> pd.DataFrame:
