@@ -44,7 +44,7 @@ def documented_breaches(snapshot: pd.DataFrame, cases: pd.DataFrame | None = Non
     if cases is not None and "uscc" in cases.columns:
         open_cases = cases if "status" not in cases.columns else cases[cases["status"].fillna("open") == "open"]
         return pd.Series(snapshot.index.isin(open_cases["uscc"].astype("str")), index=snapshot.index)
-    from models.detectors import documented_breach
+    from models.breaches import documented_breach
 
     return documented_breach(snapshot)
 
