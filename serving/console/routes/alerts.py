@@ -28,10 +28,11 @@ def quota_thresholds(settings) -> dict[str, float]:
             "red": 100 * getattr(rules, "quota_red", 1.0)}
 
 
-def alerts_query(run_id, kind: str, level: str, district: str | None, text: str):
+def alerts_query(run_id, kind: str | tuple[str, ...], level: str, district: str | None, text: str):
+    """The run's alerts of one kind (or any of several; none: every kind), filtered as the lists are."""
     q = select(Alert).where(Alert.run_id == run_id)
     if kind:
-        q = q.where(Alert.kind == kind)
+        q = q.where(Alert.kind.in_(kind) if isinstance(kind, tuple) else Alert.kind == kind)
     if level:
         q = q.where(Alert.level == level)
     if district:

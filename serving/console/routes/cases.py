@@ -19,7 +19,7 @@ from serving.console.export import export_response
 from serving.console.lists import Listing, choice_param, text_param
 from serving import roles
 from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
-from serving.console.routes.alerts import lead_links, quota_thresholds
+from serving.console.routes.alerts import alerts_query, lead_links, quota_thresholds
 from serving.deps import ModelDep, SessionDep
 from serving.errors import NotFound
 from serving.i18n import t
@@ -40,18 +40,6 @@ def _cases(kind: str, district: str | None, status: str, text: str):
     if text:
         q = q.where(or_(Case.name.contains(text, autoescape=True), Case.uscc.contains(text, autoescape=True),
                         Case.permit_id.contains(text, autoescape=True), Case.project_id.contains(text, autoescape=True)))
-    return q
-
-
-def _notices(run_id, kinds: tuple[str, ...], district: str | None, level: str, text: str):
-    q = select(Alert).where(Alert.run_id == run_id, Alert.kind.in_(kinds))
-    if district:
-        q = q.where(Alert.district == district)
-    if level:
-        q = q.where(Alert.level == level)
-    if text:
-        q = q.where(or_(Alert.name.contains(text, autoescape=True), Alert.uscc.contains(text, autoescape=True),
-                        Alert.permit_id.contains(text, autoescape=True)))
     return q
 
 
@@ -82,8 +70,8 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
         order = (sql_case(severity, value=Alert.level, else_=len(severity)), Alert.value.desc(), Alert.alert_id)
         if tab == "renewal":
             order = (Alert.value, Alert.alert_id)  # fewest days left first
-        total, found, pages = listing.rows(session, _notices(model.run_id, NOTICE_KINDS[tab], district, level, text),
-                                           order)
+        query = alerts_query(model.run_id, NOTICE_KINDS[tab], level, district, text)
+        total, found, pages = listing.rows(session, query, order)
         rows = [r[0] for r in found]
     else:
         total, found, pages = listing.rows(session, _cases(tab, district, status, text),
