@@ -257,25 +257,8 @@ def main() -> None:
             key = users.create_api_key(s, "bench_sup", "benchmark")
         engine.dispose()
 
-        port = free_port()
-        env = {**os.environ, "WW_BENCH_DATABASE_URL": url}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench_api:app_factory", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
-             "--app-dir", str(Path(__file__).parent)],
-            env=env, cwd=str(ROOT),
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_server(url)
         try:
-            for _ in range(200):
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            else:
-                raise SystemExit("uvicorn did not come up")
             with httpx.Client(base_url=base, timeout=10) as c:
                 tok = c.post("/api/v1/auth/token", data={"username": "bench_sup", "password": PASSWORD}).json()
                 sup = {"Authorization": f"Bearer {tok['access_token']}"}
