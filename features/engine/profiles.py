@@ -20,7 +20,7 @@ import pandas as pd
 
 from features.compliance import combine_peer_z, peer_statistics, peer_z_from
 from features.profile_series import month_no
-from features.profiles import PEER_LEVELS, PEER_Z, build_profiles, entity_snapshot, peer_groups, peer_values
+from features.profiles import PEER_LEVELS, build_profiles, entity_snapshot, peer_groups, peer_values
 
 PEER_PARTS = 8  # groups of peer groups computed together (bounded memory: a part holds ~1/8 of the rows)
 

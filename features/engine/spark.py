@@ -23,7 +23,6 @@ import pandas as pd
 import pyarrow as pa
 
 from features.engine.base import (
-    BUCKET,
     BUCKET_KEYS,
     TYPED_TABLES,
     BucketKernel,
