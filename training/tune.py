@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from training.backtest import MIN_LABELS, BacktestResult, Cutoff, risk_model_fit_predict, run_backtest
+from training.backtest import BacktestResult, Cutoff, risk_model_fit_predict, run_backtest
 
 # name -> (kind, low, high, log); only names that RiskModel.get_params() has are searched
 SEARCH_SPACE: dict[str, tuple[str, float, float, bool]] = {
