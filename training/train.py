@@ -140,6 +140,96 @@ def headline(result: BacktestResult) -> dict[str, float]:
     return out
 
 
+def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress):
+    """Optuna's choice when asked for and the backtest windows hold enough hidden-type verdicts to rank models
+    (else the defaults, saying why), with the backtest of the parameters chosen."""
+    tuned = None
+    params: dict[str, Any] = {}
+    backtest = None
+    tuning_note = None
+    if trials > 0 and window_labels < MIN_LABELS:
+        tuning_note = (f"Optuna not run: the inspections after the backtest cut-offs found as few as {window_labels} "
+                       f"hidden-type violation(s) in a window (< {MIN_LABELS}); an objective on so few is noise, so "
+                       "the defaults are kept")
+        LOG.warning(tuning_note)
+    elif trials > 0:
+        tuned = tune(cutoffs, ms.officer_capacity_k, trials, ms.random_state, progress=progress)
+        params, backtest = tuned.params, tuned.backtest
+    if backtest is None:
+        backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k)
+    return tuned, params, backtest, tuning_note
+
+
+def _run_metrics(backtest: BacktestResult, window_labels: int, objective: float, champion_objective: float | None,
+                 violation_rate: float | None, tuned) -> dict[str, float]:
+    """What MLflow records of a training run: the backtest, and only the objectives that were measured."""
+    metrics = {**backtest.flat_metrics(), "tuning.window_labels": float(window_labels)}
+    if np.isfinite(objective):
+        metrics["objective"] = objective
+    if champion_objective is not None:
+        metrics["champion_objective"] = champion_objective
+    if violation_rate is not None:
+        metrics["estimated_violation_rate"] = violation_rate
+    if tuned is not None:
+        metrics.update({"tune.best_value": tuned.best_value, "tune.default_value": tuned.default_value,
+                        "tune.pruned": tuned.pruned, "tune.kept_defaults": float(tuned.kept_defaults)})
+    return metrics
+
+
+def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of: pd.Timestamp):
+    """The registry, the champion in service, whether this fit replaces it, and the champion's objective on
+    this very backtest (None when not measurable)."""
+    ms = settings.model
+    default_root = settings.mlflow_tracking_uri is None and str(settings.resolved_tracking_uri()).startswith("sqlite:")
+    client = registry.connect(
+        settings.resolved_tracking_uri(), ms.registered_model_name,
+        artifact_root=(settings.home / "mlartifacts") if default_root else None,
+    )
+    current = registry.champion_version(client, ms.registered_model_name)
+    champion_objective = None
+    promoted = current is None
+    if current is not None:
+        champion_params = registry.version_params(current)
+        if champion_params == params:
+            champion_objective = objective
+        else:
+            champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k)
+            champion_objective = objective_value(champ)
+        # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known; without a
+        # measurable objective (too few verdicts) nothing says the champion is better, so the newest fit (this
+        # code's recipe on everything known now) takes over
+        champion_as_of = (current.tags or {}).get(registry.AS_OF_TAG, "")
+        newer = as_of.date().isoformat() > champion_as_of
+        if np.isfinite(objective) and np.isfinite(champion_objective):
+            promoted = objective > champion_objective + 1e-9 or (abs(objective - champion_objective) <= 1e-9 and newer)
+        else:
+            promoted = True
+        champion_objective = champion_objective if np.isfinite(champion_objective) else None
+    return client, current, promoted, champion_objective
+
+
+def _write_report(workspace: Path, backtest: BacktestResult, cutoffs, final_scores: pd.Series, labels: pd.DataFrame,
+                  extra: dict, as_of: pd.Timestamp) -> tuple[Path, Path]:
+    """The backtest's charts, tables and HTML page (logged to MLflow from ``art``), and the training labels."""
+    out = models_dir(workspace)
+    out.mkdir(parents=True, exist_ok=True)
+    art = out / "backtest"
+    if art.exists():
+        shutil.rmtree(art)
+    art.mkdir()
+    labels.rename_axis("uscc").reset_index().to_parquet(out / "training_labels.parquet", index=False)
+    pngs = charts(backtest, cutoffs, final_scores)
+    for name, data in pngs.items():
+        (art / name).write_bytes(data)
+    backtest.metrics.to_csv(art / "metrics.csv", index=False)
+    backtest.audit.to_csv(art / "audit.csv", index=False)
+    html = report_html(backtest, pngs, f"WaterWatch backtest {as_of:%Y-%m}", extra)
+    (art / "backtest.html").write_text(html, encoding="utf-8")
+    report_path = out / "backtest.html"
+    report_path.write_text(html, encoding="utf-8")
+    return art, report_path
+
+
 def train(
     workspace: Path,
     settings,
@@ -176,49 +266,11 @@ def train(
         random_state=ms.random_state,
     )
 
-    tuned = None
-    params: dict[str, Any] = {}
-    backtest = None
     window_labels = tuning_labels(cutoffs)
-    tuning_note = None
-    if trials > 0 and window_labels < MIN_LABELS:
-        tuning_note = (f"Optuna not run: the inspections after the backtest cut-offs found as few as {window_labels} "
-                       f"hidden-type violation(s) in a window (< {MIN_LABELS}); an objective on so few is noise, so "
-                       "the defaults are kept")
-        LOG.warning(tuning_note)
-    elif trials > 0:
-        tuned = tune(cutoffs, ms.officer_capacity_k, trials, ms.random_state, progress=progress)
-        params, backtest = tuned.params, tuned.backtest
-    if backtest is None:
-        backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k)
+    tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress)
     objective = objective_value(backtest)  # NaN: not measurable
 
-    # the champion's parameters through this very backtest
-    default_root = settings.mlflow_tracking_uri is None and str(settings.resolved_tracking_uri()).startswith("sqlite:")
-    client = registry.connect(
-        settings.resolved_tracking_uri(), ms.registered_model_name,
-        artifact_root=(settings.home / "mlartifacts") if default_root else None,
-    )
-    current = registry.champion_version(client, ms.registered_model_name)
-    champion_objective = None
-    promoted = current is None
-    if current is not None:
-        champion_params = registry.version_params(current)
-        if champion_params == params:
-            champion_objective = objective
-        else:
-            champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k)
-            champion_objective = objective_value(champ)
-        # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known; without a
-        # measurable objective (too few verdicts) nothing says the champion is better, so the newest fit (this
-        # code's recipe on everything known now) takes over
-        champion_as_of = (current.tags or {}).get(registry.AS_OF_TAG, "")
-        newer = as_of.date().isoformat() > champion_as_of
-        if np.isfinite(objective) and np.isfinite(champion_objective):
-            promoted = objective > champion_objective + 1e-9 or (abs(objective - champion_objective) <= 1e-9 and newer)
-        else:
-            promoted = True
-        champion_objective = champion_objective if np.isfinite(champion_objective) else None
+    client, current, promoted, champion_objective = _challenge_champion(settings, cutoffs, params, objective, as_of)
 
     # the final model: features as of as_of; labels from every verdict known now, including field verdicts
     # recorded after the drop's as_of (they describe the state the features describe, and are the reason to retrain)
@@ -235,21 +287,7 @@ def train(
     final_scores = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
     backtest.importance = model_importance(model, list(X.columns))
 
-    # report + plots
-    out = models_dir(workspace)
-    out.mkdir(parents=True, exist_ok=True)
-    art = out / "backtest"
-    if art.exists():
-        shutil.rmtree(art)
-    art.mkdir()
-    labels.rename_axis("uscc").reset_index().to_parquet(out / "training_labels.parquet", index=False)
-    pngs = charts(backtest, cutoffs, final_scores)
-    for name, data in pngs.items():
-        (art / name).write_bytes(data)
-    backtest.metrics.to_csv(art / "metrics.csv", index=False)
-    backtest.audit.to_csv(art / "audit.csv", index=False)
-    heads = headline(backtest)
-    extra = {
+    art, report_path = _write_report(workspace, backtest, cutoffs, final_scores, labels, {
         "as_of": as_of.date().isoformat(),
         "cut-offs": ", ".join(f"{c.cutoff:%Y-%m}" for c in cutoffs),
         "labelled entities at as_of (1/0)": f"{int((y == 1).sum())}/{int((y == 0).sum())}",
@@ -257,11 +295,8 @@ def train(
         "objective (champion, same backtest)": "none" if champion_objective is None else f"{champion_objective:.4f}",
         "tuning": tuning_note or ("none requested" if trials == 0 else f"{trials} Optuna trials"),
         "params": json.dumps(params, default=str),
-    }
-    html = report_html(backtest, pngs, f"WaterWatch backtest {as_of:%Y-%m}", extra)
-    (art / "backtest.html").write_text(html, encoding="utf-8")
-    report_path = out / "backtest.html"
-    report_path.write_text(html, encoding="utf-8")
+    }, as_of)
+    out, heads = models_dir(workspace), headline(backtest)
 
     # MLflow: run, version, maybe the alias
     run_params = {
@@ -270,16 +305,7 @@ def train(
         "features": len(X.columns), "extra_label_files": len(list(extra_labels)),
         **{f"risk.{k}": v for k, v in params.items()},
     }
-    metrics = {**backtest.flat_metrics(), "tuning.window_labels": float(window_labels)}
-    if np.isfinite(objective):
-        metrics["objective"] = objective
-    if champion_objective is not None:
-        metrics["champion_objective"] = champion_objective
-    if violation_rate is not None:
-        metrics["estimated_violation_rate"] = violation_rate
-    if tuned is not None:
-        metrics.update({"tune.best_value": tuned.best_value, "tune.default_value": tuned.default_value,
-                        "tune.pruned": tuned.pruned, "tune.kept_defaults": float(tuned.kept_defaults)})
+    metrics = _run_metrics(backtest, window_labels, objective, champion_objective, violation_rate, tuned)
     reg = registry.log_run(
         name=ms.registered_model_name, params=run_params, risk_params=params, metrics=metrics, artifacts_dir=art,
         model=model, X_example=X, objective=objective,
