@@ -285,7 +285,11 @@ def _sha256(path: Path) -> str:
 
 def default_as_of(typed: dict[str, pd.DataFrame]) -> pd.Timestamp:
     """The first day after the last month present in the monthly tables."""
-    months = [t["month"].max() for name, t in typed.items() if "month" in t.columns and len(t)]
+    return _month_after([t["month"].max() for name, t in typed.items() if "month" in t.columns and len(t)])
+
+
+def _month_after(months: list) -> pd.Timestamp:
+    """The first day after the latest of ``months``: a drop's as-of when none is given."""
     if not months:
         raise IngestError("the drop has no monthly data (supply, discharge, abstraction are all empty)")
     return (max(months) + pd.offsets.MonthBegin(1)).normalize()
@@ -316,27 +320,25 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
     return problems
 
 
-def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CHUNK_ROWS) -> dict:
-    """Validate one table file chunk by chunk into ``target`` (typed Parquet); returns its counts, its
-    quarantine rows and its last month. The same rows and quarantine as ``validate_table`` on the whole."""
-    import pyarrow as pa_arrow
-    import pyarrow.parquet as pq
+def _ingest_in_memory(spec: TableSpec, source: Path, path: Path, target: Path, chunk_rows: int) -> dict | None:
+    """A file of one chunk is validated in memory in one go, with no staging; None when it holds more."""
+    chunks = iter_raw(source, chunk_rows)
+    first = next(chunks)
+    if next(chunks, None) is not None:
+        return None
+    res = validate_table(spec, first, path.name)
+    res.accepted.to_parquet(target, index=False)
+    months = res.accepted["month"].dropna() if "month" in res.accepted.columns else pd.Series([], dtype="datetime64[s]")
+    return {"summary": res.summary, "quarantine": res.quarantine, "uscc_findings": res.uscc_findings,
+            "last_month": months.max() if len(months) else None, "file": path.name}
 
-    sources = table_parts(path)
-    if len(sources) == 1:  # a file of one chunk is validated in memory in one go: no staging
-        chunks = iter_raw(sources[0], chunk_rows)
-        first = next(chunks)
-        if next(chunks, None) is None:
-            res = validate_table(spec, first, path.name)
-            res.accepted.to_parquet(target, index=False)
-            months = res.accepted["month"].dropna() if "month" in res.accepted.columns else pd.Series([], dtype="datetime64[s]")
-            return {"summary": res.summary, "quarantine": res.quarantine, "uscc_findings": res.uscc_findings,
-                    "last_month": months.max() if len(months) else None, "file": path.name}
-    staging = target.with_name(f".{target.stem}.chunks")
-    staging.mkdir(parents=True, exist_ok=True)
+
+def _stage_chunks(spec: TableSpec, sources: list[Path], path: Path, staging: Path, chunk_rows: int):
+    """Validate every chunk's cells into a staged Parquet part. A table in several files: rows are numbered
+    on through the files in path order (the quarantine names each row's file), so that "first seen at row N"
+    and the partitions' row order stay defined. Returns the rows read, the parts, the chunks' quarantines and
+    each chunk's (first row, file name)."""
     read, parts, quarantines, spans = 0, [], [], []
-    # a table in several files: rows are numbered on through the files in path order (the quarantine
-    # names each row's file), so that "first seen at row N" and the partitions' row order stay defined
     for source in sources:
         name = path.name if source == path else str(source.relative_to(path.parent))
         for raw in iter_raw(source, chunk_rows):
@@ -347,8 +349,15 @@ def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CH
             part = staging / f"part-{len(parts):05d}.parquet"
             good.to_parquet(part, index=False)
             parts.append(part)
-    dups = _duplicates(spec, parts)
-    dropped = set(dups["row_number"].astype("int64"))
+    return read, parts, quarantines, spans
+
+
+def _write_accepted(spec: TableSpec, parts: list[Path], dropped: set, target: Path) -> tuple[int, int, pd.Timestamp | None]:
+    """Stream the staged parts, less the duplicate-key rows, into one typed Parquet file (deleting the parts);
+    returns the rows accepted, the USCC findings and the last month."""
+    import pyarrow as pa_arrow
+    import pyarrow.parquet as pq
+
     writer, accepted, findings, last_month = None, 0, 0, None
     try:
         for part in parts:
@@ -372,17 +381,41 @@ def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CH
             writer.close()
         for part in parts:
             part.unlink()
-        staging.rmdir()
-    if len(dups):  # the file each duplicate row came from
+    return accepted, findings, last_month
+
+
+def _chunked_quarantine(spec: TableSpec, quarantines: list[pd.DataFrame], dups: pd.DataFrame, spans,
+                        file: str) -> pd.DataFrame:
+    """The chunks' cell problems and the duplicate-key rows (each named by the file it came from), in row order."""
+    if len(dups):
         starts = np.array([start for start, _ in spans])
         names = np.array([name for _, name in spans], dtype=object)
         dups = dups.assign(file=names[np.searchsorted(starts, dups["row_number"].to_numpy(dtype="int64"), side="right") - 1])
         dups.insert(0, "table", spec.name)
     problems = [q for q in quarantines if len(q)] + ([dups[QUARANTINE_COLUMNS]] if len(dups) else [])
-    quarantine = (
-        pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable").reset_index(drop=True)
-        if problems else _quarantine_frame(spec, [], path.name)
-    )
+    if not problems:
+        return _quarantine_frame(spec, [], file)
+    return pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable").reset_index(drop=True)
+
+
+def ingest_table(spec: TableSpec, path: Path, target: Path, chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Validate one table file chunk by chunk into ``target`` (typed Parquet); returns its counts, its
+    quarantine rows and its last month. The same rows and quarantine as ``validate_table`` on the whole."""
+    sources = table_parts(path)
+    if len(sources) == 1:
+        done = _ingest_in_memory(spec, sources[0], path, target, chunk_rows)
+        if done is not None:
+            return done
+    staging = target.with_name(f".{target.stem}.chunks")
+    staging.mkdir(parents=True, exist_ok=True)
+    read, parts, quarantines, spans = _stage_chunks(spec, sources, path, staging, chunk_rows)
+    dups = _duplicates(spec, parts)
+    dropped = set(dups["row_number"].astype("int64"))
+    try:
+        accepted, findings, last_month = _write_accepted(spec, parts, dropped, target)
+    finally:
+        staging.rmdir()
+    quarantine = _chunked_quarantine(spec, quarantines, dups, spans, path.name)
     summary = {"read": read, "accepted": accepted,
                "quarantined": int(quarantine["row_number"].nunique()) if len(quarantine) else 0}
     assert summary["read"] == summary["accepted"] + summary["quarantined"], (spec.name, summary)
@@ -423,10 +456,7 @@ def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None,
     if as_of:
         resolved_as_of = pd.Timestamp(as_of).normalize()
     else:
-        months = [r["last_month"] for r in results.values() if r["last_month"] is not None]
-        if not months:
-            raise IngestError("the drop has no monthly data (supply, discharge, abstraction are all empty)")
-        resolved_as_of = (max(months) + pd.offsets.MonthBegin(1)).normalize()
+        resolved_as_of = _month_after([r["last_month"] for r in results.values() if r["last_month"] is not None])
     workspace.update_manifest(
         data_dir=str(data_dir.resolve()),
         as_of=resolved_as_of.date().isoformat(),

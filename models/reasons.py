@@ -292,6 +292,77 @@ class _Rows:
         return self.columns[name][self.i]
 
 
+@dataclass
+class _Evidence:
+    """What every row's reasons are read from, taken out of the model and the frame once: per indicator code
+    its z, its peer median and its contribution column; per worded feature its contribution and percentile."""
+    codes: list[str]
+    features: list[str]
+    entries: dict
+    z: dict[str, np.ndarray]
+    peer: dict[str, np.ndarray]
+    contrib: dict[str, np.ndarray]
+    indicator_columns: dict[str, str]
+    percentiles: dict[str, np.ndarray] | None
+    low_ok: dict[str, bool]
+
+
+def _evidence(model, frame: pd.DataFrame) -> _Evidence:
+    """Contributions, indicator z-scores and peer medians, and the features worth a sentence: those the
+    indicators do not already speak for, with a unit the sentences can word."""
+    contrib = model.contributions(frame)
+    hidden = [d for d in getattr(model, "domain_", []) if isinstance(d, HiddenWater)]
+    z = hidden[0].indicator_z(frame) if hidden else pd.DataFrame(index=frame.index)
+    peer = hidden[0].peer_medians(frame) if hidden else pd.DataFrame(index=frame.index)
+    codes = [c for c in z.columns if c in INDICATOR_REASONS]
+    ind_cols = {c: f"indicator:{hidden[0].name}:{c}" for c in codes} if hidden else {}
+    entries = _dictionary()
+    features = [c for c in getattr(model, "feature_names_in_", []) if c in contrib.columns and c in frame.columns
+                and not (hidden and c in HIDDEN_WATER_COLUMNS)
+                and (c not in entries or entries[c].get("unit") in FEATURE_REASON_UNITS)]
+    pct = model.feature_percentiles(frame) if features and hasattr(model, "feature_percentiles") else None
+    return _Evidence(
+        codes=codes, features=features, entries=entries,
+        z={c: z[c].to_numpy(dtype="float64") for c in codes},
+        peer={c: peer[c].to_numpy(dtype="float64") for c in codes},
+        contrib={c: contrib[c].to_numpy(dtype="float64") for c in [*ind_cols.values(), *features] if c in contrib.columns},
+        indicator_columns=ind_cols,
+        percentiles={name: pct[name].to_numpy(dtype="float64") for name in features} if pct is not None else None,
+        low_ok={name: "仅" in ((entries.get(name) or {}).get("reason_zh") or "") for name in features},
+    )
+
+
+def _risk_reasons(ev: _Evidence, row, i: int, top: int, min_deviation: float) -> list[Reason]:
+    """The ``top`` reasons that add most to row ``i``'s risk: indicators above the peers' median, features
+    LightGBM leans on whose value stands out in the city."""
+    candidates: list[tuple[float, Reason]] = []
+    for code in ev.codes:
+        column = ev.indicator_columns.get(code)
+        share = float(ev.contrib[column][i]) if column in ev.contrib else 0.0
+        zi = float(ev.z[code][i])
+        if np.isfinite(zi) and zi > 0 and share > 0:
+            reason = INDICATOR_REASONS[code](row, float(ev.peer[code][i]))
+            if reason is not None:
+                candidates.append((share, reason))
+    for name in ev.features:
+        share = float(ev.contrib[name][i])
+        q = float(ev.percentiles[name][i]) if ev.percentiles is not None else np.nan
+        if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (ev.low_ok[name] and 0.5 - q >= min_deviation)):
+            candidates.append((share, _feature_reason(name, _num(row, name), ev.entries.get(name) or {})))
+    candidates.sort(key=lambda item: -item[0])
+    return [reason for _, reason in candidates[:top]]
+
+
+def _ordinary_reasons(ev: _Evidence, row, i: int, top: int) -> list[Reason]:
+    """An ordinary entity: its records as they stand, strongest indicator first, else its known water use."""
+    chosen: list[Reason] = []
+    for code in sorted((c for c in ev.codes if np.isfinite(ev.z[c][i])), key=lambda c: -float(ev.z[c][i])):
+        reason = INDICATOR_REASONS[code](row, float(ev.peer[code][i]))
+        if reason is not None and len(chosen) < top:
+            chosen.append(reason)
+    return chosen or [_known_use(row)]
+
+
 def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float = 0.25) -> list[list[Reason]]:
     """For every row of X (the snapshot's model columns, and any other snapshot columns the sentences quote),
     up to ``top`` reasons in order of their share of the risk, then the documented breach if any.
@@ -300,54 +371,15 @@ def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float =
     is one when LightGBM leans on it and its value is high in the city (``min_deviation`` in percentile terms
     above the median; below it only for a sentence about how little, "仅"). A row with neither gets its
     indicators in order of their z, else its known water use."""
-    n = len(X)
-    if n == 0:
+    if len(X) == 0:
         return []
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=list(model.feature_names_in_))
-    contrib = model.contributions(frame)
-    hidden = [d for d in getattr(model, "domain_", []) if isinstance(d, HiddenWater)]
-    z = hidden[0].indicator_z(frame) if hidden else pd.DataFrame(index=frame.index)
-    peer = hidden[0].peer_medians(frame) if hidden else pd.DataFrame(index=frame.index)
-    codes = [c for c in z.columns if c in INDICATOR_REASONS]
-    ind_cols = {c: f"indicator:{hidden[0].name}:{c}" for c in codes} if hidden else {}
-    # features the indicators already speak for are not worded twice
-    entries = _dictionary()
-    features = [c for c in getattr(model, "feature_names_in_", []) if c in contrib.columns and c in frame.columns
-                and not (hidden and c in HIDDEN_WATER_COLUMNS)
-                and (c not in entries or entries[c].get("unit") in FEATURE_REASON_UNITS)]
-    pct = model.feature_percentiles(frame) if features and hasattr(model, "feature_percentiles") else None
-    out: list[list[Reason]] = []
+    ev = _evidence(model, frame)
     rows = _Rows(frame.reset_index(drop=True))
-    zv = {c: z[c].to_numpy(dtype="float64") for c in codes}
-    pv = {c: peer[c].to_numpy(dtype="float64") for c in codes}
-    cv = {c: contrib[c].to_numpy(dtype="float64") for c in [*ind_cols.values(), *features] if c in contrib.columns}
-    pcts = {name: pct[name].to_numpy(dtype="float64") for name in features} if pct is not None else {}
-    low_ok = {name: "仅" in ((entries.get(name) or {}).get("reason_zh") or "") for name in features}
-    for i in range(n):
+    out: list[list[Reason]] = []
+    for i in range(len(X)):
         row = rows.row(i)
-        candidates: list[tuple[float, Reason]] = []
-        for code in codes:
-            share = float(cv[ind_cols[code]][i]) if ind_cols.get(code) in cv else 0.0
-            zi = float(zv[code][i])
-            if np.isfinite(zi) and zi > 0 and share > 0:
-                reason = INDICATOR_REASONS[code](row, float(pv[code][i]))
-                if reason is not None:
-                    candidates.append((share, reason))
-        for name in features:
-            share = float(cv[name][i])
-            q = float(pcts[name][i]) if pct is not None else np.nan
-            if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (low_ok[name] and 0.5 - q >= min_deviation)):
-                candidates.append((share, _feature_reason(name, _num(row, name), entries.get(name) or {})))
-        candidates.sort(key=lambda item: -item[0])
-        chosen = [reason for _, reason in candidates[:top]]
-        if not chosen:  # an ordinary entity: its records as they stand, strongest first
-            ordered = sorted((c for c in codes if np.isfinite(zv[c][i])), key=lambda c: -float(zv[c][i]))
-            for code in ordered:
-                reason = INDICATOR_REASONS[code](row, float(pv[code][i]))
-                if reason is not None and len(chosen) < top:
-                    chosen.append(reason)
-        if not chosen:
-            chosen.append(_known_use(row))
+        chosen = _risk_reasons(ev, row, i, top, min_deviation) or _ordinary_reasons(ev, row, i, top)
         documented = _documented(row)
         if documented is not None:
             chosen.append(documented)

@@ -97,6 +97,27 @@ def _param_value(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)
 
 
+def _log_dataset(dataset: pd.DataFrame, source: str | None, name: str | None, targets: str | None) -> None:
+    """The training table as the active run's dataset input (context ``training``)."""
+    import mlflow
+    import mlflow.data
+
+    with warnings.catch_warnings():  # MLflow's notes on resolving a local path and on integer columns
+        warnings.simplefilter("ignore", UserWarning)
+        data = mlflow.data.from_pandas(dataset, source=source, name=name, targets=targets)
+        mlflow.log_input(data, context="training")
+
+
+def _tag_version(client, name: str, version: str, risk_params: Mapping[str, Any], objective: float,
+                 as_of: str | None) -> None:
+    """What promotion reads back from a version: its params, its backtest objective and its as-of."""
+    client.set_model_version_tag(name, version, PARAMS_TAG, json.dumps(dict(risk_params), default=str))
+    shown = f"{objective:.6f}" if np.isfinite(objective) else "not measured (too few verdicts)"
+    client.set_model_version_tag(name, version, OBJECTIVE_TAG, shown)
+    if as_of:
+        client.set_model_version_tag(name, version, AS_OF_TAG, as_of)
+
+
 def log_run(
     *,
     name: str,
@@ -125,7 +146,6 @@ def log_run(
     the few seconds of logging; ``dataset``: the training table (features and label), logged with
     ``mlflow.log_input`` under ``dataset_name`` from ``dataset_source`` (a path or URI), context ``training``."""
     import mlflow
-    import mlflow.data
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -135,11 +155,7 @@ def log_run(
     created = client.create_run(experiment_id, start_time=started_ms, tags=dict(tags or {}), run_name=run_name)
     with mlflow.start_run(run_id=created.info.run_id) as run:
         if dataset is not None:
-            with warnings.catch_warnings():  # MLflow's notes on resolving a local path and on integer columns
-                warnings.simplefilter("ignore", UserWarning)
-                data = mlflow.data.from_pandas(dataset, source=dataset_source, name=dataset_name,
-                                               targets=dataset_targets)
-                mlflow.log_input(data, context="training")
+            _log_dataset(dataset, dataset_source, dataset_name, dataset_targets)
         mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
         mlflow.log_metrics(clean)
@@ -156,11 +172,7 @@ def log_run(
             pip_requirements=["scikit-learn", "lightgbm", "pandas", "numpy"],
         )
         version = str(info.registered_model_version)
-        client.set_model_version_tag(name, version, PARAMS_TAG, json.dumps(dict(risk_params), default=str))
-        shown = f"{objective:.6f}" if np.isfinite(objective) else "not measured (too few verdicts)"
-        client.set_model_version_tag(name, version, OBJECTIVE_TAG, shown)
-        if as_of:
-            client.set_model_version_tag(name, version, AS_OF_TAG, as_of)
+        _tag_version(client, name, version, risk_params, objective, as_of)
         return Registered(run.info.run_id, version, info.model_uri)
 
 

@@ -230,6 +230,137 @@ def _write_report(workspace: Path, backtest: BacktestResult, cutoffs, final_scor
     return art, report_path
 
 
+@dataclass
+class _FinalFit:
+    """The model fitted on everything known at as-of, with what the report, the registry and the summary read."""
+    model: Any
+    X: pd.DataFrame
+    y: pd.Series
+    labels: pd.DataFrame
+    scores: pd.Series
+    violation_rate: float | None
+
+
+def _backtest_inputs(workspace: Path, settings, extra_labels: list[Path], evaluation_truth, progress):
+    """The tables, the as-of snapshot loader and the backtest cut-offs; an engine run's saved snapshots are
+    read when present, so no typed monthly table or profile is read whole."""
+    from features.profiles import entity_snapshot
+
+    ms = settings.model
+    saved = saved_snapshots(workspace)
+    as_of = Workspace(workspace).as_of()
+    if as_of in saved:
+        tables, links, profiles = _light_tables(workspace), None, None
+        loaders = {c: (lambda p=p: pd.read_parquet(p).set_index("uscc")) for c, p in saved.items()}
+    else:
+        tables, links, as_of = load_inputs(workspace, settings)
+        profiles = profiles_at_as_of(workspace, tables, links, as_of, progress=progress)
+        loaders = None
+    cutoffs = build_cutoffs(
+        tables, links, as_of, ms.backtest_cutoffs, extra_labels=extra_labels, truth=evaluation_truth,
+        progress=progress, profiles=profiles, snapshots=loaders, sample_entities=ms.backtest_sample_entities,
+        random_state=ms.random_state,
+    )
+    final_snapshot = loaders[as_of] if loaders is not None else (lambda: entity_snapshot(profiles, tables, as_of))
+    return tables, as_of, cutoffs, final_snapshot
+
+
+def _fit_final(snapshot: pd.DataFrame, inspections_table: pd.DataFrame, extra_labels: list[Path], params: dict,
+               as_of: pd.Timestamp, random_state: int) -> _FinalFit:
+    """The final model: features as of as_of; labels from every verdict known now, including field verdicts
+    recorded after the drop's as_of (they describe the state the features describe, and are the reason to
+    retrain); calibrated to the violation rate estimated from queued verdicts, once there are enough of them."""
+    from features.profiles import SNAPSHOT_META
+
+    X, _ = split_snapshot(snapshot, SNAPSHOT_META)
+    inspections = merge_inspections(inspections_table, extra_labels)
+    labels_known_at = max(as_of, inspections["inspected_on"].max() + pd.Timedelta(days=1)) if len(inspections) else as_of
+    labels = inspection_labels(inspections, labels_known_at)
+    y, w = label_vector(labels, X.index)
+    violation_rate = estimate_violation_rate(inspections)
+    model = make_model(params if violation_rate is None else {**params, "prior": violation_rate}, random_state)
+    model.fit(X, y.to_numpy(), sample_weight=w.to_numpy())
+    scores = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
+    return _FinalFit(model, X, y, labels, scores, violation_rate)
+
+
+def _report_facts(as_of, cutoffs, fit: _FinalFit, objective: float, window_labels: int,
+                  champion_objective: float | None, tuning_note: str | None, trials: int, params: dict) -> dict:
+    """The facts the backtest page shows above its charts."""
+    y = fit.y
+    return {
+        "as_of": as_of.date().isoformat(),
+        "cut-offs": ", ".join(f"{c.cutoff:%Y-%m}" for c in cutoffs),
+        "labelled entities at as_of (1/0)": f"{int((y == 1).sum())}/{int((y == 0).sum())}",
+        "objective (candidate)": _shown(objective, window_labels),
+        "objective (champion, same backtest)": "none" if champion_objective is None else f"{champion_objective:.4f}",
+        "tuning": tuning_note or ("none requested" if trials == 0 else f"{trials} Optuna trials"),
+        "params": json.dumps(params, default=str),
+    }
+
+
+def _register(workspace: Path, ms, fit: _FinalFit, params: dict, metrics: dict, art: Path, objective: float,
+              as_of: pd.Timestamp, trials: int, n_cutoffs: int, extra_labels: list[Path], tuning_note: str | None,
+              started_ms: int):
+    """One MLflow run and a new registered version: the run's params, the backtest metrics and report, and the
+    training table as its dataset."""
+    X = fit.X
+    run_params = {
+        "as_of": as_of.date().isoformat(), "trials": trials, "cutoffs": n_cutoffs,
+        "capacity_k": ms.officer_capacity_k, "random_state": ms.random_state, "entities": len(X),
+        "features": len(X.columns), "extra_label_files": len(list(extra_labels)),
+        **{f"risk.{k}": v for k, v in params.items()},
+    }
+    return registry.log_run(
+        name=ms.registered_model_name, params=run_params, risk_params=params, metrics=metrics, artifacts_dir=art,
+        model=fit.model, X_example=X, objective=objective,
+        tags={"workspace": str(workspace.resolve()), "tuning": tuning_note or f"trials={trials}"},
+        as_of=as_of.date().isoformat(), run_name=f"train {as_of:%Y-%m}", started_ms=started_ms,
+        dataset=X.assign(label=fit.y.to_numpy()), dataset_name=f"snapshot {as_of:%Y-%m}",
+        dataset_source=str(workspace.resolve()), dataset_targets="label",
+    )
+
+
+def _save_bundles(out: Path, bundle: ModelBundle, promoted: bool, current, registered_name: str) -> tuple[Path, Path]:
+    """``risk_model.joblib`` always; ``champion.joblib`` (what scoring reads) only when the candidate won, or
+    fetched from the registry when this workspace has none yet."""
+    model_path = save_bundle(bundle, out / MODEL_FILE)
+    champion_path = out / CHAMPION_FILE
+    if promoted:
+        save_bundle(bundle, champion_path)
+    elif not champion_path.exists():
+        export_champion(current, registered_name, champion_path)
+    return model_path, champion_path
+
+
+def _tuning_summary(tuning_note: str | None, tuned) -> dict | None:
+    if tuning_note:
+        return {"skipped": tuning_note}
+    if tuned is None:
+        return None
+    return {"trials": tuned.trials, "pruned": tuned.pruned, "best_value": tuned.best_value,
+            "default_value": tuned.default_value, "kept_defaults": tuned.kept_defaults, "best_params": tuned.best_params}
+
+
+def _summary(meta: dict, promoted: bool, current, objective: float, window_labels: int,
+             champion_objective: float | None, ms, cutoffs, violation_rate: float | None, champion_path: Path,
+             tuning_note: str | None, tuned) -> dict[str, Any]:
+    """``model.json``: what this training run decided and on what evidence."""
+    champion_now = meta["version"] if promoted else (current.version if current is not None else None)
+    return {
+        "version": meta["version"], "trained_at": meta["trained_at"], "as_of": meta["as_of"], "run_id": meta["run_id"],
+        "promoted": promoted, "champion_version": str(champion_now) if champion_now is not None else None,
+        "previous_champion_version": str(current.version) if current is not None else None,
+        "objective": round(objective, 6) if np.isfinite(objective) else None,
+        "objective_note": None if np.isfinite(objective) else _shown(objective, window_labels),
+        "champion_objective": None if champion_objective is None else round(champion_objective, 6),
+        "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
+        "params": meta["params"], "backtest": meta["metrics"], "artifact": str(champion_path.resolve()),
+        "estimated_violation_rate": violation_rate,
+        "tuning": _tuning_summary(tuning_note, tuned),
+    }
+
+
 def train(
     workspace: Path,
     settings,
@@ -249,103 +380,35 @@ def train(
     trials = ms.optuna_trials if trials is None else trials
     workspace = Path(workspace)
     extra_labels = [Path(p) for p in extra_labels]
-    from features.profiles import SNAPSHOT_META, entity_snapshot
-
-    saved = saved_snapshots(workspace)
-    as_of = Workspace(workspace).as_of()
-    if as_of in saved:  # an engine run saved the snapshots: no typed monthly table or profile is read whole
-        tables, links, profiles = _light_tables(workspace), None, None
-        loaders = {c: (lambda p=p: pd.read_parquet(p).set_index("uscc")) for c, p in saved.items()}
-    else:
-        tables, links, as_of = load_inputs(workspace, settings)
-        profiles = profiles_at_as_of(workspace, tables, links, as_of, progress=progress)
-        loaders = None
-    cutoffs = build_cutoffs(
-        tables, links, as_of, ms.backtest_cutoffs, extra_labels=extra_labels, truth=evaluation_truth,
-        progress=progress, profiles=profiles, snapshots=loaders, sample_entities=ms.backtest_sample_entities,
-        random_state=ms.random_state,
-    )
-
+    tables, as_of, cutoffs, final_snapshot = _backtest_inputs(workspace, settings, extra_labels, evaluation_truth,
+                                                              progress)
     window_labels = tuning_labels(cutoffs)
     tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress)
     objective = objective_value(backtest)  # NaN: not measurable
-
     client, current, promoted, champion_objective = _challenge_champion(settings, cutoffs, params, objective, as_of)
 
-    # the final model: features as of as_of; labels from every verdict known now, including field verdicts
-    # recorded after the drop's as_of (they describe the state the features describe, and are the reason to retrain)
-    final = loaders[as_of]() if loaders is not None else entity_snapshot(profiles, tables, as_of)
-    X, _ = split_snapshot(final, SNAPSHOT_META)
-    inspections = merge_inspections(tables["inspections"], extra_labels)
-    labels_known_at = max(as_of, inspections["inspected_on"].max() + pd.Timedelta(days=1)) if len(inspections) else as_of
-    labels = inspection_labels(inspections, labels_known_at)
-    y, w = label_vector(labels, X.index)
-    # calibration: the violation rate estimated from queued verdicts, once there are enough of them
-    violation_rate = estimate_violation_rate(inspections)
-    model = make_model(params if violation_rate is None else {**params, "prior": violation_rate}, ms.random_state)
-    model.fit(X, y.to_numpy(), sample_weight=w.to_numpy())
-    final_scores = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
-    backtest.importance = model_importance(model, list(X.columns))
+    fit = _fit_final(final_snapshot(), tables["inspections"], extra_labels, params, as_of, ms.random_state)
+    backtest.importance = model_importance(fit.model, list(fit.X.columns))
+    facts = _report_facts(as_of, cutoffs, fit, objective, window_labels, champion_objective, tuning_note, trials, params)
+    art, report_path = _write_report(workspace, backtest, cutoffs, fit.scores, fit.labels, facts, as_of)
 
-    art, report_path = _write_report(workspace, backtest, cutoffs, final_scores, labels, {
-        "as_of": as_of.date().isoformat(),
-        "cut-offs": ", ".join(f"{c.cutoff:%Y-%m}" for c in cutoffs),
-        "labelled entities at as_of (1/0)": f"{int((y == 1).sum())}/{int((y == 0).sum())}",
-        "objective (candidate)": _shown(objective, window_labels),
-        "objective (champion, same backtest)": "none" if champion_objective is None else f"{champion_objective:.4f}",
-        "tuning": tuning_note or ("none requested" if trials == 0 else f"{trials} Optuna trials"),
-        "params": json.dumps(params, default=str),
-    }, as_of)
-    out, heads = models_dir(workspace), headline(backtest)
-
-    # MLflow: run, version, maybe the alias
-    run_params = {
-        "as_of": as_of.date().isoformat(), "trials": trials, "cutoffs": len(cutoffs),
-        "capacity_k": ms.officer_capacity_k, "random_state": ms.random_state, "entities": len(X),
-        "features": len(X.columns), "extra_label_files": len(list(extra_labels)),
-        **{f"risk.{k}": v for k, v in params.items()},
-    }
-    metrics = _run_metrics(backtest, window_labels, objective, champion_objective, violation_rate, tuned)
-    reg = registry.log_run(
-        name=ms.registered_model_name, params=run_params, risk_params=params, metrics=metrics, artifacts_dir=art,
-        model=model, X_example=X, objective=objective,
-        tags={"workspace": str(workspace.resolve()), "tuning": tuning_note or f"trials={trials}"},
-        as_of=as_of.date().isoformat(), run_name=f"train {as_of:%Y-%m}", started_ms=started_ms,
-        dataset=X.assign(label=y.to_numpy()), dataset_name=f"snapshot {as_of:%Y-%m}",
-        dataset_source=str(workspace.resolve()), dataset_targets="label",
-    )
+    metrics = _run_metrics(backtest, window_labels, objective, champion_objective, fit.violation_rate, tuned)
+    reg = _register(workspace, ms, fit, params, metrics, art, objective, as_of, trials, len(cutoffs), extra_labels,
+                    tuning_note, started_ms)
     if promoted:
         registry.promote(client, ms.registered_model_name, reg.version)
 
-    trained_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = models_dir(workspace)
     meta = {
-        "version": reg.version, "trained_at": trained_at, "as_of": as_of.date().isoformat(), "run_id": reg.run_id,
-        "params": params, "objective": objective if np.isfinite(objective) else None, "metrics": heads,
+        "version": reg.version, "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "as_of": as_of.date().isoformat(), "run_id": reg.run_id, "params": params,
+        "objective": objective if np.isfinite(objective) else None, "metrics": headline(backtest),
         "registered_model": ms.registered_model_name, "tuning": tuning_note,
     }
-    bundle = ModelBundle(model, list(X.columns), meta)
-    model_path = save_bundle(bundle, out / MODEL_FILE)
-    champion_path = out / CHAMPION_FILE
-    if promoted:
-        save_bundle(bundle, champion_path)
-    elif not champion_path.exists():
-        export_champion(current, ms.registered_model_name, champion_path)
-
-    champion_now = reg.version if promoted else (current.version if current is not None else None)
-    summary = {
-        "version": reg.version, "trained_at": trained_at, "as_of": meta["as_of"], "run_id": reg.run_id,
-        "promoted": promoted, "champion_version": str(champion_now) if champion_now is not None else None,
-        "previous_champion_version": str(current.version) if current is not None else None,
-        "objective": round(objective, 6) if np.isfinite(objective) else None,
-        "objective_note": None if np.isfinite(objective) else _shown(objective, window_labels),
-        "champion_objective": None if champion_objective is None else round(champion_objective, 6),
-        "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
-        "params": params, "backtest": heads, "artifact": str(champion_path.resolve()),
-        "estimated_violation_rate": violation_rate,
-        "tuning": {"skipped": tuning_note} if tuning_note else None if tuned is None else {
-            "trials": tuned.trials, "pruned": tuned.pruned, "best_value": tuned.best_value,
-            "default_value": tuned.default_value, "kept_defaults": tuned.kept_defaults, "best_params": tuned.best_params},
-    }
+    model_path, champion_path = _save_bundles(out, ModelBundle(fit.model, list(fit.X.columns), meta), promoted,
+                                              current, ms.registered_model_name)
+    summary = _summary(meta, promoted, current, objective, window_labels, champion_objective, ms, cutoffs,
+                       fit.violation_rate, champion_path, tuning_note, tuned)
     (out / "model.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return TrainResult(
         version=reg.version, promoted=promoted, run_id=reg.run_id, objective=objective,

@@ -104,43 +104,23 @@ def _clip_to_space(defaults: dict[str, Any], space) -> dict[str, Any]:
     return out
 
 
-def tune(
-    cutoffs: Sequence[Cutoff],
-    capacity_k: int,
-    trials: int,
-    random_state: int = 0,
-    base_params: dict[str, Any] | None = None,
-    fit_predict_factory: Callable[[dict, int], Callable] = risk_model_fit_predict,
-    defaults: dict[str, Any] | None = None,
-    progress=None,
-    min_gain: float | None = None,
-) -> TuneResult:
-    """Search ``trials`` parameter sets, the first being the model's defaults.
-
-    The inspected target is sparse, so a trial's edge may be luck: the best trial replaces the
-    defaults only if it finds at least ``min_gain`` more precision at capacity (default: one more
-    violation in the officers' list per cut-off). Otherwise the defaults are kept, which generalise.
-    """
+def _study(random_state: int, trials: int):
+    """A seeded TPE study whose MedianPruner stops a trial that trails the median after a cut-off."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if defaults is None:
-        from models import RiskModel
-
-        from training.backtest import SNAPSHOT_DEFAULTS
-
-        defaults = {**RiskModel().get_params(), **SNAPSHOT_DEFAULTS}
-    min_gain = 1.0 / capacity_k if min_gain is None else min_gain
-    space = tunable(defaults)
-    base = dict(base_params or {})
-    study = optuna.create_study(
+    return optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=random_state, n_startup_trials=min(10, max(1, trials // 3))),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
     )
-    if space:
-        study.enqueue_trial(_clip_to_space(defaults, space))
-    results: dict[int, BacktestResult] = {}
+
+
+def _objective(cutoffs, capacity_k: int, random_state: int, base: dict, space, fit_predict_factory,
+               results: dict[int, BacktestResult]):
+    """One trial: a backtest of the suggested parameters that reports its running mean after every cut-off
+    (so the pruner can stop it early) and keeps its result for the final choice."""
+    import optuna
 
     def objective(trial) -> float:
         params = {**base, **suggest(trial, space)}
@@ -154,9 +134,13 @@ def tune(
         results[trial.number] = result
         return objective_value(result)
 
-    steps = progress(range(trials), desc="optuna", total=trials) if progress else range(trials)
-    for _ in steps:
-        study.optimize(objective, n_trials=1)
+    return objective
+
+
+def _choose(study, space, base: dict, results: dict[int, BacktestResult], min_gain: float) -> TuneResult:
+    """The best trial's parameters only if they beat the defaults (trial 0) by ``min_gain``; else the defaults."""
+    import optuna
+
     states = [t.state for t in study.trials]
     first = study.trials[0] if study.trials else None
     default_value = first.value if first is not None and first.state == optuna.trial.TrialState.COMPLETE else float("nan")
@@ -176,6 +160,43 @@ def tune(
         pruned=sum(st == optuna.trial.TrialState.PRUNED for st in states),
         backtest=chosen,
     )
+
+
+def tune(
+    cutoffs: Sequence[Cutoff],
+    capacity_k: int,
+    trials: int,
+    random_state: int = 0,
+    base_params: dict[str, Any] | None = None,
+    fit_predict_factory: Callable[[dict, int], Callable] = risk_model_fit_predict,
+    defaults: dict[str, Any] | None = None,
+    progress=None,
+    min_gain: float | None = None,
+) -> TuneResult:
+    """Search ``trials`` parameter sets, the first being the model's defaults.
+
+    The inspected target is sparse, so a trial's edge may be luck: the best trial replaces the
+    defaults only if it finds at least ``min_gain`` more precision at capacity (default: one more
+    violation in the officers' list per cut-off). Otherwise the defaults are kept, which generalise.
+    """
+    if defaults is None:
+        from models import RiskModel
+
+        from training.backtest import SNAPSHOT_DEFAULTS
+
+        defaults = {**RiskModel().get_params(), **SNAPSHOT_DEFAULTS}
+    min_gain = 1.0 / capacity_k if min_gain is None else min_gain
+    space = tunable(defaults)
+    base = dict(base_params or {})
+    study = _study(random_state, trials)
+    if space:
+        study.enqueue_trial(_clip_to_space(defaults, space))
+    results: dict[int, BacktestResult] = {}
+    objective = _objective(cutoffs, capacity_k, random_state, base, space, fit_predict_factory, results)
+    steps = progress(range(trials), desc="optuna", total=trials) if progress else range(trials)
+    for _ in steps:
+        study.optimize(objective, n_trials=1)
+    return _choose(study, space, base, results, min_gain)
 
 
 def main(argv: list[str] | None = None) -> None:
