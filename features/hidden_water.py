@@ -16,6 +16,7 @@ Every value uses only months before as_of.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,24 +42,42 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
         return np.nanmean(x, axis=1)
 
 
-def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> dict[str, pd.Series]:
-    """Balance level and step on metered dry-season discharge, whether the entity still draws water, steps of the
-    known water in and of the meter (with the share of the meter's volume no record explains), plan use."""
-    as_of = pd.Timestamp(as_of)
+@dataclass
+class _Months:
+    """An entity's last HISTORY_MONTHS months as rows x months arrays: active, supply S, metered abstraction A,
+    discharge D, the discharge's metered share, known water in (S + A), and which months are the last 12."""
+    months: pd.DatetimeIndex
+    active: np.ndarray
+    S: np.ndarray
+    A: np.ndarray
+    D: np.ndarray
+    measured_share: np.ndarray
+    inflow: np.ndarray
+    last12: np.ndarray
+
+    @property
+    def M(self) -> int:
+        return len(self.months)
+
+
+def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> tuple[_Months, pd.DataFrame]:
+    """The history window as arrays, and the profile rows inside it."""
     months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), as_of - pd.DateOffset(months=1), freq="MS")
     window = profiles[(profiles["month"] >= months[0]) & (profiles["month"] < as_of)]
-    M = len(months)
     active = _wide(window, "active", index, months) > 0
     S, A, D = (np.nan_to_num(_wide(window, c, index, months)) for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
-    measured_share = _wide(window, "discharge_measured_share", index, months)
-    inflow = S + A
-    dry = ~np.isin(months.month.to_numpy(), WET_MONTHS)[None, :]
-    last12 = (np.arange(M) >= M - 12)[None, :]
-    metered_dry = active & dry & (D > 0) & (np.nan_to_num(measured_share) >= MEASURED_SHARE)
-    out: dict[str, np.ndarray] = {}
+    last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
+    return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months), S + A,
+                   last12), window
 
-    # (1) balance on metered dry-season discharge: level over 12 months, step over 36
-    sel = metered_dry & last12
+
+def _balance(m: _Months) -> dict[str, np.ndarray]:
+    """(1) Metered dry-season discharge against the known water in: its level over 12 months, its step over 36."""
+    D, inflow, M = m.D, m.inflow, m.M
+    dry = ~np.isin(m.months.month.to_numpy(), WET_MONTHS)[None, :]
+    metered_dry = m.active & dry & (D > 0) & (np.nan_to_num(m.measured_share) >= MEASURED_SHARE)
+    out: dict[str, np.ndarray] = {}
+    sel = metered_dry & m.last12
     n = sel.sum(axis=1)
     d12, i12 = (D * sel).sum(axis=1), (inflow * sel).sum(axis=1)
     floor = VOLUME_FLOOR_M3 * n
@@ -72,39 +91,51 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
     out["balance_dry_step"] = shift
     out["balance_dry_step_score"] = score
     out["months_since_balance_dry_step"] = M - since
+    return out
 
-    # is the entity still drawing water at all? the last 3 months of supply, metering and metered discharge
-    # against the 12 before: a firm that stopped trading (or sleeps) leaves every record at nothing
-    metered = (D > 0) & (np.nan_to_num(measured_share) >= MEASURED_SHARE)
-    water = inflow + np.where(metered, D, 0.0)
+
+def _still_drawing(m: _Months) -> dict[str, np.ndarray]:
+    """Is the entity still drawing water at all? The last 3 months of supply, metering and metered discharge
+    against the 12 before: a firm that stopped trading (or sleeps) leaves every record at nothing."""
+    M = m.M
+    metered = (m.D > 0) & (np.nan_to_num(m.measured_share) >= MEASURED_SHARE)
+    water = m.inflow + np.where(metered, m.D, 0.0)
     last3, before = np.arange(M) >= M - 3, (np.arange(M) >= M - 15) & (np.arange(M) < M - 3)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["water_recent_share_3m"] = np.where(
-            water[:, before].sum(axis=1) > 0, (water[:, last3].sum(axis=1) / 3) / (water[:, before].sum(axis=1) / 12),
-            np.nan)
+        share = np.where(water[:, before].sum(axis=1) > 0,
+                         (water[:, last3].sum(axis=1) / 3) / (water[:, before].sum(axis=1) / 12), np.nan)
+    return {"water_recent_share_3m": share}
 
-    # (2) the known water in on its own history
-    log_in = np.where(active, np.log1p(inflow), np.nan)
+
+def _before_after(values: np.ndarray, active: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the active months before and after each entity's step."""
+    return _nanmean(np.where(active & ~after, values, np.nan)), _nanmean(np.where(active & after, values, np.nan))
+
+
+def _inflow_step(m: _Months) -> dict[str, np.ndarray]:
+    """(2) The known water in on its own history: its step, and how much of it the supply made."""
+    M, active = m.M, m.active
+    log_in = np.where(active, np.log1p(m.inflow), np.nan)
     shift, score, since = change_point_last(log_in, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
-    out["inflow_step"] = shift
-    out["inflow_step_score"] = score
-    out["months_since_inflow_step"] = M - since
+    out = {"inflow_step": shift, "inflow_step_score": score, "months_since_inflow_step": M - since}
     after = np.arange(M)[None, :] >= np.where(np.isnan(since), M, since)[:, None]
-    supply_before, supply_after = _nanmean(np.where(active & ~after, S, np.nan)), _nanmean(np.where(active & after, S, np.nan))
-    in_before, in_after = _nanmean(np.where(active & ~after, inflow, np.nan)), _nanmean(np.where(active & after, inflow, np.nan))
+    supply_before, supply_after = _before_after(m.S, active, after)
+    in_before, in_after = _before_after(m.inflow, active, after)
     out["inflow_step_supply_share"] = (supply_after - supply_before) / np.maximum(in_before, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["inflow_after_share"] = np.where(in_before > 0, in_after / in_before, np.nan)
+    return out
 
-    # the meter's own step, net of the supply that replaced it and of a drop of everything alike
+
+def _meter_step(m: _Months) -> dict[str, np.ndarray]:
+    """The meter's own step, net of the supply that replaced it and of a drop of everything alike."""
+    M, active, A = m.M, m.active, m.A
     holder = (A * active).sum(axis=1) > 0
     log_a = np.where(active & holder[:, None], np.log1p(A), np.nan)
     shift, score, since = change_point_last(log_a, M, MIN_SEGMENT, relative=False, sd_floor=0.05)
-    k = np.where(np.isnan(since), M, since)
-    after = np.arange(M)[None, :] >= k[:, None]
-    a_before, a_after = _nanmean(np.where(active & ~after, A, np.nan)), _nanmean(np.where(active & after, A, np.nan))
-    s_before, s_after = _nanmean(np.where(active & ~after, S, np.nan)), _nanmean(np.where(active & after, S, np.nan))
-    s_before, s_after = np.nan_to_num(s_before), np.nan_to_num(s_after)
+    after = np.arange(M)[None, :] >= np.where(np.isnan(since), M, since)[:, None]
+    a_before, a_after = _before_after(A, active, after)
+    s_before, s_after = (np.nan_to_num(v) for v in _before_after(m.S, active, after))
     lost = a_before - a_after  # > 0: the meter fell
     replaced = np.clip(s_after - s_before, 0.0, None)  # supply that took over (a switch, not a loss)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -112,14 +143,25 @@ def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Tim
     alike = np.nan_to_num(alike) * a_before  # the meter's fall a drop of everything alike explains
     unexplained = lost - replaced - alike
     valid = holder & ~np.isnan(since) & (a_before > 0)
-    out["meter_step"] = np.where(valid, shift, np.nan)
-    out["meter_step_score"] = np.where(valid, score, np.nan)
-    out["months_since_meter_step"] = np.where(valid, M - since, np.nan)
-    out["meter_unexplained_drop_share"] = np.where(valid, unexplained / np.maximum(a_before, 1.0), np.nan)
+    return {
+        "meter_step": np.where(valid, shift, np.nan),
+        "meter_step_score": np.where(valid, score, np.nan),
+        "months_since_meter_step": np.where(valid, M - since, np.nan),
+        "meter_unexplained_drop_share": np.where(valid, unexplained / np.maximum(a_before, 1.0), np.nan),
+    }
 
-    # (3) known water in against the year's water-use plan
-    planned = _wide(window, "planned_m3", index, months)[:, -1]
-    i12_all = (inflow * last12 * active).sum(axis=1)
+
+def _plan_use(m: _Months, window: pd.DataFrame, index: pd.Index) -> dict[str, np.ndarray]:
+    """(3) Known water in against the year's water-use plan."""
+    planned = _wide(window, "planned_m3", index, m.months)[:, -1]
+    i12_all = (m.inflow * m.last12 * m.active).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["plan_used_12m"] = np.where(planned > 0, i12_all / planned, np.nan)
+        return {"plan_used_12m": np.where(planned > 0, i12_all / planned, np.nan)}
+
+
+def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> dict[str, pd.Series]:
+    """Balance level and step on metered dry-season discharge, whether the entity still draws water, steps of the
+    known water in and of the meter (with the share of the meter's volume no record explains), plan use."""
+    m, window = _months(profiles, index, pd.Timestamp(as_of))
+    out = {**_balance(m), **_still_drawing(m), **_inflow_step(m), **_meter_step(m), **_plan_use(m, window, index)}
     return {name: pd.Series(values, index=index, dtype="float64") for name, values in out.items()}

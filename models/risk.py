@@ -28,22 +28,12 @@ import pandas as pd
 from lightgbm import LGBMClassifier
 from scipy.special import ndtri
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import (
-    _assert_all_finite,
-    _check_sample_weight,
-    check_is_fitted,
-    check_random_state,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, check_random_state, validate_data
 
 from models.detectors import ECOD, IsolationForestDetector, NamedColumns
 from models.numerics import (column_counts, ecdf, float_matrix, logit, nearest_distance, pairwise_distance,
                              platt_fit, sigmoid, weighted_sum)
-
-LABEL_HELP = ("RiskModel takes the labels 1 (violation), 0 (verified clean) and -1 (never inspected; the "
-              "unlabeled parameter), or any two class labels")
+from models.risk_labels import encode_labels
 
 # Prediction is deterministic whatever the thread count (unlike training), so scoring a city uses every core
 # (0 = LightGBM's OpenMP default); a few rows use one (starting the pool costs more than scoring them).
@@ -161,44 +151,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
         return frame, np.where(np.isfinite(arr), arr, np.nan)
 
-    def _labels(self, y, n: int) -> np.ndarray:
-        """Sets ``classes_`` and returns y as floats: 1 positive class, 0 negative class, -1 unlabelled.
-
-        Rows whose label equals ``unlabeled`` (default -1, scikit-learn's semi-supervised convention) were never
-        inspected. The other labels are the classes, at most two: sorted, the second is the positive class (with
-        the inspection labels 0 / 1, 1 = violation). With one class or none labelled, the classes are 0 and 1.
-        NaN, a third class, or a lone class that is not 0 or 1 are errors naming the values."""
-        if y is None:
-            self.classes_ = np.array([0, 1])
-            return np.full(n, -1.0)
-        y = column_or_1d(y, warn=True)
-        if len(y) != n:
-            raise ValueError(f"y has {len(y)} rows, X has {n}")
-        if y.dtype.kind == "f":
-            _assert_all_finite(y, input_name="y", estimator_name="RiskModel")
-        if y.dtype.kind == "O" and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
-            raise ValueError("Input y contains NaN or None: mark never-inspected rows with "
-                             f"{self.unlabeled!r} (the unlabeled parameter)")
-        unl = (y == self.unlabeled) if self.unlabeled is not None else np.zeros(n, dtype=bool)
-        labelled = y[~unl]
-        if labelled.dtype.kind == "f" and len(labelled) and type_of_target(labelled) == "continuous":
-            raise ValueError(f"Unknown label type: continuous target. {LABEL_HELP}")
-        classes = np.unique(labelled)
-        if len(classes) > 2:
-            raise ValueError(f"Only binary classification is supported. Unknown label(s) in y: got classes "
-                             f"{classes.tolist()[:5]}"
-                             f"{' besides the unlabelled ' + repr(self.unlabeled) if unl.any() else ''}. {LABEL_HELP}")
-        if len(classes) == 2:
-            self.classes_ = classes
-        elif len(classes) == 0 or classes[0] in (0, 1):
-            self.classes_ = np.array([0, 1])
-        else:
-            raise ValueError(f"Unknown label {classes[0]!r} in y: with a single class labelled, it must be 0 or 1. "
-                             f"{LABEL_HELP}")
-        out = np.full(n, -1.0)
-        out[~unl] = (labelled == self.classes_[1]).astype(float)
-        return out
-
     # -- detectors -----------------------------------------------------------------
 
     def _detector_scores(self, frame: pd.DataFrame, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,57 +199,69 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         from every row). Unlabelled rows weigh ``unlabeled_weight`` times their sample weight."""
         frame, arr = self._inputs(X, fitting=True)
         n = len(arr)
-        y = self._labels(y, n)
+        self.classes_, y = encode_labels(y, n, self.unlabeled)
         w = np.ones(n) if sample_weight is None else _check_sample_weight(
             sample_weight, arr, dtype=np.float64, ensure_non_negative=True)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        ranks, indicators, unsup = self._fit_unsupervised(frame, arr, seed)
+        pos, neg, unl = (y == 1) & (w > 0), (y == 0) & (w > 0), (y == -1) & (w > 0)
+        if pos.any() and not (neg.any() or unl.any()):
+            raise ValueError("RiskModel cannot train on one class: it needs rows besides the positive class (the "
+                             "violations) with a non-zero weight, verified clean (0) or never inspected (-1)")
+        self.n_positive_, self.n_negative_ = int(pos.sum()), int(neg.sum())
+        self._fit_supervised(arr, ranks, indicators, pos, np.where(unl, self.unlabeled_weight * w, w), seed)
+        self.blend_ = self._blend_weight()
+        self.proximity_share_ = self._proximity_share(arr, pos, unl | neg, unsup, seed)
+        self._calibrate(arr, ranks, indicators, y, w, pos, neg)
+        return self
 
-        # 1. label-free detectors, rank-normalised on the training rows
+    def _fit_unsupervised(self, frame: pd.DataFrame, arr: np.ndarray, seed: int):
+        """1. The label-free detectors, their scores rank-normalised on the training rows so that a rank means
+        "ahead of that share of the city"; returns the ranks, the indicators and the detectors' weighted mean."""
         self._fit_detectors(frame, arr, seed)
         raw, indicators = self._detector_scores(frame, arr)
         self.detector_ref_ = [np.sort(raw[:, j]) for j in range(raw.shape[1])]
         ranks = self._ranks(raw)
         unsup = weighted_sum(ranks, self.detector_weights_)
         self.unsupervised_ref_ = np.sort(unsup)
+        return ranks, indicators, unsup
 
-        # 2. positive-unlabeled LightGBM on the features, the detector ranks and the indicators
-        pos, neg, unl = (y == 1) & (w > 0), (y == 0) & (w > 0), (y == -1) & (w > 0)
-        if pos.any() and not (neg.any() or unl.any()):
-            raise ValueError("RiskModel cannot train on one class: it needs rows besides the positive class (the "
-                             "violations) with a non-zero weight, verified clean (0) or never inspected (-1)")
-        self.n_positive_, self.n_negative_ = int(pos.sum()), int(neg.sum())
+    def _fit_supervised(self, arr, ranks, indicators, pos, weight, seed: int) -> None:
+        """2. Positive-unlabeled LightGBM on the features, the detector ranks and the indicators, and proximity to
+        the known violations in per-feature rank space (the few-label learner); nothing without a violation."""
         self.classifier_ = None
-        if self.n_positive_ > 0:
-            weight = np.where(unl, self.unlabeled_weight * w, w)
-            # balance the classes so that a handful of violations are not drowned by the city
-            wpos, wneg = weight[pos].sum(), weight[~pos].sum()
-            weight = np.where(pos, weight * (wneg / wpos), weight)
-            extra = ranks.shape[1] + indicators.shape[1]
-            self.classifier_ = LGBMClassifier(
-                n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-                max_depth=self.max_depth, min_child_samples=self.min_child_samples,
-                subsample=self.subsample, subsample_freq=1 if self.subsample < 1 else 0,
-                colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, reg_alpha=self.reg_alpha,
-                min_child_weight=1e-3, random_state=seed, deterministic=True, force_row_wise=True,
-                monotone_constraints=[0] * arr.shape[1] + [int(bool(self.monotone_detectors))] * extra,
-                n_jobs=self.n_jobs, verbose=-1,
-            ).fit(np.column_stack([arr, ranks, indicators]), pos.astype(int), sample_weight=weight)
-            # proximity to known violations in per-feature rank space: the few-label learner
-            self.proximity_points_ = self._feature_ranks(arr[pos])
-            self.proximity_ref_ = np.sort(self._proximity(arr))
-            self.supervised_ref_ = np.sort(self._supervised_margin(arr, ranks, indicators))
-        self.blend_ = self._blend_weight()
-        # trees cannot generalise from a handful of violations: proximity leads until min_labels, then
-        # yields to LightGBM as min_labels / n_pos
-        if self.proximity_share is not None:
-            self.proximity_share_ = float(self.proximity_share)
-        elif self.classifier_ is None:
-            self.proximity_share_ = 0.0
-        else:
-            evidence = self._proximity_evidence(arr, pos, unl | neg, unsup, seed)
-            self.proximity_share_ = float(evidence * min(1.0, self.min_labels / max(self.n_positive_, 1)))
+        if self.n_positive_ == 0:
+            return
+        # balance the classes so that a handful of violations are not drowned by the city
+        wpos, wneg = weight[pos].sum(), weight[~pos].sum()
+        weight = np.where(pos, weight * (wneg / wpos), weight)
+        extra = ranks.shape[1] + indicators.shape[1]
+        self.classifier_ = LGBMClassifier(
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            max_depth=self.max_depth, min_child_samples=self.min_child_samples,
+            subsample=self.subsample, subsample_freq=1 if self.subsample < 1 else 0,
+            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, reg_alpha=self.reg_alpha,
+            min_child_weight=1e-3, random_state=seed, deterministic=True, force_row_wise=True,
+            monotone_constraints=[0] * arr.shape[1] + [int(bool(self.monotone_detectors))] * extra,
+            n_jobs=self.n_jobs, verbose=-1,
+        ).fit(np.column_stack([arr, ranks, indicators]), pos.astype(int), sample_weight=weight)
+        self.proximity_points_ = self._feature_ranks(arr[pos])
+        self.proximity_ref_ = np.sort(self._proximity(arr))
+        self.supervised_ref_ = np.sort(self._supervised_margin(arr, ranks, indicators))
 
-        # 3. calibration of the blended rank
+    def _proximity_share(self, arr, pos, rest, unsup, seed: int) -> float:
+        """Trees cannot generalise from a handful of violations: proximity leads until min_labels, then yields to
+        LightGBM as min_labels / n_pos (times the leave-one-out evidence for it)."""
+        if self.proximity_share is not None:
+            return float(self.proximity_share)
+        if self.classifier_ is None:
+            return 0.0
+        evidence = self._proximity_evidence(arr, pos, rest, unsup, seed)
+        return float(evidence * min(1.0, self.min_labels / max(self.n_positive_, 1)))
+
+    def _calibrate(self, arr, ranks, indicators, y, w, pos, neg) -> None:
+        """3. The map from blended rank to probability: Platt scaling on the verdicts once both number min_labels
+        (kept only if it keeps the ranking), else rank ** k with the mean risk at the prior rate."""
         self.final_ref_ = np.sort(self._blend_rank(arr, ranks, indicators))
         score = ecdf(self.final_ref_, self._blend_rank(arr, ranks, indicators))
         labelled = pos | neg
@@ -305,10 +269,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.prior_ = self._prior(np.where(w > 0, y, -1.0))
         if self.n_positive_ >= self.min_labels and self.n_negative_ >= self.min_labels:
             a, b = platt_fit(score[labelled], y[labelled], w[labelled])
-            if a > 0:  # a calibration must keep the ranking
+            if a > 0:
                 self.calibrator_ = (a, b)
         self.power_ = 1.0 / self.prior_ - 1.0  # mean of u**k over uniform u is 1 / (k + 1) = prior
-        return self
 
     def _proximity_evidence(self, arr, pos, rest, unsup, seed, max_rows: int = 3000, max_pos: int = 50) -> float:
         """How far proximity should be trusted over the detectors, from the known violations themselves.
