@@ -15,14 +15,12 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
+from features.link_candidates import CITY, candidate_pairs
 from features.names import ZONE_WORDS, Gazetteer, is_park_like, normalise_addresses, normalise_names
 from features.uscc import ALPHABET, uscc_valid
 from features.settings import LinkageSettings
 
 LINK_COLUMNS = ["source", "account_id", "account_name", "address", "uscc", "method", "confidence", "status", "candidates"]
-TOP_K = 5  # name candidates per account that get the address comparison
-CITY = "__city__"  # block of accounts whose district cannot be inferred
-_CELLS = 4_000_000  # account x entity scores per cdist call
 
 
 ACCOUNT_COLUMNS = ["account_id", "account_name", "address", "uscc", "month"]  # what linkage reads of a monthly table
@@ -105,63 +103,6 @@ def _prepare_entities(entities: pd.DataFrame, gaz: Gazetteer) -> pd.DataFrame:
     return ent
 
 
-def _score_block(acc: pd.DataFrame, ent: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k entity rows (indices into ``ent``) and name scores for every account of one block."""
-    k = min(k, len(ent))
-    # accounts of one name (an entity's supply and sewer accounts) share one row of scores: scored once
-    first: dict = {}
-    of = np.fromiter((first.setdefault(v, len(first)) for v in acc["core"].tolist()), dtype=np.int64, count=len(acc))
-    names = list(first)
-    idx = np.empty((len(names), k), dtype=np.int64)
-    score = np.empty((len(names), k), dtype=np.float64)
-    choices = ent["core"].tolist()
-    rows = max(16, _CELLS // max(len(ent), 1))  # score matrix and partition indices stay ~tens of MB
-    for start in range(0, len(names), rows):
-        queries = names[start : start + rows]
-        sim = process.cdist(queries, choices, scorer=fuzz.ratio, dtype=np.uint8, workers=2)
-        top = np.argpartition(sim, -k, axis=1)[:, -k:] if k < sim.shape[1] else np.tile(np.arange(k), (len(queries), 1))
-        idx[start : start + len(queries)] = top
-        score[start : start + len(queries)] = np.take_along_axis(sim, top, axis=1)
-    return ent.index.to_numpy()[idx[of]], score[of]
-
-
-def _candidate_pairs(acc: pd.DataFrame, ent: pd.DataFrame, progress) -> pd.DataFrame:
-    """Account x candidate-entity pairs with name and address evidence, blocked by district."""
-    pairs = []
-    blocks = acc.groupby("block", sort=True)
-    iterator = progress(blocks, desc="linkage blocks", total=blocks.ngroups) if progress else blocks
-    for block, group in iterator:
-        pool = ent if block == CITY else ent[ent["district"] == block]
-        if not len(pool):
-            pool = ent
-        top, name = _score_block(group, pool, TOP_K)
-        pairs.append(
-            pd.DataFrame(
-                {
-                    "acc": np.repeat(group.index.to_numpy(), top.shape[1]),
-                    "ent": top.ravel(),
-                    "name_score": name.ravel(),
-                }
-            )
-        )
-    cand = pd.concat(pairs, ignore_index=True)
-    # no exact name in the block: exact normalised names anywhere in the city (a branch
-    # whose entity is registered in another district)
-    has_exact = cand.loc[cand["name_score"] >= 100, "acc"].unique()
-    rest = acc[~acc.index.isin(has_exact)]
-    exact = rest.reset_index(names="acc").merge(ent.reset_index(names="ent")[["ent", "core"]], on="core")[["acc", "ent"]]
-    exact["name_score"] = 100.0
-    # entities at the account's door, however their name scores: a misspelt name at the right
-    # door must compete even when many similar names elsewhere fill the top-k
-    keys = ["street", "number"]
-    a_door = acc.dropna(subset=keys).reset_index(names="acc")[["acc", "core", *keys]]
-    e_door = ent.dropna(subset=keys).reset_index(names="ent")[["ent", "core", *keys]]
-    door = a_door.merge(e_door, on=keys, suffixes=("_a", "_e"))
-    door["name_score"] = process.cpdist(door["core_a"].tolist(), door["core_e"].tolist(), scorer=fuzz.ratio, workers=2) if len(door) else []
-    cand = pd.concat([cand, exact, door[["acc", "ent", "name_score"]]], ignore_index=True)
-    return cand.drop_duplicates(["acc", "ent"])
-
-
 # Address evidence added to the 0-100 name score. The door is strong evidence; an
 # address elsewhere (a branch site, or another firm with a similar name) and a
 # registration in another district than the account's weaken a candidate, so that a
@@ -200,90 +141,107 @@ def _format_candidates(frame: pd.DataFrame, n: int = 3) -> pd.Series:
     return text.groupby(top["acc"]).agg(";".join)
 
 
-def link_accounts(
-    entities: pd.DataFrame,
-    supply: pd.DataFrame,
-    discharge: pd.DataFrame,
-    settings: LinkageSettings,
-    progress=None,
-) -> pd.DataFrame:
-    """One row per (source, account_id): the entity it belongs to, how, and how sure."""
-    acc = pd.concat([latest_accounts(supply, "supply"), latest_accounts(discharge, "discharge")], ignore_index=True)
+def _empty_links(acc: pd.DataFrame) -> pd.DataFrame:
+    """Every account unlinked, with the code the clerk recorded."""
     out = acc.rename(columns={"uscc": "recorded_uscc"}).copy()
     out["uscc"] = pd.Series(pd.NA, index=out.index, dtype="str")
     out["method"] = "none"
     out["confidence"] = 0.0
     out["status"] = "unlinked"
     out["candidates"] = pd.Series(pd.NA, index=out.index, dtype="str")
-    if not len(acc) or not len(entities):
-        return out[LINK_COLUMNS]
+    return out
 
-    gaz = Gazetteer.from_entities(entities)
-    ent = _prepare_entities(entities, gaz)
-    registry = set(ent["uscc"])
+
+def _prepare_accounts(acc: pd.DataFrame, gaz: Gazetteer) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Accounts with their normalised name, address parts and district block; and the address parts."""
+    acc = acc.copy()
     acc["core"] = normalise_names(acc["account_name"], gaz)
     addr = normalise_addresses(acc["address"], gaz)
     acc = pd.concat([acc, addr[["street", "number", "building", "local", "district"]]], axis=1)
     # a district named in the account name (德城区XX商行) when the address names none
     acc["district"] = acc["district"].fillna(gaz.district_in(acc["account_name"].astype("str").str.slice(0, 8)))
     acc["block"] = acc["district"].fillna(CITY)
+    return acc, addr
 
-    # 1. a valid registered code is trusted
+
+def _link_by_code(out: pd.DataFrame, acc: pd.DataFrame, ent: pd.DataFrame, settings: LinkageSettings) -> None:
+    """A valid registered code is trusted; a present but invalid or unknown one is repaired when
+    exactly one registered code is one typo away and the names agree (``out`` updated in place)."""
     code = acc["uscc"].astype("str").str.strip().str.upper()
     valid = uscc_valid(code).fillna(False).to_numpy(dtype=bool)
-    known = code.isin(registry).to_numpy(dtype=bool)
-    direct = valid & known
+    direct = valid & code.isin(set(ent["uscc"])).to_numpy(dtype=bool)
     out.loc[direct, ["method", "confidence", "status"]] = ["uscc", 1.0, "linked"]
     out.loc[direct, "uscc"] = code[direct]
-
-    # 2. a present but invalid or unknown code: one-character repair, confirmed by the name
     present = code.notna().to_numpy() & ~direct
     repaired = _repair_codes(code[present], ent["uscc"].to_numpy())
     if repaired.notna().any():
         core_of = ent.set_index("uscc")["core"]
         fixed = repaired.dropna()
         pair_scores = process.cpdist(acc.loc[fixed.index, "core"].tolist(), fixed.map(core_of).tolist(), scorer=fuzz.ratio)
-        agree = pair_scores >= settings.review_score
-        fixed = fixed[agree]
+        fixed = fixed[pair_scores >= settings.review_score]
         out.loc[fixed.index, ["method", "confidence", "status"]] = ["uscc", 0.95, "linked"]
         out.loc[fixed.index, "uscc"] = fixed
 
-    # 3. names within the district block, address as supporting evidence
-    todo = acc[(out["status"] != "linked") & (acc["core"].str.len() > 0)]
-    if len(todo):
-        cand = _candidate_pairs(todo, ent, progress)
-        cand["score"] = cand["name_score"] + _address_evidence(cand, acc, ent)
-        cand["uscc"] = ent["uscc"].to_numpy()[cand["ent"].to_numpy()]
-        cand = cand.sort_values(["acc", "score", "name_score"], ascending=[True, False, False], kind="stable")
-        best = cand.groupby("acc").head(1).set_index("acc")
-        second = cand.groupby("acc")["score"].nth(1)
-        second = pd.Series(second.to_numpy(), index=cand.loc[second.index, "acc"].to_numpy())
-        b1 = best["score"]
-        b2 = second.reindex(b1.index).fillna(0.0)
-        clear = (b1 - b2) >= settings.ambiguity_margin
-        accept = (b1 >= settings.accept_score) & clear
-        review = ~accept & (b1 >= settings.review_score)
-        exact = best["name_score"] >= 100
-        ids = b1.index[accept.to_numpy()]
-        out.loc[ids, "uscc"] = best.loc[ids, "uscc"]
-        out.loc[ids, "status"] = "linked"
-        out.loc[ids, "method"] = np.where(exact[accept], "name_exact", "name_fuzzy")
-        margin_factor = np.clip((b1 - b2) / (4 * settings.ambiguity_margin), 0, 1)
-        conf = np.where(
-            exact,
-            np.interp(b1, [settings.accept_score, 100.0, 100.0 + DOOR_BONUS], [0.9, 0.95, 1.0]),
-            np.clip(b1 / 100, 0, 1) * (0.9 + 0.1 * margin_factor),
-        )
-        # a review is by definition not sure enough, and a near tie halves the odds of the best
-        conf = np.where(review, np.minimum(conf, 0.89) * (0.5 + 0.5 * margin_factor), conf)
-        out.loc[b1.index, "confidence"] = np.round(np.where(accept | review, conf, 0.0), 3)
-        rid = b1.index[review.to_numpy()]
-        out.loc[rid, "status"] = "review"
-        out.loc[rid, "method"] = np.where(exact[review], "name_exact", "name_fuzzy")
-        plausible = cand[cand["acc"].isin(rid) & (cand["score"] >= settings.review_score - settings.ambiguity_margin)]
-        out.loc[rid, "candidates"] = _format_candidates(plausible).reindex(rid)
 
-    # 4. industrial-park accounts: a building several registered entities share
+def _decide(cand: pd.DataFrame, settings: LinkageSettings) -> pd.DataFrame:
+    """Per account with candidates: uscc, status (linked / review / unlinked), method, confidence and,
+    for a review, the plausible candidates. The best total score must be high enough and clear
+    of the second best by the ambiguity margin."""
+    cand = cand.sort_values(["acc", "score", "name_score"], ascending=[True, False, False], kind="stable")
+    best = cand.groupby("acc").head(1).set_index("acc")
+    second = cand.groupby("acc")["score"].nth(1)
+    second = pd.Series(second.to_numpy(), index=cand.loc[second.index, "acc"].to_numpy())
+    b1 = best["score"]
+    b2 = second.reindex(b1.index).fillna(0.0)
+    accept = (b1 >= settings.accept_score) & ((b1 - b2) >= settings.ambiguity_margin)
+    review = ~accept & (b1 >= settings.review_score)
+    exact = best["name_score"] >= 100
+    margin_factor = np.clip((b1 - b2) / (4 * settings.ambiguity_margin), 0, 1)
+    conf = np.where(
+        exact,
+        np.interp(b1, [settings.accept_score, 100.0, 100.0 + DOOR_BONUS], [0.9, 0.95, 1.0]),
+        np.clip(b1 / 100, 0, 1) * (0.9 + 0.1 * margin_factor),
+    )
+    # a review is by definition not sure enough, and a near tie halves the odds of the best
+    conf = np.where(review, np.minimum(conf, 0.89) * (0.5 + 0.5 * margin_factor), conf)
+    out = pd.DataFrame(index=b1.index)
+    out["status"] = np.where(accept, "linked", np.where(review, "review", "unlinked"))
+    out["uscc"] = best["uscc"].where(accept)
+    out["method"] = np.where(accept | review, np.where(exact, "name_exact", "name_fuzzy"), "none")
+    out["confidence"] = np.round(np.where(accept | review, conf, 0.0), 3)
+    rid = b1.index[review.to_numpy()]
+    plausible = cand[cand["acc"].isin(rid) & (cand["score"] >= settings.review_score - settings.ambiguity_margin)]
+    out["candidates"] = _format_candidates(plausible).reindex(out.index).where(review)
+    return out
+
+
+def _scored(cand: pd.DataFrame, acc: pd.DataFrame, ent: pd.DataFrame) -> pd.DataFrame:
+    cand = cand.copy()
+    cand["score"] = cand["name_score"] + _address_evidence(cand, acc, ent)
+    cand["uscc"] = ent["uscc"].to_numpy()[cand["ent"].to_numpy()]
+    return cand
+
+
+def _link_by_name(out: pd.DataFrame, acc: pd.DataFrame, ent: pd.DataFrame, settings: LinkageSettings, progress) -> None:
+    """Names within the district block, the address as supporting evidence (``out`` updated in
+    place). Candidates come from deletion keys; the accounts these leave without a clear link
+    are then scored against their whole block, so they lose no evidence a full scan gives."""
+    todo = acc[(out["status"] != "linked") & (acc["core"].str.len() > 0)]
+    if not len(todo):
+        return
+    cand = _scored(candidate_pairs(todo, ent, progress), acc, ent)
+    decided = _decide(cand, settings)
+    retry = todo.index[~todo.index.isin(decided.index[decided["status"] == "linked"])]
+    if len(retry):
+        scanned = _scored(candidate_pairs(todo.loc[retry], ent, scan=True), acc, ent)
+        again = pd.concat([cand[cand["acc"].isin(retry)], scanned], ignore_index=True).drop_duplicates(["acc", "ent"])
+        decided = pd.concat([decided[~decided.index.isin(retry)], _decide(again, settings)])
+    cols = ["uscc", "status", "method", "confidence", "candidates"]
+    out.loc[decided.index, cols] = decided[cols]
+
+
+def _mark_shared(out: pd.DataFrame, acc: pd.DataFrame, addr: pd.DataFrame, ent: pd.DataFrame, gaz: Gazetteer) -> None:
+    """Industrial-park accounts: a building several registered entities share (``out`` in place)."""
     placed = ent.dropna(subset=["building"])
     tenants = (placed["district"] + "|" + placed["building"]).value_counts()
     per_building = placed.groupby("building")["district"].agg(["nunique", "first"])
@@ -302,8 +260,27 @@ def link_accounts(
     shared = weak & (((n_tenants >= 2) & (park_name | in_building)) | (park_name & in_zone))
     out.loc[shared, ["method", "status", "confidence", "candidates"]] = ["shared_park", "shared", 0.9, None]
     out.loc[shared, "uscc"] = pd.NA
-    unlinked = out["status"] == "unlinked"
-    out.loc[unlinked, "method"] = "none"
+
+
+def link_accounts(
+    entities: pd.DataFrame,
+    supply: pd.DataFrame,
+    discharge: pd.DataFrame,
+    settings: LinkageSettings,
+    progress=None,
+) -> pd.DataFrame:
+    """One row per (source, account_id): the entity it belongs to, how, and how sure."""
+    acc = pd.concat([latest_accounts(supply, "supply"), latest_accounts(discharge, "discharge")], ignore_index=True)
+    out = _empty_links(acc)
+    if not len(acc) or not len(entities):
+        return out[LINK_COLUMNS]
+    gaz = Gazetteer.from_entities(entities)
+    ent = _prepare_entities(entities, gaz)
+    acc, addr = _prepare_accounts(acc, gaz)
+    _link_by_code(out, acc, ent, settings)
+    _link_by_name(out, acc, ent, settings, progress)
+    _mark_shared(out, acc, addr, ent, gaz)
+    out.loc[out["status"] == "unlinked", "method"] = "none"
     return out[LINK_COLUMNS]
 
 
