@@ -215,27 +215,15 @@ def _decide(cand: pd.DataFrame, settings: LinkageSettings) -> pd.DataFrame:
     return out
 
 
-def _scored(cand: pd.DataFrame, acc: pd.DataFrame, ent: pd.DataFrame) -> pd.DataFrame:
-    cand = cand.copy()
-    cand["score"] = cand["name_score"] + _address_evidence(cand, acc, ent)
-    cand["uscc"] = ent["uscc"].to_numpy()[cand["ent"].to_numpy()]
-    return cand
-
-
 def _link_by_name(out: pd.DataFrame, acc: pd.DataFrame, ent: pd.DataFrame, settings: LinkageSettings, progress) -> None:
-    """Names within the district block, the address as supporting evidence (``out`` updated in
-    place). Candidates come from deletion keys; the accounts these leave without a clear link
-    are then scored against their whole block, so they lose no evidence a full scan gives."""
+    """Names within the district block, the address as supporting evidence (``out`` updated in place)."""
     todo = acc[(out["status"] != "linked") & (acc["core"].str.len() > 0)]
     if not len(todo):
         return
-    cand = _scored(candidate_pairs(todo, ent, progress), acc, ent)
+    cand = candidate_pairs(todo, ent, progress)
+    cand["score"] = cand["name_score"] + _address_evidence(cand, acc, ent)
+    cand["uscc"] = ent["uscc"].to_numpy()[cand["ent"].to_numpy()]
     decided = _decide(cand, settings)
-    retry = todo.index[~todo.index.isin(decided.index[decided["status"] == "linked"])]
-    if len(retry):
-        scanned = _scored(candidate_pairs(todo.loc[retry], ent, scan=True), acc, ent)
-        again = pd.concat([cand[cand["acc"].isin(retry)], scanned], ignore_index=True).drop_duplicates(["acc", "ent"])
-        decided = pd.concat([decided[~decided.index.isin(retry)], _decide(again, settings)])
     cols = ["uscc", "status", "method", "confidence", "candidates"]
     out.loc[decided.index, cols] = decided[cols]
 
