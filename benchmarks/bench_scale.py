@@ -12,7 +12,8 @@ once under bench-data/ (Parquet) with the streaming province generator when it i
 with no tuning (``--trials 0``): every city ingested, linked, profiled, checked; one model trained (a
 sample per backtest cut-off, the final fit on all) and every entity scored in chunks. Peak memory is
 the largest resident set of this process and its children (Spark's JVM and workers) during the stage,
-sampled every 0.2 s; generation is not counted.
+sampled every 0.2 s; the CPU time of this process and its ended children (user + system) and the load average
+at the end of each stage; generation is not counted.
 """
 
 from __future__ import annotations
@@ -121,15 +122,20 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
     out.mkdir(parents=True)
     settings = Settings(home=out / "var", show_progress=False, engine=args.engine)
-    results: list[tuple[str, float, float]] = []
+    results: list[tuple[str, float, float, float, float]] = []
+
+    def cpu() -> float:  # this process and its ended children (each city stage runs in processes that end)
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
 
     @contextmanager
     def stage(name: str):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu()
         with PeakMemory() as mem:
             yield
-        results.append((name, time.perf_counter() - start, mem.peak))
-        print(f"  {name:<22} {results[-1][1]:8.1f} s   peak {results[-1][2]:8.0f} MB", flush=True)
+        results.append((name, time.perf_counter() - start, mem.peak, cpu() - cpu_start, os.getloadavg()[0]))
+        print(f"  {name:<22} {results[-1][1]:8.1f} s   peak {results[-1][2]:8.0f} MB   cpu {results[-1][3]:8.1f} s   "
+              f"load {results[-1][4]:.2f}", flush=True)
 
     print(f"province run: {args.entities:,} entities, engine {args.engine}, load {os.getloadavg()[0]:.2f}", flush=True)
     start = time.perf_counter()
@@ -139,7 +145,7 @@ def main() -> None:
     print(f"  {'end to end':<22} {total:8.1f} s   peak {total_mem.peak:8.0f} MB   "
           f"({result['leads']:,} leads, {len(result['cities'])} cities; load average now {os.getloadavg()[0]:.2f})")
     print(json.dumps({"entities": args.entities, "engine": args.engine, "total_s": round(total, 1),
-                      "peak_mb": round(total_mem.peak), "stages": [(n, round(t, 1), round(m)) for n, t, m in results]}))
+                      "peak_mb": round(total_mem.peak), "stages": [(n, round(t, 1), round(m), round(c, 1), round(la, 2)) for n, t, m, c, la in results]}))
     if args.out is None:
         shutil.rmtree(out)
 
