@@ -7,6 +7,7 @@ outbox and the scores must agree.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from features.workspace import Workspace
 from waterwatch.pipeline import run_checks, run_profiles
 from waterwatch.settings import Settings
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "contract" / "sample-city"
+SAMPLE = Path(os.environ.get("WATERWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "contract" / "sample-city"
 PER_PARTITION = 400  # the sample city's 1,500 entities in 4 partitions
 
 
