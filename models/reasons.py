@@ -332,25 +332,48 @@ def _evidence(model, frame: pd.DataFrame) -> _Evidence:
     )
 
 
-def _risk_reasons(ev: _Evidence, row, i: int, top: int, min_deviation: float) -> list[Reason]:
-    """The ``top`` reasons that add most to row ``i``'s risk: indicators above the peers' median, features
-    LightGBM leans on whose value stands out in the city."""
-    candidates: list[tuple[float, Reason]] = []
+def _ranked_candidates(ev: _Evidence, n: int, min_deviation: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the candidate reasons that add to its risk in order of their share (ties: indicators first, in
+    order, then features), as column positions into [*ev.codes, *ev.features], and how many there are. An
+    indicator is a candidate when its z is above the peers' median and it adds to the risk; a feature when
+    LightGBM leans on it and its value stands out in the city. Worked out for all rows at once."""
+    shares, eligible = [], []
     for code in ev.codes:
         column = ev.indicator_columns.get(code)
-        share = float(ev.contrib[column][i]) if column in ev.contrib else 0.0
-        zi = float(ev.z[code][i])
-        if np.isfinite(zi) and zi > 0 and share > 0:
-            reason = INDICATOR_REASONS[code](row, float(ev.peer[code][i]))
-            if reason is not None:
-                candidates.append((share, reason))
+        share = ev.contrib[column] if column in ev.contrib else np.zeros(n)
+        zi = ev.z[code]
+        shares.append(share)
+        eligible.append(np.isfinite(zi) & (zi > 0) & (share > 0))
     for name in ev.features:
-        share = float(ev.contrib[name][i])
-        q = float(ev.percentiles[name][i]) if ev.percentiles is not None else np.nan
-        if share > 0 and np.isfinite(q) and (q - 0.5 >= min_deviation or (ev.low_ok[name] and 0.5 - q >= min_deviation)):
-            candidates.append((share, _feature_reason(name, _num(row, name), ev.entries.get(name) or {})))
-    candidates.sort(key=lambda item: -item[0])
-    return [reason for _, reason in candidates[:top]]
+        share = ev.contrib[name]
+        q = ev.percentiles[name] if ev.percentiles is not None else np.full(n, np.nan)
+        stands_out = (q - 0.5 >= min_deviation) | (ev.low_ok[name] & (0.5 - q >= min_deviation))
+        shares.append(share)
+        eligible.append((share > 0) & np.isfinite(q) & stands_out)
+    if not shares:
+        return np.zeros((n, 0), dtype=np.int16), np.zeros(n, dtype=np.int64)
+    ok = np.column_stack(eligible)
+    keyed = np.where(ok, -np.column_stack(shares).astype("float64"), np.inf)
+    return np.argsort(keyed, axis=1, kind="stable").astype(np.int16), ok.sum(axis=1)
+
+
+def _risk_reasons(ev: _Evidence, row, i: int, top: int, ranked: tuple[np.ndarray, np.ndarray]) -> list[Reason]:
+    """The ``top`` reasons that add most to row ``i``'s risk (``_ranked_candidates``); an indicator whose
+    sentence does not apply to the row is passed over."""
+    order, count = ranked
+    chosen: list[Reason] = []
+    for j in order[i, : count[i]]:
+        if j < len(ev.codes):
+            code = ev.codes[j]
+            reason = INDICATOR_REASONS[code](row, float(ev.peer[code][i]))
+        else:
+            name = ev.features[j - len(ev.codes)]
+            reason = _feature_reason(name, _num(row, name), ev.entries.get(name) or {})
+        if reason is not None:
+            chosen.append(reason)
+            if len(chosen) == top:
+                break
+    return chosen
 
 
 def _ordinary_reasons(ev: _Evidence, row, i: int, top: int) -> list[Reason]:
@@ -376,10 +399,11 @@ def explain_reasons(model, X: pd.DataFrame, top: int = 3, min_deviation: float =
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=list(model.feature_names_in_))
     ev = _evidence(model, frame)
     rows = _Rows(frame.reset_index(drop=True))
+    ranked = _ranked_candidates(ev, len(frame), min_deviation)
     out: list[list[Reason]] = []
     for i in range(len(X)):
         row = rows.row(i)
-        chosen = _risk_reasons(ev, row, i, top, min_deviation) or _ordinary_reasons(ev, row, i, top)
+        chosen = _risk_reasons(ev, row, i, top, ranked) or _ordinary_reasons(ev, row, i, top)
         documented = _documented(row)
         if documented is not None:
             chosen.append(documented)
