@@ -259,3 +259,33 @@ def test_empty_discharge_and_progress_callback():
     links = link_accounts(CITY, supply, empty_typed(TABLES["discharge"]), SETTINGS, progress=progress)
     assert links[["account_id", "uscc", "status"]].values.tolist() == [["S1", A, "linked"]]
     assert seen == ["linkage blocks"]
+
+
+def test_key_block_finds_names_a_typo_away_and_not_others():
+    """The deletion keys stand in for scoring every entity of the block: a name one substitution, insertion,
+    deletion or adjacent swap away, or with two extra characters or a garbled place in front, is found with
+    its rapidfuzz score; an unrelated name is not a candidate."""
+    from rapidfuzz import fuzz
+
+    from features.link_candidates import deletion_keys, key_block
+
+    ent = pd.DataFrame({"core": ["华鼎化工", "瑞丰纺织", "华鼎", "金禾食品"]}, index=[10, 11, 12, 13])
+    written = {
+        "华顶化工": 10,  # substitution
+        "华鼎化工厂": 10,  # insertion
+        "华化工": 10,  # deletion
+        "鼎华化工": 10,  # adjacent swap
+        "华鼎化有工限": 10,  # two extra characters
+        "德城锐华鼎化工": 10,  # a garbled place of three characters in front
+        "金和食品": 13,
+    }
+    acc = pd.DataFrame({"core": list(written) + ["大兴水产"]})
+    cand = key_block(acc, ent, k=5)
+    for i, (name, entity) in enumerate(written.items()):
+        mine = cand[cand["acc"] == i].set_index("ent")["name_score"]
+        assert entity in mine.index, name
+        assert mine[entity] == round(fuzz.ratio(name, ent.loc[entity, "core"])), name
+        assert 11 not in mine.index, name  # 瑞丰纺织 shares no key with any of them
+    assert not (cand["acc"] == len(written)).any()  # 大兴水产: nothing near
+    keys, owner = deletion_keys(["华鼎化工"])
+    assert set(keys) == {"华鼎化工", "鼎化工", "华化工", "华鼎工", "华鼎化"} and (owner == 0).all()
