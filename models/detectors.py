@@ -434,6 +434,8 @@ class HiddenWater(_NamedDetector):
         z = np.full(raw.shape, np.nan)
         for j, ind in enumerate(self._indicators()):
             med, scale = self._peer_stats(keys[ind.peers], ind.code, ind.min_scale)
+            if ind.event:  # judged against "no", whatever the peers say
+                med, scale = np.zeros(len(med)), np.full(len(med), ind.min_scale)
             with np.errstate(invalid="ignore"):
                 zj = np.clip((raw[:, j] - med) / scale, 0.0 if ind.one_sided else -self.cap, self.cap)
                 zj = np.where(caps[:, j], np.minimum(zj, ind.capped), zj)

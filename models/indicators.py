@@ -34,7 +34,10 @@ class Indicator:
     near-constant indicator does not turn a small difference into a large z); ``one_sided``: an event (a
     step) whose absence or reverse says nothing about hidden water, so its z counts from 0 up (its peers'
     spread is still measured on both signs, unless ``upper_spread``: then on the side it counts, for a number
-    whose other side runs far, such as a meter's fall as a share, unbounded below when the meter grew)."""
+    whose other side runs far, such as a meter's fall as a share, unbounded below when the meter grew);
+    ``event``: a yes/no record whose "yes" is itself the breach of a rule (works pumping with no permit): it
+    stays as unusual as EVENT_Z spreads even where most of its peers say yes, since peers that all break the
+    rule do not make it normal."""
 
     code: str
     peers: str
@@ -45,6 +48,7 @@ class Indicator:
     capped_where: Callable[[dict], np.ndarray] | None = None  # rows whose z is held at ``capped``
     capped: float = 3.0
     upper_spread: bool = False  # the peers' spread from the deviations above their median only
+    event: bool = False  # a yes/no record judged against "no" (z = EVENT_Z on yes), however many peers say yes
 
 
 # an entity whose supply, meter and metered discharge all fell to nearly nothing stopped trading or sleeps:
@@ -77,8 +81,10 @@ def _significant(step: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 
 def _balance_step(c):
-    # the metered dry-season balance stepping up on the entity's own history
-    return _significant(c["balance_dry_step"], c["balance_dry_step_score"])
+    # the metered dry-season balance stepping up on the entity's own history; with no known water in at all the
+    # balance is the discharge itself, which the level already counts (a step there says nothing more)
+    step = _significant(c["balance_dry_step"], c["balance_dry_step_score"])
+    return np.where(_no_known_inflow(c), np.nan, step)
 
 
 def _shortfall(c, column):
@@ -147,7 +153,8 @@ HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
     Indicator("meter_drop", "city", 1.0, 0.02, _meter_drop, one_sided=True, upper_spread=True),
     Indicator("meter_flat", "city", 1.0, 1.0 / EVENT_Z, _meter_flat, one_sided=True),
     Indicator("supply_drop", "city", 0.5, 0.02, _inflow_drop, one_sided=True),
-    Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True),
+    Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True,
+              event=True),
     Indicator("former_permit", "city", 0.5, 1.0 / EVENT_Z, _former_holder, one_sided=True),
     Indicator("use_per_employee", "industry", 0.5, 0.05, _use_per_employee),
 )

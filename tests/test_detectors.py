@@ -139,6 +139,14 @@ def test_hidden_water_discounts_what_honest_entities_also_show():
     works = pd.DataFrame({"dewatering_projects": [1.0] * 10 + [0.0], "dewatering_without_permit": [0.0] * 9 + [1.0, 0.0]})
     zw = HiddenWater().fit(works).indicator_z(works)["dewatering_unpermitted"]
     assert zw.iloc[9] == pytest.approx(EVENT_Z) and zw.iloc[0] == 0 and np.isnan(zw.iloc[10])
+    # works pumping with no permit stay worth EVENT_Z where most works in the city hold none either
+    most = pd.DataFrame({"dewatering_projects": [1.0] * 10, "dewatering_without_permit": [1.0] * 8 + [0.0] * 2})
+    zm = HiddenWater().fit(most).indicator_z(most)["dewatering_unpermitted"]
+    assert np.allclose(zm.iloc[:8], EVENT_Z) and (zm.iloc[8:] == 0).all()
+    # with no known water in, the balance is the discharge itself: its level counts, a step on it adds nothing
+    stepped = probe.assign(balance_dry_step=1.0, balance_dry_step_score=20.0)
+    zs = det.indicator_z(stepped)["balance_step"]
+    assert np.isnan(zs.loc[0]) and zs.loc[1] == pytest.approx(det.cap)
 
 
 def test_hidden_water_scores_a_row_alone_as_in_a_batch_and_zero_without_its_columns():
