@@ -147,6 +147,11 @@ def test_hidden_water_discounts_what_honest_entities_also_show():
     stepped = probe.assign(balance_dry_step=1.0, balance_dry_step_score=20.0)
     zs = det.indicator_z(stepped)["balance_step"]
     assert np.isnan(zs.loc[0]) and zs.loc[1] == pytest.approx(det.cap)
+    # an ordinary small step, however sure, is no capped z: the spread of a step is at least BALANCE_STEP_SPREAD
+    from models.indicators import BALANCE_STEP_SPREAD
+
+    small = det.indicator_z(probe.assign(balance_dry_step=0.05, balance_dry_step_score=20.0))["balance_step"]
+    assert small.loc[1] < 0.05 / BALANCE_STEP_SPREAD + 0.1 < 1.0  # (0.05 - the peers' median) / the spread
 
 
 def test_hidden_water_scores_a_row_alone_as_in_a_batch_and_zero_without_its_columns():
