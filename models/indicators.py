@@ -16,6 +16,8 @@ from functools import partial
 
 import numpy as np
 
+from features.hidden_water import VOLUME_FLOOR_M3
+
 
 def _nz(values, nan: float = 0.0) -> np.ndarray:
     """``np.nan_to_num(values, nan=nan)`` of a float array, without its fixed cost (dozens of calls per scored
@@ -97,10 +99,22 @@ def _meter_drop(c):
     return np.where(_drawing_water(c), c["meter_unexplained_drop_share"], np.nan)
 
 
+def _floored_drop(c):
+    """The known water in's step down in log, as if VOLUME_FLOOR_M3 a month were added before and after (as the
+    balance does): a drop of a few m3 a month is no water worth a well, however large in log. The level after
+    is the last 12 months' mean, the level before that over the share the step left."""
+    share = c["inflow_after_share"]
+    after = _nz(c["inflow_m3_12m"]) / 12.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floored = np.log((after / share + VOLUME_FLOOR_M3) / (after + VOLUME_FLOOR_M3))
+    drop = -c["inflow_step"]
+    return np.where(np.isfinite(floored) & (share > 0), np.minimum(drop, floored), drop)
+
+
 def _inflow_drop(c):
     # the known water in stepping down, read only where no metered balance says whether it is use, and not
     # when it fell to nothing (a closure)
-    drop = _significant(-c["inflow_step"], c["inflow_step_score"])
+    drop = _significant(_floored_drop(c), c["inflow_step_score"])
     stopped = c["inflow_after_share"] < STOPPED_SHARE
     return np.where(np.isnan(c["balance_dry_log_12m"]) & _drawing_water(c) & ~stopped, drop, np.nan)
 

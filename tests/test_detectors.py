@@ -225,3 +225,21 @@ def test_meter_indicators_read_a_fall_on_its_own_side_and_a_repeating_reading():
     assert z.loc[probe.index[1], "meter_flat"] > 2.0 and z.loc[probe.index[0], "meter_flat"] <= 0.0
     no_meter = probe.assign(abstraction_m3_12m=0.0)
     assert det.indicator_z(no_meter)["meter_flat"].isna().all()
+
+
+def test_supply_drop_counts_the_water_lost_not_only_its_log():
+    """The same fall to 40 % is a well's worth of water at 500 m3 a month and none at 5 m3: the drop is read as
+    if VOLUME_FLOOR_M3 a month were added before and after, so the small user's indicator is far smaller."""
+    from features.hidden_water import VOLUME_FLOOR_M3
+    from models.indicators import _inflow_drop
+
+    after = np.array([200.0, 2.0])  # m3 a month in the last 12 months, 40 % of before
+    cols = {"inflow_step": np.log([0.4, 0.4]), "inflow_step_score": np.array([20.0, 20.0]),
+            "inflow_after_share": np.array([0.4, 0.4]), "inflow_m3_12m": after * 12,
+            "balance_dry_log_12m": np.array([np.nan, np.nan]), "water_recent_share_3m": np.array([1.0, 1.0]),
+            "balance_dry_months_12m": np.array([0.0, 0.0])}
+    drop = _inflow_drop(cols)
+    big = np.log((200.0 / 0.4 + VOLUME_FLOOR_M3) / (200.0 + VOLUME_FLOOR_M3))
+    assert drop[0] == pytest.approx(big) and drop[0] > 0.95 * -np.log(0.4)  # the floor barely matters at 200
+    small = np.log((2.0 / 0.4 + VOLUME_FLOOR_M3) / (2.0 + VOLUME_FLOOR_M3))
+    assert drop[1] == pytest.approx(small) and drop[1] < drop[0] / 3
