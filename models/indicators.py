@@ -173,7 +173,7 @@ HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
     Indicator("quota_shortfall", "city", 1.0, 0.05, partial(_shortfall, column="quota_used_12m")),
     Indicator("meter_drop", "city", 1.0, 0.02, _meter_drop, one_sided=True, upper_spread=True),
     Indicator("meter_flat", "city", 1.0, 1.0 / EVENT_Z, _meter_flat, one_sided=True),
-    Indicator("supply_drop", "city", 0.5, 0.02, _inflow_drop, one_sided=True),
+    Indicator("supply_drop", "city", 1.0, 0.02, _inflow_drop, one_sided=True),
     Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True,
               event=True),
     Indicator("former_permit", "city", 0.5, 1.0 / EVENT_Z, _former_holder, one_sided=True),
