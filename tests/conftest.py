@@ -22,6 +22,33 @@ def sample_drop() -> Path:
     return SAMPLE_DROP
 
 
+@pytest.fixture(scope="session")
+def small_city_run(tmp_path_factory) -> Path:
+    """One 600-entity generated city (seed 5) through every stage of the pipeline, with two backtest cut-offs
+    and no tuning: ``drop/``, ``out/`` (what ``waterwatch publish`` reads) and ``var/`` (its home: the MLflow
+    registry). Run once per session for the modules that publish, serve and retrain on a real run; they read
+    it, and a test that writes to a run works on a copy (``copy_run``)."""
+    from synth import SynthConfig, generate_city
+    from waterwatch.pipeline import run_pipeline
+    from waterwatch.settings import ModelSettings, Settings
+
+    root = tmp_path_factory.mktemp("small-city-run")
+    settings = Settings(home=root / "var", show_progress=False, model=ModelSettings(backtest_cutoffs=2, optuna_trials=0))
+    generate_city(SynthConfig(entities=600, seed=5), root / "drop")
+    run_pipeline(root / "drop", root / "out", settings, trials=0)
+    return root
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A writable copy of a pipeline run's ``out/`` and ``var/`` (the registry's artifacts stay where the run
+    logged them: MLflow records their location in its database)."""
+    import shutil
+
+    for name in ("out", "var"):
+        shutil.copytree(run / name, to / name)
+    return to
+
+
 @pytest.fixture
 def report_metric():
     """Record a measured number so that it shows in the summary of a plain `pytest -q` run."""

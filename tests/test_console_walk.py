@@ -5,7 +5,7 @@ run (a generated city through every stage) published to the store and worked a l
 Each page must load, fit its width (``document.scrollingElement.scrollWidth <= innerWidth``), show no
 untranslated template key, and in English carry no Chinese in its own labels (names, addresses and the
 SMS texts sent are data and stay as written). Screenshots of every page go to ``screenshots/walk/``.
-The pipeline runs once for the module; each database gets one published store.
+The pipeline runs once for the session (``small_city_run``); each database gets one published store.
 """
 
 from __future__ import annotations
@@ -45,17 +45,9 @@ OWN_WORDS_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def pipeline_out(tmp_path_factory):
-    """A generated city through every stage of the pipeline (the run the console is walked on)."""
-    from synth import SynthConfig, generate_city
-    from waterwatch.pipeline import run_pipeline
-    from waterwatch.settings import Settings
-
-    root = tmp_path_factory.mktemp("walk-run")
-    generate_city(SynthConfig(entities=600, seed=3), root / "drop")
-    settings = Settings(home=root / "var", show_progress=False)
-    run_pipeline(root / "drop", root / "out", settings, trials=0)
-    return root / "out"
+def pipeline_out(small_city_run):
+    """A generated city through every stage of the pipeline (the session's run; the console is walked on it)."""
+    return small_city_run / "out"
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from synth import SynthConfig, generate_city
+from conftest import copy_run
 from features.workspace import Workspace
 from serving.api import create_app
 from serving.services.users import DEMO_PASSWORD
@@ -14,7 +14,7 @@ from serving.labels import export_labels
 from serving.publish import publish_run
 from serving.store import open_store
 from training.artifacts import TEXT_COLUMNS
-from waterwatch.pipeline import run_pipeline, run_train
+from waterwatch.pipeline import run_train
 from waterwatch.settings import ModelSettings, Settings
 
 pytestmark = pytest.mark.slow
@@ -26,14 +26,13 @@ def _login(client: TestClient, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def test_verdict_recorded_over_http_becomes_a_training_label(tmp_path):
+def test_verdict_recorded_over_http_becomes_a_training_label(small_city_run, tmp_path):
+    # the session's pipeline run (600 entities, seed 5, no tuning), copied: this test retrains in it
+    copy_run(small_city_run, tmp_path)
     settings = Settings(
         home=tmp_path / "var", show_progress=False, model=ModelSettings(backtest_cutoffs=2, optuna_trials=0)
     )
-    drop = tmp_path / "drop"
-    generate_city(SynthConfig(entities=600, seed=5), drop)
     out = tmp_path / "out"
-    run_pipeline(drop, out, settings, trials=0)
 
     _, sessions = open_store(settings.resolved_database_url())
     publish_run(out, sessions, settings)

@@ -16,10 +16,8 @@ from serving.publish import publish_run
 from serving.services import users
 from serving.settings import AuthSettings, ServingSettings
 from serving.store import LeadEvent, OutboxMessage, Score, make_engine, session_factory, upgrade_database
-from synth import SynthConfig, generate_city
 from test_api import SECRET, bearer
 from test_store import empty_store_url  # noqa: F401 - fixture
-from waterwatch.pipeline import run_pipeline
 from waterwatch.settings import ModelSettings, Settings
 
 pytestmark = pytest.mark.slow
@@ -27,14 +25,12 @@ PASSWORD = "a-long-test-password"
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    """One small city through the whole pipeline (no tuning): the folder ``waterwatch publish`` reads."""
-    root = tmp_path_factory.mktemp("pipeline-run")
-    settings = Settings(home=root / "var", show_progress=False, auth=AuthSettings(secret_key=SECRET),
-                        model=ModelSettings(backtest_cutoffs=2, optuna_trials=0))
-    generate_city(SynthConfig(entities=600, seed=5), root / "drop")
-    run_pipeline(root / "drop", root / "out", settings, trials=0)
-    return root / "out", settings
+def pipeline_run(small_city_run, tmp_path_factory):
+    """One small city through the whole pipeline (no tuning, the session's run): the folder ``waterwatch
+    publish`` reads; the service's own files (SMS outbox, evidence) go to a home of this module's."""
+    settings = Settings(home=tmp_path_factory.mktemp("publish-home"), show_progress=False,
+                        auth=AuthSettings(secret_key=SECRET), model=ModelSettings(backtest_cutoffs=2, optuna_trials=0))
+    return small_city_run / "out", settings
 
 
 def _read_everything(client: TestClient, h: dict[str, dict], out) -> dict:
