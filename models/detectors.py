@@ -59,6 +59,9 @@ def as_float_frame(X) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
 
 
+FEW_KEYS = 64  # up to this many, _lookup reads the dict key by key
+
+
 class NamedColumns:
     """A few rows as a float block with column names plus text columns: what the named detectors read, without a
     DataFrame (scoring one row through pandas costs more than the model). ``values``: rows x ``names``."""
@@ -104,7 +107,10 @@ def _groups(X, name: str | None, n: int) -> np.ndarray:
 
 
 def _lookup(values: dict[str, float], keys: np.ndarray) -> np.ndarray:
-    """``values.get(k, NaN)`` for every (string) key, by one hash join."""
+    """``values.get(k, NaN)`` for every (string) key: a few keys (one-row scoring) straight from the dict,
+    many by one hash join (building the index of all groups costs more than a handful of gets)."""
+    if len(keys) <= FEW_KEYS:
+        return np.array([values.get(k, np.nan) for k in keys.tolist()], dtype="float64")
     found = pd.Index(list(values), dtype=object).get_indexer(np.asarray(keys, dtype=object))
     return np.array([*values.values(), np.nan], dtype="float64")[found]  # -1 (no group): the NaN at the end
 
