@@ -1,25 +1,21 @@
-"""Who is calling: every request's user (role, district, active flag, token version, revoked tokens) is read
-from the store, through a brief cache that any change to users, keys or revoked tokens clears at once.
+"""Who is calling: every request reads its user (role, district, active flag, token version, whether its token
+was revoked) from the store, in one small Core query on a pooled connection. Nothing about a user is kept
+between requests, so a change committed by any process (the API, the console, the CLI, an admin's SQL) counts
+from the next request on.
 
-A token or key only names its user; what the user may do is what the store says now. A change committed
-by this process (logout, deactivation, a new password, a revoked key, through the API, the console or the
-CLI functions) clears the cache immediately; one committed by another process (the CLI beside a running
-service) is seen within ``identity_cache_seconds``.
+A token or key only names its user; what the user may do is what the store says now.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, and_, bindparam, exists, select
+from sqlalchemy.orm import sessionmaker
 
 from serving.security import AuthError, TokenClaims
-from serving.store import ApiKey, RevokedToken, User, utcnow
+from serving.store import ApiKey, RevokedToken, User
 
 REFUSED = "登录凭证无效或已撤销，请重新登录 (invalid or revoked credential: log in again)"
 
@@ -43,7 +39,7 @@ class Principal:
 
 @dataclass(frozen=True)
 class UserState:
-    """What the store says about a user now."""
+    """What the store says about a user now (``token_revoked``: the token of this request was logged out)."""
 
     id: int
     username: str
@@ -51,91 +47,45 @@ class UserState:
     district: str | None
     active: bool
     token_version: int
-    revoked: frozenset[str]  # ids of this user's tokens revoked before they expire
+    token_revoked: bool = False
 
 
-class _Generation:
-    """Bumped after every commit that changed users, API keys or revoked tokens (in this process)."""
-
-    value = 0
-    _lock = threading.Lock()
-
-    @classmethod
-    def bump(cls) -> None:
-        with cls._lock:
-            cls.value += 1
-
-
-IDENTITY_TYPES = (User, ApiKey, RevokedToken)
-
-
-@event.listens_for(Session, "after_flush")
-def _note_identity_change(session: Session, _context) -> None:
-    if any(isinstance(o, IDENTITY_TYPES) for o in chain(session.new, session.dirty, session.deleted)):
-        session.info["identity_changed"] = True
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _note_bulk_identity_change(state) -> None:
-    """Bulk statements (``session.execute(update(User)...)``) change rows the session does not track."""
-    if (state.is_update or state.is_delete or state.is_insert) and any(
-            m.class_ in IDENTITY_TYPES for m in state.all_mappers):
-        state.session.info["identity_changed"] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _identity_changed(session: Session) -> None:
-    if session.info.pop("identity_changed", False):
-        _Generation.bump()
-
-
-@event.listens_for(Session, "after_rollback")
-def _identity_unchanged(session: Session) -> None:
-    session.info.pop("identity_changed", None)
-
-
-def _state(session: Session, user: User) -> UserState:
-    revoked = session.scalars(select(RevokedToken.jti).where(RevokedToken.user_id == user.id,
-                                                             RevokedToken.expires_at > utcnow()))
-    return UserState(user.id, user.username, user.role, user.district, bool(user.active), user.token_version,
-                     frozenset(revoked))
+_USER = (User.id, User.username, User.role, User.district, User.active, User.token_version)
+# built once: each request only binds its values (SQLAlchemy reuses the compiled statement)
+BY_TOKEN = select(*_USER, exists().where(RevokedToken.jti == bindparam("jti")).label("token_revoked")).where(
+    User.username == bindparam("username"))
+BY_KEY = select(*_USER).join(ApiKey, and_(ApiKey.user_id == User.id, ApiKey.revoked.is_(False))).where(
+    ApiKey.key_hash == bindparam("digest"))
 
 
 class Identities:
-    """The cache of user states, by username and by API-key digest."""
+    """Reads user states from the store behind ``sessions`` (its engine's connection pool, no ORM session)."""
 
-    def __init__(self, sessions: sessionmaker, ttl: float, size: int = 4096):
-        self._sessions, self.ttl, self.size = sessions, ttl, size
-        self._items: dict[tuple[str, str], tuple[UserState | None, float, int]] = {}
+    def __init__(self, sessions: sessionmaker):
+        self.engine: Engine = sessions.kw["bind"]
 
-    def peek(self, kind: str, key: str) -> tuple[bool, UserState | None]:
-        """(found, state) without touching the store."""
-        hit = self._items.get((kind, key))
-        if hit is None or hit[1] < time.monotonic() or hit[2] != _Generation.value:
-            return False, None
-        return True, hit[0]
+    def _one(self, statement, **params) -> UserState | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(statement, params).first()
+        if row is None:
+            return None
+        revoked = bool(row.token_revoked) if "token_revoked" in row._fields else False
+        return UserState(row.id, row.username, row.role, row.district, bool(row.active), row.token_version, revoked)
 
-    def load(self, kind: str, key: str) -> UserState | None:
-        """The state from the store (``kind``: 'user' by username, 'key' by API-key digest), cached."""
-        generation = _Generation.value
-        with self._sessions() as session:
-            if kind == "user":
-                user = session.scalar(select(User).where(User.username == key))
-            else:
-                user = session.scalar(select(User).join(ApiKey, ApiKey.user_id == User.id)
-                                      .where(ApiKey.key_hash == key, ApiKey.revoked.is_(False)))
-            state = None if user is None else _state(session, user)
-        if len(self._items) >= self.size:
-            self._items.clear()
-        self._items[(kind, key)] = (state, time.monotonic() + self.ttl, generation)
-        return state
+    def by_token(self, claims: TokenClaims) -> UserState | None:
+        """The state of the user a token names, and whether that token was revoked."""
+        return self._one(BY_TOKEN, username=claims.username, jti=claims.jti)
+
+    def by_key(self, digest: str) -> UserState | None:
+        """The state of the user an API key (by its digest) belongs to, if the key is not revoked."""
+        return self._one(BY_KEY, digest=digest)
 
 
 def principal_for_token(claims: TokenClaims, state: UserState | None) -> Principal:
     """The caller a valid token stands for, if its user still exists, is active, has not changed since the
     token was issued (same id, same token version) and the token was not revoked."""
     if (state is None or not state.active or state.id != claims.user_id or state.token_version != claims.version
-            or claims.jti in state.revoked):
+            or state.token_revoked):
         raise AuthError(REFUSED)
     return Principal(state.username, state.role, state.district, via="token", user_id=state.id, jti=claims.jti,
                      expires_at=claims.expires_at)

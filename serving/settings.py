@@ -14,9 +14,6 @@ class AuthSettings(BaseModel):
         None, description="signs login tokens; required in production. Elsewhere, when unset, a random key is "
                           "created once per install in <home>/secret_key")
     token_minutes: int = Field(8 * 60, ge=1, description="lifetime of a login token (and console session)")
-    identity_cache_seconds: float = Field(
-        2.0, ge=0, description="how long a request may reuse the user's role, district and active flag read from "
-                               "the store; a change made by this process invalidates it at once")
     login_max_failures: int = Field(5, ge=1, description="failed logins of one username before it is locked")
     login_address_max_failures: int = Field(
         50, ge=1, description="failed logins from one client address (any username) before it is locked")

@@ -20,7 +20,7 @@ import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from serving.api import create_app
 from serving.console import console_router
@@ -126,7 +126,7 @@ def test_a_deactivated_or_deleted_users_token_stops_at_once(store):
         users.set_active(s, "off_dc", True)  # reactivation does not revive tokens issued before
     assert store.client.get("/api/v1/leads", headers=h).status_code == 401
     sup = store.h("sup")
-    assert store.client.get("/api/v1/leads", headers=sup).status_code == 200  # now in the identity cache
+    assert store.client.get("/api/v1/leads", headers=sup).status_code == 200
     with store.sessions() as s, s.begin():
         s.execute(delete(User).where(User.username == "sup"))  # a bulk statement, as an admin script would
     assert store.client.get("/api/v1/leads", headers=sup).status_code == 401
@@ -140,6 +140,25 @@ def test_role_and_district_come_from_the_store_not_the_token(store):
     with store.sessions() as s, s.begin():
         s.scalars(select(User).where(User.username == "off_dc")).one().district = "禹城市"
     assert {x["district"] for x in store.client.get("/api/v1/leads", headers=h).json()["items"]} == {"禹城市"}
+
+
+def test_a_change_made_outside_the_service_counts_from_the_next_request(store):
+    """Nothing about a user is kept between requests: plain SQL on another connection (no ORM session event
+    the service could hear) demotes an admin and deactivates a key's user before the very next request."""
+    h = store.h("adm")
+    with store.sessions() as s, s.begin():
+        key = users.create_api_key(s, "ana", "probe")
+    assert store.client.post("/api/v1/admin/reload-model", headers=h).status_code == 200
+    assert store.client.get("/api/v1/model", headers={"X-API-Key": key}).status_code == 200
+    other = make_engine(store.url)
+    try:
+        with other.begin() as c:
+            c.execute(update(User).where(User.username == "adm").values(role="analyst"))
+            c.execute(update(User).where(User.username == "ana").values(active=False))
+    finally:
+        other.dispose()
+    assert store.client.post("/api/v1/admin/reload-model", headers=h).status_code == 403
+    assert store.client.get("/api/v1/model", headers={"X-API-Key": key}).status_code == 401
 
 
 def test_logout_revokes_the_token_and_the_console_cookie(store):

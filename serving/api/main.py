@@ -116,7 +116,7 @@ def create_app(
     app.add_middleware(EdgeGuard)
     app.state.settings, app.state.secret_key, app.state.sessions = settings, secret_key, session_factory
     app.state.model = ModelHolder(session_factory, settings.serving.run_check_seconds)
-    app.state.identities = Identities(session_factory, settings.auth.identity_cache_seconds)
+    app.state.identities = Identities(session_factory)
     _errors(app)
     _health(app)
     app.include_router(build_api_router(settings.serving.max_batch_body_bytes))
