@@ -87,8 +87,8 @@ def _health(app: FastAPI) -> None:
         """Liveness and readiness: the database answers and which run is served."""
         info = request.app.state.model.info
         try:
-            with request.app.state.sessions() as session:
-                session.execute(text("SELECT 1"))
+            with request.app.state.engine.connect() as connection:  # a pooled connection, no ORM session
+                connection.execute(text("SELECT 1"))
             db = "ok"
         except Exception as exc:  # report, don't crash: the health check is what monitoring reads
             db = f"error: {type(exc).__name__}"
@@ -116,7 +116,8 @@ def create_app(
     app.add_middleware(EdgeGuard)
     app.state.settings, app.state.secret_key, app.state.sessions = settings, secret_key, session_factory
     app.state.model = ModelHolder(session_factory, settings.serving.run_check_seconds)
-    app.state.identities = Identities(session_factory)
+    app.state.engine = session_factory.kw["bind"]
+    app.state.identities = Identities(app.state.engine)
     _errors(app)
     _health(app)
     app.include_router(build_api_router(settings.serving.max_batch_body_bytes))
