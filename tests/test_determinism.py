@@ -1,8 +1,9 @@
 """Scores do not depend on the batch or the CPU (issue #10 item 1).
 
-The pipeline runs in fresh processes under different OpenBLAS kernels (OPENBLAS_CORETYPE picks the kernel of
-numpy's and scipy's BLAS), and leads.csv must be identical byte for byte: the model's arithmetic never goes
-through a BLAS path whose rounding depends on the CPU or on how many rows are scored at once.
+The session's pipeline run (this process, on the kernel OpenBLAS picks for this CPU) and the same pipeline in a
+fresh process forced onto another OpenBLAS kernel (OPENBLAS_CORETYPE picks the kernel of numpy's and scipy's
+BLAS) must write the same leads.csv byte for byte: the model's arithmetic never goes through a BLAS path whose
+rounding depends on the CPU or on how many rows are scored at once.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from synth import SynthConfig, generate_city
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +29,7 @@ def _avx512() -> bool:
 
 def _pipeline(drop: Path, out: Path, home: Path, kernel: str) -> bytes:
     env = {**os.environ, "OPENBLAS_CORETYPE": kernel, "WATERWATCH_HOME": str(home),
-           "WATERWATCH_SHOW_PROGRESS": "false"}
+           "WATERWATCH_SHOW_PROGRESS": "false", "WATERWATCH_MODEL__BACKTEST_CUTOFFS": "2"}  # as small_city_run
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(
         [sys.executable, "-c", "from waterwatch.cli import app; app()", "pipeline", "--data", str(drop),
@@ -41,11 +40,10 @@ def _pipeline(drop: Path, out: Path, home: Path, kernel: str) -> bytes:
     return (out / "leads.csv").read_bytes()
 
 
-def test_leads_are_identical_under_two_openblas_kernels(tmp_path):
-    drop = tmp_path / "drop"
-    generate_city(SynthConfig(entities=600, seed=5), drop)
-    kernels = ["Prescott", "SkylakeX" if _avx512() else "Haswell"]
-    leads = {k: _pipeline(drop, tmp_path / f"out-{k}", tmp_path / f"var-{k}", k) for k in kernels}
-    first, second = (leads[k] for k in kernels)
+def test_leads_are_identical_under_two_openblas_kernels(small_city_run, tmp_path):
+    native = os.environ.get("OPENBLAS_CORETYPE") or "the CPU's own"
+    kernel = "Prescott" if native != "Prescott" else ("SkylakeX" if _avx512() else "Haswell")
+    first = (small_city_run / "out" / "leads.csv").read_bytes()
+    second = _pipeline(small_city_run / "drop", tmp_path / "out", tmp_path / "var", kernel)
     assert len(first.splitlines()) > 500
-    assert first == second, f"leads.csv differs between the {kernels[0]} and {kernels[1]} BLAS kernels"
+    assert first == second, f"leads.csv differs between {native} and the {kernel} BLAS kernel"
