@@ -40,6 +40,24 @@ def latest_accounts(monthly: pd.DataFrame, source: str) -> pd.DataFrame:
     return out
 
 
+def account_rows(path) -> pd.DataFrame:
+    """The rows of a typed monthly table (Parquet) that ``latest_accounts`` reads, in file order: per account
+    the last row of its latest month and its last row with a code. DuckDB picks them out of core, so a large
+    city's months of accounts never sit in memory whole; ``latest_accounts`` answers the same on these rows
+    as on the whole table (its latest row and its code come from them)."""
+    import duckdb
+
+    cols = ", ".join(f'"{c}"' for c in ACCOUNT_COLUMNS)
+    source = "read_parquet('" + str(path).replace("'", "''") + "', file_row_number = true)"
+    sql = f"""
+        WITH t AS (SELECT {cols}, file_row_number AS r FROM {source}),
+        latest AS (SELECT r FROM t QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY month DESC NULLS FIRST, r DESC) = 1),
+        coded AS (SELECT r FROM t WHERE uscc IS NOT NULL QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY r DESC) = 1)
+        SELECT {cols} FROM t WHERE r IN (SELECT r FROM latest UNION SELECT r FROM coded) ORDER BY r"""
+    with duckdb.connect(config={"memory_limit": "1GB", "threads": 2}) as con:
+        return con.sql(sql).to_arrow_table().to_pandas()
+
+
 def _unique_near(bad: np.ndarray, reg: np.ndarray) -> np.ndarray:
     """For each row of ``bad`` (encoded codes, (n, 18)), the index of the one registry row one substitution
     or one adjacent transposition away, -1 when none or several are. Hash joins per position (linear in

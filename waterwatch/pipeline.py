@@ -69,17 +69,17 @@ def run_link(ws: Workspace, settings: Settings) -> pd.DataFrame:
 
 
 def _linkage_inputs(ws: Workspace) -> dict[str, pd.DataFrame]:
-    """The typed tables linkage reads, and of the monthly ones only the columns it reads (the account as
-    written each month): a large city's volumes and other tables stay on disk."""
+    """The typed tables linkage reads, and of the monthly ones only the rows and columns it reads (each
+    account as written in its latest month, and its code): a large city's months, volumes and other tables
+    stay on disk."""
     from features.contract import TABLES
     from features.ingest import empty_typed
-    from features.linkage import ACCOUNT_COLUMNS
+    from features.linkage import account_rows
 
     ws.require_typed()
-    out = {}
-    for name, columns in (("entities", None), ("supply", ACCOUNT_COLUMNS), ("discharge", ACCOUNT_COLUMNS)):
-        frame = pd.read_parquet(ws.table_path("typed", name), columns=columns) if ws.has("typed", name) else empty_typed(TABLES[name])
-        out[name] = frame
+    out = {"entities": pd.read_parquet(ws.table_path("typed", "entities")) if ws.has("typed", "entities") else empty_typed(TABLES["entities"])}
+    for name in ("supply", "discharge"):  # of each account only the rows linkage reads (its latest and its code)
+        out[name] = account_rows(ws.table_path("typed", name)) if ws.has("typed", name) else empty_typed(TABLES[name])
     return out
 
 
