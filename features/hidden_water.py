@@ -124,7 +124,22 @@ def _inflow_step(m: _Months) -> dict[str, np.ndarray]:
     out["inflow_step_supply_share"] = (supply_after - supply_before) / np.maximum(in_before, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["inflow_after_share"] = np.where(in_before > 0, in_after / in_before, np.nan)
+    out["inflow_recovered_share"] = _recovered_share(m, after, out["inflow_after_share"])
     return out
+
+
+def _recovered_share(m: _Months, after: np.ndarray, after_share: np.ndarray) -> np.ndarray:
+    """Of a step down: how much the months too recent for a step of their own (fewer than MIN_SEGMENT) climbed
+    back, each against the same calendar months before the step (a seasonal business is not a recovery):
+    0 at the level after the step, 1 back at the level before it (a shutdown that ended; a well stays)."""
+    M, calendar = m.M, m.months.month.to_numpy()
+    latest_cols = np.arange(M) >= M - (MIN_SEGMENT - 1)
+    same_months = np.isin(calendar, calendar[latest_cols]) & ~latest_cols
+    latest = _nanmean(np.where(m.active & latest_cols[None, :], m.inflow, np.nan))
+    before = _nanmean(np.where(m.active & ~after & same_months[None, :], m.inflow, np.nan))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (latest / before - after_share) / (1.0 - after_share)
+    return np.where((after_share < 1.0) & (before > 0), share, np.nan)
 
 
 def _meter_step(m: _Months) -> dict[str, np.ndarray]:

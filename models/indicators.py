@@ -111,10 +111,18 @@ def _floored_drop(c):
     return np.where(np.isfinite(floored) & (share > 0), np.minimum(drop, floored), drop)
 
 
+# a step down whose latest months climbed back over this share of it was a pause that ended (a shutdown, a
+# holiday), not water moved to a well: a well, once drilled, keeps drawing
+RECOVERED_SHARE = 0.5
+
+
 def _inflow_drop(c):
     # the known water in stepping down, read only where no metered balance says whether it is use, and not
     # when it fell to nothing (a closure)
     drop = _significant(_floored_drop(c), c["inflow_step_score"])
+    # the latest months back over half way to the level before the step: a pause that ended, not a well (read
+    # as no step at all)
+    drop = np.where(_nz(c["inflow_recovered_share"]) > RECOVERED_SHARE, np.minimum(drop, 0.0), drop)
     stopped = c["inflow_after_share"] < STOPPED_SHARE
     return np.where(np.isnan(c["balance_dry_log_12m"]) & _drawing_water(c) & ~stopped, drop, np.nan)
 
@@ -185,7 +193,8 @@ HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
 HIDDEN_WATER_COLUMNS = (
     "balance_dry_months_12m", "balance_dry_log_12m", "balance_dry_ratio_12m", "balance_dry_step",
     "balance_dry_step_score", "months_since_balance_dry_step", "inflow_step", "inflow_step_score",
-    "months_since_inflow_step", "inflow_step_supply_share", "meter_step", "meter_step_score", "months_since_meter_step",
+    "months_since_inflow_step", "inflow_step_supply_share", "inflow_recovered_share", "meter_step", "meter_step_score",
+    "months_since_meter_step",
     "meter_unexplained_drop_share", "plan_used_12m", "quota_used_12m", "water_recent_share_3m",
     "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "permit_expired", "permit_revoked",
     "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees", "flat_reading_months_12m",

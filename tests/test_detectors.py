@@ -237,9 +237,25 @@ def test_supply_drop_counts_the_water_lost_not_only_its_log():
     cols = {"inflow_step": np.log([0.4, 0.4]), "inflow_step_score": np.array([20.0, 20.0]),
             "inflow_after_share": np.array([0.4, 0.4]), "inflow_m3_12m": after * 12,
             "balance_dry_log_12m": np.array([np.nan, np.nan]), "water_recent_share_3m": np.array([1.0, 1.0]),
-            "balance_dry_months_12m": np.array([0.0, 0.0])}
+            "balance_dry_months_12m": np.array([0.0, 0.0]), "inflow_recovered_share": np.array([np.nan, np.nan])}
     drop = _inflow_drop(cols)
     big = np.log((200.0 / 0.4 + VOLUME_FLOOR_M3) / (200.0 + VOLUME_FLOOR_M3))
     assert drop[0] == pytest.approx(big) and drop[0] > 0.95 * -np.log(0.4)  # the floor barely matters at 200
     small = np.log((2.0 / 0.4 + VOLUME_FLOOR_M3) / (2.0 + VOLUME_FLOOR_M3))
     assert drop[1] == pytest.approx(small) and drop[1] < drop[0] / 3
+
+
+def test_supply_drop_that_came_back_is_no_step():
+    """A step down whose latest months climbed back over RECOVERED_SHARE of it was a pause (a shutdown that
+    ended): read as no step. One that stayed down, or whose recovery is unknown, keeps its drop."""
+    from models.indicators import RECOVERED_SHARE, _inflow_drop
+
+    n = 3
+    cols = {"inflow_step": np.full(n, np.log(0.3)), "inflow_step_score": np.full(n, 20.0),
+            "inflow_after_share": np.full(n, 0.3), "inflow_m3_12m": np.full(n, 3000.0),
+            "balance_dry_log_12m": np.full(n, np.nan), "water_recent_share_3m": np.ones(n),
+            "balance_dry_months_12m": np.zeros(n),
+            "inflow_recovered_share": np.array([RECOVERED_SHARE + 0.3, RECOVERED_SHARE - 0.3, np.nan])}
+    drop = _inflow_drop(cols)
+    assert drop[0] == 0.0
+    assert drop[1] > 1.0 and drop[2] == pytest.approx(drop[1])

@@ -567,3 +567,26 @@ def test_compliance_features_are_exercised_by_the_as_of_city(city):
                 "abstraction_withdrawn_permit_m3_12m", "permit_quota_used_max_12m", "quota_excess_m3_12m", "tax_undeclared_m3_4q", "tax_undeclared_share_4q",
                 "tax_declared_without_permit_m3_4q", "balance_log_shift", "meter_drop_vs_activity"]:
         assert (snap[col].fillna(0) != 0).any(), col
+
+
+def test_recovered_share_tells_a_pause_that_ended_from_a_seasonal_well():
+    """Three entities step down to 30 % of their water 8 months before as_of. A shutdown whose last two months
+    are back at the old level has recovered about all of it; a well swap in a strongly seasonal business,
+    whose last two months are its high season, has recovered nothing (each latest month is read against the
+    same calendar months before the step); one still down has recovered nothing either."""
+    from features.hidden_water import HISTORY_MONTHS, _months, _inflow_step
+
+    as_of = pd.Timestamp("2026-11-01")
+    months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), periods=HISTORY_MONTHS, freq="MS")
+    season = np.where(np.isin(months.month, (9, 10)), 3.0, 1.0)  # the last two months are the high season
+    step = np.where(np.arange(HISTORY_MONTHS) >= HISTORY_MONTHS - 8, 0.3, 1.0)
+    paused = 1000.0 * step
+    paused[-2:] = 1000.0
+    supply = {"PAUSED": paused, "SEASONAL": 1000.0 * season * step, "DOWN": 1000.0 * step}
+    rows = [{"uscc": u, "month": m, "active": 1, "supply_m3": v[i], "abstraction_m3": 0.0, "discharge_m3": 0.0,
+             "discharge_measured_share": np.nan} for u, v in supply.items() for i, m in enumerate(months)]
+    m, _ = _months(pd.DataFrame(rows), pd.Index(list(supply)), as_of)
+    out = _inflow_step(m)
+    recovered = dict(zip(supply, out["inflow_recovered_share"]))
+    assert recovered["PAUSED"] > 0.9
+    assert abs(recovered["SEASONAL"]) < 0.1 and abs(recovered["DOWN"]) < 0.1
