@@ -40,8 +40,14 @@ pipeline-demo: install
 demo: pipeline-demo
 	WATERWATCH_HOME=$(DEMO)/var $(BIN)/waterwatch serve --publish $(DEMO)/out
 
+# Two pytest-xdist workers by default (a module stays on one worker: its module fixtures run once); much of
+# the suite waits on Chromium, subprocesses, servers and PostgreSQL, so two workers overlap that waiting.
+# Modules with slow tests are handed out first (tests/conftest.py), hence no xdist reorder by test count.
+# TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: install browser java
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser"

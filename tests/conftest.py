@@ -50,13 +50,29 @@ def copy_run(run: Path, to: Path) -> Path:
 
 
 @pytest.fixture
-def report_metric():
-    """Record a measured number so that it shows in the summary of a plain `pytest -q` run."""
+def report_metric(request):
+    """Record a measured number so that it shows in the summary of a plain `pytest -q` run. It travels as a
+    user property of the test's report, so that it reaches the summary from a pytest-xdist worker too."""
 
     def _report(line: str) -> None:
-        _MEASUREMENTS.append(line)
+        request.node.user_properties.append(("measured", line))
 
     return _report
+
+
+def pytest_runtest_logreport(report):
+    """Collect the measured lines (in the main process: xdist replays the workers' reports there)."""
+    if report.when == "teardown":
+        _MEASUREMENTS.extend(value for key, value in report.user_properties if key == "measured")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On a pytest-xdist worker (``make test``: whole modules per worker), the modules with slow tests go first:
+    the long ones start at once and the short ones fill the end, so that neither worker idles at the end."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)  # stable: file order otherwise kept
 
 
 def pytest_terminal_summary(terminalreporter):
