@@ -13,6 +13,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
+from conftest import ADBENCH_DIR  # ../shared, or WATERWATCH_SHARED in a worktree
 from features.dictionary import DATA_DICTIONARY
 from models import RiskModel
 from models.detectors import domain_detectors
@@ -20,7 +21,6 @@ from models.reasons import INDICATOR_REASONS, _pct, _times, explain, explain_rea
 
 INDICATOR_CODES = set(INDICATOR_REASONS)
 
-ADBENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "adbench"
 
 
 def _city(n=1500, seed=0, inspected=0.2):
