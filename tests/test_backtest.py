@@ -243,7 +243,7 @@ def generated_cutoffs(tmp_path_factory):
     strict=False,
     reason="issue #9 item 4: since the generator's honest confounders (synth/confounders.py) the bars no longer hold:"
     " measured precision@100 0.613 / 0.660 / 0.567 against naive 0.310 / 0.307 / 0.347 (1.98x, 2.15x, 1.63x) on seeds"
-    " 2, 3, 4; cold start 0.607 / 0.653 / 0.567. Left to the ml helper (hidden-violation ranking, #9 items 2-3).",
+    " 2, 3, 4; cold start 0.607 / 0.653 / 0.567. Open under issue #9 (hidden-violation ranking).",
 )
 def test_risk_model_beats_the_naive_rule_with_and_without_labels(generated_cutoffs, capsys, report_metric):
     """Measured against the generator's truth at k = 100, averaged over three rolling cut-offs: precision@100
