@@ -118,3 +118,174 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
     with TestClient(app, base_url="http://testserver") as officer:
         officer.post("/login", data={"username": "officer1", "password": DEMO_PASSWORD})
         assert officer.get("/province").status_code == 403
+
+
+# -- one store shared by a province's cities ------------------------------------------------------------------
+# Two generated city runs (tests/test_store.make_run) whose districts carry the same names, published into one
+# store (SQLite, and PostgreSQL when one is reachable): what each kind of user then sees and may change.
+
+from test_store import DEZHOU, LIAOCHENG, empty_store_url, make_run, sessions, small_settings, store_url  # noqa: E402,F401
+
+
+def _linkage(run: Path, rows: list[tuple[str, str, int]]) -> Path:
+    """A linkage.csv for a run of make_run: (source, account id, the index of the entity it is linked to)."""
+    leads = pd.read_csv(run / "leads.csv", dtype={"uscc": str}).sort_values("uscc")["uscc"].tolist()
+    pd.DataFrame([{"source": s, "account_id": a, "account_name": f"户{a}", "uscc": leads[i], "method": "exact",
+                   "status": "linked"} for s, a, i in rows]).to_csv(run / "linkage.csv", index=False)
+    return run
+
+
+def _province_store(sessions, tmp_path: Path) -> None:
+    """Dezhou, then Liaocheng (published last), into one store, with users bound to a city or to none."""
+    from serving.publish import publish_run
+    from serving.store import User
+
+    settings = small_settings(k=10)
+    publish_run(_linkage(make_run(tmp_path / "dz", n=60, city=DEZHOU), [("water", "W1", 0), ("sewer", "W1", 1)]),
+                sessions, settings)
+    publish_run(_linkage(make_run(tmp_path / "lc", n=45, city=LIAOCHENG), [("water", "W1", 0)]), sessions, settings)
+    with sessions() as s, s.begin():
+        for name, role, city, district in (("prov", "supervisor", None, None), ("sup_lc", "supervisor", "聊城市", None),
+                                           ("off_dz", "officer", "德州市", "德城区"),
+                                           ("off_lc", "officer", "聊城市", "德城区")):
+            s.add(User(username=name, role=role, city=city, district=district))
+
+
+@pytest.fixture
+def province_api(sessions, tmp_path):
+    """The API and the console over a province store; ``as_(user)`` logs a client in as that user."""
+    from fastapi.testclient import TestClient
+
+    from serving.api import create_app
+    from serving.console import console_router
+    from test_api import bearer, settings_for
+
+    _province_store(sessions, tmp_path)
+    app = create_app(settings_for("sqlite://"), sessions, routers=[console_router()], demo_users=False)
+
+    def as_(user: str) -> TestClient:
+        client = TestClient(app, base_url="http://testserver")
+        headers = bearer(sessions, user)
+        client.headers.update(headers)
+        client.cookies.set("ww_session", headers["Authorization"].removeprefix("Bearer "))
+        return client
+
+    with TestClient(app):
+        yield as_
+
+
+def test_alerts_show_each_citys_live_run(province_api):
+    """Gap 1: the alerts of every city's latest run, not only the run published last; a city's user sees its own."""
+    prov, sup_lc = province_api("prov"), province_api("sup_lc")
+    everything = prov.get("/api/v1/alerts").json()
+    assert everything["total"] == 4 and {a["city"] for a in everything["items"]} == {"德州市", "聊城市"}
+    assert prov.get("/api/v1/alerts", params={"city": "德州市"}).json()["total"] == 2
+    mine = sup_lc.get("/api/v1/alerts").json()
+    assert mine["total"] == 2 and {a["city"] for a in mine["items"]} == {"聊城市"}
+    assert sup_lc.get("/api/v1/alerts", params={"city": "德州市"}).status_code == 403
+    page = prov.get("/alerts")
+    assert page.status_code == 200 and "371400-A1" in page.text and "371500-A1" in page.text
+    page = sup_lc.get("/alerts")
+    assert "371500-A1" in page.text and "371400-A1" not in page.text
+    dash = prov.get("/dashboard")
+    assert dash.status_code == 200 and 'data-tile="alerts">4<' in dash.text
+    assert 'data-tile="alerts">2<' in sup_lc.get("/dashboard").text
+
+
+def test_cases_filter_by_city_and_keep_to_the_callers(province_api):
+    """Gap 2: ``GET /api/v1/cases?city=`` and the cases page; a city's user sees only its city's cases."""
+    prov, sup_lc, off_dz = province_api("prov"), province_api("sup_lc"), province_api("off_dz")
+    assert prov.get("/api/v1/cases").json()["total"] == 4
+    dz = prov.get("/api/v1/cases", params={"city": "德州市"}).json()
+    assert dz["total"] == 2 and {c["city"] for c in dz["items"]} == {"德州市"}
+    lc = sup_lc.get("/api/v1/cases").json()
+    assert lc["total"] == 2 and {c["city"] for c in lc["items"]} == {"聊城市"}
+    assert sup_lc.get("/api/v1/cases", params={"city": "德州市"}).status_code == 403
+    assert {c["city"] for c in off_dz.get("/api/v1/cases").json()["items"]} <= {"德州市"}
+    page = sup_lc.get("/cases", params={"kind": "expired_permit_in_use"})
+    assert page.status_code == 200 and "371500-C-expired-1" in page.text and "371400-C-expired-1" not in page.text
+    page = prov.get("/cases", params={"kind": "expired_permit_in_use", "city": "德州市"})
+    assert "371400-C-expired-1" in page.text and "371500-C-expired-1" not in page.text
+
+
+def test_a_district_name_two_cities_share_keeps_their_queues_apart(province_api, sessions):
+    """Gap 3: both cities have a 德城区; each city's officer sees and works only their own city's."""
+    from sqlalchemy import select
+
+    from serving.store import Lead
+
+    off_dz, off_lc, prov = province_api("off_dz"), province_api("off_lc"), province_api("prov")
+    seen = off_dz.get("/api/v1/leads", params={"page_size": 500}).json()["items"]
+    with sessions() as s:
+        city_of = dict(s.execute(select(Lead.id, Lead.city)).all())
+        lc_lead = s.scalar(select(Lead.id).where(Lead.city == "聊城市", Lead.district == "德城区",
+                                                 Lead.in_queue.is_(True)).limit(1))
+    assert seen and {city_of[x["id"]] for x in seen} == {"德州市"} and {x["district"] for x in seen} == {"德城区"}
+    assert off_dz.get(f"/api/v1/leads/{lc_lead}").status_code == 403
+    assert off_dz.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_dz"}).status_code == 403
+    assert prov.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_dz"}).status_code == 422
+    assert prov.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_lc"}).status_code == 200
+    page = off_lc.get(f"/leads/{lc_lead}")
+    assert page.status_code == 200
+    queue = off_dz.get("/queue")
+    assert queue.status_code == 200 and f'href="/leads/{lc_lead}"' not in queue.text
+    assert {a["city"] for a in off_dz.get("/api/v1/alerts").json()["items"]} <= {"德州市"}
+
+
+def test_publishing_a_city_keeps_the_other_citys_accounts(sessions, tmp_path):
+    """Gap 4: Liaocheng's water account W1 leaves Dezhou's water and sewer accounts W1 alone, re-publishing
+    replaces only the city's own, and the database holds one row per (city, source, account)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from serving.publish import publish_run
+    from serving.store import Account
+
+    _province_store(sessions, tmp_path)
+    with sessions() as s:
+        rows = sorted(s.execute(select(Account.city, Account.source, Account.account_id)).all())
+    assert rows == [("德州市", "sewer", "W1"), ("德州市", "water", "W1"), ("聊城市", "water", "W1")]
+    publish_run(_linkage(make_run(tmp_path / "dz2", n=60, shift=3, city=DEZHOU), [("water", "W2", 2)]),
+                sessions, small_settings(k=10))
+    with sessions() as s:
+        rows = sorted(s.execute(select(Account.city, Account.source, Account.account_id)).all())
+    assert rows == [("德州市", "water", "W2"), ("聊城市", "water", "W1")]
+    with pytest.raises(IntegrityError), sessions() as s, s.begin():
+        s.add(Account(city="聊城市", source="water", account_id="W1"))
+
+
+def test_migration_c003_keys_an_existing_store_by_city(empty_store_url):
+    """A store made before c003 (runs, accounts and users without a city) upgrades: each run gets the city of its
+    model.json, each linked account the city of the runs that scored its entity ("" for a city run's and for
+    unlinked ones), users none; afterwards two cities may hold the same account and the key stays unique."""
+    from sqlalchemy import text
+
+    from serving.store import make_engine, upgrade_database
+
+    upgrade_database(empty_store_url, "c002")
+    engine = make_engine(empty_store_url)
+    with engine.begin() as conn:
+        for run_id, info in (("r-dz", {"city": DEZHOU}), ("r-city", {"version": "1"})):
+            conn.execute(text("INSERT INTO runs (run_id, model_info, entities, published_at, updated_at) "
+                              "VALUES (:r, :i, 1, '2026-07-01 00:00:00', '2026-07-01 00:00:00')"),
+                         {"r": run_id, "i": json.dumps(info, ensure_ascii=False)})
+        for run_id, uscc in (("r-dz", "913714000000000001"), ("r-city", "913700000000000009")):
+            conn.execute(text("INSERT INTO scores (run_id, uscc, rank, risk_score) VALUES (:r, :u, 1, 0.5)"),
+                         {"r": run_id, "u": uscc})
+        for source, account, uscc in (("water", "W1", "913714000000000001"), ("sewer", "W1", "913714000000000001"),
+                                      ("water", "W9", "913700000000000009"), ("water", "W5", None)):
+            conn.execute(text("INSERT INTO accounts (source, account_id, uscc) VALUES (:s, :a, :u)"),
+                         {"s": source, "a": account, "u": uscc})
+        conn.execute(text("INSERT INTO users (username, role, district, active, token_version, is_demo, created_at, "
+                          "updated_at) VALUES ('wang', 'officer', '德城区', :t, 0, :f, '2026-07-01 00:00:00', "
+                          "'2026-07-01 00:00:00')"), {"t": True, "f": False})
+    upgrade_database(empty_store_url)
+    with engine.begin() as conn:
+        assert dict(conn.execute(text("SELECT run_id, city FROM runs")).all()) == {"r-dz": "德州市", "r-city": None}
+        assert sorted(conn.execute(text("SELECT city, source, account_id FROM accounts")).all()) == [
+            ("", "water", "W5"), ("", "water", "W9"), ("德州市", "sewer", "W1"), ("德州市", "water", "W1")]
+        assert conn.execute(text("SELECT city FROM users WHERE username = 'wang'")).scalar() is None
+        conn.execute(text("INSERT INTO accounts (city, source, account_id) VALUES ('聊城市', 'water', 'W1')"))
+    with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:
+        conn.execute(text("INSERT INTO accounts (city, source, account_id) VALUES ('聊城市', 'water', 'W1')"))
+    engine.dispose()
