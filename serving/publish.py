@@ -192,7 +192,7 @@ def _publish_leads(session: Session, run_id: str, leads: pd.DataFrame, model_set
 # -- the run -----------------------------------------------------------------------------------------------
 
 
-def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.DataFrame) -> None:
+def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.DataFrame, city: str | None) -> None:
     version = info.get("version")
     if version is None and "model_version" in leads.columns and leads["model_version"].notna().any():
         version = leads["model_version"].dropna().iloc[0]
@@ -200,16 +200,20 @@ def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.Da
     if run is None:
         session.add(Run(run_id=run_id, as_of=None if as_of is None else as_of.date(),
                         model_version=None if version is None else str(version), model_info=info,
-                        entities=len(leads)))
+                        entities=len(leads), city=city))
         session.flush()
     else:
-        run.model_info, run.updated_at = info, utcnow()
+        run.model_info, run.city, run.updated_at = info, city, utcnow()
 
 
-def _publish_register(session: Session, out: Path, leads: pd.DataFrame, scope: list[str] | None) -> dict[str, Any]:
+def _publish_register(session: Session, out: Path, leads: pd.DataFrame, scope: list[str] | None,
+                      city: str | None) -> dict[str, Any]:
+    """The register: a city's run replaces that city's linked accounts (and no other city's: two cities'
+    companies may number accounts alike, and a water and a sewer account may share a number)."""
     entities, permits, accounts = files.read_register(out, leads)
     _replace(session, Permit, permits, scope=scope, key="permit_id")
-    _replace(session, Account, accounts, scope=scope, key="account_id")
+    _replace(session, Account, None if accounts is None else [{**a, "city": city or ""} for a in accounts],
+             Account.city == (city or ""))
     return {"entities": _upsert(session, Entity, "uscc", entities)}
 
 
@@ -259,8 +263,8 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
                               **({"city": city} if city else {})}
     with session_factory() as session, session.begin():
         begin_write(session, *LOCKED)
-        _register_run(session, run_id, as_of, info, leads)
-        counts.update(_publish_register(session, out, leads, scope))
+        _register_run(session, run_id, as_of, info, leads, city)
+        counts.update(_publish_register(session, out, leads, scope, city))
         counts["scores"] = _replace(session, Score, files.records(
             leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)
         counts.update(_publish_leads(session, run_id, leads, getattr(settings, "model", settings),

@@ -35,6 +35,8 @@ class ModelInfo:
     loaded_at: datetime = field(default_factory=utcnow)
     champion: Any = field(default=None, repr=False, compare=False)  # the joblib bundle, when it can be loaded
     champion_error: str | None = None
+    # the latest run of each city in the store (a city run's: its latest), whose alerts the service shows
+    live_runs: tuple[str, ...] = ()
 
 
 def load_champion(artifact: str | None) -> tuple[Any, str | None]:
@@ -63,7 +65,7 @@ class ModelHolder:
         """Serve the latest published run and its model (blocking)."""
         with self._sessions() as session:
             run = current_run(session)
-            new = ModelInfo() if run is None else _info_of(run)
+            new = ModelInfo() if run is None else _info_of(run, live_runs(session))
             published = None if run is None else (run.run_id, run.updated_at)
         with self._swap:
             self.info, self._published, self._checked = new, published, time.monotonic()
@@ -89,7 +91,17 @@ class ModelHolder:
         return self.info
 
 
-def _info_of(run) -> ModelInfo:
+def live_runs(session) -> tuple[str, ...]:
+    """Each city's latest published (or re-published) run: one store may hold every city of a province, each
+    publishing its own runs, and each city's alerts are those of its latest run."""
+    latest: dict[str | None, str] = {}
+    for run_id, city in session.execute(select(Run.run_id, Run.city)
+                                        .order_by(Run.updated_at.desc(), Run.published_at.desc())):
+        latest.setdefault(city, run_id)
+    return tuple(latest.values())
+
+
+def _info_of(run, live: tuple[str, ...] = ()) -> ModelInfo:
     meta = run.model_info or {}
     backtest = meta.get("backtest") or meta.get("metrics") or {}
     champion, error = load_champion(meta.get("artifact"))
@@ -97,5 +109,5 @@ def _info_of(run) -> ModelInfo:
         run_id=run.run_id, version=None if run.model_version is None else str(run.model_version),
         trained_at=meta.get("trained_at"), as_of=None if run.as_of is None else run.as_of.isoformat(),
         published_at=run.published_at, backtest=backtest if isinstance(backtest, dict) else {},
-        champion=champion, champion_error=error,
+        champion=champion, champion_error=error, live_runs=live or (run.run_id,),
     )

@@ -79,6 +79,7 @@ class Run(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     model_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     entities: Mapped[int] = mapped_column(Integer, default=0)
+    city: Mapped[str | None] = mapped_column(String(64), index=True)  # a province run's city; None: a city run
     published_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -113,9 +114,11 @@ class Permit(Base):
 
 
 class Account(Base):
-    """A water-company or sewer account and the entity it was linked to, with the linker's confidence."""
+    """A water-company or sewer account and the entity it was linked to, with the linker's confidence. Keyed
+    by its city too ("": a city run's), so that two cities' companies may number accounts alike."""
 
     __tablename__ = "accounts"
+    city: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     source: Mapped[str] = mapped_column(String(16), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_name: Mapped[str | None] = mapped_column(String(200))
@@ -174,7 +177,7 @@ class Lead(Base):
     previous_lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    __table_args__ = (Index("ix_leads_district_status", "district", "status"),
+    __table_args__ = (Index("ix_leads_city_district_status", "city", "district", "status"),
                       Index("ix_leads_queue", "in_queue", "rank"),
                       Index("uq_leads_open_uscc", "uscc", unique=True, sqlite_where=text("status != 'closed'"),
                             postgresql_where=text("status != 'closed'")))
@@ -332,7 +335,7 @@ class Case(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))  # the last run that raised it
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    __table_args__ = (Index("ix_cases_district_status", "district", "status"),)
+    __table_args__ = (Index("ix_cases_city_district_status", "city", "district", "status"),)
 
 
 class WaterRight(Base):
@@ -357,6 +360,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16))
     district: Mapped[str | None] = mapped_column(String(64))
+    city: Mapped[str | None] = mapped_column(String(64))  # bound to one city of a province's store; None: every city
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     token_version: Mapped[int] = mapped_column(Integer, default=0)  # bumped to revoke every token issued before
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
