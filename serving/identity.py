@@ -1,4 +1,4 @@
-"""Who is calling: every request reads its user (role, district, active flag, token version, whether its token
+"""Who is calling: every request reads its user (role, city, district, active flag, token version, whether its token
 was revoked) from the store, in one small Core query on a pooled connection. Nothing about a user is kept
 between requests, so a change committed by any process (the API, the console, the CLI, an admin's SQL) counts
 from the next request on.
@@ -27,6 +27,7 @@ class Principal:
     role: str
     district: str | None = None
     via: str = "token"
+    city: str | None = None  # the one city of a province's store the user is bound to; None: every city
     user_id: int | None = None
     jti: str | None = None  # the token's id (a logout revokes it)
     expires_at: datetime | None = None
@@ -44,12 +45,13 @@ class UserState:
     username: str
     role: str
     district: str | None
+    city: str | None
     active: bool
     token_version: int
     token_revoked: bool = False
 
 
-_USER = (User.id, User.username, User.role, User.district, User.active, User.token_version)
+_USER = (User.id, User.username, User.role, User.district, User.city, User.active, User.token_version)
 # built once: each request only binds its values (SQLAlchemy reuses the compiled statement)
 BY_TOKEN = select(*_USER, exists().where(RevokedToken.jti == bindparam("jti")).label("token_revoked")).where(
     User.username == bindparam("username"))
@@ -69,7 +71,7 @@ class Identities:
         if row is None:
             return None
         revoked = bool(row.token_revoked) if "token_revoked" in row._fields else False
-        return UserState(row.id, row.username, row.role, row.district, bool(row.active), row.token_version, revoked)
+        return UserState(row.id, row.username, row.role, row.district, row.city, bool(row.active), row.token_version, revoked)
 
     def by_token(self, claims: TokenClaims) -> UserState | None:
         """The state of the user a token names, and whether that token was revoked."""
@@ -86,11 +88,11 @@ def principal_for_token(claims: TokenClaims, state: UserState | None) -> Princip
     if (state is None or not state.active or state.id != claims.user_id or state.token_version != claims.version
             or state.token_revoked):
         raise AuthError(REFUSED)
-    return Principal(state.username, state.role, state.district, via="token", user_id=state.id, jti=claims.jti,
-                     expires_at=claims.expires_at)
+    return Principal(state.username, state.role, state.district, via="token", city=state.city, user_id=state.id,
+                     jti=claims.jti, expires_at=claims.expires_at)
 
 
 def principal_for_key(state: UserState | None) -> Principal:
     if state is None or not state.active:
         raise AuthError("API key 无效或已撤销 (invalid or revoked API key)")
-    return Principal(state.username, state.role, state.district, via="api_key", user_id=state.id)
+    return Principal(state.username, state.role, state.district, via="api_key", city=state.city, user_id=state.id)

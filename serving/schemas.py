@@ -193,6 +193,7 @@ class LeadPublic(BaseModel):
     uscc: str
     name: str | None
     district: str | None
+    city: str | None = Field(None, description="the city of a province's store (none: a city run)")
     industry_code: str | None
     status: LeadStatus
     assigned_officer: str | None
@@ -208,7 +209,8 @@ class LeadPublic(BaseModel):
     @classmethod
     def of(cls, lead, officer_view: bool) -> "LeadPublic":
         return cls(
-            id=lead.id, uscc=lead.uscc, name=lead.name, district=lead.district, industry_code=lead.industry_code,
+            id=lead.id, uscc=lead.uscc, name=lead.name, district=lead.district, city=lead.city,
+            industry_code=lead.industry_code,
             status=lead.status, assigned_officer=lead.assigned_officer, queue_position=lead.queue_position,
             rank=None if officer_view else lead.rank, risk_score=None if officer_view else lead.risk_score,
             reasons=split_reasons(lead.reasons), reason_codes=reason_codes(lead.reason_codes), run_id=lead.run_id,
@@ -275,6 +277,7 @@ class AlertPublic(BaseModel):
     name: str | None
     permit_id: str | None
     district: str | None
+    city: str | None = Field(None, description="the city of a province's store (none: a city run)")
     period: str | None
     value: float | None
     threshold: float | None
@@ -394,6 +397,7 @@ class CasePublic(BaseModel):
     uscc: str | None
     name: str | None
     district: str | None
+    city: str | None = Field(None, description="the city of a province's store (none: a city run)")
     permit_id: str | None
     project_id: str | None
     period: str | None = Field(description="'YYYY', 'YYYY-Qn' or 'YYYY-MM'")

@@ -324,6 +324,7 @@ def users_add(
     username: str = typer.Argument(..., help="login name"),
     role: str = typer.Option(..., help="officer, supervisor, analyst or admin"),
     district: Optional[str] = typer.Option(None, help="the officer's district"),
+    city: Optional[str] = typer.Option(None, help="the one city of a province's store the user works in"),
     password: Optional[str] = typer.Option(
         None, help="password; asked for when omitted", prompt=True, hide_input=True, confirmation_prompt=True
     ),
@@ -334,9 +335,9 @@ def users_add(
 
     settings = _settings()
     with _users_store()() as session, session.begin():
-        create_user(session, username, password or None, role, district, production=settings.production)
+        create_user(session, username, password or None, role, district, production=settings.production, city=city)
         key = create_api_key(session, username) if api_key else None
-    typer.echo(f"user {username} ({role}{', ' + district if district else ''}) created")
+    typer.echo(f"user {username} ({role}{''.join(', ' + x for x in (city, district) if x)}) created")
     if key:
         typer.echo(f"API key (shown once): {key}")
 

@@ -14,3 +14,5 @@ MessageId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za
 PageNo = Annotated[int, Query(ge=1, le=100_000, description="page number, from 1")]
 PageSize = Annotated[int, Query(ge=1, le=500, description="rows per page")]
 Filter = Annotated[Text | None, Query(min_length=1, max_length=64)]
+City = Annotated[Text | None, Query(min_length=1, max_length=64,
+                                    description="one city's rows (a store that holds a province's cities)")]

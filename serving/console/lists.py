@@ -1,5 +1,6 @@
-"""What the console's list pages share: lenient query parameters, paging of row tuples, and the export
-switch (``?format=csv|xlsx`` gives the whole filtered list as a file instead of the page)."""
+"""What the console's list pages share: lenient query parameters, the caller's city and district, paging of
+row tuples, and the export switch (``?format=csv|xlsx`` gives the whole filtered list as a file instead of
+the page)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from serving.console.export import export_format
+from serving.identity import Principal
+from serving.services.scope import Scope, caller_scope
 
 PAGE_SIZE = 50
 
@@ -18,6 +21,28 @@ PAGE_SIZE = 50
 def text_param(request: Request, name: str, limit: int = 64) -> str:
     """A query value, trimmed and cut to ``limit`` characters ('' when absent)."""
     return (request.query_params.get(name) or "").strip()[:limit]
+
+
+def area_param(request: Request, principal: Principal) -> Scope:
+    """The ``city`` and ``district`` a list page asks for, within what the caller may see (else 403)."""
+    return caller_scope(principal, text_param(request, "city") or None, text_param(request, "district") or None)
+
+
+def city_area(request: Request, principal: Principal) -> Scope:
+    """The ``city`` a city-wide page (the dashboard) asks for, within what the caller may see (else 403)."""
+    return caller_scope(principal, text_param(request, "city") or None)
+
+
+def area_menus(session: Session, principal: Principal, area: Scope, model, *where) -> dict[str, list[str]]:
+    """The city menu (province roles, a province's store) and the district menu (not officers: they have one)
+    of a list of ``model`` rows (leads, alerts, cases; ``where``: which), the districts those of the city
+    chosen."""
+    cities = [] if principal.city or principal.is_officer else sorted(
+        c for c in session.scalars(select(model.city).where(*where).distinct()) if c)
+    in_city = Scope(area.city, every_city=area.every_city).where(model)
+    districts = [] if principal.is_officer else sorted(
+        d for d in session.scalars(select(model.district).where(*where, *in_city).distinct()) if d)
+    return {"cities": cities, "districts": districts}
 
 
 def choice_param(request: Request, name: str, allowed) -> str:

@@ -14,6 +14,7 @@ from serving.audit import audit
 from serving.errors import Conflict, Forbidden, NotFound
 from serving.identity import Principal
 from serving.roles import SUPERVISE
+from serving.services.scope import Scope, caller_scope
 from serving.store import Case, begin_write, utcnow
 
 CASE_ORDER = (Case.district, Case.kind, Case.case_id)
@@ -22,22 +23,23 @@ MOVES = {"open": ("in_progress", "closed", "dismissed"), "in_progress": ("open",
          "closed": ("open",), "dismissed": ("open",)}
 
 
-def select_cases(kind: str | None = None, district: str | None = None, status: str | None = None) -> Select:
-    q = select(Case)
-    for column, value in ((Case.kind, kind), (Case.district, district), (Case.status, status)):
+def select_cases(area: Scope, kind: str | None = None, status: str | None = None) -> Select:
+    """Cases within ``area`` (a city, a district of it: ``serving.services.scope``)."""
+    q = select(Case).where(*area.where(Case))
+    for column, value in ((Case.kind, kind), (Case.status, status)):
         if value is not None:
             q = q.where(column == value)
     return q
 
 
 def set_status(session: Session, case_id: str, status: str, note: str | None, principal: Principal) -> Case:
-    """Move a case along its track (officers: cases of their own district)."""
+    """Move a case along its track (officers: cases of their own city's district; users bound to a city: its)."""
     begin_write(session)
     case = session.get(Case, case_id, with_for_update=True)
     if case is None:
         raise NotFound(f"案件 {case_id} 不存在 (no case {case_id})")
-    if principal.is_officer and case.district != principal.district:
-        raise Forbidden(f"案件 {case_id} 不在本辖区 (case {case_id} is in another district)")
+    if not caller_scope(principal).holds(case):
+        raise Forbidden(f"案件 {case_id} 不在本辖区 (case {case_id} is in another city or district)")
     if status == case.status:
         return case
     if status not in MOVES[case.status]:

@@ -1,7 +1,7 @@
 """The officers' queue: which leads a caller sees, their facts and history, and assigning and starting them
 (verdicts: ``serving.services.verdicts``).
 
-Officers see and change only their own district's leads, and never another officer's lead. Every write
+Officers see and change only their own city's district's leads (``serving.services.scope``), and never another officer's lead. Every write
 locks the lead first (concurrent writers wait and then see its new state), appends to the lead's history
 and is audited in the same transaction as the change it records.
 """
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from serving.audit import audit
 from serving.identity import Principal
 from serving.errors import Conflict, Forbidden, Invalid, NotFound
+from serving.services.scope import Scope, caller_scope
 from serving.store import (
     LEAD_STATUSES,
     Account,
@@ -34,32 +35,23 @@ from serving.store import (
 )
 
 IN_QUEUE, OPEN, WORKED = "queue", "open", "worked"  # scopes besides a single status
-
-
-def officer_district(principal: Principal, district: str | None) -> str | None:
-    """The district a caller's list is limited to: officers their own; asking for another is refused,
-    not silently narrowed."""
-    if not principal.is_officer:
-        return district
-    if district is not None and district != principal.district:
-        raise Forbidden(f"只能查看本辖区（{principal.district}）的数据 (officers see only their own district)")
-    return principal.district
+EVERYWHERE = Scope()
 
 
 def load_lead(session: Session, lead_id: int, principal: Principal, for_update: bool = False) -> Lead:
     lead = session.get(Lead, lead_id, with_for_update=for_update)
     if lead is None:
         raise NotFound(f"线索 {lead_id} 不存在 (no lead {lead_id})")
-    if principal.is_officer and lead.district != principal.district:
-        raise Forbidden(f"线索 {lead_id} 不在本辖区 (lead {lead_id} is in another district)")
+    if not caller_scope(principal).holds(lead):
+        raise Forbidden(f"线索 {lead_id} 不在本辖区 (lead {lead_id} is in another city or district)")
     return lead
 
 
-def select_leads(scope: str, district: str | None = None, kind: str | None = None, run_id: str | None = None,
-                 text: str | None = None, city: str | None = None) -> Select:
+def select_leads(scope: str, area: Scope = EVERYWHERE, kind: str | None = None, live_runs: tuple[str, ...] = (),
+                 text: str | None = None) -> Select:
     """Leads of a ``scope``: one of ``LEAD_STATUSES``, ``IN_QUEUE`` (the live queue), ``OPEN`` (queued, not
-    closed) or ``WORKED`` (the queue plus every lead already worked); ``kind``: with a live alert of that
-    kind; ``text``: in the name, code or reasons; ``city``: of one city of a store that holds a province's."""
+    closed) or ``WORKED`` (the queue plus every lead already worked), within ``area`` (a city, a district of
+    it); ``kind``: with an alert of that kind in the live runs; ``text``: in the name, code or reasons."""
     q = select(Lead)
     if scope in LEAD_STATUSES:
         q = q.where(Lead.status == scope)
@@ -71,12 +63,9 @@ def select_leads(scope: str, district: str | None = None, kind: str | None = Non
         q = q.where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
     else:
         q = q.where(Lead.in_queue.is_(True))
-    if district is not None:
-        q = q.where(Lead.district == district)
-    if city is not None:
-        q = q.where(Lead.city == city)
+    q = q.where(*area.where(Lead))
     if kind is not None:
-        q = q.where(Lead.uscc.in_(select(Alert.uscc).where(Alert.kind == kind, Alert.run_id == run_id)))
+        q = q.where(Lead.uscc.in_(select(Alert.uscc).where(Alert.kind == kind, Alert.run_id.in_(live_runs))))
     if text:
         q = q.where(or_(Lead.reasons.contains(text, autoescape=True), Lead.name.contains(text, autoescape=True),
                         Lead.uscc.contains(text, autoescape=True)))
@@ -109,7 +98,7 @@ class LeadFacts:
     verdicts: list[Verdict] = field(default_factory=list)
 
 
-def lead_facts(session: Session, lead: Lead, run_id: str | None) -> LeadFacts:
+def lead_facts(session: Session, lead: Lead, live_runs: tuple[str, ...]) -> LeadFacts:
     row = session.get(Series, lead.uscc)
     return LeadFacts(
         entity=session.get(Entity, lead.uscc),
@@ -117,16 +106,17 @@ def lead_facts(session: Session, lead: Lead, run_id: str | None) -> LeadFacts:
         accounts=list(session.scalars(select(Account).where(Account.uscc == lead.uscc)
                                       .order_by(Account.source, Account.account_id))),
         series=(row.series if row is not None else None) or {},
-        alerts=list(session.scalars(select(Alert).where(Alert.uscc == lead.uscc, Alert.run_id == run_id)
+        alerts=list(session.scalars(select(Alert).where(Alert.uscc == lead.uscc, Alert.run_id.in_(live_runs))
                                     .order_by(Alert.kind, Alert.alert_id))),
         verdicts=list(session.scalars(select(Verdict).where(Verdict.lead_id == lead.id).order_by(Verdict.id))),
     )
 
 
-def district_officers(session: Session, district: str | None) -> list[str]:
-    """Active officers of a district, whom a supervisor may assign its leads to."""
-    return list(session.scalars(select(User.username).where(User.role == "officer", User.district == district,
-                                                            User.active.is_(True)).order_by(User.username)))
+def district_officers(session: Session, lead: Lead) -> list[str]:
+    """Active officers of a lead's district of its city, whom a supervisor may assign the lead to."""
+    city = User.city.is_(None) if lead.city is None else User.city == lead.city
+    return list(session.scalars(select(User.username).where(User.role == "officer", User.district == lead.district,
+                                                            city, User.active.is_(True)).order_by(User.username)))
 
 
 def add_event(session: Session, lead: Lead, event: str, actor: str | None = None, run_id: str | None = None,
@@ -164,8 +154,9 @@ def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Pr
     officer = session.scalar(select(User).where(User.username == officer_name))
     if officer is None or officer.role != "officer" or not officer.active:
         raise Invalid(f"{officer_name} 不是有效的执法人员账号 (no active officer {officer_name!r})")
-    if officer.district != lead.district:
-        raise Invalid(f"{officer_name} 不负责 {lead.district} (officer works in {officer.district})")
+    if (officer.city, officer.district) != (lead.city, lead.district):
+        raise Invalid(f"{officer_name} 不负责 {lead.city or ''}{lead.district} "
+                      f"(officer works in {officer.city or ''}{officer.district})")
     if lead.status == "closed":
         raise Conflict(f"线索 {lead_id} 已结案 (lead is closed)")
     previous = lead.assigned_officer

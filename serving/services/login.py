@@ -70,8 +70,8 @@ def login(session: Session, username: str, password: str, address: str | None, a
     token, claims = issue_token(user.username, user.id, user.token_version, secret_key, auth.token_minutes)
     audit(session, user.username, "login", "login", user.username, {"address": address})
     session.commit()
-    principal = Principal(user.username, user.role, user.district, via="password", user_id=user.id, jti=claims.jti,
-                          expires_at=claims.expires_at)
+    principal = Principal(user.username, user.role, user.district, via="password", city=user.city, user_id=user.id,
+                          jti=claims.jti, expires_at=claims.expires_at)
     return Login(principal, token, auth.token_minutes * 60)
 
 

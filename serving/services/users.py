@@ -31,8 +31,9 @@ def _user(session: Session, username: str) -> User:
 
 
 def create_user(session: Session, username: str, password: str | None, role: str, district: str | None = None,
-                production: bool = False, actor: str = "cli", is_demo: bool = False) -> User:
-    """Add a user (``waterwatch users add``). Officers need a district; systems may have no password."""
+                production: bool = False, actor: str = "cli", is_demo: bool = False, city: str | None = None) -> User:
+    """Add a user (``waterwatch users add``). Officers need a district (of ``city`` in a province's store: an
+    officer works one city's district); ``city`` binds any user to that city; systems may have no password."""
     username = (username or "").strip()
     if not username or len(username) > 64:
         raise ValueError("username must be 1 to 64 characters")
@@ -45,10 +46,10 @@ def create_user(session: Session, username: str, password: str | None, role: str
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise ValueError(f"user {username!r} already exists")
     user = User(username=username, password_hash=hash_password(password) if password else None, role=role,
-                district=district, is_demo=is_demo)
+                district=district, city=city or None, is_demo=is_demo)
     session.add(user)
     session.flush()
-    audit(session, actor, "user_create", "user", username, {"role": role, "district": district})
+    audit(session, actor, "user_create", "user", username, {"role": role, "district": district, "city": city})
     return user
 
 

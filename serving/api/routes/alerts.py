@@ -1,4 +1,4 @@
-"""Alerts of the live run's deterministic supervision checks."""
+"""Alerts of the live runs' deterministic supervision checks (each city's latest run in a province's store)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from serving import roles
-from serving.api.params import Filter, PageNo, PageSize
+from serving.api.params import City, Filter, PageNo, PageSize
 from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole, SessionDep
 from serving.schemas import ERRORS, AlertPublic, AlertsPublic
-from serving.services.leads import officer_district
+from serving.services.scope import caller_scope
 from serving.services.query import paginate
 from serving.store import Alert
 
@@ -21,12 +21,12 @@ router = APIRouter(tags=["alerts"])
 
 @router.get("/alerts", response_model=AlertsPublic, responses=ERRORS)
 def alerts(session: SessionDep, model: ModelDep, principal: Annotated[Principal, RequireRole(*roles.READ)],
-           kind: Filter = None, level: Filter = None, district: Filter = None,
+           kind: Filter = None, level: Filter = None, district: Filter = None, city: City = None,
            page: PageNo = 1, page_size: PageSize = 50):
-    """Alerts of the live run's supervision checks (officers: their district's)."""
-    district = officer_district(principal, district)
-    q = select(Alert).where(Alert.run_id == model.run_id)
-    for col, value in ((Alert.kind, kind), (Alert.level, level), (Alert.district, district)):
+    """Alerts of each city's live run (officers: their city's district's; users bound to a city: its)."""
+    area = caller_scope(principal, city, district)
+    q = select(Alert).where(Alert.run_id.in_(model.live_runs), *area.where(Alert))
+    for col, value in ((Alert.kind, kind), (Alert.level, level)):
         if value is not None:
             q = q.where(col == value)
     total, rows = paginate(q, session, page, page_size, (Alert.kind, Alert.district, Alert.alert_id))

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from serving import roles
-from serving.api.params import Filter, PageNo, PageSize
+from serving.api.params import City, Filter, PageNo, PageSize
 from serving.deps import RequireRole, SessionDep
 from serving.identity import Principal
 from serving.schemas import CONFLICT, ERRORS, CaseKind, CasePublic, CasesPublic, CaseStatus, CaseStatusCreate
 from serving.services import cases as service
-from serving.services.leads import officer_district
 from serving.services.query import paginate
+from serving.services.scope import caller_scope
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")]
@@ -22,11 +22,11 @@ CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_
 @router.get("", response_model=CasesPublic, responses=ERRORS)
 def cases(session: SessionDep, principal: Annotated[Principal, RequireRole(*roles.READ)],
           kind: Annotated[CaseKind | None, Query()] = None, district: Filter = None,
-          status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
+          status_: Annotated[CaseStatus | None, Query(alias="status")] = None, city: City = None,
           page: PageNo = 1, page_size: PageSize = 50):
-    """Documented breaches with their evidence, the action each needs and its status (officers: their
-    district's)."""
-    q = service.select_cases(kind, officer_district(principal, district), status_)
+    """Documented breaches with their evidence, the action each needs and its status (officers: their city's
+    district's; users bound to a city: its; ``city``: one city of a province's store)."""
+    q = service.select_cases(caller_scope(principal, city, district), kind, status_)
     total, rows = paginate(q, session, page, page_size, service.CASE_ORDER)
     return CasesPublic(total=total, page=page, page_size=page_size, items=[CasePublic.model_validate(c) for c in rows])
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from serving import roles
-from serving.api.params import Filter, LeadId, PageNo, PageSize
+from serving.api.params import City, Filter, LeadId, PageNo, PageSize
 from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole, SessionDep
 from serving.schemas import (
@@ -28,12 +28,11 @@ from serving.schemas import (
 )
 from serving.services import leads as service
 from serving.services.query import paginate
+from serving.services.scope import caller_scope
 
 router = APIRouter(tags=["leads"])
 Reader = Annotated[Principal, RequireRole(*roles.READ)]
 Worker = Annotated[Principal, RequireRole(*roles.LEAD_WORK)]
-City = Annotated[Text | None, Query(min_length=1, max_length=64,
-                                    description="one city's leads (a store that holds a province's cities)")]
 AlertKind = Annotated[Text | None, Query(min_length=1, max_length=32,
                                          description="only leads with a live alert of this kind")]
 
@@ -49,9 +48,9 @@ def leads(session: SessionDep, model: ModelDep, principal: Reader, district: Fil
           status_: Annotated[LeadStatus | None, Query(alias="status")] = None, kind: AlertKind = None,
           city: City = None,
           page: PageNo = 1, page_size: PageSize = 50):
-    """The ranked queue (officers: their district's, in queue order)."""
-    district = service.officer_district(principal, district)
-    q = service.select_leads(status_ or service.IN_QUEUE, district, kind, model.run_id, city=city)
+    """The ranked queue (officers: their city's district's, in queue order; users bound to a city: its)."""
+    q = service.select_leads(status_ or service.IN_QUEUE, caller_scope(principal, city, district), kind,
+                             model.live_runs)
     return _page(session, q, principal, page, page_size)
 
 
@@ -77,7 +76,7 @@ def _entity(facts: service.LeadFacts) -> EntityPublic | None:
 def lead_detail(lead_id: LeadId, session: SessionDep, model: ModelDep, principal: Reader):
     """A lead with the entity's registration, permits, linked accounts, monthly series, alerts, verdicts."""
     lead = service.load_lead(session, lead_id, principal)
-    facts = service.lead_facts(session, lead, model.run_id)
+    facts = service.lead_facts(session, lead, model.live_runs)
     return LeadDetailPublic(
         **LeadPublic.of(lead, principal.is_officer).model_dump(), entity=_entity(facts),
         series=MonthlySeries.of(facts.series),

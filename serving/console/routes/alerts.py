@@ -1,6 +1,7 @@
-"""The alerts page: the live run's supervision alerts by kind, with filters (level, district, text), the text in
-the reader's language, the quota alerts' year-to-date curves against the three thresholds, a link to the
-entity's lead, and the list as CSV/XLSX. Officers see their own district's."""
+"""The alerts page: the supervision alerts of each city's live run by kind, with filters (level, city, district,
+text), the text in the reader's language, the quota alerts' year-to-date curves against the three thresholds, a
+link to the entity's lead, and the list as CSV/XLSX. Officers see their own city's district's, users bound to a
+city their city's."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from sqlalchemy import func, or_, select
 from serving.console.alert_text import alert_text
 from serving.console.charts import LEVEL_ORDER, level_rank, ytd_curve_svg, ytd_share
 from serving.console.export import export_response
-from serving.console.lists import Listing, text_param
+from serving.console.lists import Listing, area_menus, area_param, text_param
 from serving.console.render import PageDep, page_router, render
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import t
-from serving.services.leads import officer_district
+from serving.services.scope import Scope
 from serving.store import Alert, Lead, Series
 
 router = page_router()
@@ -28,28 +29,25 @@ def quota_thresholds(settings) -> dict[str, float]:
             "red": 100 * getattr(rules, "quota_red", 1.0)}
 
 
-def alerts_query(run_id, kind: str | tuple[str, ...], level: str, district: str | None, text: str):
-    """The run's alerts of one kind (or any of several; none: every kind), filtered as the lists are."""
-    q = select(Alert).where(Alert.run_id == run_id)
+def alerts_query(live_runs: tuple[str, ...], kind: str | tuple[str, ...], level: str, area: Scope, text: str):
+    """The live runs' alerts of one kind (or any of several; none: every kind), filtered as the lists are."""
+    q = select(Alert).where(Alert.run_id.in_(live_runs), *area.where(Alert))
     if kind:
         q = q.where(Alert.kind.in_(kind) if isinstance(kind, tuple) else Alert.kind == kind)
     if level:
         q = q.where(Alert.level == level)
-    if district:
-        q = q.where(Alert.district == district)
     if text:
         q = q.where(or_(Alert.name.contains(text, autoescape=True), Alert.uscc.contains(text, autoescape=True),
                         Alert.permit_id.contains(text, autoescape=True)))
     return q
 
 
-def lead_links(session, usccs: list[str], district: str | None) -> dict[str, int]:
+def lead_links(session, usccs: list[str], area: Scope) -> dict[str, int]:
     """The open (else latest) lead of each entity, for a link to its page."""
     if not usccs:
         return {}
     q = select(Lead.uscc, Lead.id).where(Lead.uscc.in_(usccs)).order_by(Lead.status == "closed", Lead.id.desc())
-    if district:
-        q = q.where(Lead.district == district)
+    q = q.where(*area.where(Lead))
     links: dict[str, int] = {}
     for uscc, lead_id in session.execute(q):
         links.setdefault(uscc, lead_id)
@@ -59,13 +57,13 @@ def lead_links(session, usccs: list[str], district: str | None) -> dict[str, int
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     lang, listing = ctx.lang, Listing.of(request)
-    district = officer_district(ctx.principal, text_param(request, "district") or None)
+    area = area_param(request, ctx.principal)
     kind, level, text = text_param(request, "kind", 32), text_param(request, "level", 16), text_param(request, "q")
     severity = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
     from sqlalchemy import case
 
     order = (Alert.kind, case(severity, value=Alert.level, else_=len(severity)), Alert.value.desc(), Alert.alert_id)
-    total, rows, pages = listing.rows(session, alerts_query(model.run_id, kind, level, district, text), order)
+    total, rows, pages = listing.rows(session, alerts_query(model.live_runs, kind, level, area, text), order)
     alerts_ = [r[0] for r in rows]
     if listing.fmt:
         columns = [("alert_id", t("alerts.id", lang)), ("kind", t("alerts.kind", lang)),
@@ -86,22 +84,20 @@ def alerts(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep)
     thresholds = quota_thresholds(request.app.state.settings)
     chart_labels = {"title": t("alerts.ytd", lang), "projection": t("alerts.projection", lang),
                     "now": t("alerts.ytd_now", lang), "jan": t("alerts.jan", lang), "dec": t("alerts.dec", lang)}
-    links = lead_links(session, list({a.uscc for a in alerts_ if a.uscc}), district)
+    links = lead_links(session, list({a.uscc for a in alerts_ if a.uscc}), area)
     items = [{"a": a, "text": alert_text(a, lang), "lead_id": links.get(a.uscc),
               "chart": ytd_curve_svg(ytd_share(series.get(a.uscc) or {}, str(a.period or "")[:4], a.value,
                                                bool(a.permit_id)), thresholds, chart_labels)
               if a.kind in QUOTA_KINDS and series.get(a.uscc) else None} for a in alerts_]
     by_kind_level = session.execute(select(Alert.kind, Alert.level, func.count())
-                                    .where(Alert.run_id == model.run_id,
-                                           *([Alert.district == district] if district else []))
+                                    .where(Alert.run_id.in_(model.live_runs), *area.where(Alert))
                                     .group_by(Alert.kind, Alert.level)).all()
     kinds: dict[str, dict[str, int]] = {}
     for k, lv, n in by_kind_level:
         kinds.setdefault(k, {})[lv or "notice"] = n
     kind_tabs = [(k, sum(v.values()), sorted(v.items(), key=lambda x: level_rank(x[0]))) for k, v in sorted(kinds.items())]
     levels = sorted({lv for v in kinds.values() for lv in v}, key=level_rank)
-    districts = [] if ctx.principal.is_officer else sorted(
-        d for d in session.scalars(select(Alert.district).where(Alert.run_id == model.run_id).distinct()) if d)
+    menus = area_menus(session, ctx.principal, area, Alert, Alert.run_id.in_(model.live_runs))
     return render(ctx, "alerts.html", items=items, total=total, page=listing.page, pages=pages, kind=kind,
-                  kind_tabs=kind_tabs, level=level, levels=levels, district=district, districts=districts, q=text,
-                  thresholds=thresholds, all_total=sum(n for *_, n in by_kind_level))
+                  kind_tabs=kind_tabs, level=level, levels=levels, district=area.district, city=area.city, q=text,
+                  thresholds=thresholds, all_total=sum(n for *_, n in by_kind_level), **menus)

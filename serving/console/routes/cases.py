@@ -2,7 +2,8 @@
 status, moved along (open -> in progress -> closed | dismissed; a supervisor reopens) with the same service
 the API's ``POST /api/v1/cases/{id}/status`` calls. Beside the cases, the two kinds of notice the checks raise
 before a breach: quota use in three colours with each entity's year-to-date curve, and permit renewals at 90
-and 60 days. Officers see their own district's. Every list exports as CSV/XLSX."""
+and 60 days. Officers see their own city's district's, users bound to a city their city's, province roles every
+city's or the one they choose. Every list exports as CSV/XLSX."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import func, or_, select
 from serving.console.alert_text import alert_text
 from serving.console.charts import LEVEL_ORDER, ytd_curve_svg, ytd_share
 from serving.console.export import export_response
-from serving.console.lists import Listing, choice_param, text_param
+from serving.console.lists import Listing, area_menus, area_param, choice_param, text_param
 from serving import roles
 from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
 from serving.console.routes.alerts import alerts_query, lead_links, quota_thresholds
@@ -24,7 +25,7 @@ from serving.deps import ModelDep, SessionDep
 from serving.errors import NotFound
 from serving.i18n import t
 from serving.services import cases as service
-from serving.services.leads import officer_district
+from serving.services.scope import Scope
 from serving.store import Alert, Case, Series
 
 router = page_router()
@@ -35,22 +36,20 @@ TABS = ("quota", "renewal", *CASE_KINDS)
 STATUSES = ("open", "in_progress", "closed", "dismissed")
 
 
-def _cases(kind: str, district: str | None, status: str, text: str):
-    q = service.select_cases(kind, district, status or None)
+def _cases(kind: str, area: Scope, status: str, text: str):
+    q = service.select_cases(area, kind, status or None)
     if text:
         q = q.where(or_(Case.name.contains(text, autoescape=True), Case.uscc.contains(text, autoescape=True),
                         Case.permit_id.contains(text, autoescape=True), Case.project_id.contains(text, autoescape=True)))
     return q
 
 
-def _tab_counts(session, run_id, district: str | None) -> dict[str, int]:
-    where = [Case.district == district] if district else []
+def _tab_counts(session, live_runs: tuple[str, ...], area: Scope) -> dict[str, int]:
     counts = dict(session.execute(select(Case.kind, func.count()).where(Case.status.in_(("open", "in_progress")),
-                                                                        *where).group_by(Case.kind)).all())
-    a_where = [Alert.district == district] if district else []
+                                                                        *area.where(Case)).group_by(Case.kind)).all())
     for tab, kinds in NOTICE_KINDS.items():
         counts[tab] = session.scalar(select(func.count()).select_from(Alert).where(
-            Alert.run_id == run_id, Alert.kind.in_(kinds), *a_where)) or 0
+            Alert.run_id.in_(live_runs), Alert.kind.in_(kinds), *area.where(Alert))) or 0
     return counts
 
 
@@ -62,7 +61,7 @@ def case_text(c: Case, lang: str) -> str:
 def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     lang, listing = ctx.lang, Listing.of(request)
     tab = choice_param(request, "kind", TABS) or "quota"
-    district = officer_district(ctx.principal, text_param(request, "district") or None)
+    area = area_param(request, ctx.principal)
     status, level, text = choice_param(request, "status", STATUSES), text_param(request, "level", 16), text_param(request, "q")
     severity = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
     notices, rows = tab in NOTICE_KINDS, []
@@ -70,16 +69,16 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
         order = (sql_case(severity, value=Alert.level, else_=len(severity)), Alert.value.desc(), Alert.alert_id)
         if tab == "renewal":
             order = (Alert.value, Alert.alert_id)  # fewest days left first
-        query = alerts_query(model.run_id, NOTICE_KINDS[tab], level, district, text)
+        query = alerts_query(model.live_runs, NOTICE_KINDS[tab], level, area, text)
         total, found, pages = listing.rows(session, query, order)
         rows = [r[0] for r in found]
     else:
-        total, found, pages = listing.rows(session, _cases(tab, district, status, text),
+        total, found, pages = listing.rows(session, _cases(tab, area, status, text),
                                            (Case.status.in_(("closed", "dismissed")), Case.district, Case.case_id))
         rows = [r[0] for r in found]
     if listing.fmt:
         return _export(tab, rows, listing.fmt, lang)
-    links = lead_links(session, list({r.uscc for r in rows if r.uscc}), district)
+    links = lead_links(session, list({r.uscc for r in rows if r.uscc}), area)
     items = []
     if notices:
         series = {}
@@ -104,13 +103,11 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
                   "moves": [s for s in service.MOVES.get(c.status, ()) if s != "open" or role in roles.SUPERVISE]
                   if role in roles.CASE_WORK else []} for c in rows]
     levels = [] if not notices else sorted({lv for lv in session.scalars(select(Alert.level).where(
-        Alert.run_id == model.run_id, Alert.kind.in_(NOTICE_KINDS[tab])).distinct()) if lv},
+        Alert.run_id.in_(model.live_runs), Alert.kind.in_(NOTICE_KINDS[tab])).distinct()) if lv},
         key=lambda lv: severity.get(lv, 99))
-    districts = [] if ctx.principal.is_officer else sorted(
-        d for d in session.scalars(select(Case.district).distinct()) if d)
-    return render(ctx, "cases.html", tab=tab, tabs=TABS, counts=_tab_counts(session, model.run_id, district),
-                  items=items, total=total, page=listing.page, pages=pages, notices=notices, district=district,
-                  districts=districts, status=status, statuses=STATUSES, level=level, levels=levels, q=text,
+    return render(ctx, "cases.html", tab=tab, tabs=TABS, counts=_tab_counts(session, model.live_runs, area),
+                  items=items, total=total, page=listing.page, pages=pages, notices=notices, district=area.district,
+                  city=area.city, **area_menus(session, ctx.principal, area, Case), status=status, statuses=STATUSES, level=level, levels=levels, q=text,
                   thresholds=quota_thresholds(request.app.state.settings),
                   flash=request.query_params.get("done"))
 

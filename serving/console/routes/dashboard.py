@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from serving import roles
 from serving.console.charts import AGE_COLOURS, LEVEL_COLOURS, STATUS_COLOURS, hit_rate_svg, level_rank, stacked_bars_svg
 from serving.console.export import export_format, export_response
+from serving.console.lists import area_menus, city_area
 from serving.console.render import PageContext, page_for, page_router, render
+from serving.services.scope import Scope
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import metric_label, t
 from serving.runtime import ModelInfo
@@ -29,34 +31,48 @@ BACKTEST_ORDER = {"model": 0, "naive": 1, "random": 2}
 AGE_BUCKETS = (("d7", 7), ("d30", 30), ("d90", 90), ("older", None))
 MIN_LABELLED = 10  # fewer labelled entities than this in the top K: a precision there measures nothing
 TABLES = ("districts", "officers", "runs")
+EVERYWHERE = Scope()
 
 
 def _link(path: str, **params) -> str:
     return path + "?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
-def districts_section(session: Session, lang: str) -> dict[str, Any]:
-    """Per district: leads by status (the queue and every lead already worked) and the age of the open ones."""
+def _district_key(city: str | None, district: str | None) -> tuple[str, str]:
+    """A district of a city: two cities of a province's store may have districts of the same name."""
+    return city or "", district or "—"
+
+
+def _label(key: tuple[str, str]) -> str:
+    return f"{key[0]} {key[1]}" if key[0] else key[1]
+
+
+def districts_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> dict[str, Any]:
+    """Per district of each city: leads by status (the queue and every lead already worked) and the age of the
+    open ones."""
     worked = or_(Lead.in_queue.is_(True), Lead.status != "new")
-    table: dict[str, dict[str, Any]] = {}
-    for d, st, n in session.execute(select(Lead.district, Lead.status, func.count()).where(worked)
-                                    .group_by(Lead.district, Lead.status)):
-        table.setdefault(d or "—", {s: 0 for s in LEAD_STATUSES})[st] = n
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for c, d, st, n in session.execute(select(Lead.city, Lead.district, Lead.status, func.count())
+                                       .where(worked, *area.where(Lead)).group_by(Lead.city, Lead.district, Lead.status)):
+        table.setdefault(_district_key(c, d), {s: 0 for s in LEAD_STATUSES})[st] = n
     now = utcnow()
-    ages: dict[str, dict[str, int]] = {d: {b: 0 for b, _ in AGE_BUCKETS} for d in table}
-    oldest: dict[str, int] = {}
-    for d, created in session.execute(select(Lead.district, Lead.created_at)
-                                      .where(Lead.in_queue.is_(True), Lead.status != "closed")):
+    ages: dict[tuple[str, str], dict[str, int]] = {d: {b: 0 for b, _ in AGE_BUCKETS} for d in table}
+    oldest: dict[tuple[str, str], int] = {}
+    for c, d, created in session.execute(select(Lead.city, Lead.district, Lead.created_at).where(
+            Lead.in_queue.is_(True), Lead.status != "closed", *area.where(Lead))):
         days = max(0, (now - created).days) if created else 0
         bucket = next(b for b, limit in AGE_BUCKETS if limit is None or days <= limit)
-        key = d or "—"
+        key = _district_key(c, d)
         ages.setdefault(key, {b: 0 for b, _ in AGE_BUCKETS})[bucket] += 1
         oldest[key] = max(oldest.get(key, 0), days)
-    status_rows = [(d, [(t(f"status.{st}", lang), table[d].get(st, 0), STATUS_COLOURS[st],
-                         _link("/queue", district=d, status=st)) for st in LEAD_STATUSES]) for d in sorted(table)]
-    age_rows = [(d, [(t(f"age.{b}", lang), ages[d][b], AGE_COLOURS[b], _link("/queue", district=d, status="open"))
-                     for b, _ in AGE_BUCKETS]) for d in sorted(ages)]
-    rows = [{"district": d, **table[d], "open": sum(v for k, v in table[d].items() if k != "closed"),
+    status_rows = [(_label(d), [(t(f"status.{st}", lang), table[d].get(st, 0), STATUS_COLOURS[st],
+                                 _link("/queue", city=d[0], district=d[1], status=st)) for st in LEAD_STATUSES])
+                   for d in sorted(table)]
+    age_rows = [(_label(d), [(t(f"age.{b}", lang), ages[d][b], AGE_COLOURS[b],
+                              _link("/queue", city=d[0], district=d[1], status="open")) for b, _ in AGE_BUCKETS])
+                for d in sorted(ages)]
+    rows = [{"city": d[0] or None, "district": d[1], **table[d],
+             "open": sum(v for k, v in table[d].items() if k != "closed"),
              **{f"age_{b}": ages.get(d, {}).get(b, 0) for b, _ in AGE_BUCKETS}, "oldest_days": oldest.get(d, 0)}
             for d in sorted(table)]
     return {"district_chart": stacked_bars_svg(status_rows, "districts") if status_rows else None,
@@ -64,13 +80,13 @@ def districts_section(session: Session, lang: str) -> dict[str, Any]:
             else None, "district_rows": rows, "statuses": LEAD_STATUSES, "age_buckets": [b for b, _ in AGE_BUCKETS]}
 
 
-def officers_section(session: Session, lang: str) -> dict[str, Any]:
-    """Every active officer, with what they hold, what they closed, their verdicts and hit rate; those with
-    nothing yet show zeros rather than being left out."""
+def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> dict[str, Any]:
+    """Every active officer (of the city shown), with what they hold, what they closed, their verdicts and hit
+    rate; those with nothing yet show zeros rather than being left out."""
     load: dict[str, dict[str, Any]] = {}
-    for name, district in session.execute(select(User.username, User.district)
-                                          .where(User.role == "officer", User.active.is_(True))):
-        load[name] = {"officer": name, "district": district, "open": 0, "closed": 0, "verdicts": 0,
+    for name, city, district in session.execute(select(User.username, User.city, User.district).where(
+            User.role == "officer", User.active.is_(True), *Scope(area.city, every_city=area.every_city).where(User))):
+        load[name] = {"officer": name, "city": city, "district": district, "open": 0, "closed": 0, "verdicts": 0,
                       "violations": 0, "decided": 0, "last_30": 0}
 
     def row(officer: str) -> dict[str, Any]:
@@ -78,19 +94,20 @@ def officers_section(session: Session, lang: str) -> dict[str, Any]:
                                          "violations": 0, "decided": 0, "last_30": 0})
 
     for officer, st, n in session.execute(select(Lead.assigned_officer, Lead.status, func.count())
-                                          .where(Lead.assigned_officer.is_not(None))
+                                          .where(Lead.assigned_officer.is_not(None), *area.where(Lead))
                                           .group_by(Lead.assigned_officer, Lead.status)):
         row(officer)["closed" if st == "closed" else "open"] += n
     since = (utcnow() - timedelta(days=30)).date()
     recent = func.sum(case((Verdict.visited_on >= since, 1), else_=0))
     for officer, outcome, n, n_recent in session.execute(
-            select(Verdict.officer, Verdict.outcome, func.count(), recent).group_by(Verdict.officer, Verdict.outcome)):
+            select(Verdict.officer, Verdict.outcome, func.count(), recent).join(Lead, Lead.id == Verdict.lead_id)
+            .where(*area.where(Lead)).group_by(Verdict.officer, Verdict.outcome)):
         r = row(officer)
         r["verdicts"] += n
         r["violations"] += n if outcome == "violation" else 0
         r["decided"] += n if outcome in ("violation", "no_violation") else 0
         r["last_30"] += int(n_recent or 0)
-    rows = sorted(load.values(), key=lambda r: (r["district"] or "", r["officer"]))
+    rows = sorted(load.values(), key=lambda r: (r.get("city") or "", r["district"] or "", r["officer"]))
     for r in rows:
         r["hit_rate"] = r["violations"] / r["decided"] if r["decided"] else None
     bars = [(r["officer"], [(t("dash.open_assigned", lang), r["open"], STATUS_COLOURS["assigned"],
@@ -100,9 +117,10 @@ def officers_section(session: Session, lang: str) -> dict[str, Any]:
     return {"workload_chart": stacked_bars_svg(bars, "workload") if bars else None, "officers": rows}
 
 
-def verdicts_section(session: Session, lang: str) -> dict[str, Any]:
+def verdicts_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> dict[str, Any]:
     """Verdicts and the hit rate (violations among decided visits) by month of the visit."""
-    v_rows = session.execute(select(Verdict.visited_on, Verdict.outcome)).all()
+    v_rows = session.execute(select(Verdict.visited_on, Verdict.outcome).join(Lead, Lead.id == Verdict.lead_id)
+                             .where(*area.where(Lead))).all()
     months, counts, rates, hits, visited = [], [], [], 0, 0
     if v_rows:
         import pandas as pd
@@ -121,12 +139,17 @@ def verdicts_section(session: Session, lang: str) -> dict[str, Any]:
             "hit_rate": hits / visited if visited else None}
 
 
-def runs_section(session: Session) -> dict[str, Any]:
-    """Each published run, oldest first: entities scored, and the verdicts recorded while it was the live run
-    with their hit rate (the trend of the field's results across runs)."""
-    runs = session.scalars(select(Run).order_by(Run.published_at, Run.run_id)).all()
+def _run_city(area: Scope) -> list:
+    return [] if area.every_city else [Run.city.is_(None) if area.city is None else Run.city == area.city]
+
+
+def runs_section(session: Session, area: Scope = EVERYWHERE) -> dict[str, Any]:
+    """Each published run (of the city shown), oldest first: entities scored, and the verdicts recorded while it
+    was the live run with their hit rate (the trend of the field's results across runs)."""
+    runs = session.scalars(select(Run).where(*_run_city(area)).order_by(Run.published_at, Run.run_id)).all()
     scored = dict(session.execute(select(Score.run_id, func.count()).group_by(Score.run_id)).all())
-    verdicts = session.execute(select(Verdict.recorded_at, Verdict.outcome)).all()
+    verdicts = session.execute(select(Verdict.recorded_at, Verdict.outcome).join(Lead, Lead.id == Verdict.lead_id)
+                               .where(*area.where(Lead))).all()
     rows = []
     for i, run in enumerate(runs):
         start = run.published_at
@@ -140,14 +163,17 @@ def runs_section(session: Session) -> dict[str, Any]:
     return {"runs": rows}
 
 
-def alerts_section(session: Session, run_id: str | None, lang: str) -> dict[str, Any]:
-    counts = session.execute(select(Alert.kind, Alert.level, func.count()).where(Alert.run_id == run_id)
+def alerts_section(session: Session, live_runs: tuple[str, ...], lang: str, area: Scope = EVERYWHERE) -> dict[str, Any]:
+    """The alerts of each city's live run (of the city shown) by kind and level."""
+    counts = session.execute(select(Alert.kind, Alert.level, func.count())
+                             .where(Alert.run_id.in_(live_runs), *area.where(Alert))
                              .group_by(Alert.kind, Alert.level)).all()
     kinds: dict[str, dict[str, int]] = {}
     for kind, level, n in counts:
         kinds.setdefault(kind, {})[level or "notice"] = n
     rows = [(t(f"kind.{k}", lang), [(t(f"level.{lv}", lang), v.get(lv, 0), LEVEL_COLOURS.get(lv, "#a0aec0"),
-                                     _link("/alerts", kind=k, level=lv)) for lv in sorted(v, key=level_rank)])
+                                     _link("/alerts", kind=k, level=lv, city=area.city))
+                                    for lv in sorted(v, key=level_rank)])
             for k, v in sorted(kinds.items())]
     return {"alert_chart": stacked_bars_svg(rows, "alerts") if rows else None,
             "levels_seen": sorted({lv for v in kinds.values() for lv in v}, key=level_rank),
@@ -205,21 +231,24 @@ def _export(table: str, fmt: str, lang: str, data: dict[str, Any]):
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASHBOARD)], session: SessionDep,
               model: ModelDep):
-    lang = ctx.lang
+    lang, area = ctx.lang, city_area(request, ctx.principal)
     fmt = export_format(request.query_params.get("format"))
     if fmt:
         table = request.query_params.get("table") or "districts"
         table = table if table in TABLES else "districts"
-        data = {**districts_section(session, lang), **officers_section(session, lang), **runs_section(session)}
+        data = {**districts_section(session, lang, area), **officers_section(session, lang, area),
+                **runs_section(session, area)}
         return _export(table, fmt, lang, data)
-    verdicts, alerts = verdicts_section(session, lang), alerts_section(session, model.run_id, lang)
-    in_queue = session.scalar(select(func.count()).select_from(Lead).where(Lead.in_queue.is_(True))) or 0
-    open_ = session.scalar(select(func.count()).select_from(Lead).where(Lead.in_queue.is_(True),
-                                                                          Lead.status != "closed")) or 0
-    outbox = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    verdicts, alerts = verdicts_section(session, lang, area), alerts_section(session, model.live_runs, lang, area)
+    queued = (Lead.in_queue.is_(True), *area.where(Lead))
+    in_queue = session.scalar(select(func.count()).select_from(Lead).where(*queued)) or 0
+    open_ = session.scalar(select(func.count()).select_from(Lead).where(*queued, Lead.status != "closed")) or 0
+    outbox = dict(session.execute(select(OutboxMessage.status, func.count()).where(
+        *([] if area.every_city else [OutboxMessage.run_id.in_(select(Run.run_id).where(*_run_city(area)))]))
+        .group_by(OutboxMessage.status)).all())
     tiles = {"in_queue": in_queue, "open": open_, "verdicts": verdicts.pop("verdict_total"),
              "hit_rate": verdicts.pop("hit_rate"), "hits": verdicts.pop("hits"), "visited": verdicts.pop("visited"),
              "alerts": alerts.pop("alert_total"), "outbox": outbox}
-    return render(ctx, "dashboard.html", info=model, tiles=tiles, **districts_section(session, lang),
-                  **officers_section(session, lang), **verdicts, **alerts, **runs_section(session),
-                  **model_section(model, lang))
+    return render(ctx, "dashboard.html", info=model, tiles=tiles, **districts_section(session, lang, area),
+                  **officers_section(session, lang, area), **verdicts, **alerts, **runs_section(session, area),
+                  **model_section(model, lang), city=area.city, **area_menus(session, ctx.principal, area, Lead))

@@ -60,8 +60,8 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
               correction_error: str | None = None) -> HTMLResponse:
     p = ctx.principal
     lead = service.load_lead(session, lead_id, p)
-    facts = service.lead_facts(session, lead, ctx.request.app.state.model.info.run_id)
-    officers = [] if p.is_officer else service.district_officers(session, lead.district)
+    facts = service.lead_facts(session, lead, ctx.request.app.state.model.info.live_runs)
+    officers = [] if p.is_officer else service.district_officers(session, lead)
     may_record = (p.role in roles.LEAD_WORK and lead.status != "closed"
                   and not (p.is_officer and lead.assigned_officer not in (None, p.username)))
     may_assign = p.role in roles.LEAD_WORK and lead.status != "closed" and (

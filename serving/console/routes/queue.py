@@ -1,4 +1,5 @@
-"""The lead queue page: officers their district's queue in queue order, others the city by rank; sort, search
+"""The lead queue page: officers their city's district's queue in queue order, others the city (or the
+province: a city menu) by rank; sort, search
 (name, code, reason, address, industry name), filters (district, industry, status, alert kind, "mine"), the
 address and industry name of each lead; the list as CSV/XLSX; and the officer's day sheet: the chosen leads
 grouped by industrial park or street, printable, and as CSV."""
@@ -22,6 +23,7 @@ from serving.i18n import t
 from serving.industries import codes_named, industry_name
 from serving.console.reasons import lead_reasons
 from serving.services import leads as service
+from serving.services.scope import Scope, caller_scope
 from serving.store import LEAD_STATUSES, Alert, Entity, Lead, Verdict
 
 PAGE_SIZE = 50
@@ -65,32 +67,31 @@ class QueueFilters:
                    sort=sort if sort in (OFFICER_SORTS if officer else SORTS) else "queue", page=page)
 
 
-def alert_chips(session: Session, run_id: str | None, usccs: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """(kind, level) of each entity's live alerts, most severe first."""
+def alert_chips(session: Session, live_runs: tuple[str, ...], usccs: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """(kind, level) of each entity's alerts in its city's live run, most severe first."""
     chips: dict[str, list[tuple[str, str]]] = {}
-    if usccs and run_id:
-        for uscc, kind, level in session.execute(select(Alert.uscc, Alert.kind, Alert.level)
-                                                 .where(Alert.run_id == run_id, Alert.uscc.in_(usccs)).distinct()):
+    if usccs and live_runs:
+        for uscc, kind, level in session.execute(select(Alert.uscc, Alert.kind, Alert.level).where(
+                Alert.run_id.in_(live_runs), Alert.uscc.in_(usccs)).distinct()):
             chips.setdefault(uscc, []).append((kind, level or "notice"))
     for found in chips.values():
         found.sort(key=lambda c: level_rank(c[1]))
     return chips
 
 
-def queue_tiles(session: Session, district: str | None) -> dict[str, int]:
+def queue_tiles(session: Session, area: Scope) -> dict[str, int]:
     """The totals at the top of the page: open and closed leads, violations found."""
     scope = select(Lead.status, func.count()).where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
     violations = select(func.count()).select_from(Verdict).join(Lead, Lead.id == Verdict.lead_id).where(
         Verdict.outcome == "violation")
-    if district is not None:
-        scope, violations = scope.where(Lead.district == district), violations.where(Lead.district == district)
+    scope, violations = scope.where(*area.where(Lead)), violations.where(*area.where(Lead))
     by_status = dict(session.execute(scope.group_by(Lead.status)).all())
     return {"open": sum(v for k, v in by_status.items() if k != "closed"), "closed": by_status.get("closed", 0),
             "violations": session.scalar(violations) or 0}
 
 
-def queue_query(session: Session, p, f: QueueFilters, district: str | None, run_id: str | None, lang: str):
-    q = (service.select_leads(f.status or service.WORKED, district, f.kind or None, run_id, city=f.city)
+def queue_query(session: Session, p, f: QueueFilters, area: Scope, live_runs: tuple[str, ...], lang: str):
+    q = (service.select_leads(f.status or service.WORKED, area, f.kind or None, live_runs)
          .add_columns(Entity.address, Entity.industry_code.label("entity_industry"))
          .outerjoin(Entity, Entity.uscc == Lead.uscc))
     if f.mine:
@@ -154,14 +155,15 @@ def _export(items: list[dict], fmt: str, lang: str, officer: bool, day: bool):
                            t("day.title" if day else "queue.title_all", lang))
 
 
-def _filters_context(session: Session, p, district: str | None, lang: str, run_id) -> dict:
-    kinds = sorted(k for k in session.scalars(select(Alert.kind).where(Alert.run_id == run_id).distinct()) if k)
-    districts = [] if p.is_officer else sorted(d for d in session.scalars(select(Lead.district).distinct()) if d)
-    cities = sorted(c for c in session.scalars(select(Lead.city).distinct()) if c)  # a province's store
+def _filters_context(session: Session, p, area: Scope, lang: str, live_runs: tuple[str, ...]) -> dict:
+    kinds = sorted(k for k in session.scalars(select(Alert.kind).where(Alert.run_id.in_(live_runs)).distinct()) if k)
+    in_city = Scope(area.city, every_city=area.every_city).where(Lead)
+    districts = [] if p.is_officer else sorted(
+        d for d in session.scalars(select(Lead.district).where(*in_city).distinct()) if d)
+    cities = [] if p.city or p.is_officer else sorted(  # a province's store: its cities, for a province role
+        c for c in session.scalars(select(Lead.city).distinct()) if c)
     scope = select(func.coalesce(Entity.industry_code, Lead.industry_code)).select_from(Lead).outerjoin(
-        Entity, Entity.uscc == Lead.uscc).where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
-    if district:
-        scope = scope.where(Lead.district == district)
+        Entity, Entity.uscc == Lead.uscc).where(or_(Lead.in_queue.is_(True), Lead.status != "new"), *area.where(Lead))
     codes = {c for c in session.scalars(scope.distinct()) if c}
     industries = sorted(((c, industry_name(c, lang)) for c in codes), key=lambda x: (x[1], x[0]))
     return {"kinds": kinds, "districts": districts, "industries": industries, "cities": cities}
@@ -171,25 +173,25 @@ def _filters_context(session: Session, p, district: str | None, lang: str, run_i
 def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     p, lang = ctx.principal, ctx.lang
     f = QueueFilters.of(request, p.is_officer)
-    district = service.officer_district(p, f.district)
-    q = queue_query(session, p, f, district, model.run_id, lang)
+    area = caller_scope(p, f.city, f.district)
+    q = queue_query(session, p, f, area, model.live_runs, lang)
     fmt = export_format(request.query_params.get("format"))
     order = queue_order(p, f)
     total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
     q = q.order_by(*order)
     rows = session.execute(q if fmt else q.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    items = queue_items(p, rows, alert_chips(session, model.run_id, [r[0].uscc for r in rows]), lang)
+    items = queue_items(p, rows, alert_chips(session, model.live_runs, [r[0].uscc for r in rows]), lang)
     if fmt:
         return _export(items, fmt, lang, p.is_officer, day=False)
     recorded = request.query_params.get("recorded")
     return render(
         ctx, "queue.html", items=items, total=total, page=f.page, pages=max(1, math.ceil(total / PAGE_SIZE)),
-        status=f.status, kind=f.kind, q=f.text, district=district, city=f.city, industry=f.industry, mine=f.mine,
+        status=f.status, kind=f.kind, q=f.text, district=area.district, city=area.city, industry=f.industry, mine=f.mine,
         sort=f.sort,
         officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
-        recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, district),
-        **_filters_context(session, p, district, lang, model.run_id),
+        recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, area),
+        **_filters_context(session, p, area, lang, model.live_runs),
     )
 
 
@@ -203,10 +205,10 @@ def day_sheet(request: Request, ctx: PageDep, session: SessionDep, model: ModelD
         f.status = service.OPEN
     if "mine" not in request.query_params and p.is_officer:
         f.mine = True
-    district = service.officer_district(p, f.district)
-    q = queue_query(session, p, f, district, model.run_id, lang).order_by(*queue_order(p, f)).limit(DAY_SHEET_MAX)
+    area = caller_scope(p, f.city, f.district)
+    q = queue_query(session, p, f, area, model.live_runs, lang).order_by(*queue_order(p, f)).limit(DAY_SHEET_MAX)
     rows = session.execute(q).all()
-    items = queue_items(p, rows, alert_chips(session, model.run_id, [r[0].uscc for r in rows]), lang)
+    items = queue_items(p, rows, alert_chips(session, model.live_runs, [r[0].uscc for r in rows]), lang)
     items.sort(key=lambda x: (x["group"] == "其他", x["group"], x["address"] or "", x["id"]))
     fmt = export_format(request.query_params.get("format"))
     if fmt:
@@ -216,5 +218,5 @@ def day_sheet(request: Request, ctx: PageDep, session: SessionDep, model: ModelD
         groups.setdefault(item["group"], []).append(item)
     from datetime import date
 
-    return render(ctx, "day_sheet.html", groups=list(groups.items()), total=len(items), district=district,
+    return render(ctx, "day_sheet.html", groups=list(groups.items()), total=len(items), district=area.district,
                   mine=f.mine, status=f.status, today=date.today().isoformat(), limit=DAY_SHEET_MAX)
