@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from serving.console.charts import level_rank
 from serving.console.export import export_format, export_response
+from serving.console.lists import area_menus
 from serving.console.render import PageDep, page_router, render
 from serving.console.route_groups import route_group
 from serving.deps import ModelDep, SessionDep
@@ -157,16 +158,11 @@ def _export(items: list[dict], fmt: str, lang: str, officer: bool, day: bool):
 
 def _filters_context(session: Session, p, area: Scope, lang: str, live_runs: tuple[str, ...]) -> dict:
     kinds = sorted(k for k in session.scalars(select(Alert.kind).where(Alert.run_id.in_(live_runs)).distinct()) if k)
-    in_city = Scope(area.city, every_city=area.every_city).where(Lead)
-    districts = [] if p.is_officer else sorted(
-        d for d in session.scalars(select(Lead.district).where(*in_city).distinct()) if d)
-    cities = [] if p.city or p.is_officer else sorted(  # a province's store: its cities, for a province role
-        c for c in session.scalars(select(Lead.city).distinct()) if c)
     scope = select(func.coalesce(Entity.industry_code, Lead.industry_code)).select_from(Lead).outerjoin(
         Entity, Entity.uscc == Lead.uscc).where(or_(Lead.in_queue.is_(True), Lead.status != "new"), *area.where(Lead))
     codes = {c for c in session.scalars(scope.distinct()) if c}
     industries = sorted(((c, industry_name(c, lang)) for c in codes), key=lambda x: (x[1], x[0]))
-    return {"kinds": kinds, "districts": districts, "industries": industries, "cities": cities}
+    return {"kinds": kinds, "industries": industries, **area_menus(session, p, area, Lead)}
 
 
 @router.get("/queue", response_class=HTMLResponse)
