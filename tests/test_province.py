@@ -289,3 +289,18 @@ def test_migration_c003_keys_an_existing_store_by_city(empty_store_url):
     with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:
         conn.execute(text("INSERT INTO accounts (city, source, account_id) VALUES ('聊城市', 'water', 'W1')"))
     engine.dispose()
+
+
+def test_demo_officers_of_a_province_store_are_city_bound(sessions):
+    """Demo officers for (city, district) pairs: one per district of each city, each bound to its city."""
+    from sqlalchemy import select
+
+    from serving.services.users import ensure_demo_users
+    from serving.store import User
+
+    with sessions() as s, s.begin():
+        ensure_demo_users(s, production=False, districts=[("聊城市", "德城区"), ("德州市", "德城区")])
+    with sessions() as s:
+        officers = s.execute(select(User.username, User.city, User.district).where(User.role == "officer")
+                             .order_by(User.username)).all()
+    assert [tuple(o) for o in officers] == [("officer1", "德州市", "德城区"), ("officer2", "聊城市", "德城区")]

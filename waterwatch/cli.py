@@ -344,15 +344,15 @@ def users_add(
 
 @users_app.command("list")
 def users_list() -> None:
-    """Every user with role, district, whether active and how many API keys it holds."""
+    """Every user with role, city, district, whether active and how many API keys it holds."""
     from serving.services.users import list_users
 
     with _users_store()() as session:
         rows = list_users(session)
-    typer.echo(f"{'user':<20}{'role':<12}{'district':<12}{'active':<8}{'keys':>5}  created")
+    typer.echo(f"{'user':<20}{'role':<12}{'city':<10}{'district':<12}{'active':<8}{'keys':>5}  created")
     for r in rows:
-        typer.echo(f"{r.username:<20}{r.role:<12}{r.district or '-':<12}{'yes' if r.active else 'no':<8}{r.keys:>5}  "
-                   f"{r.created_at:%Y-%m-%d}")
+        typer.echo(f"{r.username:<20}{r.role:<12}{r.city or '-':<10}{r.district or '-':<12}"
+                   f"{'yes' if r.active else 'no':<8}{r.keys:>5}  {r.created_at:%Y-%m-%d}")
 
 
 @users_app.command("deactivate")

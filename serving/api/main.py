@@ -26,7 +26,7 @@ from serving.runtime import ModelHolder
 from serving.schemas import HealthPublic
 from serving.security import signing_key
 from serving.services.users import demo_logins, ensure_demo_users
-from serving.store import Entity, open_store
+from serving.store import Entity, Lead, open_store
 
 DESCRIPTION = "违法取水线索：风险评分、执法线索队列、核查结论、预警与短信。Scores, lead queues, verdicts, alerts."
 
@@ -53,7 +53,9 @@ def _lifespan(demo_users: bool):
         app.state.model.reload()
         if demo_users:
             with app.state.sessions() as session, session.begin():
-                districts = [d for d in session.scalars(select(Entity.district).distinct()) if d]
+                districts = [tuple(p) for p in session.execute(select(Lead.city, Lead.district).where(
+                    Lead.city.is_not(None), Lead.district.is_not(None)).distinct())]  # a province's cities
+                districts = districts or [d for d in session.scalars(select(Entity.district).distinct()) if d]
                 ensure_demo_users(session, settings.production, districts)
         yield
 

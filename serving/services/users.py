@@ -82,12 +82,13 @@ class UserRow:
     active: bool
     keys: int  # API keys not revoked
     created_at: datetime
+    city: str | None = None
 
 
 def list_users(session: Session) -> list[UserRow]:
     keys = dict(session.execute(select(ApiKey.user_id, func.count()).where(ApiKey.revoked.is_(False))
                                 .group_by(ApiKey.user_id)).all())
-    return [UserRow(u.username, u.role, u.district, bool(u.active), keys.get(u.id, 0), u.created_at)
+    return [UserRow(u.username, u.role, u.district, bool(u.active), keys.get(u.id, 0), u.created_at, u.city)
             for u in session.scalars(select(User).order_by(User.username))]
 
 
@@ -113,17 +114,19 @@ def revoke_keys(session: Session, username: str, key_id: int | None = None, acto
     return len(keys)
 
 
-def ensure_demo_users(session: Session, production: bool, districts: list[str] | tuple[str, ...] = ()) -> list[str]:
+def ensure_demo_users(session: Session, production: bool, districts=()) -> list[str]:
     """Demo supervisor/analyst/admin and one officer per district (password ``demo-password``), only
-    outside production. Returns the usernames created."""
+    outside production; ``districts``: names, or (city, district) pairs in a store a province's cities share
+    (an officer works one city's district). Returns the usernames created."""
     if production:
         return []
-    wanted = list(DEMO_USERS) + [(f"officer{i + 1}", "officer", d) for i, d in enumerate(sorted(set(districts)))]
+    places = sorted({d if isinstance(d, tuple) else (None, d) for d in districts}, key=lambda p: (p[0] or "", p[1]))
+    wanted = [(*u, None) for u in DEMO_USERS] + [(f"officer{i + 1}", "officer", d, c) for i, (c, d) in enumerate(places)]
     existing = set(session.scalars(select(User.username).where(User.username.in_([w[0] for w in wanted]))))
     created = []
-    for username, role, district in wanted:
+    for username, role, district, city in wanted:
         if username not in existing:
-            create_user(session, username, DEMO_PASSWORD, role, district, actor="system", is_demo=True)
+            create_user(session, username, DEMO_PASSWORD, role, district, actor="system", is_demo=True, city=city)
             created.append(username)
     return created
 
