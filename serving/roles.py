@@ -1,6 +1,8 @@
 """Who may do what, by role; the API and the console both check these tuples and no others.
 
-Officers act only within their own district; supervisors assign, correct verdicts and watch the city;
+Officers act only within their own district (of their city, in a store a province's cities share: see
+``serving.services.scope``, which also keeps any user bound to a city to that city); supervisors assign,
+correct verdicts and watch the city;
 analysts read and never write; admins also run the service (reload the model). Other systems call with an API key bound to
 a user, and so to one of these roles.
 """
