@@ -208,6 +208,26 @@ def test_cases_filter_by_city_and_keep_to_the_callers(province_api):
     assert "371400-C-expired-1" in page.text and "371500-C-expired-1" not in page.text
 
 
+def test_a_users_city_is_read_from_the_store_on_every_request(province_api, sessions):
+    """The city comes from the store, never from the client: moving a user to another city counts from the
+    next request of the same token; a ``city`` the client sends cannot widen it."""
+    from sqlalchemy import update
+
+    from serving.store import User
+
+    sup_lc = province_api("sup_lc")
+    assert {c["city"] for c in sup_lc.get("/api/v1/cases").json()["items"]} == {"聊城市"}
+    with sessions() as s, s.begin():
+        s.execute(update(User).where(User.username == "sup_lc").values(city="德州市"))
+    assert {c["city"] for c in sup_lc.get("/api/v1/cases").json()["items"]} == {"德州市"}
+    assert sup_lc.get("/api/v1/alerts", params={"city": "聊城市"}).status_code == 403
+    # bound to Dezhou now: Liaocheng's leads and cases are out of reach
+    lc_lead = next(x["id"] for x in province_api("prov").get("/api/v1/leads", params={"city": "聊城市"}).json()["items"])
+    assert sup_lc.get(f"/api/v1/leads/{lc_lead}").status_code == 403
+    assert sup_lc.post("/api/v1/cases/371500-C-tax-1/status", json={"status": "in_progress"}).status_code == 403
+    assert sup_lc.post("/api/v1/cases/371400-C-tax-1/status", json={"status": "in_progress"}).status_code == 200
+
+
 def test_a_district_name_two_cities_share_keeps_their_queues_apart(province_api, sessions):
     """Gap 3: both cities have a 德城区; each city's officer sees and works only their own city's."""
     from sqlalchemy import select
