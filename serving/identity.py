@@ -71,7 +71,8 @@ class Identities:
         if row is None:
             return None
         revoked = bool(row.token_revoked) if "token_revoked" in row._fields else False
-        return UserState(row.id, row.username, row.role, row.district, row.city, bool(row.active), row.token_version, revoked)
+        return UserState(row.id, row.username, row.role, row.district, row.city, bool(row.active), row.token_version,
+                         revoked)
 
     def by_token(self, claims: TokenClaims) -> UserState | None:
         """The state of the user a token names, and whether that token was revoked."""

@@ -124,7 +124,8 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
 # Two generated city runs (tests/test_store.make_run) whose districts carry the same names, published into one
 # store (SQLite, and PostgreSQL when one is reachable): what each kind of user then sees and may change.
 
-from test_store import DEZHOU, LIAOCHENG, empty_store_url, make_run, sessions, small_settings, store_url  # noqa: E402,F401
+from test_store import (  # noqa: E402,F401 - the store fixtures (SQLite, PostgreSQL) and the fake run
+    DEZHOU, LIAOCHENG, empty_store_url, make_run, sessions, small_settings, store_url)
 
 
 def _linkage(run: Path, rows: list[tuple[str, str, int]]) -> Path:

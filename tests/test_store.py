@@ -464,7 +464,8 @@ def test_a_province_store_keeps_each_citys_queue(sessions, tmp_path):
             assert dict(s.execute(select(model.city, func.count()).group_by(model.city)).all()) == {
                 "德州市": 2, "聊城市": 2}
         assert s.scalar(select(func.count()).select_from(Series)) == 120 + 90
-        assert s.scalar(select(func.count()).select_from(select_leads(IN_QUEUE, Scope("聊城市", every_city=False)).subquery())) == 30
+        liaocheng = Scope("聊城市", every_city=False)
+        assert s.scalar(select(func.count()).select_from(select_leads(IN_QUEUE, liaocheng).subquery())) == 30
         assert s.scalar(select(func.count()).select_from(select_leads(IN_QUEUE).subquery())) == 60
 
     # Dezhou's next run re-ranks Dezhou's queue only

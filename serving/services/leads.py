@@ -1,9 +1,9 @@
 """The officers' queue: which leads a caller sees, their facts and history, and assigning and starting them
 (verdicts: ``serving.services.verdicts``).
 
-Officers see and change only their own city's district's leads (``serving.services.scope``), and never another officer's lead. Every write
-locks the lead first (concurrent writers wait and then see its new state), appends to the lead's history
-and is audited in the same transaction as the change it records.
+Officers see and change only their own city's district's leads (``serving.services.scope``), and never
+another officer's lead. Every write locks the lead first (concurrent writers wait and then see its new
+state), appends to the lead's history and is audited in the same transaction as the change it records.
 """
 
 from __future__ import annotations

@@ -121,7 +121,8 @@ def ensure_demo_users(session: Session, production: bool, districts=()) -> list[
     if production:
         return []
     places = sorted({d if isinstance(d, tuple) else (None, d) for d in districts}, key=lambda p: (p[0] or "", p[1]))
-    wanted = [(*u, None) for u in DEMO_USERS] + [(f"officer{i + 1}", "officer", d, c) for i, (c, d) in enumerate(places)]
+    wanted = [(*u, None) for u in DEMO_USERS] + [(f"officer{i + 1}", "officer", d, c)
+                                                 for i, (c, d) in enumerate(places)]
     existing = set(session.scalars(select(User.username).where(User.username.in_([w[0] for w in wanted]))))
     created = []
     for username, role, district, city in wanted:

@@ -107,7 +107,8 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
         key=lambda lv: severity.get(lv, 99))
     return render(ctx, "cases.html", tab=tab, tabs=TABS, counts=_tab_counts(session, model.live_runs, area),
                   items=items, total=total, page=listing.page, pages=pages, notices=notices, district=area.district,
-                  city=area.city, **area_menus(session, ctx.principal, area, Case), status=status, statuses=STATUSES, level=level, levels=levels, q=text,
+                  city=area.city, **area_menus(session, ctx.principal, area, Case), status=status,
+                  statuses=STATUSES, level=level, levels=levels, q=text,
                   thresholds=quota_thresholds(request.app.state.settings),
                   flash=request.query_params.get("done"))
 

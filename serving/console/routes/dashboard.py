@@ -52,8 +52,8 @@ def districts_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> 
     open ones."""
     worked = or_(Lead.in_queue.is_(True), Lead.status != "new")
     table: dict[tuple[str, str], dict[str, Any]] = {}
-    for c, d, st, n in session.execute(select(Lead.city, Lead.district, Lead.status, func.count())
-                                       .where(worked, *area.where(Lead)).group_by(Lead.city, Lead.district, Lead.status)):
+    for c, d, st, n in session.execute(select(Lead.city, Lead.district, Lead.status, func.count()).where(
+            worked, *area.where(Lead)).group_by(Lead.city, Lead.district, Lead.status)):
         table.setdefault(_district_key(c, d), {s: 0 for s in LEAD_STATUSES})[st] = n
     now = utcnow()
     ages: dict[tuple[str, str], dict[str, int]] = {d: {b: 0 for b, _ in AGE_BUCKETS} for d in table}

@@ -182,8 +182,8 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     recorded = request.query_params.get("recorded")
     return render(
         ctx, "queue.html", items=items, total=total, page=f.page, pages=max(1, math.ceil(total / PAGE_SIZE)),
-        status=f.status, kind=f.kind, q=f.text, district=area.district, city=area.city, industry=f.industry, mine=f.mine,
-        sort=f.sort,
+        status=f.status, kind=f.kind, q=f.text, district=area.district, city=area.city, industry=f.industry,
+        mine=f.mine, sort=f.sort,
         officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
         recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, area),
