@@ -72,6 +72,9 @@ def test_users_commands_change_and_audit(tmp_path):
                        ("cli", "key_create", "1"), ("cli", "key_create", "2"), ("cli", "key_revoke", "1"),
                        ("cli", "key_revoke", "2"), ("cli", "user_deactivate", "wang"),
                        ("cli", "user_reactivate", "wang"), ("cli", "user_password", "wang")]
+    # an officer of one city of a store a province's cities share: the city is listed last
+    run("add", "li", "--role", "officer", "--district", "德城区", "--city", "聊城市", "--password", "a-long-enough-password")
+    assert [line for line in run("list").splitlines() if line.startswith("li ")][0].split()[-1] == "聊城市"
 
 
 def test_a_stage_run_before_ingest_says_what_to_do(tmp_path):

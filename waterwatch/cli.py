@@ -349,10 +349,10 @@ def users_list() -> None:
 
     with _users_store()() as session:
         rows = list_users(session)
-    typer.echo(f"{'user':<20}{'role':<12}{'city':<10}{'district':<12}{'active':<8}{'keys':>5}  created")
-    for r in rows:
-        typer.echo(f"{r.username:<20}{r.role:<12}{r.city or '-':<10}{r.district or '-':<12}"
-                   f"{'yes' if r.active else 'no':<8}{r.keys:>5}  {r.created_at:%Y-%m-%d}")
+    typer.echo(f"{'user':<20}{'role':<12}{'district':<12}{'active':<8}{'keys':>5}  {'created':<12}city")
+    for r in rows:  # the city last: the columns before it keep their places for scripts that read them
+        typer.echo(f"{r.username:<20}{r.role:<12}{r.district or '-':<12}{'yes' if r.active else 'no':<8}{r.keys:>5}  "
+                   f"{r.created_at:%Y-%m-%d}  {r.city or '-'}")
 
 
 @users_app.command("deactivate")
