@@ -42,6 +42,8 @@ from models.indicators import (  # noqa: F401  (re-exported: fitted models pickl
     _shortfall,
     _significant,
     _use_per_employee,
+    fit_shared_steps,
+    shared_step,
 )
 from models.numerics import column_counts
 
@@ -326,8 +328,6 @@ class _NamedDetector(BaseEstimator):
         return -self.anomaly_score(X)
 
 
-
-
 def _named_values(X, names) -> dict[str, np.ndarray]:
     """The named columns as float arrays (NaN where absent or not a number), read in one conversion."""
     names = list(names)
@@ -384,7 +384,9 @@ class HiddenWater(_NamedDetector):
         return {"city": [city], "section": [section, city], "industry": [industry, section, city]}
 
     def _raw(self, X: pd.DataFrame, with_caps: bool = False):
-        cols = _named_values(X, HIDDEN_WATER_COLUMNS)
+        cols, trade = _named_values(X, HIDDEN_WATER_COLUMNS), self._keys(X)["industry"][:2]
+        # the fall of the entity's trade at its own step's month (a model pickled before it reads 0)
+        cols["inflow_peer_step"] = shared_step(getattr(self, "shared_steps_", None), cols, trade)
         raw = np.column_stack([ind.raw(cols) for ind in self._indicators()])
         if not with_caps:
             return raw
@@ -395,6 +397,7 @@ class HiddenWater(_NamedDetector):
     def _fit(self, X: pd.DataFrame) -> None:
         self.indicators_ = None
         self.indicators_ = self._indicators()
+        self.shared_steps_ = fit_shared_steps(_named_values(X, HIDDEN_WATER_COLUMNS), self._keys(X)["industry"][:2])
         raw, keys = self._raw(X), self._keys(X)
         self.peers_ = {}
         for j, ind in enumerate(self._indicators()):

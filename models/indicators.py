@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+import pandas as pd
 
 from features.hidden_water import VOLUME_FLOOR_M3
 
@@ -118,8 +119,10 @@ RECOVERED_SHARE = 0.5
 
 def _inflow_drop(c):
     # the known water in stepping down, read only where no metered balance says whether it is use, and not
-    # when it fell to nothing (a closure)
-    drop = _significant(_floored_drop(c), c["inflow_step_score"])
+    # when it fell to nothing (a closure); net of the fall most of its trade took at the same time (a downturn
+    # of the whole trade explains it: a well is drilled by one firm, not by most of an industry in one month)
+    shared = np.minimum(_nz(c.get("inflow_peer_step", np.zeros(len(c["inflow_step"])))), 0.0)
+    drop = _significant(_floored_drop(c) + shared, c["inflow_step_score"])
     # the latest months back over half way to the level before the step: a pause that ended, not a well (read
     # as no step at all)
     drop = np.where(_nz(c["inflow_recovered_share"]) > RECOVERED_SHARE, np.minimum(drop, 0.0), drop)
@@ -150,6 +153,59 @@ def _use_per_employee(c):
     ok = (use > 0) & (staff > 0) & _drawing_water(c)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(ok, -np.log(use / staff), np.nan)
+
+
+# a peer's step is "at the same time" as an entity's when it began within this many months of it
+SHARED_STEP_MONTHS = 1
+# peers a trade needs before its typical change is read (one member then weighs at most 1/20 of it)
+SHARED_MIN_PEERS = 20
+
+
+def _shared_at(months: np.ndarray, steps: np.ndarray) -> dict[int, float]:
+    """One peer group: for each month a step began, the typical member's change at that time, i.e. the share of
+    members whose step began within SHARED_STEP_MONTHS of it times those steps' median (members that did not
+    step then changed by about nothing); only falls are kept. One firm's own fall moves it by 1 / members; a
+    downturn of the trade, followed by most members, by most of the fall."""
+    out = {}
+    for t in np.unique(months).tolist():
+        near = np.abs(months - t) <= SHARED_STEP_MONTHS
+        typical = float(near.mean() * np.median(steps[near]))
+        if typical < 0:
+            out[int(t)] = typical
+    return out
+
+
+def fit_shared_steps(c: dict, keys: list[np.ndarray], min_peers: int = SHARED_MIN_PEERS) -> list[tuple[dict, dict]]:
+    """Per peer level (industry class, then section): {group|month: the median member's change in log at a step
+    that began that many months before as-of} and each group's number of members with a step. Fitted on the
+    city (models.detectors.HiddenWater), so that a downturn of a whole trade is told from one firm's fall."""
+    step, since = c["inflow_step"], c["months_since_inflow_step"]
+    ok = np.isfinite(step) & np.isfinite(since)
+    levels = []
+    for key in keys:
+        frame = pd.DataFrame({"k": key[ok], "t": since[ok].astype("int64"), "x": step[ok]})
+        shared, sizes = {}, frame.groupby("k").size()
+        for k, part in frame.groupby("k"):
+            if len(part) >= min_peers:
+                shared.update({f"{k}|{t}": v for t, v in _shared_at(part["t"].to_numpy(), part["x"].to_numpy()).items()})
+        levels.append((shared, {str(k): int(v) for k, v in sizes.items()}))
+    return levels
+
+
+def shared_step(levels, c: dict, keys: list[np.ndarray], min_peers: int = SHARED_MIN_PEERS) -> np.ndarray:
+    """Each row's shared step (``fit_shared_steps``) of its finest peer group with min_peers members, at its own
+    step's month; 0 where its trade did not fall with it (or nothing was fitted)."""
+    n = len(c["inflow_step"])
+    out, todo = np.zeros(n), np.ones(n, dtype=bool)
+    since = c["months_since_inflow_step"]
+    months = np.where(np.isfinite(since), since, -1).astype("int64").astype(str)
+    for key, (shared, sizes) in zip(keys, levels or ()):
+        group = key.astype(str)
+        here = todo & (pd.Series(group).map(sizes).fillna(0).to_numpy() >= min_peers)
+        found = pd.Series(np.char.add(np.char.add(group, "|"), months)).map(shared).to_numpy(dtype="float64")
+        out = np.where(here, np.nan_to_num(found), out)
+        todo &= ~here
+    return out
 
 
 FLAT_MONTHS = 1  # months of the last 12 that close a run of 3+ identical non-zero readings (features.profiles)

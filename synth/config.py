@@ -41,6 +41,7 @@ class Confounders:
     estimated_from_supply: float = 0.8  # of estimated discharge accounts: billed supply x a fixed ratio
     # behaviour over time: level shifts with no violation behind them
     production_change: float = 0.08  # of entities: a step of -60 %..+80 % in all use
+    sector_downturn: float = 0.1  # of industry classes: most members fall 15-50 % together and stay there
     dormancy: float = 0.05  # of entities: a 2-8 month shutdown
     closure: float = 0.03  # of entities: stop operating without deregistering
     meter_drift: float = 0.1  # of abstraction meters: under-register 5-15 % a year until replaced

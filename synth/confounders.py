@@ -66,6 +66,26 @@ def production_changes(g: CityState, rng) -> np.ndarray:
     return np.where(step, factor[:, None], 1.0)
 
 
+def sector_downturns(g: CityState, rng) -> np.ndarray:
+    """(n, M) factor: a lasting fall shared by most plants of one industry class at once (demand lost to the
+    whole trade, a capacity cut or an environmental rectification campaign that limits the trade), -15..-50 %.
+    Each class has ``sector_downturn`` chance of one; 60-95 % of its members follow it, each a little more or
+    less, within a month of the others. Supply, metering and discharge all fall alike."""
+    n, M = g.cfg.entities, g.M
+    classes = np.unique(g.code)
+    hit = rng.random(len(classes)) < g.cfg.confounders.sector_downturn
+    at = rng.integers(4, M - 4, len(classes))
+    depth = rng.uniform(0.5, 0.85, len(classes))
+    follow = rng.uniform(0.6, 0.95, len(classes))
+    k = np.searchsorted(classes, g.code)
+    member = hit[k] & (rng.random(n) < follow[k])
+    start = at[k] + rng.integers(-1, 2, n)  # within a month of the trade
+    factor = np.clip(depth[k] * np.exp(rng.normal(0.0, 0.08, n)), 0.3, 0.95)
+    g.conf_sector_downturn = np.where(member, start, -1)
+    step = member[:, None] & (np.arange(M)[None, :] >= start[:, None])
+    return np.where(step, factor[:, None], 1.0)
+
+
 def shutdowns(g: CityState, rng) -> np.ndarray:
     """(n, M) operating factor: temporary shutdowns (2-8 months at 0-10 %) and closures without deregistration."""
     cfg, n, M = g.cfg.confounders, g.cfg.entities, g.M

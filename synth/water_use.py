@@ -32,6 +32,7 @@ def water_use(g: CityState) -> None:
     since_open = np.arange(M)[None, :] - g.reg_m[:, None]
     use *= np.clip(since_open / 4.0, 0.25, 1.0)
     use *= confounders.production_changes(g, rng)
+    use *= confounders.sector_downturns(g, g.rng("downturns"))
     use *= confounders.shutdowns(g, rng)
     g.dry = confounders.dry_year(g, rng)
     g.use = np.where(g.active, use * g.dry, 0.0)
