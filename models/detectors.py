@@ -24,26 +24,9 @@ from sklearn.ensemble._iforest import _average_path_length
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from models.indicators import (  # noqa: F401  (re-exported: fitted models pickle these names)
-    EVENT_Z,
-    HIDDEN_WATER_COLUMNS,
-    HIDDEN_WATER_INDICATORS,
-    STOPPED_SHARE,
-    Indicator,
-    _balance_level,
-    _balance_step,
-    _dewatering_unpermitted,
-    _drawing_water,
-    _former_holder,
-    _inflow_drop,
-    _meter_drop,
-    _meter_flat,
-    _no_known_inflow,
-    _nz,
-    _shortfall,
-    _significant,
-    _use_per_employee,
-    fit_shared_steps,
-    shared_step,
+    EVENT_Z, HIDDEN_WATER_COLUMNS, HIDDEN_WATER_INDICATORS, STOPPED_SHARE, Indicator, _balance_level, _balance_step,
+    _dewatering_unpermitted, _drawing_water, _former_holder, _inflow_drop, _meter_drop, _meter_flat,
+    _no_known_inflow, _nz, _shortfall, _significant, _use_per_employee, fit_shared_steps, shared_step,
 )
 from models.numerics import column_counts
 
@@ -477,8 +460,18 @@ class HiddenWater(_NamedDetector):
         """Each indicator's raw value typical of the row's peers (their median), for reasons to compare with."""
         check_is_fitted(self, "peers_")
         keys = self._keys(X)
-        return pd.DataFrame({ind.code: self._peer_stats(keys[ind.peers], ind.code, ind.min_scale)[0]
-                             for ind in self._indicators()}, index=X.index)
+        out = pd.DataFrame({ind.code: self._peer_stats(keys[ind.peers], ind.code, ind.min_scale)[0]
+                            for ind in self._indicators()}, index=X.index)
+        if "supply_drop" in out:  # a step's peers are its trade at the same month: their typical change (log)
+            out["supply_drop"] = self.trade_fall(X)
+        return out
+
+    def trade_fall(self, X: pd.DataFrame) -> np.ndarray:
+        """The typical change in log (<= 0; 0 where its trade did not fall with it) of the row's industry when its
+        own known water in stepped (``models.indicators.fit_shared_steps``): what a downturn of the trade explains."""
+        fall = shared_step(getattr(self, "shared_steps_", None), _named_values(X, HIDDEN_WATER_COLUMNS),
+                           self._keys(X)["industry"][:2])
+        return np.minimum(fall, 0.0)
 
     def _score(self, X: pd.DataFrame) -> np.ndarray:
         return self._total(self._parts(self._z(X)))

@@ -82,6 +82,7 @@ def sector_downturns(g: CityState, rng) -> np.ndarray:
     start = at[k] + rng.integers(-1, 2, n)  # within a month of the trade
     factor = np.clip(depth[k] * np.exp(rng.normal(0.0, 0.08, n)), 0.3, 0.95)
     g.conf_sector_downturn = np.where(member, start, -1)
+    g.conf_downturn_classes = hit
     step = member[:, None] & (np.arange(M)[None, :] >= start[:, None])
     return np.where(step, factor[:, None], 1.0)
 

@@ -259,3 +259,30 @@ def test_supply_drop_that_came_back_is_no_step():
     drop = _inflow_drop(cols)
     assert drop[0] == 0.0
     assert drop[1] > 1.0 and drop[2] == pytest.approx(drop[1])
+
+
+def test_supply_drop_net_of_its_trade_falling_at_the_same_month():
+    """A fall most of its industry took in the same month (a downturn of the trade) is not one firm's well: the
+    drop counts net of the industry's typical change then (the share that stepped times their median step); a
+    firm falling alone in a steady trade keeps its whole drop, and so does one falling in another month."""
+    from models.indicators import _inflow_drop, fit_shared_steps, shared_step
+
+    n = 60  # 30 of a trade in a downturn at month 12 (25 follow it), 30 of a steady trade (one falls alone)
+    step = np.zeros(n)
+    since = np.full(n, 20.0)
+    step[:25], since[:25] = np.log(0.6), np.array([11.0, 12.0, 13.0, 12.0, 12.0] * 5)
+    step[29], since[29] = np.log(0.6), 30.0  # in the trade, but its own fall long before the downturn
+    step[30], since[30] = np.log(0.6), 12.0  # alone in a steady trade
+    trade = np.array(["C2614"] * 30 + ["C3670"] * 30, dtype=object)
+    keys = [trade, np.array([c[:1] for c in trade], dtype=object)]
+    cols = {"inflow_step": step, "months_since_inflow_step": since, "inflow_step_score": np.full(n, 20.0),
+            "inflow_after_share": np.exp(step), "inflow_m3_12m": np.full(n, 6000.0),
+            "balance_dry_log_12m": np.full(n, np.nan), "water_recent_share_3m": np.ones(n),
+            "balance_dry_months_12m": np.zeros(n), "inflow_recovered_share": np.full(n, np.nan)}
+    cols["inflow_peer_step"] = shared_step(fit_shared_steps(cols, keys), cols, keys)
+    assert cols["inflow_peer_step"][3] < np.log(0.75)  # the trade's typical member fell by most of it
+    assert cols["inflow_peer_step"][30] == pytest.approx(np.log(0.6) / 30)  # one firm is 1/30 of its trade
+    drop = _inflow_drop(cols)
+    assert drop[3] < 0.5 * drop[30]
+    assert drop[29] == pytest.approx(drop[30], rel=0.1)
+    assert np.isnan(shared_step(None, cols, keys)).sum() == 0 and not shared_step(None, cols, keys).any()

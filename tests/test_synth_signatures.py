@@ -199,7 +199,7 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
 DOUBLED = Confounders(
     late_renewal=0.4, tight_quota=0.3, dry_year_use=0.2, tax_misdeclare=0.4, new_permit=0.16, coefficient_spread=0.3,
     reclaimed_water=0.6, park_own_discharge=0.8, estimated_from_supply=0.5, production_change=0.16, dormancy=0.1,
-    closure=0.06, meter_drift=0.2,
+    closure=0.06, meter_drift=0.2, sector_downturn=0.2,
 )  # fmt: skip
 
 
@@ -235,6 +235,7 @@ def _observed_rates(g) -> dict[str, tuple[float, int]]:
             g.acc_discharge_flags[2][g.conf_supply_estimable].mean(), g.conf_supply_estimable.sum()
         ),
         "production_change": (g.conf_production.mean(), len(g.conf_production)),
+        "sector_downturn": (g.conf_downturn_classes.mean(), len(g.conf_downturn_classes)),
         "dormancy": (g.conf_dormant.mean(), len(g.conf_dormant)),
         "closure": (g.conf_closed[g.full_window].mean(), g.full_window.sum()),
         "meter_drift": (g.conf_drift.mean(), len(g.conf_drift)),
@@ -370,6 +371,24 @@ def test_balance_and_behaviour_confounders_show_in_the_tables(honest):
     # meter drift: a worn meter records less and less of the same pumping
     frame = g.tables["abstraction"]
     assert g.conf_drift.sum() >= 10 and len(frame) > 0
+
+
+def test_a_sector_downturn_drops_most_of_one_industry_within_a_month(honest):
+    """Most honest members of a class in a downturn step down together (a private well is one firm's)."""
+    g = honest.internal
+    sup = _entity_monthly(honest, "supply")
+    members = g.conf_sector_downturn >= 0
+    assert g.conf_downturn_classes.any() and members.sum() >= 30
+    for code in np.unique(g.code[members]):
+        mine = np.flatnonzero((g.code == code) & members & ~g.violator & (g.reg_m < 0) & ~g.conf_closed)
+        mine = [i for i in mine if g.uscc[i] in sup.index]
+        starts = g.conf_sector_downturn[mine]
+        assert starts.max() - starts.min() <= 2  # within a month of the trade
+        ratio = [sup.loc[g.uscc[i], sup.columns[s + 1:]].mean() / max(sup.loc[g.uscc[i], sup.columns[:s]].mean(), 1)
+                 for i, s in zip(mine, starts)]
+        assert np.median(ratio) < 0.95
+    share = members[np.isin(g.code, np.unique(g.code[members]))].mean()
+    assert 0.5 < share < 1.0  # most of the class follows, not all
 
 
 def test_new_permits_move_water_from_the_bill_to_the_meter(honest):
