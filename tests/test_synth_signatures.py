@@ -121,6 +121,11 @@ def test_over_permit_expired_permit_and_tax_underreport_traces(rich):
     metered = _metered_by_entity(rich)
     quota = permits[permits["status"] == "valid"].groupby("uscc")["annual_quota_m3"].max()
     over = truth[truth["violation_type"] == "over_permit"]
+    # a holder whose use fell for another reason (its trade's downturn, a production step, a retrofit) may pump
+    # under its quota again: judged apart
+    g = rich.internal
+    fell = set(g.uscc[(g.conf_sector_downturn >= 0) | g.conf_production | g.efficiency])
+    over = over[~over["uscc"].isin(fell)]
     assert len(over) >= 5
     exceeded = []
     for uscc, since in zip(over["uscc"], over["since_month"]):
