@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from features.hidden_water import VOLUME_FLOOR_M3
+from features.hidden_water import VOLUME_FLOOR_M3, WET_MONTHS
 
 
 def _nz(values, nan: float = 0.0) -> np.ndarray:
@@ -87,7 +87,21 @@ def _balance_step(c):
     # the metered dry-season balance stepping up on the entity's own history; with no known water in at all the
     # balance is the discharge itself, which the level already counts (a step there says nothing more)
     step = _significant(c["balance_dry_step"], c["balance_dry_step_score"])
+    step = step * _alone_share(c)
     return np.where(_no_known_inflow(c), np.nan, step)
+
+
+def _alone_share(c) -> np.ndarray:
+    """Of a balance step that came with the meter's own fall in the same months: the share of that fall the supply
+    did not fall with (1 where the meter fell alone, as a bypassed meter does; 0 where the bill and the meter
+    fell alike, as when bought reclaimed water takes a share of all the water); 1 without such a fall."""
+    fell = 1.0 - np.exp(np.minimum(_nz(c["meter_step"]), 0.0))
+    # the dry-season balance dates a step in the wet months at the next dry month: "the same months" spans them
+    together = np.abs(_nz(c["months_since_meter_step"], -99) - _nz(c["months_since_balance_dry_step"], 99)) <= len(
+        WET_MONTHS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alone = np.clip(_nz(c["meter_unexplained_drop_share"], 1.0) / fell, 0.0, 1.0)
+    return np.where(together & (fell > 0.05), alone, 1.0)
 
 
 def _shortfall(c, column):
