@@ -286,3 +286,22 @@ def test_supply_drop_net_of_its_trade_falling_at_the_same_month():
     assert drop[3] < 0.5 * drop[30]
     assert drop[29] == pytest.approx(drop[30], rel=0.1)
     assert np.isnan(shared_step(None, cols, keys)).sum() == 0 and not shared_step(None, cols, keys).any()
+
+
+def test_balance_step_counts_the_meter_fall_the_bill_did_not_share():
+    """A metered balance stepping up while bill and meter fell alike in the same months (bought reclaimed water
+    taking a share of all the water) counts for nothing; a meter falling alone (bypassed) keeps the step, so does
+    a step with no meter fall, or a meter fall in other months. The wet season between the meter's month and
+    the balance's (dated at the next dry month) is "the same months"."""
+    from models.indicators import _balance_step
+
+    n = 4
+    cols = {"balance_dry_step": np.full(n, 0.7), "balance_dry_step_score": np.full(n, 20.0),
+            "months_since_balance_dry_step": np.full(n, 17.0),
+            "meter_step": np.array([np.log(0.6), np.log(0.6), np.nan, np.log(0.6)]),
+            "months_since_meter_step": np.array([14.0, 14.0, np.nan, 30.0]),
+            "meter_unexplained_drop_share": np.array([0.0, 0.4, np.nan, 0.0]),
+            "balance_dry_log_12m": np.full(n, 0.5), "balance_dry_ratio_12m": np.full(n, 1.6)}
+    step = _balance_step(cols)
+    assert step[0] == pytest.approx(0.0)  # fell alike: water bought elsewhere
+    assert step[1] == pytest.approx(0.7) and step[2] == pytest.approx(0.7) and step[3] == pytest.approx(0.7)
