@@ -338,7 +338,8 @@ class HiddenWater(_NamedDetector):
     that are mostly honest. The score combines the z-scores an entity has by Stouffer's rule,
     sum(w z) / sqrt(sum(w^2)), so entities with one indicator and entities with five are on the same scale,
     independent records that agree add up, and one that disagrees (a balanced metered discharge beside a plan
-    shortfall) pulls the score down. No label is used: the peers' spread is measured on the city itself."""
+    shortfall) pulls the score down. No label is used: the peers' spread is measured on the city itself, and so
+    is each industry's typical fall at each month (``shared_steps_``), which a supply drop counts net of."""
 
     name = "hidden_water"
 

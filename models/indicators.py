@@ -208,16 +208,18 @@ def fit_shared_steps(c: dict, keys: list[np.ndarray], min_peers: int = SHARED_MI
 
 def shared_step(levels, c: dict, keys: list[np.ndarray], min_peers: int = SHARED_MIN_PEERS) -> np.ndarray:
     """Each row's shared step (``fit_shared_steps``) of its finest peer group with min_peers members, at its own
-    step's month; 0 where its trade did not fall with it (or nothing was fitted)."""
-    n = len(c["inflow_step"])
-    out, todo = np.zeros(n), np.ones(n, dtype=bool)
+    step's month; 0 where its trade did not fall with it (or nothing was fitted). Plain dict lookups: one row
+    (an API call) costs microseconds, a city a few per row."""
     since = c["months_since_inflow_step"]
-    months = np.where(np.isfinite(since), since, -1).astype("int64").astype(str)
-    for key, (shared, sizes) in zip(keys, levels or ()):
-        group = key.astype(str)
-        here = todo & (pd.Series(group).map(sizes).fillna(0).to_numpy() >= min_peers)
-        found = pd.Series(np.char.add(np.char.add(group, "|"), months)).map(shared).to_numpy(dtype="float64")
-        out = np.where(here, np.nan_to_num(found), out)
+    out, todo = np.zeros(len(since)), np.ones(len(since), dtype=bool)
+    if not levels:
+        return out
+    months = [str(int(m)) if m == m else "-1" for m in since.tolist()]
+    for key, (shared, sizes) in zip(keys, levels):
+        groups = [str(k) for k in key.tolist()]
+        here = todo & (np.array([sizes.get(g, 0) for g in groups]) >= min_peers)
+        found = np.array([shared.get(f"{g}|{m}", 0.0) for g, m in zip(groups, months)], dtype="float64")
+        out = np.where(here, found, out)
         todo &= ~here
     return out
 
