@@ -6,7 +6,7 @@ pipeline's model at cold start (no labels) and with the drop's inspections known
 by ../shared/evaluation/evaluate.py against the hidden-type violators (private wells, unpermitted abstraction,
 meter tampering; every other entity a miss): precision@50/100/1 % and AP of the model, of the naive
 discharge/supply rule and of a random list. Generated cities and their ingested, linked tables are cached under
-/tmp.
+/tmp, keyed by a hash of the generator's code.
 
     .venv/bin/python benchmarks/eval_ranking.py [--cities 31,32,33t,sample] [--entities 6000]
 """
@@ -30,6 +30,20 @@ SAMPLE = Path("/work/shared/contract/sample-city")
 KEYS = ("p@50", "p@100", "p@1pct", "ap")
 
 
+def generator_version() -> str:
+    """A hash of the generator's code: cached cities of an older generator are not reused."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "synth").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
+def _tag(name: str, entities: int) -> str:
+    return f"{entities}-{name}" if name == "sample" else f"{entities}-{name}-{generator_version()}"
+
+
 def city_drop(name: str, entities: int) -> Path:
     """'sample', '<seed>' or '<seed>t' (half the violations meter tampering): the drop folder."""
     if name == "sample":
@@ -38,7 +52,7 @@ def city_drop(name: str, entities: int) -> Path:
 
     tampering = name.endswith("t")
     seed = int(name.rstrip("t"))
-    path = CACHE / f"city-{entities}-{name}"
+    path = CACHE / f"city-{_tag(name, entities)}"
     if not (path / "entities.csv").exists() and not (path / "entities.parquet").exists():
         config = SynthConfig(entities=entities, seed=seed)
         if tampering:
@@ -55,11 +69,11 @@ def prepared(name: str, entities: int) -> tuple[dict, pd.DataFrame, pd.Timestamp
     from waterwatch.settings import Settings
 
     drop = city_drop(name, entities)
-    cached = CACHE / f"prepared-{entities}-{name}.pkl"
+    cached = CACHE / f"prepared-{_tag(name, entities)}.pkl"
     if cached.exists():
         tables, links, as_of = pickle.loads(cached.read_bytes())
     else:
-        ws = Workspace(CACHE / f"ws-{entities}-{name}")
+        ws = Workspace(CACHE / f"ws-{_tag(name, entities)}")
         ingest(drop, ws)
         tables, as_of = ws.typed_tables(), ws.as_of()
         links = link_accounts(tables["entities"], tables["supply"], tables["discharge"], Settings().linkage)
