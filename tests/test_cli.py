@@ -75,6 +75,18 @@ def test_users_commands_change_and_audit(tmp_path):
     # an officer of one city of a store a province's cities share: the city is listed last
     run("add", "li", "--role", "officer", "--district", "德城区", "--city", "聊城市", "--password", "a-long-enough-password")
     assert [line for line in run("list").splitlines() if line.startswith("li ")][0].split()[-1] == "聊城市"
+    # moved to another city: an officer needs that city's district; no city binds to every city; audited
+    moved = runner.invoke(app, ["users", "set-city", "li", "德州市"], env=env)
+    assert moved.exit_code == 2 and "--district" in moved.output
+    assert "德州市" in run("set-city", "li", "德州市", "--district", "陵城区")
+    li = [line for line in run("list").splitlines() if line.startswith("li ")][0].split()
+    assert li[2] == "陵城区" and li[-1] == "德州市"
+    assert "every city" in run("set-city", "gateway")
+    with sessions() as s:
+        moves = [(a.object_id, a.detail) for a in s.scalars(select(AuditLog).where(AuditLog.action == "user_city")
+                                                            .order_by(AuditLog.id))]
+    assert [m[0] for m in moves] == ["li", "gateway"]
+    assert moves[0][1]["from"] == {"city": "聊城市", "district": "德城区"} and moves[0][1]["city"] == "德州市"
 
 
 def test_a_stage_run_before_ingest_says_what_to_do(tmp_path):

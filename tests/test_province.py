@@ -325,3 +325,165 @@ def test_demo_officers_of_a_province_store_are_city_bound(sessions):
         officers = s.execute(select(User.username, User.city, User.district).where(User.role == "officer")
                              .order_by(User.username)).all()
     assert [tuple(o) for o in officers] == [("officer1", "德州市", "德城区"), ("officer2", "聊城市", "德城区")]
+
+
+def _permits(run: Path, rows: list[tuple[str, int, float]]) -> Path:
+    """The workspace's typed permits of a run of make_run: (permit id, the index of its entity, annual quota)."""
+    leads = pd.read_csv(run / "leads.csv", dtype={"uscc": str}).sort_values("uscc")["uscc"].tolist()
+    (run / "workspace" / "typed").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"permit_id": p, "uscc": leads[i], "source": "groundwater", "purpose": "industrial",
+                   "annual_quota_m3": q, "valid_from": pd.Timestamp("2025-01-01").date(),
+                   "valid_to": pd.Timestamp("2027-12-31").date(), "status": "valid", "wells": 1}
+                  for p, i, q in rows]).to_parquet(run / "workspace" / "typed" / "permits.parquet", index=False)
+    return run
+
+
+def test_two_cities_keep_their_permits_of_the_same_number(sessions, tmp_path):
+    """Gap: permits keyed by their id alone, so Liaocheng's permit P1 overwrote Dezhou's P1; keyed by (city, permit),
+    each city's publish replaces its own permits only, and the database keeps the key unique."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from serving.publish import publish_run
+    from serving.store import Permit
+
+    settings = small_settings(k=10)
+    publish_run(_permits(make_run(tmp_path / "dz", n=60, city=DEZHOU), [("P1", 0, 1000.0), ("P2", 1, 2000.0)]),
+                sessions, settings)
+    publish_run(_permits(make_run(tmp_path / "lc", n=45, city=LIAOCHENG), [("P1", 0, 500.0)]), sessions, settings)
+    with sessions() as s:
+        rows = sorted(s.execute(select(Permit.city, Permit.permit_id, Permit.annual_quota_m3)).all())
+    assert rows == [("德州市", "P1", 1000.0), ("德州市", "P2", 2000.0), ("聊城市", "P1", 500.0)]
+    publish_run(_permits(make_run(tmp_path / "dz2", n=60, shift=3, city=DEZHOU), [("P3", 2, 300.0)]),
+                sessions, settings)
+    with sessions() as s:
+        rows = sorted(s.execute(select(Permit.city, Permit.permit_id)).all())
+    assert rows == [("德州市", "P3"), ("聊城市", "P1")]
+    with pytest.raises(IntegrityError), sessions() as s, s.begin():
+        s.add(Permit(city="聊城市", permit_id="P1"))
+
+
+def test_migration_c004_keys_an_existing_stores_permits_by_city(empty_store_url):
+    """A store made before c004 (permits keyed by their id) upgrades: each permit gets the city of the runs that
+    scored its entity ("" for a city run's); afterwards two cities may hold the same permit id, once each."""
+    from sqlalchemy import text
+
+    from serving.store import make_engine, upgrade_database
+
+    upgrade_database(empty_store_url, "c003")
+    engine = make_engine(empty_store_url)
+    with engine.begin() as conn:
+        for run_id, city in (("r-dz", "德州市"), ("r-city", None)):
+            conn.execute(text("INSERT INTO runs (run_id, model_info, entities, city, published_at, updated_at) "
+                              "VALUES (:r, '{}', 1, :c, '2026-07-01 00:00:00', '2026-07-01 00:00:00')"),
+                         {"r": run_id, "c": city})
+        for run_id, uscc in (("r-dz", "913714000000000001"), ("r-city", "913700000000000009")):
+            conn.execute(text("INSERT INTO scores (run_id, uscc, rank, risk_score) VALUES (:r, :u, 1, 0.5)"),
+                         {"r": run_id, "u": uscc})
+        for permit, uscc, quota in (("P1", "913714000000000001", 100.0), ("P9", "913700000000000009", 9.0),
+                                    ("P5", None, 5.0)):
+            conn.execute(text("INSERT INTO permits (permit_id, uscc, annual_quota_m3) VALUES (:p, :u, :q)"),
+                         {"p": permit, "u": uscc, "q": quota})
+    upgrade_database(empty_store_url)
+    with engine.begin() as conn:
+        assert sorted(conn.execute(text("SELECT city, permit_id, annual_quota_m3 FROM permits")).all()) == [
+            ("", "P5", 5.0), ("", "P9", 9.0), ("德州市", "P1", 100.0)]
+        conn.execute(text("INSERT INTO permits (city, permit_id) VALUES ('聊城市', 'P1')"))
+    with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:
+        conn.execute(text("INSERT INTO permits (city, permit_id) VALUES ('聊城市', 'P1')"))
+    engine.dispose()
+
+
+def test_scores_water_rights_and_model_answer_per_city(province_api, sessions):
+    """Gap: scores, water rights and the model answered from the run published last (Liaocheng's). Each city's
+    live run now answers for its city: a province caller finds an entity in its own city's run (or asks
+    ``?city=``); a city-bound caller, by token or by API key (the key's user's city), sees its city only."""
+    from sqlalchemy import select
+
+    from serving.services.users import create_api_key
+    from serving.store import Run, User
+
+    prov, sup_lc = province_api("prov"), province_api("sup_lc")
+    with sessions() as s:
+        runs = dict(s.execute(select(Run.city, Run.run_id)).all())
+    dz, lc = "913714" + "5".rjust(12, "0"), "913715" + "5".rjust(12, "0")
+    assert prov.get(f"/api/v1/scores/{dz}").json()["run_id"] == runs["德州市"]
+    assert prov.get(f"/api/v1/scores/{lc}").json()["run_id"] == runs["聊城市"]
+    assert prov.get(f"/api/v1/scores/{dz}", params={"city": "聊城市"}).status_code == 404
+    assert sup_lc.get(f"/api/v1/scores/{lc}").json()["run_id"] == runs["聊城市"]
+    assert sup_lc.get(f"/api/v1/scores/{dz}").status_code == 404
+    assert sup_lc.get(f"/api/v1/scores/{dz}", params={"city": "德州市"}).status_code == 403
+    both = prov.post("/api/v1/scores/batch", json={"usccs": [dz, lc]}).json()
+    assert {x["uscc"]: x["run_id"] for x in both["scores"]} == {dz: runs["德州市"], lc: runs["聊城市"]}
+    mine = sup_lc.post("/api/v1/scores/batch", json={"usccs": [dz, lc]}).json()
+    assert mine["run_id"] == runs["聊城市"] and mine["missing"] == [dz] and [x["uscc"] for x in mine["scores"]] == [lc]
+
+    rights = prov.get("/api/v1/water-rights").json()
+    assert rights["total"] == 2 and {w["seller_uscc"][:8] for w in rights["items"]} == {"91371400", "91371500"}
+    dz_rights = prov.get("/api/v1/water-rights", params={"city": "德州市"}).json()["items"]
+    assert [w["seller_uscc"][:8] for w in dz_rights] == ["91371400"]
+    assert [w["seller_uscc"][:8] for w in sup_lc.get("/api/v1/water-rights").json()["items"]] == ["91371500"]
+    assert sup_lc.get("/api/v1/water-rights", params={"city": "德州市"}).status_code == 403
+    page = sup_lc.get("/water-rights")
+    assert page.status_code == 200 and "913715000000000003" in page.text and "913714000000000003" not in page.text
+    page = prov.get("/water-rights", params={"city": "德州市"})
+    assert "913714000000000003" in page.text and "913715000000000003" not in page.text
+
+    assert prov.get("/api/v1/model", params={"city": "德州市"}).json()["run_id"] == runs["德州市"]
+    assert sup_lc.get("/api/v1/model").json()["run_id"] == runs["聊城市"]
+    assert sup_lc.get("/api/v1/model", params={"city": "德州市"}).status_code == 403
+    assert prov.post("/api/v1/scores/predict", params={"city": "德州市"},
+                     json={"rows": [{"id": "x", "features": {}}]}).status_code == 200
+
+    with sessions() as s, s.begin():  # another system's key, of an analyst bound to Dezhou
+        s.add(User(username="sys_dz", role="analyst", city="德州市"))
+        s.flush()
+        key = create_api_key(s, "sys_dz", "tax system")
+    system = province_api("prov")
+    system.headers.pop("Authorization")
+    system.cookies.clear()
+    system.headers["X-API-Key"] = key
+    assert system.get(f"/api/v1/scores/{dz}").json()["run_id"] == runs["德州市"]
+    assert system.get(f"/api/v1/scores/{lc}").status_code == 404
+    assert system.get(f"/api/v1/scores/{lc}", params={"city": "聊城市"}).status_code == 403
+
+
+def test_the_outbox_keeps_to_the_callers_city(province_api):
+    """Gap: the SMS outbox (API and page) listed every city's messages to everyone and had no city filter; now
+    ``?city=`` for province roles, a city-bound user's own city only, and its gateway marks only its own."""
+    prov, sup_lc = province_api("prov"), province_api("sup_lc")
+    ids = lambda r: sorted(m["message_id"] for m in r.json()["items"])  # noqa: E731
+    assert ids(prov.get("/api/v1/outbox")) == ["371400-M1", "371400-M2", "371500-M1", "371500-M2"]
+    assert ids(prov.get("/api/v1/outbox", params={"city": "德州市"})) == ["371400-M1", "371400-M2"]
+    assert ids(sup_lc.get("/api/v1/outbox")) == ["371500-M1", "371500-M2"]
+    assert sup_lc.get("/api/v1/outbox", params={"city": "德州市"}).status_code == 403
+    assert sup_lc.post("/api/v1/outbox/371400-M1/sent").status_code == 403
+    assert sup_lc.post("/api/v1/outbox/371500-M1/sent").json()["status"] == "sent"
+    page = sup_lc.get("/outbox")
+    assert page.status_code == 200 and "371500-M2" in page.text and "371400-M2" not in page.text
+    assert '<select name="city">' not in page.text
+    page = prov.get("/outbox", params={"city": "德州市"})
+    assert "371400-M2" in page.text and "371500-M2" not in page.text and '<option value="聊城市"' in page.text
+
+
+def test_a_city_bound_supervisor_sees_only_its_city_on_the_province_page(province_api, sessions):
+    """Gap: the province page showed every city's figures to a supervisor bound to one city. Province roles see
+    the cities side by side; a city's supervisor sees its own city's row only (as everywhere else)."""
+    from sqlalchemy import select
+
+    from serving.store import Run
+
+    summary = {"province": "山东省", "as_of": "2026-07-01", "cities": [
+        {"city": folder, "name": name, "entities": n, "alerts": a, "alerts_red": 1, "alerts_orange": 0,
+         "alerts_yellow": a - 1, "cases": 2, "leads_top_1pct": 1, "inspections": 0, "violations_found": 0,
+         "hit_rate": None} for folder, name, n, a in (("city=371400", "德州市", 60, 7771), ("city=371500", "聊城市", 45, 5552))]}
+    with sessions() as s, s.begin():
+        for run in s.scalars(select(Run)):
+            run.model_info = {**(run.model_info or {}), "province": summary}
+    page = province_api("prov").get("/province")
+    assert page.status_code == 200 and "7,771" in page.text and "5,552" in page.text
+    assert 'id="province-own-city"' not in page.text
+    page = province_api("sup_lc").get("/province")
+    assert page.status_code == 200 and "5,552" in page.text and "7,771" not in page.text and "德州市" not in page.text
+    assert 'id="province-own-city"' in page.text
+    assert province_api("off_lc").get("/province").status_code == 403
