@@ -64,18 +64,17 @@ def _upsert(session: Session, model, key: str, rows: list[dict]) -> int:
     return len(rows)
 
 
-def _replace(session: Session, model, rows: list[dict] | None, where=None, scope: list[str] | None = None,
-             key: str | None = None) -> int | None:
-    """Delete then insert. ``scope`` (a province city's entities): delete only their rows and the rows with the
-    same ``key`` as a new one, so that the other cities' rows stay."""
+def _replace(session: Session, model, rows: list[dict] | None, where=None,
+             scope: list[str] | None = None) -> int | None:
+    """Delete then insert. ``scope`` (a province city's entities): delete only their rows, so that the other
+    cities' rows stay."""
     if rows is None:
         return None
     if scope is None:
         session.execute(delete(model) if where is None else delete(model).where(where))
     else:
-        for column, values in ((model.uscc, scope), *(((getattr(model, key), [r[key] for r in rows]),) if key else ())):
-            for start in range(0, len(values), CHUNK):
-                session.execute(delete(model).where(column.in_(values[start:start + CHUNK])))
+        for start in range(0, len(scope), CHUNK):
+            session.execute(delete(model).where(model.uscc.in_(scope[start:start + CHUNK])))
     _bulk(session, insert(model), rows)
     return len(rows)
 
@@ -206,12 +205,12 @@ def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.Da
         run.model_info, run.city, run.updated_at = info, city, utcnow()
 
 
-def _publish_register(session: Session, out: Path, leads: pd.DataFrame, scope: list[str] | None,
-                      city: str | None) -> dict[str, Any]:
-    """The register: a city's run replaces that city's linked accounts (and no other city's: two cities'
-    companies may number accounts alike, and a water and a sewer account may share a number)."""
+def _publish_register(session: Session, out: Path, leads: pd.DataFrame, city: str | None) -> dict[str, Any]:
+    """The register: a city's run replaces that city's permits and linked accounts (and no other city's: two
+    cities may number permits and accounts alike, and a water and a sewer account may share a number)."""
     entities, permits, accounts = files.read_register(out, leads)
-    _replace(session, Permit, permits, scope=scope, key="permit_id")
+    _replace(session, Permit, None if permits is None else [{**p, "city": city or ""} for p in permits],
+             Permit.city == (city or ""))
     _replace(session, Account, None if accounts is None else [{**a, "city": city or ""} for a in accounts],
              Account.city == (city or ""))
     return {"entities": _upsert(session, Entity, "uscc", entities)}
@@ -264,7 +263,7 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
     with session_factory() as session, session.begin():
         begin_write(session, *LOCKED)
         _register_run(session, run_id, as_of, info, leads, city)
-        counts.update(_publish_register(session, out, leads, scope, city))
+        counts.update(_publish_register(session, out, leads, city))
         counts["scores"] = _replace(session, Score, files.records(
             leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)
         counts.update(_publish_leads(session, run_id, leads, getattr(settings, "model", settings),

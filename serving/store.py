@@ -101,7 +101,10 @@ class Entity(Base):
 
 
 class Permit(Base):
+    """An abstraction permit, keyed by its city too ("": a city run's): two cities may number permits alike."""
+
     __tablename__ = "permits"
+    city: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     permit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     uscc: Mapped[str | None] = mapped_column(String(32), index=True)
     source: Mapped[str | None] = mapped_column(String(16))
