@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,6 @@ from sqlalchemy.orm import sessionmaker
 
 from sqlalchemy import select
 
-from serving.publish import current_run
 from serving.store import Run, utcnow
 
 
@@ -37,6 +36,24 @@ class ModelInfo:
     champion_error: str | None = None
     # the latest run of each city in the store (a city run's: its latest), whose alerts the service shows
     live_runs: tuple[str, ...] = ()
+    city: str | None = None  # the run's city (None: a city run's)
+    # each city's live run and its model, the run published last first (one store may hold a province's cities)
+    cities: tuple[ModelInfo, ...] = field(default=(), repr=False, compare=False)
+
+    def of(self, scope) -> ModelInfo:
+        """The live run and model of a ``serving.services.scope.Scope``: its city's latest run (empty when the city
+        has none); for a scope of every city, the run published last."""
+        if scope.every_city:
+            return self
+        return next((info for info in self.cities or (self,) if info.city == scope.city and info.run_id),
+                    ModelInfo())
+
+    def runs_of(self, scope) -> tuple[str, ...]:
+        """The live runs a scope sees: every city's, or its one city's."""
+        if scope.every_city:
+            return self.live_runs
+        run_id = self.of(scope).run_id
+        return () if run_id is None else (run_id,)
 
 
 def load_champion(artifact: str | None) -> tuple[Any, str | None]:
@@ -64,9 +81,9 @@ class ModelHolder:
     def reload(self) -> ModelInfo:
         """Serve the latest published run and its model (blocking)."""
         with self._sessions() as session:
-            run = current_run(session)
-            new = ModelInfo() if run is None else _info_of(run, live_runs(session))
-            published = None if run is None else (run.run_id, run.updated_at)
+            runs = latest_runs(session)
+            new = ModelInfo() if not runs else _infos(runs)
+            published = None if not runs else (runs[0].run_id, runs[0].updated_at)
         with self._swap:
             self.info, self._published, self._checked = new, published, time.monotonic()
         return new
@@ -91,23 +108,41 @@ class ModelHolder:
         return self.info
 
 
+def latest_runs(session) -> list[Run]:
+    """Each city's latest published (or re-published) run, the latest first: one store may hold every city of
+    a province, each publishing its own runs, and each city's alerts, scores and model are those of its latest run."""
+    latest: dict[str | None, Run] = {}
+    for run in session.scalars(select(Run).order_by(Run.updated_at.desc(), Run.published_at.desc())):
+        latest.setdefault(run.city, run)
+    return list(latest.values())
+
+
 def live_runs(session) -> tuple[str, ...]:
-    """Each city's latest published (or re-published) run: one store may hold every city of a province, each
-    publishing its own runs, and each city's alerts are those of its latest run."""
-    latest: dict[str | None, str] = {}
-    for run_id, city in session.execute(select(Run.run_id, Run.city)
-                                        .order_by(Run.updated_at.desc(), Run.published_at.desc())):
-        latest.setdefault(city, run_id)
-    return tuple(latest.values())
+    """The run ids of ``latest_runs``."""
+    return tuple(run.run_id for run in latest_runs(session))
 
 
-def _info_of(run, live: tuple[str, ...] = ()) -> ModelInfo:
+def _infos(runs: list[Run]) -> ModelInfo:
+    """The run published last, with every city's live run and model; a model the cities share (a province run's
+    one model) is loaded once."""
+    loaded: dict[str | None, tuple[Any, str | None]] = {}
+
+    def champion(artifact: str | None) -> tuple[Any, str | None]:
+        if artifact not in loaded:
+            loaded[artifact] = load_champion(artifact)
+        return loaded[artifact]
+
+    cities = tuple(_info_of(run, champion) for run in runs)
+    return replace(cities[0], live_runs=tuple(run.run_id for run in runs), cities=cities)
+
+
+def _info_of(run, champion_of=load_champion) -> ModelInfo:
     meta = run.model_info or {}
     backtest = meta.get("backtest") or meta.get("metrics") or {}
-    champion, error = load_champion(meta.get("artifact"))
+    champion, error = champion_of(meta.get("artifact"))
     return ModelInfo(
         run_id=run.run_id, version=None if run.model_version is None else str(run.model_version),
         trained_at=meta.get("trained_at"), as_of=None if run.as_of is None else run.as_of.isoformat(),
         published_at=run.published_at, backtest=backtest if isinstance(backtest, dict) else {},
-        champion=champion, champion_error=error, live_runs=live or (run.run_id,),
+        champion=champion, champion_error=error, live_runs=(run.run_id,), city=run.city,
     )

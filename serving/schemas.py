@@ -152,10 +152,11 @@ class BatchScore(BaseModel):
     uscc: str
     rank: int
     risk_score: float
+    run_id: str | None = Field(None, description="the live run of the entity's city that scored it")
 
 
 class ScoresBatchPublic(BaseModel):
-    run_id: str
+    run_id: str = Field(description="the live run of the caller's city (of every city: the run published last)")
     scores: list[BatchScore]
     missing: list[str] = Field(description="codes with no score in the live run")
 

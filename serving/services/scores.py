@@ -9,42 +9,49 @@ from sqlalchemy.orm import Session
 
 from serving.errors import Invalid, NotFound, Unavailable
 from serving.runtime import ModelInfo
+from serving.services.scope import Scope
 from serving.store import Entity, Score, Series
 
 LOOKUP_CHUNK = 2000  # codes per IN (...) query
 
 
-def live_run(model: ModelInfo) -> str:
-    if model.run_id is None:
+def live_runs(model: ModelInfo, scope: Scope) -> tuple[str, ...]:
+    """The live runs whose scores the scope sees: its city's latest run, or every city's."""
+    runs = model.runs_of(scope)
+    if not runs:
         raise NotFound("尚未发布任何运行结果 (no run has been published yet)")
-    return model.run_id
+    return runs
 
 
-def score_of(session: Session, run_id: str, uscc: str):
-    """One entity's score row in the run, with its registration and series; NotFound when unscored."""
+def score_of(session: Session, run_ids: tuple[str, ...], uscc: str):
+    """One entity's score row in the live run of its city (an entity is scored by its own city's runs), with
+    its registration and series; NotFound when unscored."""
     row = session.execute(
-        select(Score.rank, Score.risk_score, Score.reasons, Score.reason_codes, Entity.name, Entity.district, Entity.industry_code,
-               Series.series)
+        select(Score.run_id, Score.rank, Score.risk_score, Score.reasons, Score.reason_codes, Entity.name,
+               Entity.district, Entity.industry_code, Series.series)
         .select_from(Score)
         .outerjoin(Entity, Entity.uscc == Score.uscc)
         .outerjoin(Series, Series.uscc == Score.uscc)
-        .where(Score.run_id == run_id, Score.uscc == uscc)
+        .where(Score.run_id.in_(run_ids), Score.uscc == uscc)
+        .order_by(Score.rank, Score.run_id)
     ).first()
     if row is None:
         raise NotFound(f"{uscc} 在当前运行中没有评分 (no score for {uscc})")
     return row
 
 
-def batch_scores(session: Session, run_id: str, usccs: list[str]) -> tuple[list[tuple[str, int, float]], list[str]]:
-    """(uscc, rank, risk) of the codes scored in the run, in the order asked (duplicates once), and the
-    codes with no score."""
+def batch_scores(session: Session, run_ids: tuple[str, ...],
+                 usccs: list[str]) -> tuple[list[tuple[str, int, float, str]], list[str]]:
+    """(uscc, rank, risk, run) of the codes scored in the live runs, in the order asked (duplicates once), and
+    the codes with no score."""
     wanted = list(dict.fromkeys(usccs))
-    found: dict[str, tuple[str, int, float]] = {}
+    found: dict[str, tuple[str, int, float, str]] = {}
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         part = wanted[start:start + LOOKUP_CHUNK]
-        for row in session.execute(select(Score.uscc, Score.rank, Score.risk_score)
-                                   .where(Score.run_id == run_id, Score.uscc.in_(part))):
-            found[row.uscc] = (row.uscc, row.rank, row.risk_score)
+        for row in session.execute(select(Score.uscc, Score.rank, Score.risk_score, Score.run_id)
+                                   .where(Score.run_id.in_(run_ids), Score.uscc.in_(part))
+                                   .order_by(Score.rank.desc(), Score.run_id.desc())):
+            found[row.uscc] = (row.uscc, row.rank, row.risk_score, row.run_id)
     return [found[u] for u in wanted if u in found], [u for u in wanted if u not in found]
 
 

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from serving import roles
+from serving.api.params import City
 from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole
 from serving.runtime import ModelInfo
 from serving.schemas import ModelPublic
+from serving.services.scope import caller_scope
 
 router = APIRouter(tags=["model"])
 
@@ -25,6 +27,7 @@ def model_public(model: ModelInfo) -> ModelPublic:
 
 
 @router.get("/model", response_model=ModelPublic)
-def model_info(model: ModelDep, _: Annotated[Principal, RequireRole(*roles.READ)]):
-    """The model behind the live run: version, when it was trained, its backtest metrics."""
-    return model_public(model)
+def model_info(model: ModelDep, principal: Annotated[Principal, RequireRole(*roles.READ)], city: City = None):
+    """The model behind the live run of the caller's city (a caller bound to no city: of ``city``, else of the
+    run published last): version, when it was trained, its backtest metrics."""
+    return model_public(model.of(caller_scope(principal, city)))

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from serving import roles
-from serving.api.params import Uscc
+from serving.api.params import City, Uscc
 from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole, SessionDep
 from serving.schemas import (
@@ -26,6 +26,7 @@ from serving.schemas import (
     split_reasons,
 )
 from serving.services import scores
+from serving.services.scope import caller_scope
 
 router = APIRouter(prefix="/scores", tags=["scores"])
 INLINE_ROWS = 8  # predictions of at most this many rows run on the event loop
@@ -33,9 +34,11 @@ ScoreReader = Annotated[Principal, RequireRole(*roles.SCORES)]
 
 
 @router.post("/predict", response_model=PredictPublic, responses={**ERRORS, 503: {"model": ErrorPublic}})
-async def predict(body: PredictCreate, model: ModelDep, _: ScoreReader):
+async def predict(body: PredictCreate, model: ModelDep, principal: ScoreReader, city: City = None):
     """Risk from the champion model for entity profiles another system computed itself (the snapshot's
-    feature columns, see GET /model; a feature left out counts as unknown)."""
+    feature columns, see GET /model; a feature left out counts as unknown). The champion of the caller's city's
+    live run (a caller bound to no city: of ``city``'s, else of the run published last)."""
+    model = model.of(caller_scope(principal, city))
     rows = [(row.id, row.features) for row in body.rows]
     if len(rows) <= INLINE_ROWS:  # a millisecond or two of CPU and no I/O: on the event loop, one request after
         risk = scores.predict(model, rows)  # the other, not in threads that take the GIL from each other
@@ -46,19 +49,21 @@ async def predict(body: PredictCreate, model: ModelDep, _: ScoreReader):
 
 
 @router.post("/batch", response_model=ScoresBatchPublic, responses={413: {"model": ErrorPublic}})
-def batch(body: ScoresBatchCreate, session: SessionDep, model: ModelDep, _: ScoreReader):
-    """Scores of up to 10,000 entities in one call (422 above)."""
-    run_id = scores.live_run(model)
-    found, missing = scores.batch_scores(session, run_id, body.usccs)
-    return ScoresBatchPublic(run_id=run_id, missing=missing,
-                             scores=[BatchScore(uscc=u, rank=r, risk_score=p) for u, r, p in found])
+def batch(body: ScoresBatchCreate, session: SessionDep, model: ModelDep, principal: ScoreReader, city: City = None):
+    """Scores of up to 10,000 entities in one call (422 above), each from its city's live run (a caller bound
+    to a city: only that city's entities)."""
+    scope = caller_scope(principal, city)
+    runs = scores.live_runs(model, scope)
+    found, missing = scores.batch_scores(session, runs, body.usccs)
+    return ScoresBatchPublic(run_id=model.of(scope).run_id or runs[0], missing=missing,
+                             scores=[BatchScore(uscc=u, rank=r, risk_score=p, run_id=run) for u, r, p, run in found])
 
 
 @router.get("/{uscc}", response_model=ScorePublic, responses=ERRORS)
-def score(uscc: Uscc, session: SessionDep, model: ModelDep, _: ScoreReader):
-    """An entity's risk in the live run: score, city-wide rank, reasons, a summary of its profile."""
-    run_id = scores.live_run(model)
-    row = scores.score_of(session, run_id, uscc)
+def score(uscc: Uscc, session: SessionDep, model: ModelDep, principal: ScoreReader, city: City = None):
+    """An entity's risk in its city's live run: score, city-wide rank, reasons, a summary of its profile (a
+    caller bound to a city finds only that city's entities)."""
+    row = scores.score_of(session, scores.live_runs(model, caller_scope(principal, city)), uscc)
     return ScorePublic(uscc=uscc, name=row.name, district=row.district, industry_code=row.industry_code,
-                       run_id=run_id, rank=row.rank, risk_score=row.risk_score, reasons=split_reasons(row.reasons),
+                       run_id=row.run_id, rank=row.rank, risk_score=row.risk_score, reasons=split_reasons(row.reasons),
                        reason_codes=reason_codes(row.reason_codes), profile=ProfileSummary.of(row.series))

@@ -249,6 +249,7 @@ def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASH
     tiles = {"in_queue": in_queue, "open": open_, "verdicts": verdicts.pop("verdict_total"),
              "hit_rate": verdicts.pop("hit_rate"), "hits": verdicts.pop("hits"), "visited": verdicts.pop("visited"),
              "alerts": alerts.pop("alert_total"), "outbox": outbox}
+    model = model.of(area)  # the model behind the city's live run (every city: the run published last)
     return render(ctx, "dashboard.html", info=model, tiles=tiles, **districts_section(session, lang, area),
                   **officers_section(session, lang, area), **verdicts, **alerts, **runs_section(session, area),
                   **model_section(model, lang), city=area.city, **area_menus(session, ctx.principal, area, Lead))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 
 from serving import roles
 from serving.console.export import export_response
-from serving.console.lists import Listing, choice_param, text_param
+from serving.console.lists import Listing, choice_param, city_area, text_param
 from serving.console.render import PageContext, page_for, page_router, render
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import code_label, t
@@ -23,8 +23,8 @@ Reader = Annotated[PageContext, page_for(*roles.SCORES)]
 VIEWS = ("matches", "sellers", "buyers")
 
 
-def _filtered(q, run_id, district: str, source: str, text: str, seller, buyer):
-    q = q.where(WaterRight.run_id == run_id)
+def _filtered(q, run_ids: tuple[str, ...], district: str, source: str, text: str, seller, buyer):
+    q = q.where(WaterRight.run_id.in_(run_ids))
     if district:
         q = q.where(WaterRight.district == district)
     if source:
@@ -38,6 +38,8 @@ def _filtered(q, run_id, district: str, source: str, text: str, seller, buyer):
 @router.get("/water-rights", response_class=HTMLResponse)
 def water_rights(request: Request, ctx: Reader, session: SessionDep, model: ModelDep):
     lang, listing = ctx.lang, Listing.of(request)
+    area = city_area(request, ctx.principal)  # the caller's city, or the one a province role asks for
+    runs = model.runs_of(area)
     view = choice_param(request, "view", VIEWS) or "matches"
     district, source, text = text_param(request, "district"), text_param(request, "source", 16), text_param(request, "q")
     seller, buyer = aliased(Entity), aliased(Entity)
@@ -46,7 +48,7 @@ def water_rights(request: Request, ctx: Reader, session: SessionDep, model: Mode
                    WaterRight.shortfall_m3, WaterRight.volume_m3)
             .outerjoin(seller, seller.uscc == WaterRight.seller_uscc)
             .outerjoin(buyer, buyer.uscc == WaterRight.buyer_uscc))
-    matches = _filtered(base, model.run_id, district, source, text, seller, buyer)
+    matches = _filtered(base, runs, district, source, text, seller, buyer)
     sub = matches.subquery()
     if view == "matches":
         query, order = matches, (WaterRight.volume_m3.desc(), WaterRight.id)
@@ -79,10 +81,11 @@ def water_rights(request: Request, ctx: Reader, session: SessionDep, model: Mode
     totals = session.execute(select(func.count(), func.count(func.distinct(sub.c.seller_uscc)),
                                     func.count(func.distinct(sub.c.buyer_uscc)), func.sum(sub.c.volume_m3))).one()
     districts = sorted(d for d in session.scalars(select(WaterRight.district).where(
-        WaterRight.run_id == model.run_id).distinct()) if d)
+        WaterRight.run_id.in_(runs)).distinct()) if d)
     sources = sorted(s for s in session.scalars(select(WaterRight.source).where(
-        WaterRight.run_id == model.run_id).distinct()) if s)
+        WaterRight.run_id.in_(runs)).distinct()) if s)
+    cities = [] if ctx.principal.city else sorted(info.city for info in model.cities if info.city)
     return render(ctx, "water_rights.html", items=items, total=total, page=listing.page, pages=pages, view=view,
-                  views=VIEWS, district=district, districts=districts, source=source, sources=sources, q=text,
+                  views=VIEWS, city=area.city, cities=cities, district=district, districts=districts, source=source, sources=sources, q=text,
                   tiles={"matches": totals[0] or 0, "sellers": totals[1] or 0, "buyers": totals[2] or 0,
                          "volume": totals[3] or 0.0})
