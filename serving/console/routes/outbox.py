@@ -14,12 +14,13 @@ from sqlalchemy import and_, func, or_, select
 from serving import roles
 from serving.console.alert_text import alert_text
 from serving.console.export import export_response
-from serving.console.lists import Listing, choice_param, text_param
+from serving.console.lists import Listing, choice_param, city_area, text_param
 from serving.console.render import PageContext, check_csrf, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.i18n import t
-from serving.services.outbox import resend_message
-from serving.store import Alert, Entity, OutboxMessage, utcnow
+from serving.services.outbox import in_area, resend_message
+from serving.services.scope import Scope, caller_scope
+from serving.store import Alert, Entity, OutboxMessage, Run, utcnow
 
 router = page_router()
 Reader = Annotated[PageContext, page_for(*roles.OUTBOX_READ)]
@@ -50,10 +51,11 @@ def _state_filter(state: str):
     }[state]
 
 
-def outbox_query(state: str, kind: str, district: str, text: str):
+def outbox_query(state: str, kind: str, district: str, text: str, area: Scope = Scope()):
     q = (select(OutboxMessage, Alert.kind, Alert.level, Entity.district)
          .outerjoin(Alert, Alert.alert_id == OutboxMessage.alert_id)
-         .outerjoin(Entity, Entity.uscc == OutboxMessage.uscc))
+         .outerjoin(Entity, Entity.uscc == OutboxMessage.uscc)
+         .where(*in_area(area)))
     if state:
         q = q.where(_state_filter(state))
     if kind:
@@ -67,19 +69,20 @@ def outbox_query(state: str, kind: str, district: str, text: str):
     return q
 
 
-def outbox_tiles(session) -> dict[str, int]:
-    counts = {s: session.scalar(select(func.count()).select_from(OutboxMessage).where(_state_filter(s))) or 0
+def outbox_tiles(session, area: Scope = Scope()) -> dict[str, int]:
+    mine = in_area(area)
+    counts = {s: session.scalar(select(func.count()).select_from(OutboxMessage).where(_state_filter(s), *mine)) or 0
               for s in STATES}
-    counts["total"] = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    counts["total"] = session.scalar(select(func.count()).select_from(OutboxMessage).where(*mine)) or 0
     return counts
 
 
 @router.get("/outbox", response_class=HTMLResponse)
 def outbox(request: Request, ctx: Reader, session: SessionDep):
     lang, listing = ctx.lang, Listing.of(request)
-    state = choice_param(request, "state", STATES)
+    state, area = choice_param(request, "state", STATES), city_area(request, ctx.principal)
     kind, district, text = text_param(request, "kind", 32), text_param(request, "district"), text_param(request, "q")
-    total, rows, pages = listing.rows(session, outbox_query(state, kind, district, text),
+    total, rows, pages = listing.rows(session, outbox_query(state, kind, district, text, area),
                                       (OutboxMessage.status != "failed", OutboxMessage.created_at.desc(),
                                        OutboxMessage.message_id))
     now = utcnow()
@@ -111,12 +114,15 @@ def outbox(request: Request, ctx: Reader, session: SessionDep):
     from serving.sms import signature_of
 
     kinds = sorted(k for k in session.scalars(select(Alert.kind).join(
-        OutboxMessage, OutboxMessage.alert_id == Alert.alert_id).distinct()) if k)
+        OutboxMessage, OutboxMessage.alert_id == Alert.alert_id).where(*in_area(area)).distinct()) if k)
     districts = sorted(d for d in session.scalars(select(Entity.district).join(
-        OutboxMessage, OutboxMessage.uscc == Entity.uscc).distinct()) if d)
+        OutboxMessage, OutboxMessage.uscc == Entity.uscc).where(*in_area(area)).distinct()) if d)
+    cities = [] if ctx.principal.city else sorted(c for c in session.scalars(select(Run.city).where(
+        Run.run_id.in_(select(OutboxMessage.run_id))).distinct()) if c)
     return render(ctx, "outbox.html", items=items, total=total, page=listing.page, pages=pages, state=state,
                   states=STATES, kind=kind, kinds=kinds, district=district, districts=districts, q=text,
-                  tiles=outbox_tiles(session), may_send=ctx.principal.role in roles.OUTBOX_WRITE,
+                  city=area.city, cities=cities, tiles=outbox_tiles(session, area),
+                  may_send=ctx.principal.role in roles.OUTBOX_WRITE,
                   sender=getattr(getattr(settings, "sms", None), "sender", "file"), signature=signature_of(settings),
                   flash=request.query_params.get("done"), flash_counts={
                       k: request.query_params.get(k) for k in ("sent", "retrying", "failed", "resent")})
@@ -139,5 +145,5 @@ async def send_now(request: Request, ctx: Writer, csrf: Annotated[str, Form()] =
 @router.post("/outbox/{message_id}/resend", response_class=HTMLResponse)
 def resend(message_id: str, ctx: Writer, session: SessionDep, csrf: Annotated[str, Form()] = ""):
     check_csrf(ctx, csrf)
-    resend_message(session, message_id[:64], ctx.principal)
+    resend_message(session, message_id[:64], ctx.principal, caller_scope(ctx.principal))
     return RedirectResponse("/outbox?done=resend&resent=1", status_code=303)
