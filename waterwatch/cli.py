@@ -375,6 +375,21 @@ def users_reactivate(username: str = typer.Argument(..., help="login name")) -> 
     typer.echo(f"user {username} reactivated")
 
 
+@users_app.command("set-city")
+def users_set_city(
+    username: str = typer.Argument(..., help="login name"),
+    city: Optional[str] = typer.Argument(None, help="the one city of a province's store; omitted: every city"),
+    district: Optional[str] = typer.Option(None, help="the officer's district in that city"),
+) -> None:
+    """Move a user to another city of a province's store (or to every city); counts from its next request."""
+    from serving.services.users import set_city
+
+    with _users_store()() as session, session.begin():
+        user = set_city(session, username, city, district)
+    typer.echo(f"user {username} now works in {user.city or 'every city'}"
+               f"{', district ' + user.district if user.district else ''}")
+
+
 @users_app.command("set-password")
 def users_set_password(
     username: str = typer.Argument(..., help="login name"),

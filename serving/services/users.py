@@ -74,6 +74,23 @@ def set_active(session: Session, username: str, active: bool, actor: str = "cli"
     return user
 
 
+def set_city(session: Session, username: str, city: str | None, district: str | None = None,
+             actor: str = "cli") -> User:
+    """Bind a user to another city of a province's store (None: to every city, a province role). The city is
+    read from the store on every request, so the move counts from the user's next request and no token is
+    revoked. An officer works a district of their city: moved to another city, they need its district."""
+    user = _user(session, username)
+    city = (city or "").strip()[:64] or None
+    district = (district or "").strip()[:64] or None
+    if user.role == "officer" and city != user.city and district is None:
+        raise ValueError("an officer moved to another city needs --district (a district of that city)")
+    before = {"city": user.city, "district": user.district}
+    user.city, user.district = city, district or user.district
+    user.updated_at = utcnow()
+    audit(session, actor, "user_city", "user", username, {"from": before, "city": city, "district": user.district})
+    return user
+
+
 @dataclass(frozen=True)
 class UserRow:
     username: str
