@@ -464,6 +464,13 @@ def test_the_outbox_keeps_to_the_callers_city(province_api):
     assert '<select name="city">' not in page.text
     page = prov.get("/outbox", params={"city": "德州市"})
     assert "371400-M2" in page.text and "371500-M2" not in page.text and '<option value="聊城市"' in page.text
+    # "send now" of a city's supervisor sends its city's due messages only
+    from test_console_modules import csrf_of
+
+    sent = sup_lc.post("/outbox/send", data={"csrf": csrf_of(sup_lc.get("/outbox").text)}, follow_redirects=True)
+    assert sent.status_code == 200
+    status = {m["message_id"]: m["status"] for m in prov.get("/api/v1/outbox").json()["items"]}
+    assert status == {"371400-M1": "queued", "371400-M2": "queued", "371500-M1": "sent", "371500-M2": "sent"}
 
 
 def test_a_city_bound_supervisor_sees_only_its_city_on_the_province_page(province_api, sessions):
@@ -476,7 +483,8 @@ def test_a_city_bound_supervisor_sees_only_its_city_on_the_province_page(provinc
     summary = {"province": "山东省", "as_of": "2026-07-01", "cities": [
         {"city": folder, "name": name, "entities": n, "alerts": a, "alerts_red": 1, "alerts_orange": 0,
          "alerts_yellow": a - 1, "cases": 2, "leads_top_1pct": 1, "inspections": 0, "violations_found": 0,
-         "hit_rate": None} for folder, name, n, a in (("city=371400", "德州市", 60, 7771), ("city=371500", "聊城市", 45, 5552))]}
+         "hit_rate": None}
+        for folder, name, n, a in (("city=371400", "德州市", 60, 7771), ("city=371500", "聊城市", 45, 5552))]}
     with sessions() as s, s.begin():
         for run in s.scalars(select(Run)):
             run.model_info = {**(run.model_info or {}), "province": summary}

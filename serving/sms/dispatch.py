@@ -101,12 +101,14 @@ def record(sessions: sessionmaker, message_id: str, token: str, result: SendResu
 
 
 def send_due(sessions: sessionmaker, sender: Sender, sms, limit: int | None = None,
-             clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None) -> SendCounts:
-    """One pass: every message due now (at most ``limit``), oldest first, claimed and sent one by one."""
+             clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
+             where: tuple = ()) -> SendCounts:
+    """One pass: every message due now (at most ``limit``; ``where``: of these only, e.g. one city's), oldest
+    first, claimed and sent one by one."""
     counts = SendCounts()
     now = clock()
     with sessions() as session:
-        ids = list(session.scalars(select(OutboxMessage.message_id).where(*due(now))
+        ids = list(session.scalars(select(OutboxMessage.message_id).where(*due(now), *where)
                                    .order_by(OutboxMessage.created_at, OutboxMessage.message_id)
                                    .limit(limit or sms.batch_size)))
     lease = timedelta(seconds=float(sms.lease_seconds))

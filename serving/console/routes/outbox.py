@@ -130,13 +130,15 @@ def outbox(request: Request, ctx: Reader, session: SessionDep):
 
 @router.post("/outbox/send", response_class=HTMLResponse)
 async def send_now(request: Request, ctx: Writer, csrf: Annotated[str, Form()] = ""):
-    """Send the messages due now through the configured sender (as `waterwatch send` does)."""
+    """Send the messages due now through the configured sender (as `waterwatch send` does): the caller's city's
+    (a province role's: every city's)."""
     check_csrf(ctx, csrf)
     from serving.sms import sender_from
     from serving.sms.dispatch import send_due
 
     settings = request.app.state.settings
-    counts = await run_in_threadpool(send_due, request.app.state.sessions, sender_from(settings), settings.sms)
+    counts = await run_in_threadpool(send_due, request.app.state.sessions, sender_from(settings), settings.sms,
+                                     where=tuple(in_area(caller_scope(ctx.principal))))
     c = counts.as_dict()
     return RedirectResponse(f"/outbox?done=send&sent={c['sent']}&retrying={c['retrying']}&failed={c['failed']}",
                             status_code=303)

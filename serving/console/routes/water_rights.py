@@ -86,6 +86,7 @@ def water_rights(request: Request, ctx: Reader, session: SessionDep, model: Mode
         WaterRight.run_id.in_(runs)).distinct()) if s)
     cities = [] if ctx.principal.city else sorted(info.city for info in model.cities if info.city)
     return render(ctx, "water_rights.html", items=items, total=total, page=listing.page, pages=pages, view=view,
-                  views=VIEWS, city=area.city, cities=cities, district=district, districts=districts, source=source, sources=sources, q=text,
+                  views=VIEWS, city=area.city, cities=cities, district=district, districts=districts, source=source,
+                  sources=sources, q=text,
                   tiles={"matches": totals[0] or 0, "sellers": totals[1] or 0, "buyers": totals[2] or 0,
                          "volume": totals[3] or 0.0})
