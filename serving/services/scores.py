@@ -23,6 +23,15 @@ def live_runs(model: ModelInfo, scope: Scope) -> tuple[str, ...]:
     return runs
 
 
+def model_of(model: ModelInfo, scope: Scope) -> ModelInfo:
+    """The live run and model of the scope's city (every city: the run published last); NotFound when that
+    city has published no run."""
+    info = model.of(scope)
+    if info.run_id is None and not scope.every_city:
+        raise NotFound(f"尚未发布该市的运行结果 (no run of {scope.city or 'this store'} has been published yet)")
+    return info
+
+
 def score_of(session: Session, run_ids: tuple[str, ...], uscc: str):
     """One entity's score row in the live run of its city (an entity is scored by its own city's runs), with
     its registration and series; NotFound when unscored."""

@@ -11,8 +11,9 @@ from serving.api.params import City
 from serving.identity import Principal
 from serving.deps import ModelDep, RequireRole
 from serving.runtime import ModelInfo
-from serving.schemas import ModelPublic
+from serving.schemas import ERRORS, ModelPublic
 from serving.services.scope import caller_scope
+from serving.services.scores import model_of
 
 router = APIRouter(tags=["model"])
 
@@ -26,8 +27,10 @@ def model_public(model: ModelInfo) -> ModelPublic:
                        champion_error=model.champion_error)
 
 
-@router.get("/model", response_model=ModelPublic)
+@router.get("/model", response_model=ModelPublic, responses=ERRORS)
 def model_info(model: ModelDep, principal: Annotated[Principal, RequireRole(*roles.READ)], city: City = None):
     """The model behind the live run of the caller's city (a caller bound to no city: of ``city``, else of the
     run published last): version, when it was trained, its backtest metrics."""
-    return model_public(model.of(caller_scope(principal, city)))
+    if city is None and principal.city is None:
+        return model_public(model)  # a province caller, or a store with no run yet: the run published last
+    return model_public(model_of(model, caller_scope(principal, city)))
