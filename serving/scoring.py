@@ -66,11 +66,9 @@ def snapshot_chunks(workspace: Path | str, settings=None, chunk_rows: int = 250_
     engine run saved, read one by one, or the snapshot in slices."""
     import pyarrow.parquet as pq
 
-    ws = Workspace(workspace)
-    folder = ws.table_path("profiles", "snapshot")
-    saved = folder.is_dir() and ws.manifest().get("profiles_as_of") == ws.as_of().date().isoformat()
-    if saved:
-        for part in sorted(folder.glob("part-*.parquet")):
+    parts = saved_parts(workspace)
+    if parts:
+        for part in parts:
             pf = pq.ParquetFile(part)
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 yield pa_table(batch, pf).to_pandas().set_index("uscc")
@@ -89,7 +87,7 @@ def pa_table(batch, pf):
 
 def score(
     workspace: Path | str, settings, bundle: ModelBundle | None = None, reasons_for: int | None = None,
-    cases: pd.DataFrame | None = None, chunk_rows: int = 250_000,
+    cases: pd.DataFrame | None = None, chunk_rows: int = 250_000, workers: int = 1, parallel_from: int | None = None,
 ) -> pd.DataFrame:
     """Leads: every registered, non-deregistered entity once, rank 1 = highest risk, with reasons (Chinese,
     joined by REASON_SEPARATOR) and reason codes (JSON list of {code, value, unit, text_zh, text_en}).
@@ -99,32 +97,47 @@ def score(
     ``documented_breach``; by default the check stage's (``<ws>/checks/cases``), else the snapshot's evidence.
     Entities are scored ``chunk_rows`` at a time, so memory is bounded by a chunk and the leads; scores do
     not depend on the batch (the model's arithmetic is row by row, ``tests/test_determinism.py``), so the
-    leads equal an unchunked run's.
+    leads equal an unchunked run's. ``workers`` > 1 scores and explains the saved partitions of a run of at least
+    ``parallel_from`` entities (default PARALLEL_ROWS) in that many processes at once (when every entity is
+    explained; the same leads).
     """
     bundle = bundle if bundle is not None else load_champion(workspace)
     settings_arg = settings if hasattr(settings, "linkage") else None
     ws = Workspace(workspace)
     if cases is None and ws.has("checks", "cases"):  # the case track's own list, written by the check stage
         cases = ws.read("checks", "cases")
-    metas, risks = [], []
-    for chunk in snapshot_chunks(workspace, settings_arg, chunk_rows):
-        risks.append(bundle.model.predict_proba(bundle.matrix(chunk))[:, 1])
-        metas.append(pd.DataFrame({
-            "uscc": chunk.index.astype("str"), "name": chunk["name"].to_numpy(), "district": chunk["district"].to_numpy(),
-            "industry_code": chunk["industry_code"].to_numpy(),
-            "documented_breach": documented_breaches(chunk, cases).to_numpy(dtype=bool),
-        }))
-    meta = pd.concat(metas, ignore_index=True)
-    risk = np.concatenate(risks) if risks else np.zeros(0)
-    # a violation an inspection already recorded is discovered: the entity is the case track's, and the field
-    # visits of the ranking go first to entities whose violation no record shows (its score stays as it is)
+    parts = saved_parts(workspace) if reasons_for is None and workers > 1 else []
+    if len(parts) > 1 and sum(pq_rows(p) for p in parts) >= (PARALLEL_ROWS if parallel_from is None else parallel_from):
+        return _score_in_processes(workspace, bundle, cases, parts, chunk_rows, workers)
+    scored = [_scored(bundle, chunk, cases) for chunk in snapshot_chunks(workspace, settings_arg, chunk_rows)]
+    meta = pd.concat([m for m, _ in scored], ignore_index=True)
+    risk = np.concatenate([r for _, r in scored]) if scored else np.zeros(0)
     known = meta["uscc"].str.upper().isin(recorded_violations(ws)).to_numpy()
-    meta["documented_breach"] = meta["documented_breach"].to_numpy(dtype=bool) | known
-    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk, known))
+    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk, known))  # the leads' order (_leads)
     rank = np.empty(len(order), dtype="int64")
     rank[order] = np.arange(len(order))
     wanted = rank < (len(order) if reasons_for is None else reasons_for)
     reasons, codes = _explain(workspace, settings_arg, bundle, wanted, chunk_rows)
+    return _leads(bundle, meta, risk, reasons, codes, known)
+
+
+def _scored(bundle: ModelBundle, chunk: pd.DataFrame, cases: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """A chunk's lead columns and its risk."""
+    meta = pd.DataFrame({
+        "uscc": chunk.index.astype("str"), "name": chunk["name"].to_numpy(), "district": chunk["district"].to_numpy(),
+        "industry_code": chunk["industry_code"].to_numpy(),
+        "documented_breach": documented_breaches(chunk, cases).to_numpy(dtype=bool),
+    })
+    return meta, bundle.model.predict_proba(bundle.matrix(chunk))[:, 1]
+
+
+def _leads(bundle: ModelBundle, meta: pd.DataFrame, risk: np.ndarray, reasons: np.ndarray, codes: np.ndarray,
+           known: np.ndarray) -> pd.DataFrame:
+    """The leads in rank order. A violation an inspection already recorded (``known``) is discovered: the entity
+    is the case track's, and the field visits of the ranking go first to entities whose violation no record shows
+    (its score stays as it is), so they come last; then by risk, ties by uscc."""
+    meta["documented_breach"] = meta["documented_breach"].to_numpy(dtype=bool) | known
+    order = np.lexsort((meta["uscc"].to_numpy(dtype=str), -risk, known))
     meta = meta.iloc[order]
     leads = pd.DataFrame(
         {
@@ -146,8 +159,6 @@ def score(
 def _explain(workspace, settings, bundle: ModelBundle, wanted: np.ndarray, chunk_rows: int):
     """Reasons (joined Chinese sentences) and reason codes (JSON) of the wanted rows, chunk by chunk in
     snapshot order; the rest get empty reasons and ``[]``."""
-    from models.reasons import explain_reasons
-
     reasons = np.full(len(wanted), "", dtype=object)
     codes = np.full(len(wanted), "[]", dtype=object)
     if not wanted.any():
@@ -156,11 +167,78 @@ def _explain(workspace, settings, bundle: ModelBundle, wanted: np.ndarray, chunk
     for chunk in snapshot_chunks(workspace, settings, chunk_rows):
         rows = np.flatnonzero(wanted[start : start + len(chunk)])
         if len(rows):
-            part = chunk.iloc[rows]
-            # the model's columns plus the snapshot columns the sentences quote
-            frame = pd.concat([bundle.matrix(part), part.drop(columns=bundle.features, errors="ignore")], axis=1)
-            found = explain_reasons(bundle.model, frame, top=3)
-            reasons[start + rows] = [REASON_SEPARATOR.join(r.text_zh for r in rs) for rs in found]
-            codes[start + rows] = [json.dumps([r.as_dict() for r in rs], ensure_ascii=False) for rs in found]
+            reasons[start + rows], codes[start + rows] = _reasons(bundle, chunk.iloc[rows])
         start += len(chunk)
     return reasons, codes
+
+
+def _reasons(bundle: ModelBundle, part: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The reasons (joined Chinese sentences) and reason codes (JSON) of every row of a snapshot slice."""
+    from models.reasons import explain_reasons
+
+    # the model's columns plus the snapshot columns the sentences quote
+    frame = pd.concat([bundle.matrix(part), part.drop(columns=bundle.features, errors="ignore")], axis=1)
+    found = explain_reasons(bundle.model, frame, top=3)
+    return ([REASON_SEPARATOR.join(r.text_zh for r in rs) for rs in found],
+            [json.dumps([r.as_dict() for r in rs], ensure_ascii=False) for rs in found])
+
+
+# -- several processes --------------------------------------------------------------------------
+
+PARALLEL_ROWS = 100_000  # below this, starting the processes costs more than they save
+_WORKER: dict = {}
+
+
+def saved_parts(workspace: Path | str) -> list[Path]:
+    """The partitions of the snapshot at as-of that an engine run saved (none: the snapshot is built here)."""
+    ws = Workspace(workspace)
+    folder = ws.table_path("profiles", "snapshot")
+    if not (folder.is_dir() and ws.manifest().get("profiles_as_of") == ws.as_of().date().isoformat()):
+        return []
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def pq_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _start_worker(bundle: ModelBundle, cases: pd.DataFrame | None) -> None:
+    from models import risk
+
+    risk.PREDICT_THREADS = 1  # the processes share the cores (predictions do not depend on the thread count)
+    _WORKER.update(bundle=bundle, cases=cases)
+
+
+def _score_part(part: Path, chunk_rows: int) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
+    """One saved partition scored and explained (in a worker process)."""
+    import pyarrow.parquet as pq
+
+    bundle, cases = _WORKER["bundle"], _WORKER["cases"]
+    metas, risks, reasons, codes = [], [], [], []
+    pf = pq.ParquetFile(part)
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        chunk = pa_table(batch, pf).to_pandas().set_index("uscc")
+        meta, risk = _scored(bundle, chunk, cases)
+        why, code = _reasons(bundle, chunk)
+        metas.append(meta), risks.append(risk), reasons.extend(why), codes.extend(code)
+    return pd.concat(metas, ignore_index=True), np.concatenate(risks), reasons, codes
+
+
+def _score_in_processes(workspace, bundle: ModelBundle, cases, parts: list[Path], chunk_rows: int,
+                        workers: int) -> pd.DataFrame:
+    """Every saved partition scored and explained in ``workers`` processes, the answers in partition order:
+    the leads ``score`` gives in one process (each row's risk and reasons are its own)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(parts)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(bundle, cases)) as pool:
+        done = list(pool.map(_score_part, parts, [chunk_rows] * len(parts)))
+    meta = pd.concat([d[0] for d in done], ignore_index=True)
+    risk = np.concatenate([d[1] for d in done])
+    reasons = np.array([r for d in done for r in d[2]], dtype=object)
+    codes = np.array([c for d in done for c in d[3]], dtype=object)
+    known = meta["uscc"].str.upper().isin(recorded_violations(Workspace(workspace))).to_numpy()
+    return _leads(bundle, meta, risk, reasons, codes, known)

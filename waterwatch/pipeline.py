@@ -161,7 +161,7 @@ def run_train(ws: Workspace, settings: Settings, trials: int | None = None, extr
 def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
     from serving.scoring import score
 
-    leads = score(ws.root, settings)
+    leads = score(ws.root, settings, workers=settings.scale.workers)
     ws.reset_stage("scores")
     ws.write("scores", "leads", leads)
     return leads
