@@ -132,7 +132,8 @@ def test_scoring_in_chunks_equals_an_unchunked_run(embedded, ingested):
     whole = score(embedded["ws"].root, embedded["settings"], bundle=bundle, chunk_rows=10**9)
     chunked = score(embedded["ws"].root, embedded["settings"], bundle=bundle, chunk_rows=97)
     pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
-    in_processes = score(embedded["ws"].root, embedded["settings"], bundle=bundle, chunk_rows=97, workers=2, parallel_from=0)
+    in_processes = score(embedded["ws"].root, embedded["settings"], bundle=bundle, chunk_rows=97, workers=2,
+                         parallel_from=0)  # the saved partitions scored and explained in two processes
     pd.testing.assert_frame_equal(whole, in_processes, check_exact=True)
     snapshot = embedded["snapshot"].set_index("uscc")
     direct = pd.Series(bundle.model.predict_proba(bundle.matrix(snapshot))[:, 1], index=snapshot.index)
