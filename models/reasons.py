@@ -148,8 +148,8 @@ def _supply_drop(row, peer):
     verb_zh, verb_en = ("降至", "fell to") if step < 0 else ("变为", "changed to")
     # peer: the typical change (log) of its industry at the same month (HiddenWater.trade_fall), < 0 if it fell
     trade = float(np.exp(peer)) if np.isfinite(peer) and np.exp(peer) < TRADE_FALL_SHOWN else float("nan")
-    trade_zh = f"；同期同行业一般降至此前的{_pct(trade)}" if np.isfinite(trade) else ""
-    trade_en = f"; its industry at the same time typically fell to {_pct(trade)}" if np.isfinite(trade) else ""
+    trade_zh = f"，同期同行业一般降至此前的{_pct(trade)}" if np.isfinite(trade) else ""
+    trade_en = f", while its industry at the same time typically fell to {_pct(trade)}" if np.isfinite(trade) else ""
     return Reason("supply_drop", ratio, "ratio",
                   f"约{months}个月前起供水与计量取水量{verb_zh}此前的{_pct(ratio)}，且没有实测排水可供核对{trade_zh}",
                   f"About {months} months ago supply plus metered abstraction {verb_en} {_pct(ratio)} of its earlier "

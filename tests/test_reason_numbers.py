@@ -54,3 +54,19 @@ def test_indicator_reasons_quote_small_numbers_readably():
     assert "<1%" in meter.text_zh and "的0%" not in meter.text_zh
     plan = INDICATOR_REASONS["plan_shortfall"](row, 0.1)
     assert "<1%" in plan.text_zh
+
+
+def test_no_indicator_reason_contains_the_separator_that_joins_reasons():
+    """leads.csv joins an entity's reasons with "；"; a reason holding one would read as two to the API and console."""
+    from serving.scoring import REASON_SEPARATOR
+    row = pd.Series({"inflow_step": np.log(0.52), "months_since_inflow_step": 7, "balance_dry_ratio_12m": 2.5,
+                     "meter_step": np.log(0.3), "months_since_meter_step": 5, "meter_unexplained_drop_share": 0.9,
+                     "plan_used_12m": 0.4, "quota_used_12m": 0.4})
+    shown = 0
+    for name, reason in INDICATOR_REASONS.items():
+        found = reason(row, np.log(0.91))  # a peer value that names the industry's own fall where a reason can
+        if found is None:
+            continue
+        shown += 1
+        assert REASON_SEPARATOR not in found.text_zh, (name, found.text_zh)
+    assert shown >= 4
