@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+
+with warnings.catch_warnings():  # pandera imports pyspark.pandas when pyspark (our Spark engine) is installed, which
+    # warns that it does not support pandas 3; nothing here uses pyspark.pandas
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    import pandera.pandas as pa
 
 from features.contract import KIND_DTYPES, TABLES, ColumnSpec, TableSpec
 from features.ingest_files import IngestError, find_table_file, iter_raw, table_parts

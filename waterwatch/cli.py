@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -16,11 +15,7 @@ import click
 import typer
 import typer.core
 
-# pandera imports pyspark.pandas whenever pyspark is installed (the Spark engine), which warns about pandas 3;
-# our Spark path does not use pyspark.pandas
-warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-
-from waterwatch.settings import Settings  # noqa: E402
+from waterwatch.settings import Settings
 
 class _ClearErrors(typer.core.TyperGroup):
     """Every command reports the errors a user can fix as one line with exit code 2, not a traceback."""
