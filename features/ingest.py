@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-with warnings.catch_warnings():  # pandera imports pyspark.pandas when pyspark (our Spark engine) is installed, which
-    # warns that it does not support pandas 3; nothing here uses pyspark.pandas
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    import pandera.pandas as pa
+import pandera.pandas as pa
 
 from features.contract import KIND_DTYPES, TABLES, ColumnSpec, TableSpec
 from features.ingest_files import IngestError, find_table_file, iter_raw, table_parts
@@ -314,6 +310,7 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
     key = ", ".join(f'"{k}"' for k in spec.key)
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
     with duckdb.connect(config={"memory_limit": DUPLICATES_MEMORY, "threads": 2}) as con:
+        con.execute("SET enable_progress_bar = false")  # the stage shows its own progress
         rows = con.execute(
             f"""SELECT * FROM read_parquet([{files}]) WHERE ({key}) IN (
                     SELECT ({key}) FROM read_parquet([{files}]) GROUP BY ALL HAVING count(*) > 1

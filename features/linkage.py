@@ -55,6 +55,7 @@ def account_rows(path) -> pd.DataFrame:
         coded AS (SELECT r FROM t WHERE uscc IS NOT NULL QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY r DESC) = 1)
         SELECT {cols} FROM t WHERE r IN (SELECT r FROM latest UNION SELECT r FROM coded) ORDER BY r"""
     with duckdb.connect(config={"memory_limit": "1GB", "threads": 2}) as con:
+        con.execute("SET enable_progress_bar = false")  # the stage shows its own progress
         return con.sql(sql).to_arrow_table().to_pandas()
 
 

@@ -38,6 +38,7 @@ class EmbeddedEngine:
     def __init__(self, settings: EngineSettings, temp_directory: Path | None = None):
         self.settings = settings
         self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")  # the stages show their own (tqdm)
         self.con.execute(f"SET memory_limit = '{settings.memory_limit}'")
         self.con.execute(f"SET threads = {int(settings.threads)}")
         self.con.execute("SET preserve_insertion_order = true")
