@@ -39,6 +39,10 @@ class ModelInfo:
     city: str | None = None  # the run's city (None: a city run's)
     # each city's live run and its model, the run published last first (one store may hold a province's cities)
     cities: tuple[ModelInfo, ...] = field(default=(), repr=False, compare=False)
+    # the cities whose live runs carry different models (empty: one model serves every city, as a province run's
+    # does): a caller of every city must then name one for predict and the model, as the run published last
+    # would answer for the other cities with a model that never scored them
+    models_differ: tuple[str | None, ...] = ()
 
     def of(self, scope) -> ModelInfo:
         """The live run and model of a ``serving.services.scope.Scope``: its city's latest run (empty when the city
@@ -133,7 +137,9 @@ def _infos(runs: list[Run]) -> ModelInfo:
         return loaded[artifact]
 
     cities = tuple(_info_of(run, champion) for run in runs)
-    return replace(cities[0], live_runs=tuple(run.run_id for run in runs), cities=cities)
+    models = {(run.model_info or {}).get("artifact") or run.run_id for run in runs}
+    return replace(cities[0], live_runs=tuple(run.run_id for run in runs), cities=cities,
+                   models_differ=tuple(run.city for run in runs) if len(models) > 1 else ())
 
 
 def _info_of(run, champion_of=load_champion) -> ModelInfo:

@@ -136,15 +136,21 @@ def _linkage(run: Path, rows: list[tuple[str, str, int]]) -> Path:
     return run
 
 
-def _province_store(sessions, tmp_path: Path) -> None:
-    """Dezhou, then Liaocheng (published last), into one store, with users bound to a city or to none."""
+def _province_store(sessions, tmp_path: Path, one_model: bool = False) -> None:
+    """Dezhou, then Liaocheng (published last), into one store, with users bound to a city or to none. Each city's
+    run has its own model, or with ``one_model`` both name Dezhou's (as a province run's cities name its one)."""
     from serving.publish import publish_run
     from serving.store import User
 
     settings = small_settings(k=10)
-    publish_run(_linkage(make_run(tmp_path / "dz", n=60, city=DEZHOU), [("water", "W1", 0), ("sewer", "W1", 1)]),
-                sessions, settings)
-    publish_run(_linkage(make_run(tmp_path / "lc", n=45, city=LIAOCHENG), [("water", "W1", 0)]), sessions, settings)
+    dz = _linkage(make_run(tmp_path / "dz", n=60, city=DEZHOU), [("water", "W1", 0), ("sewer", "W1", 1)])
+    publish_run(dz, sessions, settings)
+    lc = _linkage(make_run(tmp_path / "lc", n=45, city=LIAOCHENG), [("water", "W1", 0)])
+    if one_model:
+        info = json.loads((lc / "model.json").read_text(encoding="utf-8"))
+        info["artifact"] = json.loads((dz / "model.json").read_text(encoding="utf-8"))["artifact"]
+        (lc / "model.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    publish_run(lc, sessions, settings)
     with sessions() as s, s.begin():
         for name, role, city, district in (("prov", "supervisor", None, None), ("sup_lc", "supervisor", "聊城市", None),
                                            ("off_dz", "officer", "德州市", "德城区"),
@@ -155,13 +161,18 @@ def _province_store(sessions, tmp_path: Path) -> None:
 @pytest.fixture
 def province_api(sessions, tmp_path):
     """The API and the console over a province store; ``as_(user)`` logs a client in as that user."""
+    _province_store(sessions, tmp_path)
+    yield from _serve(sessions)
+
+
+def _serve(sessions):
+    """The API and the console over ``sessions``' store, as ``as_(user)`` (a client logged in as that user)."""
     from fastapi.testclient import TestClient
 
     from serving.api import create_app
     from serving.console import console_router
     from test_api import bearer, settings_for
 
-    _province_store(sessions, tmp_path)
     app = create_app(settings_for("sqlite://"), sessions, routers=[console_router()], demo_users=False)
 
     def as_(user: str) -> TestClient:
@@ -495,3 +506,53 @@ def test_a_city_bound_supervisor_sees_only_its_city_on_the_province_page(provinc
     assert page.status_code == 200 and "5,552" in page.text and "7,771" not in page.text and "德州市" not in page.text
     assert 'id="province-own-city"' in page.text
     assert province_api("off_lc").get("/province").status_code == 403
+
+
+PREDICT_ROW = {"rows": [{"id": "x", "features": {"balance_ratio_12m": 2.4}}]}
+
+
+def test_predict_and_model_ask_a_province_caller_to_choose_when_the_cities_models_differ(province_api, sessions):
+    """Gap: a province caller's predict and GET /model without ``?city=`` answered from the run published last
+    (Liaocheng's model) even though Dezhou's live run carries another model. When the cities' models differ it is
+    ambiguous: 422 naming the cities; with ``?city=`` and for a city-bound caller it answers as before."""
+    from sqlalchemy import select
+
+    from serving.store import Run
+
+    prov, sup_lc = province_api("prov"), province_api("sup_lc")
+    with sessions() as s:
+        runs = dict(s.execute(select(Run.city, Run.run_id)).all())
+    for answer in (prov.post("/api/v1/scores/predict", json=PREDICT_ROW), prov.get("/api/v1/model")):
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert "德州市" in detail and "聊城市" in detail and "?city=" in detail
+    assert prov.get("/api/v1/model", params={"city": "德州市"}).json()["run_id"] == runs["德州市"]
+    assert prov.post("/api/v1/scores/predict", params={"city": "德州市"}, json=PREDICT_ROW).status_code == 200
+    assert sup_lc.get("/api/v1/model").json()["run_id"] == runs["聊城市"]
+    assert sup_lc.post("/api/v1/scores/predict", json=PREDICT_ROW).status_code == 200
+
+
+@pytest.fixture
+def one_model_api(sessions, tmp_path):
+    """``province_api`` over a store whose two cities' live runs carry one model."""
+    _province_store(sessions, tmp_path, one_model=True)
+    yield from _serve(sessions)
+
+
+def test_predict_and_model_answer_a_province_caller_from_the_one_model_every_city_shares(one_model_api, sessions):
+    """Both cities' live runs carry one model (a province run's): a province caller without ``?city=`` is answered
+    from it, the same risk as with ``?city=`` of either city."""
+    from sqlalchemy import select
+
+    from serving.store import Run
+
+    prov = one_model_api("prov")
+    with sessions() as s:
+        runs = dict(s.execute(select(Run.city, Run.run_id)).all())
+    assert runs["德州市"] != runs["聊城市"]
+    model = prov.get("/api/v1/model")
+    assert model.status_code == 200 and model.json()["run_id"] == runs["聊城市"]  # the run published last
+    risk = {city: prov.post("/api/v1/scores/predict", params=city and {"city": city}, json=PREDICT_ROW)
+            for city in (None, "德州市", "聊城市")}
+    assert {r.status_code for r in risk.values()} == {200}
+    assert len({r.json()["scores"][0]["risk_score"] for r in risk.values()}) == 1

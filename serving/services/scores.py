@@ -24,8 +24,13 @@ def live_runs(model: ModelInfo, scope: Scope) -> tuple[str, ...]:
 
 
 def model_of(model: ModelInfo, scope: Scope) -> ModelInfo:
-    """The live run and model of the scope's city (every city: the run published last); NotFound when that
-    city has published no run."""
+    """The live run and model of the scope's city (every city: the run published last, when every city's live
+    run carries that one model; Invalid when their models differ, naming the cities to choose from); NotFound
+    when that city has published no run."""
+    if scope.every_city and model.models_differ:
+        named = "、".join(sorted(city or "-" for city in model.models_differ))
+        raise Invalid(f"各市的模型不同，请用 ?city= 指定城市：{named} (the cities' live runs use different models: "
+                      f"choose one with ?city=, one of {named})")
     info = model.of(scope)
     if info.run_id is None and not scope.every_city:
         raise NotFound(f"尚未发布该市的运行结果 (no run of {scope.city or 'this store'} has been published yet)")

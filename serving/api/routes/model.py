@@ -29,8 +29,7 @@ def model_public(model: ModelInfo) -> ModelPublic:
 
 @router.get("/model", response_model=ModelPublic, responses=ERRORS)
 def model_info(model: ModelDep, principal: Annotated[Principal, RequireRole(*roles.READ)], city: City = None):
-    """The model behind the live run of the caller's city (a caller bound to no city: of ``city``, else of the
-    run published last): version, when it was trained, its backtest metrics."""
-    if city is None and principal.city is None:
-        return model_public(model)  # a province caller, or a store with no run yet: the run published last
+    """The model behind the live run of the caller's city (a caller bound to no city: of ``city``, else the one
+    model of every city's live run; 422 when their models differ): version, when it was trained, its backtest
+    metrics."""
     return model_public(model_of(model, caller_scope(principal, city)))

@@ -37,7 +37,8 @@ ScoreReader = Annotated[Principal, RequireRole(*roles.SCORES)]
 async def predict(body: PredictCreate, model: ModelDep, principal: ScoreReader, city: City = None):
     """Risk from the champion model for entity profiles another system computed itself (the snapshot's
     feature columns, see GET /model; a feature left out counts as unknown). The champion of the caller's city's
-    live run (a caller bound to no city: of ``city``'s, else of the run published last)."""
+    live run (a caller bound to no city: of ``city``'s, else the one model of every city's live run; 422 when
+    their models differ)."""
     model = scores.model_of(model, caller_scope(principal, city))
     rows = [(row.id, row.features) for row in body.rows]
     if len(rows) <= INLINE_ROWS:  # a millisecond or two of CPU and no I/O: on the event loop, one request after
