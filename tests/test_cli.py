@@ -208,3 +208,44 @@ def test_send_delivers_the_published_outbox_once_through_the_file_sender(tmp_pat
     lines = (tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()
     assert sorted(json.loads(x)["message_id"] for x in lines) == ["M1", "M2"]
     assert all(json.loads(x)["text"].startswith("【聊城市水利局】") for x in lines)
+
+
+def _two_cities(tmp_path, env) -> None:
+    """Dezhou's and Liaocheng's runs published into one store, each with two due messages signed by its own
+    city's bureau (as a province run writes them)."""
+    from test_store import DEZHOU, LIAOCHENG
+
+    runner = CliRunner()
+    for folder, city in (("dz", DEZHOU), ("lc", LIAOCHENG)):
+        run = make_run(tmp_path / folder, n=30, city=city)
+        outbox = pd.read_csv(run / "outbox.csv")
+        outbox["text"] = f"【{city['name']}水利局】提醒"
+        outbox.to_csv(run / "outbox.csv", index=False)
+        assert runner.invoke(app, ["publish", "--out", str(run)], env=env).exit_code == 0
+
+
+def test_send_city_sends_that_citys_messages_only_each_signed_by_its_city(tmp_path):
+    """Gap: `waterwatch send` sent every city's due messages and signed them all with the installation's
+    bureau (Liaocheng's as 德州市's, say). ``--city`` sends one city's only; without it every city's, each
+    signed by its own city's bureau."""
+    import json
+
+    env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SHOW_PROGRESS": "false",
+           "WATERWATCH_RULES__BUREAU_NAME": "济南市水利局"}
+    _two_cities(tmp_path, env)
+    runner = CliRunner()
+    sent_file = tmp_path / "var" / "sms" / "sent.jsonl"
+
+    def sent() -> dict[str, str]:
+        return {(r := json.loads(x))["message_id"]: r["text"] for x in sent_file.read_text(encoding="utf-8").splitlines()}
+
+    unknown = runner.invoke(app, ["send", "--city", "济南市"], env=env)
+    assert unknown.exit_code == 2 and "德州市, 聊城市" in unknown.output and not sent_file.exists()
+    dz = runner.invoke(app, ["send", "--city", "德州市"], env=env)
+    assert dz.exit_code == 0, dz.output
+    assert "sent 2, retrying 0, failed 0" in dz.output and "still queued 0" in dz.output
+    assert sent() == {"371400-M1": "【德州市水利局】提醒", "371400-M2": "【德州市水利局】提醒"}
+    rest = runner.invoke(app, ["send"], env=env)
+    assert rest.exit_code == 0 and "sent 2," in rest.output and "still queued 0" in rest.output
+    assert sent() == {"371400-M1": "【德州市水利局】提醒", "371400-M2": "【德州市水利局】提醒",
+                      "371500-M1": "【聊城市水利局】提醒", "371500-M2": "【聊城市水利局】提醒"}

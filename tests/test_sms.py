@@ -214,3 +214,42 @@ def test_the_service_sends_the_outbox_when_asked_to(tmp_path, monkeypatch):
     with store() as s:
         assert {m.status for m in s.scalars(select(OutboxMessage))} == {"sent"}
     assert len((tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_the_services_sender_keeps_to_its_city_when_given_one(tmp_path, monkeypatch):
+    """``sms.service_city``: in a store a province's cities share, the service's sender sends that city's due
+    messages only (each signed by its city's bureau), and leaves the other city's queued."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from serving.publish import publish_run
+    from serving.store import open_store
+    from test_store import DEZHOU, LIAOCHENG, make_run
+    from waterwatch.service import build_app
+
+    monkeypatch.setenv("WATERWATCH_HOME", str(tmp_path / "var"))
+    monkeypatch.setenv("WATERWATCH_SMS__SERVICE_INTERVAL_SECONDS", "0.2")
+    monkeypatch.setenv("WATERWATCH_SMS__SERVICE_CITY", "聊城市")
+    settings = Settings()
+    assert settings.sms.service_city == "聊城市"
+    _, store = open_store(settings.resolved_database_url())
+    for folder, city in (("dz", DEZHOU), ("lc", LIAOCHENG)):
+        run = make_run(tmp_path / folder, n=30, city=city)
+        (run / "outbox.csv").write_text((run / "outbox.csv").read_text(encoding="utf-8")
+                                        .replace("德州市水利局", f"{city['name']}水利局"), encoding="utf-8")
+        publish_run(run, store, settings)
+
+    def status() -> dict[str, str]:
+        with store() as s:
+            return {m.message_id: m.status for m in s.scalars(select(OutboxMessage))}
+
+    with TestClient(build_app(settings)):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and status()["371500-M2"] != "sent":
+            time.sleep(0.1)
+        time.sleep(1.0)  # five more passes
+    assert status() == {"371400-M1": "queued", "371400-M2": "queued", "371500-M1": "sent", "371500-M2": "sent"}
+    lines = [json.loads(x) for x in (tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted((x["message_id"], x["text"]) for x in lines) == [("371500-M1", "【聊城市水利局】提醒"),
+                                                                   ("371500-M2", "【聊城市水利局】提醒")]

@@ -250,28 +250,40 @@ def export_labels(out: Path = typer.Option(..., help="CSV or Parquet file for th
 def send(
     watch: float = typer.Option(0.0, help="keep sending, one pass every N seconds (0: one pass and exit)"),
     limit: Optional[int] = typer.Option(None, help="messages per pass (default sms.batch_size)"),
+    city: Optional[str] = typer.Option(None, help="in a store a province's cities share: this city's messages "
+                                                  "only, e.g. 德州市 (default: every city's)"),
 ) -> None:
     """Send the SMS outbox's due messages through the configured sender (a file under the home folder, or the
-    city's gateway with WATERWATCH_SMS__SENDER=http), with retries and backoff; then ask for delivery reports."""
+    city's gateway with WATERWATCH_SMS__SENDER=http), with retries and backoff; then ask for delivery reports.
+    A province city's messages are signed by their own city's bureau (as their run wrote them) unless
+    WATERWATCH_SMS__SIGNATURE names one."""
     import time as _time
 
     from sqlalchemy import func, select
 
     from serving.sms import sender_from, signature_of
-    from serving.sms.dispatch import poll_deliveries, send_due
-    from serving.store import OutboxMessage
+    from serving.sms.dispatch import of_city, poll_deliveries, send_due
+    from serving.store import OutboxMessage, Run
 
     settings = _settings()
     sessions = _existing_store(settings)
+    only = ()
+    if city is not None:
+        with sessions() as session:
+            cities = sorted(c for c in session.scalars(select(Run.city).distinct()) if c is not None)
+        if city not in cities:
+            _fail(f"no run of {city} in this store (its cities: {', '.join(cities) or 'none'})")
+        only = of_city(city)
     sender = sender_from(settings)
     where = getattr(sender, "url", None) or getattr(sender, "path", "")
-    typer.echo(f"sender {sender.name} ({where}), signature 【{signature_of(settings)}】")
+    typer.echo(f"sender {sender.name} ({where}), signature 【{signature_of(settings)}】"
+               + ("" if city is None else f", {city}'s messages only"))
     while True:
-        sent = send_due(sessions, sender, settings.sms, limit=limit)
-        polled = poll_deliveries(sessions, sender)
+        sent = send_due(sessions, sender, settings.sms, limit=limit, where=only)
+        polled = poll_deliveries(sessions, sender, where=only)
         with sessions() as session:
             waiting = session.scalar(select(func.count()).select_from(OutboxMessage)
-                                     .where(OutboxMessage.status == "queued")) or 0
+                                     .where(OutboxMessage.status == "queued", *only)) or 0
         typer.echo(f"sent {sent.sent}, retrying {sent.retrying}, failed {sent.failed}; delivered "
                    f"{polled.delivered}, undeliverable {polled.undeliverable}; still queued {waiting}")
         if watch <= 0:

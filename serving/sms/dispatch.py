@@ -23,8 +23,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import sessionmaker
 
 from serving.audit import audit
-from serving.sms.senders import Sender, SendResult, SmsMessage
-from serving.store import OutboxMessage, utcnow
+from serving.sms.senders import Sender, SendResult, SmsMessage, own_signature
+from serving.store import OutboxMessage, Run, utcnow
 
 ACTOR = "sms-sender"
 FINAL_DELIVERY = ("delivered", "undeliverable")
@@ -100,11 +100,19 @@ def record(sessions: sessionmaker, message_id: str, token: str, result: SendResu
         return "retrying"
 
 
+def of_city(city: str) -> tuple:
+    """The condition of one city's messages (in a store a province's cities share): by the city of the run that
+    wrote them."""
+    return (OutboxMessage.run_id.in_(select(Run.run_id).where(Run.city == city)),)
+
+
 def send_due(sessions: sessionmaker, sender: Sender, sms, limit: int | None = None,
              clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
              where: tuple = ()) -> SendCounts:
     """One pass: every message due now (at most ``limit``; ``where``: of these only, e.g. one city's), oldest
-    first, claimed and sent one by one."""
+    first, claimed and sent one by one. A province city's message keeps the signature its run wrote (its own
+    city's bureau: one store and one sender may serve every city) unless ``sms.signature`` names one; a city
+    run's is signed by the sender's."""
     counts = SendCounts()
     now = clock()
     with sessions() as session:
@@ -118,22 +126,25 @@ def send_due(sessions: sessionmaker, sender: Sender, sms, limit: int | None = No
             continue
         with sessions() as session:
             msg = session.get(OutboxMessage, message_id)
+            city = None if msg.run_id is None else session.scalar(select(Run.city).where(Run.run_id == msg.run_id))
+            signature = own_signature(msg.text) if city is not None and not sms.signature else None
             message = SmsMessage(message_key(msg.message_id, msg.resend_round or 0), msg.recipient or "",
-                                 msg.uscc, msg.text or "")
+                                 msg.uscc, msg.text or "", signature)
         state = record(sessions, message_id, token, sender.send(message), sender.name, sms, clock(), rng)
         setattr(counts, state, getattr(counts, state) + 1)
     return counts
 
 
 def poll_deliveries(sessions: sessionmaker, sender: Sender, limit: int = 500,
-                    clock: Callable[[], datetime] = utcnow) -> SendCounts:
-    """Ask the gateway about sent messages not yet known delivered or undeliverable; record what it says."""
+                    clock: Callable[[], datetime] = utcnow, where: tuple = ()) -> SendCounts:
+    """Ask the gateway about sent messages not yet known delivered or undeliverable (``where``: of these only,
+    e.g. one city's, whose gateway sent them); record what it says."""
     counts = SendCounts()
     with sessions() as session:
         rows = session.execute(select(OutboxMessage.message_id, OutboxMessage.resend_round)
                                .where(OutboxMessage.status == "sent",
                                       or_(OutboxMessage.delivery.is_(None),
-                                          OutboxMessage.delivery.not_in(FINAL_DELIVERY)))
+                                          OutboxMessage.delivery.not_in(FINAL_DELIVERY)), *where)
                                .order_by(OutboxMessage.sent_at, OutboxMessage.message_id).limit(limit)).all()
     for message_id, resend_round in rows:
         state = sender.delivery(message_key(message_id, resend_round or 0))

@@ -52,6 +52,7 @@ class SmsMessage:
     recipient: str
     uscc: str | None
     text: str
+    signature: str | None = None  # signs this message instead of the sender's (a province city's own bureau)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ class Sender(Protocol):
 def body_text(text: str) -> str:
     """The message without a leading 【signature】 (the configured one is added by the sender or gateway)."""
     return SIGNATURE_PREFIX.sub("", text or "", count=1).strip()
+
+
+def own_signature(text: str) -> str | None:
+    """The signature a message's text starts with (【德州市水利局】…: 德州市水利局), None when it has none."""
+    found = SIGNATURE_PREFIX.match(text or "")
+    return found.group(0).strip()[1:-1] if found else None
 
 
 def signed_text(text: str, signature: str) -> str:
@@ -115,7 +122,7 @@ class FileSender:
             if message.key not in keys:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 record = {"message_id": message.key, "to": message.recipient, "uscc": message.uscc,
-                          "text": signed_text(message.text, self.signature),
+                          "text": signed_text(message.text, message.signature or self.signature),
                           "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                 with self.path.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -168,7 +175,7 @@ class HttpGatewaySender:
     def send(self, message: SmsMessage) -> SendResult:
         text = body_text(message.text)
         payload = {"message_id": message.key, "to": message.recipient, "uscc": message.uscc,
-                   "sign_name": self.signature, "text": text}
+                   "sign_name": message.signature or self.signature, "text": text}
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         try:
             status, answer, headers = self._call("POST", "/messages", message.key, body)

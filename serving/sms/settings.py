@@ -32,3 +32,8 @@ class SmsSettings(BaseModel):
     service_interval_seconds: float = Field(
         0.0, ge=0, description="when > 0, the running service sends due messages this often (0: only "
                                "`waterwatch send` and the console's button send)")
+    service_city: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="in a store a province's cities share, the running service sends (and asks delivery reports "
+                    "of) this city's messages only, e.g. 德州市 (unset: every city's, as `waterwatch send` "
+                    "without --city)")
