@@ -450,6 +450,15 @@ def upgrade_database(url_or_engine: str | Engine, revision: str = "head") -> Non
 
     On SQLite, foreign keys are off while a migration recreates a table (a batch migration drops the old
     table, which with them on would cascade-delete the rows that refer to it)."""
+    _migrate(url_or_engine, "upgrade", revision)
+
+
+def downgrade_database(url_or_engine: str | Engine, revision: str) -> None:
+    """Take the schema back to ``revision``, for an older release (what it cannot keep: each ``downgrade`` says)."""
+    _migrate(url_or_engine, "downgrade", revision)
+
+
+def _migrate(url_or_engine: str | Engine, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -463,7 +472,7 @@ def upgrade_database(url_or_engine: str | Engine, revision: str = "head") -> Non
             connection.commit()
         with connection.begin():
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+            getattr(command, direction)(cfg, revision)
         if sqlite:
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             connection.commit()

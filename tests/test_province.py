@@ -405,6 +405,63 @@ def test_migration_c004_keys_an_existing_stores_permits_by_city(empty_store_url)
     engine.dispose()
 
 
+def test_migration_c004_downgrades_and_upgrades_again_keeping_what_it_can(empty_store_url):
+    """c004 down to c003 and up again, on a store with permits of two cities and of a city run: the downgrade
+    keeps every permit whose number is unique, whole, and of a number two cities share the row of the city first
+    in the database's order (c003 keys permits by number alone); the upgrade gives each its city back from the
+    runs that scored its entity, the schema matches the models again, and (city, permit) is unique again."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    from serving.store import Base, downgrade_database, make_engine, upgrade_database
+
+    dz, lc, own = "913714000000000001", "913715000000000002", "913700000000000009"
+    columns = "city, permit_id, uscc, source, purpose, annual_quota_m3, valid_from, valid_to, status, wells"
+    upgrade_database(empty_store_url, "c003")
+    engine = make_engine(empty_store_url)
+    with engine.begin() as conn:
+        for run_id, city, uscc in (("r-dz", "德州市", dz), ("r-lc", "聊城市", lc), ("r-city", None, own)):
+            conn.execute(text("INSERT INTO runs (run_id, model_info, entities, city, published_at, updated_at) "
+                              "VALUES (:r, '{}', 1, :c, '2026-07-01 00:00:00', '2026-07-01 00:00:00')"),
+                         {"r": run_id, "c": city})
+            conn.execute(text("INSERT INTO scores (run_id, uscc, rank, risk_score) VALUES (:r, :u, 1, 0.5)"),
+                         {"r": run_id, "u": uscc})
+    upgrade_database(empty_store_url, "c004")
+    permits = [("德州市", "P1", dz, "groundwater", "industrial", 100.0, "2025-01-01", "2027-12-31", "valid", 2),
+               ("聊城市", "P1", lc, "surface", "irrigation", 50.0, "2024-03-01", "2026-02-28", "expired", 1),
+               ("聊城市", "P2", lc, "groundwater", "industrial", 20.0, "2025-06-01", "2028-05-31", "valid", 3),
+               ("", "P9", own, "groundwater", "domestic", 9.0, "2025-01-01", "2026-12-31", "valid", 1),
+               ("", "P5", None, None, None, 5.0, None, None, None, None)]
+    with engine.begin() as conn:
+        for row in permits:
+            conn.execute(text(f"INSERT INTO permits ({columns}) VALUES "
+                              f"(:c, :p, :u, :s, :pu, :q, :f, :t, :st, :w)"),
+                         dict(zip(("c", "p", "u", "s", "pu", "q", "f", "t", "st", "w"), row)))
+        first = conn.execute(text("SELECT city FROM permits WHERE permit_id = 'P1' ORDER BY city")).first()[0]
+
+    def rows(conn, with_city: bool) -> list[tuple]:
+        got = conn.execute(text(f"SELECT {columns if with_city else columns[6:]} FROM permits")).all()
+        return sorted(tuple(str(v) if hasattr(v, "isoformat") else v for v in r) for r in got)
+
+    kept = [r for r in permits if r[1] != "P1" or r[0] == first]
+    downgrade_database(empty_store_url, "c003")
+    with engine.begin() as conn:
+        assert rows(conn, with_city=False) == sorted(r[1:] for r in kept)
+    with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:
+        conn.execute(text("INSERT INTO permits (permit_id) VALUES ('P2')"))  # keyed by the number alone
+    upgrade_database(empty_store_url, "c004")
+    with engine.begin() as conn:
+        assert rows(conn, with_city=True) == sorted(kept)
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert [d for d in diff if "permits" in repr(d)] == []
+        conn.execute(text("INSERT INTO permits (city, permit_id) VALUES (:c, 'P1')"),
+                     {"c": "聊城市" if first == "德州市" else "德州市"})
+    with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:
+        conn.execute(text("INSERT INTO permits (city, permit_id) VALUES ('聊城市', 'P1')"))
+    engine.dispose()
+
+
 def test_scores_water_rights_and_model_answer_per_city(province_api, sessions):
     """Gap: scores, water rights and the model answered from the run published last (Liaocheng's). Each city's
     live run now answers for its city: a province caller finds an entity in its own city's run (or asks
