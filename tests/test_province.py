@@ -613,3 +613,30 @@ def test_predict_and_model_answer_a_province_caller_from_the_one_model_every_cit
             for city in (None, "德州市", "聊城市")}
     assert {r.status_code for r in risk.values()} == {200}
     assert len({r.json()["scores"][0]["risk_score"] for r in risk.values()}) == 1
+
+
+def test_a_city_bound_supervisor_sees_no_other_citys_users(province_api, sessions):
+    """Gap check: the service has no users or audit-log page or API (users and their audit lines are the CLI's,
+    on the server). Where users do show, a supervisor bound to a city sees its own city's only: the dashboard's
+    officers (and their export), a lead's officers to assign, and the answer when assigning another city's officer,
+    which says no more than for a username that does not exist. Province roles see every city's, or ``?city=``'s."""
+    from sqlalchemy import select
+
+    from serving.store import Lead
+
+    prov, sup_lc = province_api("prov"), province_api("sup_lc")
+    officers = lambda page: set(re.findall(r'data-officer="([^"]+)"', page.text))  # noqa: E731
+    assert officers(sup_lc.get("/dashboard")) == {"off_lc"}
+    assert "off_dz" not in sup_lc.get("/dashboard", params={"format": "csv", "table": "officers"}).text
+    assert officers(prov.get("/dashboard")) == {"off_dz", "off_lc"}
+    assert officers(prov.get("/dashboard", params={"city": "德州市"})) == {"off_dz"}
+    with sessions() as s:
+        lc_lead = s.scalar(select(Lead.id).where(Lead.city == "聊城市", Lead.district == "德城区",
+                                                 Lead.in_queue.is_(True)).limit(1))
+    page = sup_lc.get(f"/leads/{lc_lead}").text
+    assert '<option value="off_lc"' in page and "off_dz" not in page
+    other = sup_lc.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_dz"})
+    unknown = sup_lc.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_xx"})
+    assert other.status_code == unknown.status_code == 422
+    assert other.json()["detail"] == unknown.json()["detail"].replace("off_xx", "off_dz")
+    assert "德州市" in prov.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_dz"}).json()["detail"]

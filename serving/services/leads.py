@@ -152,6 +152,8 @@ def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Pr
         raise Forbidden(f"线索已分配给 {lead.assigned_officer}，改派须由督查负责人操作 "
                         f"(lead is assigned to another officer: a supervisor reassigns it)")
     officer = session.scalar(select(User).where(User.username == officer_name))
+    if officer is not None and principal.city is not None and officer.city != principal.city:
+        officer = None  # a caller bound to a city learns nothing of another city's users: as if there were none
     if officer is None or officer.role != "officer" or not officer.active:
         raise Invalid(f"{officer_name} 不是有效的执法人员账号 (no active officer {officer_name!r})")
     if (officer.city, officer.district) != (lead.city, lead.district):
