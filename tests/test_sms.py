@@ -253,3 +253,34 @@ def test_the_services_sender_keeps_to_its_city_when_given_one(tmp_path, monkeypa
     lines = [json.loads(x) for x in (tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted((x["message_id"], x["text"]) for x in lines) == [("371500-M1", "【聊城市水利局】提醒"),
                                                                    ("371500-M2", "【聊城市水利局】提醒")]
+
+
+def test_the_gateway_signs_each_province_citys_message_with_its_own_bureau(sessions):
+    """One sender for a store a province's cities share: a city's message goes to the gateway with its own
+    bureau as ``sign_name`` (the signature its run wrote), a city run's with the sender's; ``sms.signature`` set
+    signs every message alike; ``of_city`` sends one city's only."""
+    from serving.sms.dispatch import of_city
+    from serving.store import Run
+
+    with sessions() as s, s.begin():
+        for run_id, city in (("r-dz", "德州市"), ("r-lc", "聊城市"), ("r-city", None)):
+            s.add(Run(run_id=run_id, city=city, entities=1))
+        s.flush()
+        for mid, run_id, bureau in (("D1", "r-dz", "德州市水利局"), ("L1", "r-lc", "聊城市水利局"),
+                                    ("C1", "r-city", "德州市水利局"), ("L2", "r-lc", "聊城市水利局")):
+            s.add(OutboxMessage(message_id=mid, run_id=run_id, uscc="913714", recipient="企业",
+                                text=f"【{bureau}】您单位取水许可证将到期。", status="queued"))
+    with FakeGateway(app_id=APP, secret=SECRET) as gw:
+        sender = HttpGatewaySender(gw.url, "济南市水利局", APP, SECRET)
+        assert send_due(sessions, sender, fast(), where=of_city("聊城市")).sent == 2
+        assert set(gw.log.accepted) == {"L1", "L2"}
+        assert send_due(sessions, sender, fast()).sent == 2
+        signed = {key: body["sign_name"] for key, body in gw.log.accepted.items()}
+        assert signed == {"D1": "德州市水利局", "L1": "聊城市水利局", "L2": "聊城市水利局", "C1": "济南市水利局"}
+        assert all(body["text"] == "您单位取水许可证将到期。" for body in gw.log.accepted.values())
+        with sessions() as s, s.begin():
+            s.add(OutboxMessage(message_id="D2", run_id="r-dz", uscc="913714", recipient="企业",
+                                text="【德州市水利局】提醒", status="queued"))
+        configured = HttpGatewaySender(gw.url, "山东省水利厅", APP, SECRET)
+        assert send_due(sessions, configured, fast(signature="山东省水利厅")).sent == 1
+        assert gw.log.accepted["D2"]["sign_name"] == "山东省水利厅"
