@@ -192,6 +192,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "dash.model_version": ("版本", "Version"),
     "dash.trained_at": ("训练时间", "Trained"),
     "dash.backtest": ("回测指标", "Backtest metrics"),
+    "dash.models_differ": ("各市当前运行使用的模型不同，下表分列各市的模型；选择城市可只看该市。",
+                           "The cities' live runs use different models: each city's is listed; choose a city to "
+                           "see its own only."),
     "dash.no_model": ("尚未发布运行结果", "No run published yet"),
     "dash.recipient": ("接收方", "Recipient"),
     "dash.text": ("内容", "Text"),

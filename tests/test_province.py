@@ -640,3 +640,71 @@ def test_a_city_bound_supervisor_sees_no_other_citys_users(province_api, session
     assert other.status_code == unknown.status_code == 422
     assert other.json()["detail"] == unknown.json()["detail"].replace("off_xx", "off_dz")
     assert "德州市" in prov.post(f"/api/v1/leads/{lc_lead}/assign", json={"officer": "off_dz"}).json()["detail"]
+
+
+def _city_models(sessions, models: dict[str, tuple[str, str, float]]) -> None:
+    """Give each city's live run its own model version, training time and backtest (truth precision at 100)."""
+    from sqlalchemy import select
+
+    from serving.store import Run
+
+    with sessions() as s, s.begin():
+        for run in s.scalars(select(Run)):
+            version, trained, precision = models[run.city]
+            run.model_version = version
+            run.model_info = {**(run.model_info or {}), "trained_at": trained, "backtest": {
+                "truth.model.precision_at_100": precision, "truth.model.labelled_at_100": 100.0}}
+
+
+MODELS = {"德州市": ("7", "2026-09-01T00:00:00+00:00", 0.611), "聊城市": ("9", "2026-10-15T00:00:00+00:00", 0.422)}
+
+
+def _model_card(page) -> str:
+    return page.text[page.text.index('class="card model-card"'):]
+
+
+@pytest.fixture
+def city_models_api(sessions, tmp_path):
+    """``province_api`` whose two cities' live runs carry models of their own version, training and backtest."""
+    _province_store(sessions, tmp_path)
+    _city_models(sessions, MODELS)
+    yield from _serve(sessions)
+
+
+def test_the_dashboard_shows_each_citys_model_when_the_cities_models_differ(city_models_api):
+    """Gap: the dashboard of a province role without ``?city=`` showed the model of the run published last
+    (Liaocheng's) as the model in service, though Dezhou's live run carries another. When the models differ, each
+    city's model is listed (version, trained, backtest), and the page names no single live run; ``?city=`` and a
+    city-bound supervisor see their city's model only."""
+    prov, sup_lc = city_models_api("prov"), city_models_api("sup_lc")
+
+    page = prov.get("/dashboard")
+    assert page.status_code == 200
+    card = _model_card(page)
+    assert "data-models-differ" in card and "各市当前运行使用的模型不同" in card
+    rows = dict(re.findall(r'data-model-city="([^"]*)">.*?<td data-model-version>([^<]*)<', card))
+    assert rows == {"德州市": "7", "聊城市": "9"}
+    assert "2026-09-01" in card and "2026-10-15" in card
+    backtests = dict(re.findall(r'data-model-backtest="([^"]*)">(.*?)</details>', card, re.S))
+    assert "0.611" in backtests["德州市"] and "0.422" not in backtests["德州市"]
+    assert "0.422" in backtests["聊城市"] and "0.611" not in backtests["聊城市"]
+    assert "当前运行 " not in page.text  # no single run stands for every city
+
+    for page, version, precision, other in ((prov.get("/dashboard", params={"city": "德州市"}), "7", "0.611", "0.422"),
+                                            (sup_lc.get("/dashboard"), "9", "0.422", "0.611")):
+        card = _model_card(page)
+        assert "data-models-differ" not in card
+        assert re.findall(r"data-model-version>([^<]*)<", card) == [version]
+        assert precision in card and other not in card
+        assert "当前运行 " in page.text
+    assert "use different models" in prov.get("/dashboard", params={"lang": "en"}).text
+
+
+def test_the_dashboard_shows_the_one_model_every_city_shares_once(sessions, tmp_path):
+    """Both cities' live runs carry one model (a province run's): a province role without ``?city=`` sees it once."""
+    _province_store(sessions, tmp_path, one_model=True)
+    _city_models(sessions, {city: MODELS["德州市"] for city in MODELS})
+    for as_ in _serve(sessions):
+        card = _model_card(as_("prov").get("/dashboard"))
+        assert "data-models-differ" not in card and re.findall(r"data-model-version>([^<]*)<", card) == ["7"]
+        assert card.count("0.611") == 1

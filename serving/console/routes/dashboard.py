@@ -1,8 +1,8 @@
 """The supervisors' city dashboard: the queue's state and backlog age per district, every officer's workload and
 hit rate, verdicts and hit rate by month, each run's results while it was live, alerts by kind, and the model's
-backtest (or why it has no measured number). Every bar drills down to the list it counts; every table exports
-as CSV/XLSX (``?format=csv&table=districts|officers|runs``). Each section is one function returning the values
-its part of the template reads."""
+backtest (or why it has no measured number; the cities of a province whose models differ: each city's). Every
+bar drills down to the list it counts; every table exports as CSV/XLSX (``?format=csv&table=districts|officers|
+runs``). Each section is one function returning the values its part of the template reads."""
 
 from __future__ import annotations
 
@@ -206,6 +206,25 @@ def model_section(info: ModelInfo, lang: str) -> dict[str, Any]:
     return {"model_targets": sections, "model_why": why, "min_labelled": MIN_LABELLED}
 
 
+def model_view(model: ModelInfo, area: Scope, lang: str) -> dict[str, Any]:
+    """The model section for the cities in view. One city (or a city run's store): its live run's model. Every
+    city of a province's store: the one model their live runs carry, shown once; or, when their models differ
+    (``ModelInfo.models_differ``), each city's (version, trained, backtest), as the run published last speaks
+    for no other city. In memory only (the holder's ``ModelInfo``): no query."""
+    if area.every_city and len(model.cities) > 1:
+        info, runs = model, tuple(sorted((i for i in model.cities if i.run_id), key=lambda i: i.city or ""))
+    else:
+        info = model.of(area)
+        runs = (info,) if info.run_id else ()
+    # the data period once when the cities share it (a province run's), else each city's
+    periods = [(None, r.as_of) for r in runs[:1]] if len({r.as_of for r in runs}) <= 1 else \
+        [(r.city, r.as_of) for r in runs]
+    differ = bool(area.every_city and model.models_differ)
+    return {"info": info, "run_shown": runs[0].run_id if len(runs) == 1 else None, "periods": periods,
+            "model_cities": [{"city": r.city, "info": r, **model_section(r, lang)} for r in runs] if differ else [],
+            **model_section(info, lang)}
+
+
 def _export(table: str, fmt: str, lang: str, data: dict[str, Any]):
     if table == "officers":
         columns = [("officer", t("queue.officer", lang)), ("district", t("queue.district", lang)),
@@ -249,7 +268,6 @@ def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASH
     tiles = {"in_queue": in_queue, "open": open_, "verdicts": verdicts.pop("verdict_total"),
              "hit_rate": verdicts.pop("hit_rate"), "hits": verdicts.pop("hits"), "visited": verdicts.pop("visited"),
              "alerts": alerts.pop("alert_total"), "outbox": outbox}
-    model = model.of(area)  # the model behind the city's live run (every city: the run published last)
-    return render(ctx, "dashboard.html", info=model, tiles=tiles, **districts_section(session, lang, area),
+    return render(ctx, "dashboard.html", tiles=tiles, **districts_section(session, lang, area),
                   **officers_section(session, lang, area), **verdicts, **alerts, **runs_section(session, area),
-                  **model_section(model, lang), city=area.city, **area_menus(session, ctx.principal, area, Lead))
+                  **model_view(model, area, lang), city=area.city, **area_menus(session, ctx.principal, area, Lead))
