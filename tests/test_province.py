@@ -708,3 +708,36 @@ def test_the_dashboard_shows_the_one_model_every_city_shares_once(sessions, tmp_
         card = _model_card(as_("prov").get("/dashboard"))
         assert "data-models-differ" not in card and re.findall(r"data-model-version>([^<]*)<", card) == ["7"]
         assert card.count("0.611") == 1
+
+
+def test_the_dashboards_exports_name_each_rows_city_for_a_province_role(province_api):
+    """Gap: a province role's district, officer and run exports had no city, so the two cities' 德城区 were one
+    name twice. Without ``?city=`` each row now carries its city (城市); a city's export (``?city=``, or a
+    city-bound supervisor's) keeps the columns a city's installation has always had."""
+    from test_console_modules import csv_rows, xlsx_rows
+
+    prov, sup_lc = province_api("prov"), province_api("sup_lc")
+
+    def export(client, table: str, fmt: str = "csv", **params):
+        answer = client.get("/dashboard", params={"table": table, "format": fmt, **params})
+        assert answer.status_code == 200
+        return csv_rows(answer) if fmt == "csv" else [list(r) for r in xlsx_rows(answer)]
+
+    districts = export(prov, "districts")
+    assert districts[0][:2] == ["城市", "辖区"]
+    assert {("德州市", "德城区"), ("聊城市", "德城区")} <= {tuple(r[:2]) for r in districts[1:]}
+    assert {r[0] for r in districts[1:]} == {"德州市", "聊城市"}
+    officers = export(prov, "officers", "xlsx")
+    assert officers[0][:3] == ["负责人", "城市", "辖区"]
+    assert {r[0]: (r[1], r[2]) for r in officers[1:]} == {"off_dz": ("德州市", "德城区"),
+                                                          "off_lc": ("聊城市", "德城区")}
+    runs = export(prov, "runs", lang="en")
+    assert runs[0][:2] == ["Live run", "City"] and sorted(r[1] for r in runs[1:]) == ["德州市", "聊城市"]
+    assert "<th>城市</th>" in prov.get("/dashboard").text.split('data-table="runs"')[1].split("</thead>")[0]
+
+    for rows, city in ((export(prov, "districts", city="德州市"), "德州市"), (export(sup_lc, "districts"), "聊城市")):
+        assert rows[0][0] == "辖区" and "城市" not in rows[0] and "德城区" in {r[0] for r in rows[1:]}
+    assert export(sup_lc, "officers")[0][:2] == ["负责人", "辖区"]
+    assert [r[0] for r in export(sup_lc, "officers")[1:]] == ["off_lc"]
+    runs = export(prov, "runs", city="德州市")
+    assert runs[0][:2] == ["当前运行", "评估基准日"] and len(runs) == 2

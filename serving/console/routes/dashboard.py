@@ -93,10 +93,13 @@ def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> d
         return load.setdefault(officer, {"officer": officer, "district": None, "open": 0, "closed": 0, "verdicts": 0,
                                          "violations": 0, "decided": 0, "last_30": 0})
 
-    for officer, st, n in session.execute(select(Lead.assigned_officer, Lead.status, func.count())
-                                          .where(Lead.assigned_officer.is_not(None), *area.where(Lead))
-                                          .group_by(Lead.assigned_officer, Lead.status)):
-        row(officer)["closed" if st == "closed" else "open"] += n
+    for officer, city, st, n in session.execute(
+            select(Lead.assigned_officer, Lead.city, Lead.status, func.count())
+            .where(Lead.assigned_officer.is_not(None), *area.where(Lead))
+            .group_by(Lead.assigned_officer, Lead.city, Lead.status)):
+        r = row(officer)
+        r["closed" if st == "closed" else "open"] += n
+        r.setdefault("city", city)  # an officer no longer active: the city of the leads they hold
     since = (utcnow() - timedelta(days=30)).date()
     recent = func.sum(case((Verdict.visited_on >= since, 1), else_=0))
     for officer, outcome, n, n_recent in session.execute(
@@ -157,7 +160,7 @@ def runs_section(session: Session, area: Scope = EVERYWHERE) -> dict[str, Any]:
         mine = [o for at, o in verdicts if at is not None and at >= start and (end is None or at < end)]
         decided = sum(o in ("violation", "no_violation") for o in mine)
         hits = sum(o == "violation" for o in mine)
-        rows.append({"run_id": run.run_id, "as_of": run.as_of, "published_at": run.published_at,
+        rows.append({"run_id": run.run_id, "city": run.city, "as_of": run.as_of, "published_at": run.published_at,
                      "model_version": run.model_version, "entities": scored.get(run.run_id, run.entities or 0),
                      "verdicts": len(mine), "violations": hits, "hit_rate": hits / decided if decided else None})
     return {"runs": rows}
@@ -225,21 +228,32 @@ def model_view(model: ModelInfo, area: Scope, lang: str) -> dict[str, Any]:
             **model_section(info, lang)}
 
 
-def _export(table: str, fmt: str, lang: str, data: dict[str, Any]):
+def several_cities(model: ModelInfo, area: Scope) -> bool:
+    """Whether the dashboard's rows may be of more than one city: every city of a store where more than one city
+    has a live run (from the holder's ``ModelInfo``: no query)."""
+    return area.every_city and len({info.city for info in model.cities}) > 1
+
+
+def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool = False):
+    """One table as a file. ``cities``: the rows may be of several cities (a province role's, without ``?city=``),
+    so each carries its city (城市), as two cities' 德城区 are otherwise one name twice. A city's export (a city-bound
+    caller's, or ``?city=``'s) keeps the columns a city's installation always had: its rows are of one city by
+    construction, and the files the bureau already reads keep their shape."""
+    city = [("city", t("queue.city", lang))] if cities else []
     if table == "officers":
-        columns = [("officer", t("queue.officer", lang)), ("district", t("queue.district", lang)),
+        columns = [("officer", t("queue.officer", lang)), *city, ("district", t("queue.district", lang)),
                    ("open", t("dash.open_assigned", lang)), ("closed", t("dash.closed", lang)),
                    ("verdicts", t("dash.verdicts", lang)), ("violations", t("dash.violations", lang)),
                    ("hit_rate", t("dash.hit_rate", lang)), ("last_30", t("dash.last_30", lang))]
         rows = data["officers"]
     elif table == "runs":
-        columns = [("run_id", t("dash.run", lang)), ("as_of", t("dash.as_of_day", lang)),
+        columns = [("run_id", t("dash.run", lang)), *city, ("as_of", t("dash.as_of_day", lang)),
                    ("published_at", t("dash.published", lang)), ("model_version", t("dash.model_version", lang)),
                    ("entities", t("dash.entities", lang)), ("verdicts", t("dash.verdicts", lang)),
                    ("violations", t("dash.violations", lang)), ("hit_rate", t("dash.hit_rate", lang))]
         rows = data["runs"]
     else:
-        columns = [("district", t("queue.district", lang)),
+        columns = [*city, ("district", t("queue.district", lang)),
                    *[(s, t(f"status.{s}", lang)) for s in LEAD_STATUSES], ("open", t("status.open", lang)),
                    *[(f"age_{b}", t(f"age.{b}", lang)) for b, _ in AGE_BUCKETS],
                    ("oldest_days", t("dash.oldest_days", lang))]
@@ -257,7 +271,7 @@ def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASH
         table = table if table in TABLES else "districts"
         data = {**districts_section(session, lang, area), **officers_section(session, lang, area),
                 **runs_section(session, area)}
-        return _export(table, fmt, lang, data)
+        return _export(table, fmt, lang, data, several_cities(model, area))
     verdicts, alerts = verdicts_section(session, lang, area), alerts_section(session, model.live_runs, lang, area)
     queued = (Lead.in_queue.is_(True), *area.where(Lead))
     in_queue = session.scalar(select(func.count()).select_from(Lead).where(*queued)) or 0
@@ -270,4 +284,5 @@ def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASH
              "alerts": alerts.pop("alert_total"), "outbox": outbox}
     return render(ctx, "dashboard.html", tiles=tiles, **districts_section(session, lang, area),
                   **officers_section(session, lang, area), **verdicts, **alerts, **runs_section(session, area),
-                  **model_view(model, area, lang), city=area.city, **area_menus(session, ctx.principal, area, Lead))
+                  **model_view(model, area, lang), several_cities=several_cities(model, area), city=area.city,
+                  **area_menus(session, ctx.principal, area, Lead))
