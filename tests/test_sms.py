@@ -5,6 +5,7 @@ delivery reports, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from collections import Counter
@@ -216,7 +217,7 @@ def test_the_service_sends_the_outbox_when_asked_to(tmp_path, monkeypatch):
     assert len((tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()) == 2
 
 
-def test_the_services_sender_keeps_to_its_city_when_given_one(tmp_path, monkeypatch):
+def test_the_services_sender_keeps_to_its_city_when_given_one(tmp_path, monkeypatch, caplog):
     """``sms.service_city``: in a store a province's cities share, the service's sender sends that city's due
     messages only (each signed by its city's bureau), and leaves the other city's queued."""
     import time
@@ -244,15 +245,112 @@ def test_the_services_sender_keeps_to_its_city_when_given_one(tmp_path, monkeypa
         with store() as s:
             return {m.message_id: m.status for m in s.scalars(select(OutboxMessage))}
 
-    with TestClient(build_app(settings)):
+    with caplog.at_level(logging.WARNING, logger="waterwatch.sms"), TestClient(build_app(settings)):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and status()["371500-M2"] != "sent":
             time.sleep(0.1)
         time.sleep(1.0)  # five more passes
     assert status() == {"371400-M1": "queued", "371400-M2": "queued", "371500-M1": "sent", "371500-M2": "sent"}
+    assert "SERVICE_CITY" not in caplog.text  # a city with a run: nothing to warn of
     lines = [json.loads(x) for x in (tmp_path / "var" / "sms" / "sent.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted((x["message_id"], x["text"]) for x in lines) == [("371500-M1", "【聊城市水利局】提醒"),
                                                                    ("371500-M2", "【聊城市水利局】提醒")]
+
+
+BINZHOU = {"folder": "city=371600", "name": "滨州市", "division": "371600"}
+
+
+def _publish_cities(tmp_path, store, settings, *cities: dict) -> None:
+    from serving.publish import publish_run
+    from test_store import make_run
+
+    for city in cities:
+        run = make_run(tmp_path / city["division"], n=30, city=city)
+        (run / "outbox.csv").write_text((run / "outbox.csv").read_text(encoding="utf-8")
+                                        .replace("德州市水利局", f"{city['name']}水利局"), encoding="utf-8")
+        publish_run(run, store, settings)
+
+
+def test_the_service_warns_when_its_sender_keeps_to_a_city_with_no_run(tmp_path, monkeypatch, caplog):
+    """Gap: ``sms.service_city`` naming a city with no run in the store (a misspelt name, or a city yet to
+    publish) made the service's sender send nothing, silently. The service now says so once, at start, naming the
+    store's cities; outside production it still starts, and sends that city's messages once the city publishes."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from serving.store import open_store
+    from test_store import DEZHOU, LIAOCHENG
+    from waterwatch.service import build_app
+
+    monkeypatch.setenv("WATERWATCH_HOME", str(tmp_path / "var"))
+    monkeypatch.setenv("WATERWATCH_SMS__SERVICE_INTERVAL_SECONDS", "0.2")
+    monkeypatch.setenv("WATERWATCH_SMS__SERVICE_CITY", "滨州市")
+    settings = Settings()
+    _, store = open_store(settings.resolved_database_url())
+    _publish_cities(tmp_path, store, settings, DEZHOU, LIAOCHENG)
+
+    def status() -> dict[str, str]:
+        with store() as s:
+            return {m.message_id: m.status for m in s.scalars(select(OutboxMessage))}
+
+    with caplog.at_level(logging.WARNING, logger="waterwatch.sms"), TestClient(build_app(settings)):
+        warned = [r for r in caplog.records if "SERVICE_CITY" in r.getMessage()]
+        assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+        assert "滨州市" in warned[0].getMessage() and "德州市、聊城市" in warned[0].getMessage()
+        time.sleep(1.0)  # five passes, sending nothing
+        assert set(status().values()) == {"queued"}
+        _publish_cities(tmp_path, store, settings, BINZHOU)  # the city publishes: its sender finds its messages
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and status()["371600-M2"] != "sent":
+            time.sleep(0.1)
+    assert {k: v for k, v in status().items() if v == "sent"} == {"371600-M1": "sent", "371600-M2": "sent"}
+    assert len([r for r in caplog.records if "SERVICE_CITY" in r.getMessage()]) == 1  # once, at start
+
+
+def test_production_refuses_to_start_a_sender_kept_to_a_city_no_run_is_of(tmp_path, monkeypatch, caplog):
+    """In production a ``service_city`` that none of the store's published cities matches (a misspelt name never
+    sends) stops the service at start, as ``waterwatch send --city`` refuses it, and ``waterwatch serve`` says so
+    in one line; an empty store (a new installation, its first run not yet published) starts with the warning."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from serving.sms.service import UnknownServiceCity
+    from serving.store import open_store
+    from test_api import SECRET
+    from test_store import DEZHOU, LIAOCHENG
+    from waterwatch.cli import app as cli
+    from waterwatch.service import build_app
+
+    env = {"WATERWATCH_HOME": str(tmp_path / "var"), "WATERWATCH_SMS__SERVICE_INTERVAL_SECONDS": "0.2",
+           "WATERWATCH_SMS__SERVICE_CITY": "滨州市", "WATERWATCH_PRODUCTION": "true",
+           "WATERWATCH_AUTH__SECRET_KEY": SECRET, "WATERWATCH_SHOW_PROGRESS": "false"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.production
+    _, store = open_store(settings.resolved_database_url())
+    with caplog.at_level(logging.WARNING, logger="waterwatch.sms"), TestClient(build_app(settings)) as client:
+        assert client.get("/health").status_code == 200  # nothing published yet: it starts, and warns
+    assert "滨州市" in caplog.text and "none" in caplog.text
+
+    _publish_cities(tmp_path, store, settings, DEZHOU, LIAOCHENG)
+    with pytest.raises(UnknownServiceCity, match="滨州市.*德州市、聊城市"):
+        with TestClient(build_app(settings)):
+            pass
+    with store() as s:
+        assert {m.status for m in s.scalars(select(OutboxMessage))} == {"queued"}
+    import uvicorn
+
+    def started(*args, **kwargs):
+        raise AssertionError("the service started")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+    served = CliRunner().invoke(cli, ["serve"], env=env)
+    assert served.exit_code == 2 and "滨州市" in served.output and "德州市、聊城市" in served.output
+    monkeypatch.setenv("WATERWATCH_SMS__SERVICE_CITY", "聊城市")  # a city that has published: it starts
+    with TestClient(build_app(Settings())) as client:
+        assert client.get("/health").status_code == 200
 
 
 def test_the_gateway_signs_each_province_citys_message_with_its_own_bureau(sessions):

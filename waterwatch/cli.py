@@ -310,6 +310,17 @@ def serve(
         from serving.api.main import refuse_demo_logins
 
         refuse_demo_logins(app_.state.sessions)  # the service itself refuses too; this says it in one line
+        if settings.sms.service_interval_seconds > 0 and settings.sms.service_city is not None:
+            from sqlalchemy import select
+
+            from serving.sms.service import service_city_problem
+            from serving.store import Run
+
+            with app_.state.sessions() as session:
+                cities = set(session.scalars(select(Run.city).distinct()))
+            problem = service_city_problem(settings.sms.service_city, cities)
+            if problem and cities:  # as the service would refuse (an empty store: it warns and starts)
+                _fail(problem)
     typer.echo(f"控制台 console: http://{host}:{port}/login   API docs: http://{host}:{port}/docs")
     if not settings.production:
         from serving.services.users import DEMO_PASSWORD

@@ -36,4 +36,5 @@ class SmsSettings(BaseModel):
         None, min_length=1, max_length=64,
         description="in a store a province's cities share, the running service sends (and asks delivery reports "
                     "of) this city's messages only, e.g. 德州市 (unset: every city's, as `waterwatch send` "
-                    "without --city)")
+                    "without --city); a city with no run in the store is warned of at start, and in production "
+                    "refused when other cities have published")
