@@ -741,3 +741,29 @@ def test_the_dashboards_exports_name_each_rows_city_for_a_province_role(province
     assert [r[0] for r in export(sup_lc, "officers")[1:]] == ["off_lc"]
     runs = export(prov, "runs", city="德州市")
     assert runs[0][:2] == ["当前运行", "评估基准日"] and len(runs) == 2
+
+
+def test_each_citys_run_on_the_dashboard_counts_its_own_citys_verdicts(province_api, sessions):
+    """Gap found on the way: the dashboard's runs table (and its export) ended a run's time as the live run at the
+    next run of any city, and counted every city's verdicts, so a Dezhou verdict recorded after Liaocheng published
+    counted for Liaocheng's run. A run is its city's live run until that city's next run, and counts its city's."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from serving.store import Lead, Verdict, utcnow
+    from test_console_modules import csv_rows
+
+    with sessions() as s, s.begin():
+        leads = [*s.scalars(select(Lead).where(Lead.city == "德州市").order_by(Lead.id).limit(2)),
+                 *s.scalars(select(Lead).where(Lead.city == "聊城市").order_by(Lead.id).limit(1))]
+        for lead, outcome in zip(leads, ("violation", "violation", "no_violation")):  # after both cities published
+            s.add(Verdict(lead_id=lead.id, uscc=lead.uscc, officer="off_x", outcome=outcome,
+                          visited_on=date(2026, 11, 20), recorded_at=utcnow()))
+    rows = csv_rows(province_api("prov").get("/dashboard", params={"table": "runs", "format": "csv"}))
+    header = rows[0]
+    got = {r[header.index("城市")]: (r[header.index("已登记结论")], r[header.index("查实")]) for r in rows[1:]}
+    assert got == {"德州市": ("2", "2"), "聊城市": ("1", "0")}
+    page = province_api("sup_lc").get("/dashboard")
+    assert re.search(r'data-run="[^"]+"><td>[^<]*</td><td>[^<]*</td><td class="num">[^<]*</td><td class="num">1</td>'
+                     r'<td class="num">0</td>', page.text)

@@ -148,16 +148,23 @@ def _run_city(area: Scope) -> list:
 
 def runs_section(session: Session, area: Scope = EVERYWHERE) -> dict[str, Any]:
     """Each published run (of the city shown), oldest first: entities scored, and the verdicts recorded while it
-    was the live run with their hit rate (the trend of the field's results across runs)."""
+    was the live run with their hit rate (the trend of the field's results across runs). A run is its city's live
+    run until that city's next one (a province's cities publish in turn), and counts its own city's verdicts."""
     runs = session.scalars(select(Run).where(*_run_city(area)).order_by(Run.published_at, Run.run_id)).all()
     scored = dict(session.execute(select(Score.run_id, func.count()).group_by(Score.run_id)).all())
-    verdicts = session.execute(select(Verdict.recorded_at, Verdict.outcome).join(Lead, Lead.id == Verdict.lead_id)
-                               .where(*area.where(Lead))).all()
+    verdicts: dict[str | None, list[tuple[Any, str]]] = {}
+    for at, outcome, city in session.execute(select(Verdict.recorded_at, Verdict.outcome, Lead.city)
+                                             .join(Lead, Lead.id == Verdict.lead_id).where(*area.where(Lead))):
+        verdicts.setdefault(city, []).append((at, outcome))
+    ends: dict[str, Any] = {}
+    following: dict[str | None, Any] = {}
+    for run in reversed(runs):
+        ends[run.run_id], following[run.city] = following.get(run.city), run.published_at
     rows = []
-    for i, run in enumerate(runs):
-        start = run.published_at
-        end = runs[i + 1].published_at if i + 1 < len(runs) else None
-        mine = [o for at, o in verdicts if at is not None and at >= start and (end is None or at < end)]
+    for run in runs:
+        start, end = run.published_at, ends[run.run_id]
+        mine = [o for at, o in verdicts.get(run.city, ())
+                if at is not None and at >= start and (end is None or at < end)]
         decided = sum(o in ("violation", "no_violation") for o in mine)
         hits = sum(o == "violation" for o in mine)
         rows.append({"run_id": run.run_id, "city": run.city, "as_of": run.as_of, "published_at": run.published_at,
