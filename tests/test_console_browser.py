@@ -177,3 +177,46 @@ def test_queue_and_lead_at_tablet_width(browser, server):
     assert page.locator('svg[data-chart="monthly"]').bounding_box()["width"] <= 768
     _shot(page, "lead-tablet")
     ctx.close()
+
+
+def test_a_province_supervisor_sees_each_citys_model_and_picks_one(browser, tmp_path):
+    """A province's store whose two cities' live runs carry different models: the province supervisor's dashboard
+    lists each city's model in the model card, within the page at desktop and tablet widths, and the city's link
+    narrows the page to that city's one model."""
+    from serving.api import create_app
+    from serving.console import console_router
+    from serving.store import open_store
+    from test_api import bearer, settings_for
+    from test_province import MODELS, _city_models, _province_store
+
+    url = f"sqlite:///{tmp_path / 'province.db'}"
+    _, sessions = open_store(url)
+    _province_store(sessions, tmp_path)
+    _city_models(sessions, MODELS)
+    app = create_app(settings_for(url), sessions, routers=[console_router()], demo_users=False)
+    token = bearer(sessions, "prov")["Authorization"].removeprefix("Bearer ")
+    with serve(app) as base:
+        for width in (1280, 768):
+            ctx = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
+            ctx.add_cookies([{"name": "ww_session", "value": token, "url": base}])
+            page = ctx.new_page()
+            page.goto(f"{base}/dashboard")
+            card = page.locator("section.model-card")
+            assert card.locator("[data-models-differ]").is_visible()
+            versions = {row.get_attribute("data-model-city"): row.locator("[data-model-version]").inner_text()
+                        for row in card.locator("tr[data-model-city]").all()}
+            assert versions == {"德州市": "7", "聊城市": "9"}
+            box = card.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
+            if width == 1280:
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                card.locator("details[data-model-backtest='德州市'] summary").click()
+                assert card.locator("details[data-model-backtest='德州市']").inner_text().count("0.611") == 1
+                _shot(page, "dashboard-province-models")
+                card.locator("tr[data-model-city='德州市'] a").click()
+                page.wait_for_load_state("networkidle")
+                assert "city=" in page.url
+                card = page.locator("section.model-card")
+                assert card.locator("[data-models-differ]").count() == 0
+                assert card.locator("[data-model-version]").inner_text() == "7"
+            ctx.close()
