@@ -196,6 +196,33 @@ def test_model_panel_never_shows_a_count_as_a_share_nor_zero_as_a_measurement():
     assert empty["model_targets"] == [] and "no backtest" in empty["model_why"]
 
 
+def test_the_model_view_of_a_province_shows_each_citys_model_only_when_they_differ():
+    """``model_view`` from the holder's ``ModelInfo`` alone: every city with differing models lists each city's
+    (sorted by city), with each city's data period when theirs differ; one city, or one shared model, shows one."""
+    from dataclasses import replace
+
+    from serving.console.routes.dashboard import model_view
+    from serving.runtime import ModelInfo
+    from serving.services.scope import Scope
+
+    dz = ModelInfo(run_id="r-dz", version="7", as_of="2026-06-01", city="德州市",
+                   backtest={"truth.model.precision_at_100": 0.611})
+    lc = ModelInfo(run_id="r-lc", version="9", as_of="2026-07-01", city="聊城市",
+                   backtest={"truth.model.precision_at_100": 0.422})
+    differ = replace(lc, live_runs=("r-lc", "r-dz"), cities=(lc, dz), models_differ=("聊城市", "德州市"))
+    view = model_view(differ, Scope(), "zh")
+    assert [(m["city"], m["info"].version) for m in view["model_cities"]] == [("德州市", "7"), ("聊城市", "9")]
+    assert [m["model_targets"][0]["rows"][0][2] for m in view["model_cities"]] == [0.611, 0.422]
+    assert view["periods"] == [("德州市", "2026-06-01"), ("聊城市", "2026-07-01")] and view["run_shown"] is None
+    one = model_view(differ, Scope("德州市", every_city=False), "zh")
+    assert one["model_cities"] == [] and one["info"].version == "7" and one["run_shown"] == "r-dz"
+    assert one["periods"] == [(None, "2026-06-01")]
+    shared = model_view(replace(differ, models_differ=()), Scope(), "zh")
+    assert shared["model_cities"] == [] and shared["info"].version == "9" and shared["run_shown"] is None
+    city_run = model_view(dz, Scope(), "zh")  # a city run's store: its one live run
+    assert city_run["run_shown"] == "r-dz" and city_run["periods"] == [(None, "2026-06-01")]
+
+
 def test_legend_colours_are_told_apart():
     from itertools import combinations
 
