@@ -208,20 +208,52 @@ def fit_shared_steps(c: dict, keys: list[np.ndarray], min_peers: int = SHARED_MI
 
 def shared_step(levels, c: dict, keys: list[np.ndarray], min_peers: int = SHARED_MIN_PEERS) -> np.ndarray:
     """Each row's shared step (``fit_shared_steps``) of its finest peer group with min_peers members, at its own
-    step's month; 0 where its trade did not fall with it (or nothing was fitted). Plain dict lookups: one row
-    (an API call) costs microseconds, a city a few per row."""
+    step's month; 0 where its trade did not fall with it (or nothing was fitted). A few rows (an API call) by
+    plain dict lookups (microseconds); many (a city, a backtest sample) by one hash join per peer level, the
+    same lookups as the dict's (``{group}|{month}``, a missing month read as -1) without a Python step per row."""
     since = c["months_since_inflow_step"]
     out, todo = np.zeros(len(since)), np.ones(len(since), dtype=bool)
     if not levels:
         return out
-    months = [str(int(m)) if m == m else "-1" for m in since.tolist()]
+    few = len(since) <= SHARED_FEW_ROWS
+    if few:
+        months = [str(int(m)) if m == m else "-1" for m in since.tolist()]
+    else:
+        months = np.where(np.isnan(since), -1, since).astype("int64")  # int() truncates toward 0, as astype does
     for key, (shared, sizes) in zip(keys, levels):
-        groups = [str(k) for k in key.tolist()]
-        here = todo & (np.array([sizes.get(g, 0) for g in groups]) >= min_peers)
-        found = np.array([shared.get(f"{g}|{m}", 0.0) for g, m in zip(groups, months)], dtype="float64")
+        if few:
+            groups = [str(k) for k in key.tolist()]
+            size = np.array([sizes.get(g, 0) for g in groups])
+            found = np.array([shared.get(f"{g}|{m}", 0.0) for g, m in zip(groups, months)], dtype="float64")
+        else:
+            size, found = _shared_join(shared, sizes, key, months)
+        here = todo & (size >= min_peers)
         out = np.where(here, found, out)
         todo &= ~here
     return out
+
+
+SHARED_FEW_ROWS = 64  # up to this many rows, shared_step reads the dicts key by key
+
+
+def _shared_join(shared: dict, sizes: dict, key: np.ndarray, months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sizes.get(str(g), 0)`` and ``shared.get(f"{g}|{m}", 0.0)`` of every row, by hash joins: the groups by
+    their string, the (group, month) pairs by the shared keys split at their last ``|`` (a month has none)."""
+    groups = pd.Index(list(sizes), dtype=object)
+    row_group = groups.get_indexer(pd.Index(np.asarray([str(k) for k in key.tolist()], dtype=object), dtype=object))
+    size = np.append(np.fromiter(sizes.values(), dtype="int64", count=len(sizes)), 0)[row_group]
+    found = np.zeros(len(months))
+    if not shared:
+        return size, found
+    split = [k.rsplit("|", 1) for k in shared]
+    shared_group = groups.get_indexer(pd.Index([g for g, _ in split], dtype=object))
+    shared_month = np.array([int(t) for _, t in split], dtype="int64")
+    values = np.fromiter(shared.values(), dtype="float64", count=len(shared))
+    mine = shared_group >= 0  # a key whose group has no size matches only rows that are never read (size 0)
+    table = pd.MultiIndex.from_arrays([shared_group[mine], shared_month[mine]])
+    at = table.get_indexer(pd.MultiIndex.from_arrays([row_group, months]))
+    at = np.where(row_group >= 0, at, -1)
+    return size, np.append(values[mine], 0.0)[at]
 
 
 FLAT_MONTHS = 1  # months of the last 12 that close a run of 3+ identical non-zero readings (features.profiles)

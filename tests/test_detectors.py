@@ -305,3 +305,31 @@ def test_balance_step_counts_the_meter_fall_the_bill_did_not_share():
     step = _balance_step(cols)
     assert step[0] == pytest.approx(0.0)  # fell alike: water bought elsewhere
     assert step[1] == pytest.approx(0.7) and step[2] == pytest.approx(0.7) and step[3] == pytest.approx(0.7)
+
+
+def test_shared_step_of_many_rows_equals_the_dict_lookups_row_by_row():
+    """A city's rows (one hash join per peer level) get exactly what each row gets alone (the dicts read key by
+    key): groups too small or unknown, a class too small falling back to its section, steps in months no peer
+    stepped in, rows with no step (NaN months), a group name holding the '|' the keys are joined with."""
+    from models.indicators import SHARED_FEW_ROWS, fit_shared_steps, shared_step
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    trade = rng.choice(np.array(["C2614", "C2619", "C3670", "C3671", "D4410", "a|1", "", "E4700"], dtype=object), n,
+                       p=[0.3, 0.005, 0.25, 0.2, 0.1, 0.1, 0.04, 0.005])
+    keys = [trade, np.array([c[:1] for c in trade], dtype=object)]
+    since = rng.integers(0, 36, n).astype(float)
+    since[rng.random(n) < 0.3] = np.nan
+    step = np.where(np.isnan(since), np.nan, np.log(rng.uniform(0.3, 1.2, n)))
+    cols = {"inflow_step": step, "months_since_inflow_step": since}
+    levels = fit_shared_steps(cols, keys)
+    assert len(levels[0][0]) > 20  # falls shared at some months, in several classes
+    many = shared_step(levels, cols, keys)
+    alone = np.concatenate([shared_step(levels, {k: v[i : i + SHARED_FEW_ROWS] for k, v in cols.items()},
+                                        [key[i : i + SHARED_FEW_ROWS] for key in keys])
+                            for i in range(0, n, SHARED_FEW_ROWS)])
+    assert (many < 0).sum() > 100
+    np.testing.assert_array_equal(many, alone)
+    # a model fitted on other rows: groups and months this city has not
+    other = [np.array(["X9999"] * n, dtype=object), np.array(["X"] * n, dtype=object)]
+    assert not shared_step(levels, cols, other).any()
