@@ -99,13 +99,31 @@ def _prefix_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _change_point_at(sums, t: int, window: int, min_segment: int, relative: bool, sd_floor: float):
-    """Shift, score and start column of the best split of the window ending at month ``t``."""
+    """Shift, score and start column of the best split of the window ending at month ``t``.
+
+    Only rows with at least 2 x min_segment observed months in the window can have a split (each side needs
+    min_segment), so the search runs on those rows alone: most entities have no meter, no metered discharge
+    or no balance, and their answer is NaN whatever is computed. Each row's numbers are its own (elementwise,
+    then the best split of that row), so they are the same on the rows kept."""
     C, S, Q = sums
     E = C.shape[0]
     a = max(0, t - window + 1)
     ks = np.arange(a + 1, t + 1)
     if not len(ks):
         return np.full(E, np.nan), np.full(E, np.nan), np.full(E, np.nan)
+    live = (C[:, t + 1] - C[:, a]) >= 2 * min_segment
+    if live.mean() > 0.75:  # nearly every row: picking them out would cost more than it saves
+        return _split_search(C, S, Q, t, a, ks, min_segment, relative, sd_floor)
+    out = np.full(E, np.nan), np.full(E, np.nan), np.full(E, np.nan)
+    if live.any():
+        for column, found in zip(out, _split_search(C[live], S[live], Q[live], t, a, ks, min_segment, relative, sd_floor)):
+            column[live] = found
+    return out
+
+
+def _split_search(C, S, Q, t: int, a: int, ks: np.ndarray, min_segment: int, relative: bool, sd_floor: float):
+    """``_change_point_at`` of the rows given (their prefix sums)."""
+    E = C.shape[0]
     rows = np.arange(E)
     n1 = C[:, ks] - C[:, [a]]
     s1 = S[:, ks] - S[:, [a]]

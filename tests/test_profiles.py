@@ -590,3 +590,51 @@ def test_recovered_share_tells_a_pause_that_ended_from_a_seasonal_well():
     recovered = dict(zip(supply, out["inflow_recovered_share"]))
     assert recovered["PAUSED"] > 0.9
     assert abs(recovered["SEASONAL"]) < 0.1 and abs(recovered["DOWN"]) < 0.1
+
+
+def test_change_point_on_the_rows_that_can_split_equals_the_search_over_every_row():
+    """The split search skips rows with fewer than 2 x min_segment observed months in the window (no side can
+    hold min_segment): a row's numbers are the same whether the other rows are mostly such rows (the search runs
+    on the rest alone) or mostly not (every row is searched), at every month and at the last month alone."""
+    from features.profile_series import change_point, change_point_last
+
+    rng = np.random.default_rng(7)
+    M, ms = 30, 3
+    live = rng.lognormal(3, 1, (40, M))
+    live[rng.random((40, M)) < 0.2] = np.nan
+    live[:5, :] = np.nan  # observed months just at and just under 2 x min_segment in the last window
+    live[:3, -2 * ms:] = 50.0
+    live[3:5, -(2 * ms - 1):] = 50.0
+    live[5, :M // 2], live[5, M // 2:] = 10.0, 30.0  # a clean step
+    dead = np.full((400, M), np.nan)
+    dead[::2, :2 * ms - 1] = 7.0  # a few months, never enough for a split
+    for relative, floor in ((True, 1.0), (False, 0.01)):
+        alone = change_point(live, 24, ms, relative, floor)  # mostly rows that can split: all searched
+        among = change_point(np.vstack([dead[:200], live, dead[200:]]), 24, ms, relative, floor)
+        for a, b in zip(alone, among):
+            np.testing.assert_array_equal(b[200:240], a)
+            assert np.isnan(b[:200]).all() and np.isnan(b[240:]).all()
+        assert np.isfinite(alone[1][5, -1]) and np.isfinite(alone[1][:3, -1]).all() and np.isnan(alone[1][3:5, -1]).all()
+        last = change_point_last(np.vstack([dead, live]), 24, ms, relative, floor)
+        for a, b in zip(alone, last):
+            np.testing.assert_array_equal(b[400:], a[:, -1])
+
+
+def test_hidden_water_wide_arrays_equal_the_pivot_table_they_replace():
+    """Profile rows put straight into their entity x month cells give pivot_table's sums: a missing value alone
+    in its cell sums to 0, a cell with no row is NaN, rows of other entities or months are left out; rows
+    sharing a cell are added up (pivot_table itself)."""
+    from features.hidden_water import _wide
+
+    months = pd.date_range("2025-01-01", periods=4, freq="MS")
+    index = pd.Index(["B", "A", "Z"])  # Z has no row
+    rows = pd.DataFrame({"uscc": ["A", "A", "B", "B", "C", "A"],
+                         "month": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-02-01", "2025-04-01",
+                                                  "2025-01-01", "2024-12-01"]),
+                         "x": [1.5, np.nan, 2.0, 3.0, 9.0, 8.0], "on": [True, False, True, True, True, True]})
+    for frame in (rows, pd.concat([rows, rows.iloc[[0, 2]]], ignore_index=True)):
+        for column in ("x", "on"):
+            pivot = frame.pivot_table(index="uscc", columns="month", values=column, aggfunc="sum", dropna=False)
+            expected = pivot.reindex(index=index, columns=months).to_numpy(dtype="float64")
+            np.testing.assert_array_equal(_wide(frame, column, index, months), expected)
+    assert _wide(rows, "x", index, months)[1, 1] == 0.0 and np.isnan(_wide(rows, "x", index, months)[2]).all()
