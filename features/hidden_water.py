@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.profile_grid import cells_by_month as _cells
+from features.profile_grid import wide_by_month as _wide
 from features.profile_series import change_point_last
 
 HISTORY_MONTHS = 36  # own-history window of the steps
@@ -29,33 +31,6 @@ WET_MONTHS = (6, 7, 8, 9)  # combined sewers take rain water
 MEASURED_SHARE = 0.5  # a discharge month counts as metered when at least half of it was
 MIN_DRY_MONTHS = 4  # dry-season metered months needed for a balance level
 VOLUME_FLOOR_M3 = 10.0  # per month, added to both sides of a log balance so that tiny volumes stay quiet
-
-
-def _cells(profiles: pd.DataFrame, index: pd.Index, months: pd.DatetimeIndex):
-    """Where each profile row goes in an entities (``index``) x ``months`` array: the rows kept and their flat
-    cell; False when two rows share a cell (a profile has one row per entity and month)."""
-    rows = index.get_indexer(profiles["uscc"])
-    cols = months.get_indexer(profiles["month"])
-    keep = (rows >= 0) & (cols >= 0)
-    cell = rows[keep].astype("int64") * len(months) + cols[keep]
-    if len(cell) and np.bincount(cell, minlength=len(index) * len(months)).max() > 1:
-        return False
-    return keep, cell
-
-
-def _wide(profiles: pd.DataFrame, column: str, index: pd.Index, months: pd.DatetimeIndex, cells=None) -> np.ndarray:
-    """Entities (``index``) x ``months`` of a profile column: the sum of the column's rows of each cell (a cell
-    whose only value is missing sums to 0), NaN where the cell has no row. Each row is put in its cell directly
-    (``cells``, from ``_cells``); rows sharing a cell are added up by ``pivot_table``."""
-    cells = _cells(profiles, index, months) if cells is None else cells
-    if cells is False:
-        table = profiles.pivot_table(index="uscc", columns="month", values=column, aggfunc="sum", dropna=False)
-        return table.reindex(index=index, columns=months).to_numpy(dtype="float64")
-    keep, cell = cells
-    values = profiles[column].to_numpy(dtype="float64", na_value=np.nan)[keep]
-    out = np.full(len(index) * len(months), np.nan)
-    out[cell] = np.where(np.isnan(values), 0.0, values)
-    return out.reshape(len(index), len(months))
 
 
 def _nanmean(x: np.ndarray) -> np.ndarray:
@@ -88,7 +63,8 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> tup
     window = profiles[(profiles["month"] >= months[0]) & (profiles["month"] < as_of)]
     cells = _cells(window, index, months)
     active = _wide(window, "active", index, months, cells) > 0
-    S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells)) for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
+    S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells))
+               for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
                    last12), window

@@ -80,3 +80,31 @@ def first_data_month(tables: dict[str, pd.DataFrame], before: int) -> int:
     numbers = [m[m < before] for m in numbers]
     numbers = [int(m.min()) for m in numbers if len(m)]
     return min(numbers) if numbers else before - 12
+
+
+def cells_by_month(profiles: pd.DataFrame, index: pd.Index, months: pd.DatetimeIndex):
+    """Where each profile row goes in an entities (``index``) x ``months`` array: the rows kept and their flat
+    cell; False when two rows share a cell (a profile has one row per entity and month)."""
+    rows = index.get_indexer(profiles["uscc"])
+    cols = months.get_indexer(profiles["month"])
+    keep = (rows >= 0) & (cols >= 0)
+    cell = rows[keep].astype("int64") * len(months) + cols[keep]
+    if len(cell) and np.bincount(cell, minlength=len(index) * len(months)).max() > 1:
+        return False
+    return keep, cell
+
+
+def wide_by_month(profiles: pd.DataFrame, column: str, index: pd.Index, months: pd.DatetimeIndex,
+                  cells=None) -> np.ndarray:
+    """Entities (``index``) x ``months`` of a profile column: the sum of the column's rows of each cell (a cell
+    whose only value is missing sums to 0), NaN where the cell has no row. Each row is put in its cell directly
+    (``cells``, from ``cells_by_month``); rows sharing a cell are added up by ``pivot_table``."""
+    cells = cells_by_month(profiles, index, months) if cells is None else cells
+    if cells is False:
+        table = profiles.pivot_table(index="uscc", columns="month", values=column, aggfunc="sum", dropna=False)
+        return table.reindex(index=index, columns=months).to_numpy(dtype="float64")
+    keep, cell = cells
+    values = profiles[column].to_numpy(dtype="float64", na_value=np.nan)[keep]
+    out = np.full(len(index) * len(months), np.nan)
+    out[cell] = np.where(np.isnan(values), 0.0, values)
+    return out.reshape(len(index), len(months))

@@ -116,8 +116,9 @@ def _change_point_at(sums, t: int, window: int, min_segment: int, relative: bool
         return _split_search(C, S, Q, t, a, ks, min_segment, relative, sd_floor)
     out = np.full(E, np.nan), np.full(E, np.nan), np.full(E, np.nan)
     if live.any():
-        for column, found in zip(out, _split_search(C[live], S[live], Q[live], t, a, ks, min_segment, relative, sd_floor)):
-            column[live] = found
+        found = _split_search(C[live], S[live], Q[live], t, a, ks, min_segment, relative, sd_floor)
+        for column, values in zip(out, found):
+            column[live] = values
     return out
 
 

@@ -32,7 +32,7 @@ from features.compliance import (
     use_outside_permit,
 )
 from features.hidden_water import hidden_water_features
-from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, safe_div
+from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, cells_by_month, safe_div, wide_by_month
 from features.profile_series import change_point_last
 
 SNAPSHOT_META = ["name", "district", "industry_code", "industry_section", "employees", "size_band"]
@@ -305,9 +305,10 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
     window = s.profiles[s.profiles["month"] >= start]
     months = pd.date_range(start, s.months_back(1), freq="MS")
 
+    cells = cells_by_month(window, index, months)
+
     def grid(col: str) -> np.ndarray:
-        wide = window.pivot_table(index="uscc", columns="month", values=col, aggfunc="sum", dropna=False)
-        return wide.reindex(index=index, columns=months).to_numpy(dtype="float64")
+        return wide_by_month(window, col, index, months, cells)
 
     active = grid("active") > 0
     sup, a, d = grid("supply_m3"), grid("abstraction_m3"), grid("discharge_m3")

@@ -624,7 +624,7 @@ def test_hidden_water_wide_arrays_equal_the_pivot_table_they_replace():
     """Profile rows put straight into their entity x month cells give pivot_table's sums: a missing value alone
     in its cell sums to 0, a cell with no row is NaN, rows of other entities or months are left out; rows
     sharing a cell are added up (pivot_table itself)."""
-    from features.hidden_water import _wide
+    from features.profile_grid import wide_by_month as _wide
 
     months = pd.date_range("2025-01-01", periods=4, freq="MS")
     index = pd.Index(["B", "A", "Z"])  # Z has no row
