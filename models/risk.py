@@ -262,8 +262,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def _calibrate(self, arr, ranks, indicators, y, w, pos, neg) -> None:
         """3. The map from blended rank to probability: Platt scaling on the verdicts once both number min_labels
         (kept only if it keeps the ranking), else rank ** k with the mean risk at the prior rate."""
-        self.final_ref_ = np.sort(self._blend_rank(arr, ranks, indicators))
-        score = ecdf(self.final_ref_, self._blend_rank(arr, ranks, indicators))
+        blend = self._blend_rank(arr, ranks, indicators)  # once: the same rows give the same ranks
+        self.final_ref_ = np.sort(blend)
+        score = ecdf(self.final_ref_, blend)
         labelled = pos | neg
         self.calibrator_ = None
         self.prior_ = self._prior(np.where(w > 0, y, -1.0))
