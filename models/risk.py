@@ -209,10 +209,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ValueError("RiskModel cannot train on one class: it needs rows besides the positive class (the "
                              "violations) with a non-zero weight, verified clean (0) or never inspected (-1)")
         self.n_positive_, self.n_negative_ = int(pos.sum()), int(neg.sum())
-        self._fit_supervised(arr, ranks, indicators, pos, np.where(unl, self.unlabeled_weight * w, w), seed)
+        seen = self._fit_supervised(arr, ranks, indicators, pos, np.where(unl, self.unlabeled_weight * w, w), seed)
         self.blend_ = self._blend_weight()
         self.proximity_share_ = self._proximity_share(arr, pos, unl | neg, unsup, seed)
-        self._calibrate(arr, ranks, indicators, y, w, pos, neg)
+        self._calibrate(arr, ranks, indicators, y, w, pos, neg, seen)
         return self
 
     def _fit_unsupervised(self, frame: pd.DataFrame, arr: np.ndarray, seed: int):
@@ -226,12 +226,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.unsupervised_ref_ = np.sort(unsup)
         return ranks, indicators, unsup
 
-    def _fit_supervised(self, arr, ranks, indicators, pos, weight, seed: int) -> None:
+    def _fit_supervised(self, arr, ranks, indicators, pos, weight, seed: int) -> dict:
         """2. Positive-unlabeled LightGBM on the features, the detector ranks and the indicators, and proximity to
         the known violations in per-feature rank space (the few-label learner); nothing without a violation."""
         self.classifier_ = None
         if self.n_positive_ == 0:
-            return
+            return {}
         # balance the classes so that a handful of violations are not drowned by the city
         wpos, wneg = weight[pos].sum(), weight[~pos].sum()
         weight = np.where(pos, weight * (wneg / wpos), weight)
@@ -246,8 +246,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             n_jobs=self.n_jobs, verbose=-1,
         ).fit(np.column_stack([arr, ranks, indicators]), pos.astype(int), sample_weight=weight)
         self.proximity_points_ = self._feature_ranks(arr[pos])
-        self.proximity_ref_ = np.sort(self._proximity(arr))
-        self.supervised_ref_ = np.sort(self._supervised_margin(arr, ranks, indicators))
+        # the training rows' proximity and margin, kept for the calibration's blend of the same rows
+        seen = {"proximity": self._proximity(arr), "margin": self._supervised_margin(arr, ranks, indicators)}
+        self.proximity_ref_ = np.sort(seen["proximity"])
+        self.supervised_ref_ = np.sort(seen["margin"])
+        return seen
 
     def _proximity_share(self, arr, pos, rest, unsup, seed: int) -> float:
         """Trees cannot generalise from a handful of violations: proximity leads until min_labels, then yields to
@@ -259,10 +262,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         evidence = self._proximity_evidence(arr, pos, rest, unsup, seed)
         return float(evidence * min(1.0, self.min_labels / max(self.n_positive_, 1)))
 
-    def _calibrate(self, arr, ranks, indicators, y, w, pos, neg) -> None:
+    def _calibrate(self, arr, ranks, indicators, y, w, pos, neg, seen: dict | None = None) -> None:
         """3. The map from blended rank to probability: Platt scaling on the verdicts once both number min_labels
         (kept only if it keeps the ranking), else rank ** k with the mean risk at the prior rate."""
-        blend = self._blend_rank(arr, ranks, indicators)  # once: the same rows give the same ranks
+        blend = self._blend_rank(arr, ranks, indicators, **(seen or {}))  # the fit's own margins and proximity
         self.final_ref_ = np.sort(blend)
         score = ecdf(self.final_ref_, blend)
         labelled = pos | neg
@@ -337,15 +340,18 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def _proximity(self, arr: np.ndarray) -> np.ndarray:
         return -nearest_distance(self._feature_ranks(arr), self.proximity_points_)
 
-    def _blend_rank(self, arr, ranks, indicators) -> np.ndarray:
+    def _blend_rank(self, arr, ranks, indicators, margin=None, proximity=None) -> np.ndarray:
+        """The blended rank of the rows; ``margin`` and ``proximity``: the rows' LightGBM margin and proximity when
+        already computed (the training rows at calibration: the same numbers, not computed twice)."""
         unsup = ecdf(self.unsupervised_ref_, weighted_sum(ranks, self.detector_weights_))
         if self.classifier_ is None or self.blend_ == 0.0:
             return unsup
         scale = ndtri if self.blend_scale == "probit" else (lambda u: u)
-        sup = scale(ecdf(self.supervised_ref_, self._supervised_margin(arr, ranks, indicators)))
+        margin = self._supervised_margin(arr, ranks, indicators) if margin is None else margin
+        sup = scale(ecdf(self.supervised_ref_, margin))
         share = self.proximity_share_
         if share > 0:
-            near = scale(ecdf(self.proximity_ref_, self._proximity(arr)))
+            near = scale(ecdf(self.proximity_ref_, self._proximity(arr) if proximity is None else proximity))
             sup = (1.0 - share) * sup + share * near
         return self.blend_ * sup + (1.0 - self.blend_) * scale(unsup)
 
