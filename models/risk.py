@@ -176,7 +176,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def _fit_detectors(self, frame: pd.DataFrame, arr: np.ndarray, seed: int) -> None:
         self.domain_ = [clone(d).fit(frame) for d in (self.detectors or [])]
         generic = self.generic_weight if self.generic_weight is not None else (0.0 if self.domain_ else 1.0)
-        self.ecod_ = ECOD().fit(arr)  # also the per-feature ranks of proximity and reasons
+        # the per-feature ranks of proximity and reasons; ECOD's own score only when it is a detector here
+        self.ecod_ = ECOD().fit(arr) if generic > 0 else ECOD().fit_marginals(arr)
         self.forest_ = None
         names, weights = [], []
         if generic > 0:

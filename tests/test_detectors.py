@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.exceptions import NotFittedError
 
 from models.breaches import DOCUMENTED_BREACH_COLUMNS, documented_breach
 from models.detectors import (
@@ -333,3 +334,14 @@ def test_shared_step_of_many_rows_equals_the_dict_lookups_row_by_row():
     # a model fitted on other rows: groups and months this city has not
     other = [np.array(["X9999"] * n, dtype=object), np.array(["X"] * n, dtype=object)]
     assert not shared_step(levels, cols, other).any()
+
+
+def test_ecod_marginals_alone_equal_the_full_fit_and_refuse_to_score():
+    X, _ = _planted()
+    X[np.random.default_rng(2).random(X.shape) < 0.05] = np.nan
+    full, marginals = ECOD().fit(X), ECOD().fit_marginals(X)
+    assert np.array_equal(marginals.sorted_, full.sorted_, equal_nan=True)
+    assert np.array_equal(marginals.n_valid_, full.n_valid_)
+    assert not hasattr(marginals, "offset_")
+    with pytest.raises(NotFittedError):  # no offset: its outlier methods do not answer
+        marginals.anomaly_score(X)

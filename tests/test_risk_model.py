@@ -286,6 +286,23 @@ def test_every_training_row_scored_alone_equals_its_batch_score():
     assert np.array_equal(half, batch[::2])
 
 
+def test_with_domain_detectors_ecod_keeps_only_the_feature_ranks_and_scores_do_not_change(monkeypatch):
+    """Beside domain detectors ECOD is no detector, only the features' ranks: it is fitted without its offset (every
+    training row scored), and every number of the model is what the full ECOD fit gives."""
+    from models.detectors import ECOD
+
+    X, y, _ = _city(n=600, seed=4, inspected=0.3)
+    model = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y)
+    assert "ecod" not in model.detector_names_ and not hasattr(model.ecod_, "offset_")
+    monkeypatch.setattr(ECOD, "fit_marginals", ECOD.fit)
+    full = RiskModel(random_state=0, detectors=domain_detectors()).fit(X, y)
+    assert hasattr(full.ecod_, "offset_")
+    assert np.array_equal(model.predict_proba(X), full.predict_proba(X))
+    assert np.array_equal(model.contributions(X).to_numpy(), full.contributions(X).to_numpy(), equal_nan=True)
+    generic = RiskModel(random_state=0).fit(X, y)  # no domain detector: ECOD is one, with its offset
+    assert "ecod" in generic.detector_names_ and hasattr(generic.ecod_, "offset_")
+
+
 def test_feature_dicts_scored_one_at_a_time_equal_the_bundle_batch_score():
     """The service's fast path (ModelBundle.predict_records: dicts straight into one float block, no DataFrame)
     gives each row, sent alone, its batch score bit for bit, a missing industry code included."""
