@@ -144,7 +144,7 @@ class ECOD(_OutlierBase):
         self.contamination = contamination
 
     def fit(self, X, y=None):
-        X = self._fit_marginals(X)
+        X = self._marginals(X)
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no tail, no skew
             centred = X - np.nanmean(X, axis=0)
@@ -156,17 +156,13 @@ class ECOD(_OutlierBase):
         return self
 
     def fit_marginals(self, X) -> ECOD:
-        """The features' training distributions only (``sorted_``, ``n_valid_``: each feature's ECDF), for a
-        caller that reads feature ranks but not ECOD's own score: a full ``fit`` also scores every training row
-        for the offset, the larger part of its cost. The result has no ``offset_``, so its outlier methods refuse
-        to run (not fitted) rather than answer without one."""
-        self._fit_marginals(X)
+        """Each feature's ECDF only, for ranks: no ``offset_`` (``fit`` scores every row for it), so no outlier score."""
+        self._marginals(X)
         return self
 
-    def _fit_marginals(self, X) -> np.ndarray:
+    def _marginals(self, X) -> np.ndarray:
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64")
-        self.sorted_ = np.sort(X, axis=0)  # NaN sort last
-        self.n_valid_ = np.sum(~np.isnan(X), axis=0)
+        self.sorted_, self.n_valid_ = np.sort(X, axis=0), np.sum(~np.isnan(X), axis=0)  # NaN sort last
         return X
 
     def _tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
