@@ -156,7 +156,7 @@ class ECOD(_OutlierBase):
         return self
 
     def fit_marginals(self, X) -> ECOD:
-        """Each feature's ECDF only, for ranks: no ``offset_`` (``fit`` scores every row for it), so no outlier score."""
+        """Each feature's ECDF only, for ranks: no ``offset_`` (``fit`` scores every row for it): no outlier score."""
         self._marginals(X)
         return self
 
