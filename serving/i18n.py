@@ -329,3 +329,17 @@ def data_period(as_of, lang: str = DEFAULT_LANG) -> str:
     return f"数据截至{year}年{month}月（含该月）；评估基准日 {day.isoformat()}"
 
 STRINGS["dash.as_of_day"] = ("评估基准日", "As-of day")
+
+
+def local_time(value, zone: str = "Asia/Shanghai") -> str:
+    """A stored time as the bureau reads it: the store keeps UTC (naive datetimes are UTC, as ``utcnow``
+    writes them; ISO strings such as a model's ``trained_at`` too), the console shows ``zone``'s wall clock."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    if value is None or value == "":
+        return "—"
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")

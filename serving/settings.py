@@ -4,7 +4,9 @@ only place that reads the environment, e.g. ``WATERWATCH_AUTH__SECRET_KEY``)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class AuthSettings(BaseModel):
@@ -30,3 +32,15 @@ class ServingSettings(BaseModel):
     run_check_seconds: float = Field(
         2.0, ge=0, description="how often a request checks whether a newer run was published (then the service "
                                "switches to it and its model without a reload)")
+    display_timezone: str = Field(
+        "Asia/Shanghai", description="the zone the console shows times in (pages and CSV/XLSX exports); the store "
+                                    "and the API keep UTC")
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from exc
+        return value

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 
+import pytest
 from openpyxl import load_workbook
 
 from test_console import DISTRICTS, env, login, officer_of  # noqa: F401 - env is a fixture
@@ -69,6 +70,38 @@ def test_send_now_and_resend_from_the_outbox_page(env, tmp_path):
     with env["sessions"]() as s:
         assert s.get(OutboxMessage, "M2").status == "queued"
     assert sup.post("/outbox/M2/resend", data={"csrf": csrf_of(page.text)}).status_code == 409  # already queued
+
+
+def test_times_show_on_the_bureaus_clock_in_pages_and_exports(env):
+    """The store keeps UTC; a bureau in Shandong reads Beijing time (UTC+8) on pages and in exports, and the
+    dashboard's model training time is no longer a raw ISO string."""
+    from datetime import datetime
+
+    from serving.store import OutboxMessage
+
+    sup, _ = login(env, "supervisor")
+    with env["sessions"]() as s, s.begin():
+        s.get(OutboxMessage, "M1").sent_at = datetime(2026, 11, 30, 20, 5, 0)  # naive = UTC
+    assert "2026-12-01 04:05" in sup.get("/outbox").text
+    rows = csv_rows(sup.get("/outbox?format=csv&lang=en"))
+    sent = rows[0].index("Sent")
+    assert {r[0]: r[sent] for r in rows[1:]}["M1"] == "2026-12-01 04:05:00"
+    assert xlsx_rows(sup.get("/outbox?format=xlsx&lang=en"))[1:][[r[0] for r in rows[1:]].index("M1")][sent] == \
+        "2026-12-01 04:05:00"
+    card = sup.get("/dashboard").text
+    assert "2026-11-01 08:00" in card and "2026-11-01T00:00:00+00:00" not in card  # trained_at of the fixture
+
+
+def test_the_display_zone_is_a_setting_and_must_exist():
+    from pydantic import ValidationError
+
+    from serving.i18n import local_time
+    from serving.settings import ServingSettings
+
+    assert local_time("2026-11-01T00:00:00+00:00", "Europe/London") == "2026-11-01 00:00"
+    assert local_time(None) == "—" and local_time("2026-06-30T16:30:00") == "2026-07-01 00:30"
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        ServingSettings(display_timezone="Asia/Dezhou")
 
 
 def test_water_rights_page_shows_matches_sellers_and_buyers_with_volumes(env):

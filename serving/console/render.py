@@ -25,7 +25,7 @@ from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
 from serving.identity import Principal
-from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, normalise_lang, translator
+from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, local_time, normalise_lang, translator
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANG_COOKIE = "ww_lang"
@@ -116,6 +116,12 @@ def page_url(request: Request, path: str | None = None, **params) -> str:
     return (path if path is not None else request.url.path) + ("?" + urlencode(query) if query else "")
 
 
+def display_zone(request: Request) -> str:
+    """The zone the console shows times in (``serving.display_timezone``)."""
+    serving = getattr(request.app.state.settings, "serving", None)
+    return getattr(serving, "display_timezone", None) or "Asia/Shanghai"
+
+
 def render(ctx: PageContext, template: str, status_code: int = 200, **values) -> HTMLResponse:
     request, lang = ctx.request, ctx.lang
     switch_query = {k: v for k, v in request.query_params.items() if k != "lang"}
@@ -129,6 +135,7 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values) ->
         code=lambda prefix, v: code_label(prefix, v, lang),
         alert_text=lambda a: alert_text(a, lang),
         period=lambda as_of: data_period(as_of, lang),
+        local_time=lambda at: local_time(at, display_zone(request)),
         home=home_for(ctx.principal.role) if ctx.principal else "/login",
         bureau=getattr(getattr(settings, "rules", None), "bureau_name", "") or "",
         **values,

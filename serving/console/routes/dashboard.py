@@ -19,7 +19,7 @@ from serving import roles
 from serving.console.charts import AGE_COLOURS, LEVEL_COLOURS, STATUS_COLOURS, hit_rate_svg, level_rank, stacked_bars_svg
 from serving.console.export import export_format, export_response
 from serving.console.lists import area_menus, city_area
-from serving.console.render import PageContext, page_for, page_router, render
+from serving.console.render import PageContext, display_zone, page_for, page_router, render
 from serving.services.scope import Scope
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import metric_label, t
@@ -241,7 +241,8 @@ def several_cities(model: ModelInfo, area: Scope) -> bool:
     return area.every_city and len({info.city for info in model.cities}) > 1
 
 
-def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool = False):
+def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool = False,
+            zone: str = "Asia/Shanghai"):
     """One table as a file. ``cities``: the rows may be of several cities (a province role's, without ``?city=``),
     so each carries its city (城市), as two cities' 德城区 are otherwise one name twice. A city's export (a city-bound
     caller's, or ``?city=``'s) keeps the columns a city's installation always had: its rows are of one city by
@@ -265,7 +266,7 @@ def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool 
                    *[(f"age_{b}", t(f"age.{b}", lang)) for b, _ in AGE_BUCKETS],
                    ("oldest_days", t("dash.oldest_days", lang))]
         rows = data["district_rows"]
-    return export_response(fmt, f"dashboard-{table}", columns, rows, t("dash.title", lang))
+    return export_response(fmt, f"dashboard-{table}", columns, rows, t("dash.title", lang), zone=zone)
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -278,7 +279,7 @@ def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASH
         table = table if table in TABLES else "districts"
         data = {**districts_section(session, lang, area), **officers_section(session, lang, area),
                 **runs_section(session, area)}
-        return _export(table, fmt, lang, data, several_cities(model, area))
+        return _export(table, fmt, lang, data, several_cities(model, area), zone=display_zone(request))
     verdicts, alerts = verdicts_section(session, lang, area), alerts_section(session, model.live_runs, lang, area)
     queued = (Lead.in_queue.is_(True), *area.where(Lead))
     in_queue = session.scalar(select(func.count()).select_from(Lead).where(*queued)) or 0

@@ -15,7 +15,7 @@ from serving import roles
 from serving.console.alert_text import alert_text
 from serving.console.export import export_response
 from serving.console.lists import Listing, choice_param, city_area, text_param
-from serving.console.render import PageContext, check_csrf, page_for, page_router, render
+from serving.console.render import PageContext, check_csrf, display_zone, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.i18n import t
 from serving.services.outbox import in_area, resend_message
@@ -109,7 +109,8 @@ def outbox(request: Request, ctx: Reader, session: SessionDep):
             item["state"] = t(f"outbox.{item['state']}", lang)
             item["kind"] = t(f"kind.{item['kind']}", lang) if item["kind"] else None
             item["level"] = t(f"level.{item['level']}", lang) if item["level"] else None
-        return export_response(listing.fmt, "outbox", columns, items, t("dash.outbox", lang))
+        return export_response(listing.fmt, "outbox", columns, items, t("dash.outbox", lang),
+                               zone=display_zone(request))
     settings = request.app.state.settings
     from serving.sms import signature_of
 
