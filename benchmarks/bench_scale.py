@@ -12,7 +12,8 @@ once under bench-data/ (Parquet) with the streaming province generator when it i
 with no tuning (``--trials 0``): every city ingested, linked, profiled, checked; one model trained (a
 sample per backtest cut-off, the final fit on all) and every entity scored in chunks. Peak memory is
 the largest resident set of this process and its children (Spark's JVM and workers) during the stage,
-sampled every 0.2 s; the CPU time of this process and its ended children (user + system) and the load average
+sampled every 0.2 s, and beside it their proportional set (PSS: a forked child's pages shared with its parent
+counted once, split between them); the CPU time of this process and its ended children (user + system) and the load average
 at the end of each stage; generation is not counted.
 """
 
@@ -34,40 +35,43 @@ CITY_ENTITIES = 62_500  # a province of a million entities is Shandong's 16 citi
 
 
 class PeakMemory:
-    """Largest RSS (MB) of this process plus its children while a stage runs."""
+    """Largest memory (MB) of this process plus its children while a stage runs: ``peak`` sums their resident
+    sets (RSS: a forked child's pages shared with its parent count twice), ``peak_pss`` their proportional sets
+    (PSS: each shared page split between the processes sharing it, i.e. what the machine really holds)."""
 
     def __init__(self, interval: float = 0.2):
         import psutil
 
         self.proc = psutil.Process()
         self.interval = interval
-        self.peak = 0.0
+        self.peak = self.peak_pss = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _rss(self) -> float:
-        total = 0
+    def _sample(self) -> None:
+        rss = pss = 0
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
-                total += p.memory_info().rss
+                info = p.memory_full_info()
+                rss, pss = rss + info.rss, pss + info.pss
             except Exception:  # a child that just ended
                 pass
-        return total / 2**20
+        self.peak, self.peak_pss = max(self.peak, rss / 2**20), max(self.peak_pss, pss / 2**20)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self):
-        self.peak = self._rss()
+        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._rss())
+        self._sample()
 
 
 def province_drop(entities: int, seed: int, file_format: str) -> Path:
@@ -122,7 +126,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
     out.mkdir(parents=True)
     settings = Settings(home=out / "var", show_progress=False, engine=args.engine)
-    results: list[tuple[str, float, float, float, float]] = []
+    results: list[tuple[str, float, float, float, float, float]] = []
 
     def cpu() -> float:  # this process and its ended children (each city stage runs in processes that end)
         t = os.times()
@@ -133,19 +137,22 @@ def main() -> None:
         start, cpu_start = time.perf_counter(), cpu()
         with PeakMemory() as mem:
             yield
-        results.append((name, time.perf_counter() - start, mem.peak, cpu() - cpu_start, os.getloadavg()[0]))
-        print(f"  {name:<22} {results[-1][1]:8.1f} s   peak {results[-1][2]:8.0f} MB   cpu {results[-1][3]:8.1f} s   "
-              f"load {results[-1][4]:.2f}", flush=True)
+        results.append((name, time.perf_counter() - start, mem.peak, cpu() - cpu_start, os.getloadavg()[0],
+                        mem.peak_pss))
+        print(f"  {name:<22} {results[-1][1]:8.1f} s   peak {results[-1][2]:8.0f} MB (PSS {mem.peak_pss:,.0f})   "
+              f"cpu {results[-1][3]:8.1f} s   load {results[-1][4]:.2f}", flush=True)
 
     print(f"province run: {args.entities:,} entities, engine {args.engine}, load {os.getloadavg()[0]:.2f}", flush=True)
     start = time.perf_counter()
     with PeakMemory() as total_mem:
         result = run_province(drop, out, settings, trials=0, stage_timer=stage)
     total = time.perf_counter() - start
-    print(f"  {'end to end':<22} {total:8.1f} s   peak {total_mem.peak:8.0f} MB   "
+    print(f"  {'end to end':<22} {total:8.1f} s   peak {total_mem.peak:8.0f} MB (PSS {total_mem.peak_pss:,.0f})   "
           f"({result['leads']:,} leads, {len(result['cities'])} cities; load average now {os.getloadavg()[0]:.2f})")
     print(json.dumps({"entities": args.entities, "engine": args.engine, "total_s": round(total, 1),
-                      "peak_mb": round(total_mem.peak), "stages": [(n, round(t, 1), round(m), round(c, 1), round(la, 2)) for n, t, m, c, la in results]}))
+                      "peak_mb": round(total_mem.peak), "peak_pss_mb": round(total_mem.peak_pss),
+                      "stages": [(n, round(t, 1), round(m), round(c, 1), round(la, 2), round(pss))
+                                 for n, t, m, c, la, pss in results]}))
     if args.out is None:
         shutil.rmtree(out)
 
