@@ -179,28 +179,60 @@ def peer_statistics(observations: pd.DataFrame) -> pd.DataFrame:
     (median absolute deviation from it), ``mean_ad`` (mean absolute deviation) and ``n`` (observed
     peers; 0 for rows without a group). It is a per-group reduction, so a caller may compute it on any
     partition of the rows by group (all of a group's rows together) and concatenate the answers.
+    The medians come from one sort of all rows (the numbers pandas' group median gives: the middle value,
+    or the mean of the two middle values); the mean absolute deviation adds up each group's rows in their
+    order, as pandas' group mean does.
     """
-    key = ["group", "month"]
-    g = observations.groupby(key, sort=True)["x"]
-    stats = pd.DataFrame({"median": g.median(), "n": g.count()})
-    med = stats["median"].reindex(pd.MultiIndex.from_frame(observations[key])).to_numpy()
-    dev = pd.Series(np.abs(observations["x"].to_numpy() - med), index=observations.index)
-    gd = dev.groupby([observations[k] for k in key], sort=True)
-    stats["mad"] = gd.median()
-    stats["mean_ad"] = gd.mean()
-    stats.loc[stats.index.get_level_values("group") < 0, "n"] = 0
-    return stats.reset_index()[[*key, *PEER_STAT_COLUMNS]]
+    group = observations["group"].to_numpy()
+    month = observations["month"].to_numpy()
+    x = observations["x"].to_numpy(dtype="float64")
+    order = np.lexsort((x, month, group))  # by cell, then value (NaN last)
+    g, m = group[order], month[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (g[1:] != g[:-1]) | (m[1:] != m[:-1])
+    starts = np.flatnonzero(new)
+    cell = np.empty(len(order), dtype="int64")
+    cell[order] = np.cumsum(new) - 1
+    n = np.bincount(cell, weights=~np.isnan(x), minlength=len(starts)).astype("int64")
+    median = _sorted_median(x[order], starts, n)
+    dev = np.abs(x - median[cell])
+    mad = _sorted_median(dev[np.lexsort((dev, cell))], starts, n)
+    mean_ad = pd.Series(dev).groupby(cell, sort=True).mean().to_numpy()
+    stats = pd.DataFrame({"group": g[starts], "month": m[starts], "median": median, "mad": mad, "mean_ad": mean_ad,
+                          "n": np.where(g[starts] < 0, 0, n)})
+    return stats[["group", "month", *PEER_STAT_COLUMNS]]
+
+
+def _sorted_median(values: np.ndarray, starts: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median of each run of ``values`` (sorted within runs beginning at ``starts``, the ``n`` observed first)."""
+    lo = starts + np.maximum(n - 1, 0) // 2
+    hi = starts + n // 2
+    hi = np.minimum(hi, len(values) - 1) if len(values) else hi
+    a, b = values[lo], values[hi]
+    return np.where(n == 0, np.nan, np.where(lo == hi, a, (a + b) / 2))
+
+
+def _cell_keys(group: np.ndarray, month: np.ndarray, lo: int, span: int) -> np.ndarray:
+    return np.asarray(group, dtype="int64") * span + (np.asarray(month, dtype="int64") - lo)
 
 
 def peer_z_from(observations: pd.DataFrame, stats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Robust z-score (x - median) / scale of each observation against its group's ``peer_statistics``,
     and the group's peer count. The scale is 1.4826 x MAD, or 1.2533 x the mean absolute deviation when
     the MAD is zero (most peers identical); a zero scale gives 0 (NaN for an unobserved x)."""
-    key = ["group", "month"]
-    at = stats.set_index(key).reindex(pd.MultiIndex.from_frame(observations[key]))
+    months = np.concatenate([stats["month"].to_numpy(dtype="int64"), observations["month"].to_numpy(dtype="int64")])
+    lo = int(months.min()) if len(months) else 0
+    span = int(months.max()) - lo + 1 if len(months) else 1
+    at = pd.Index(_cell_keys(stats["group"], stats["month"], lo, span)).get_indexer(
+        _cell_keys(observations["group"], observations["month"], lo, span))
+    found = at >= 0
+
+    def column(name: str) -> np.ndarray:
+        return np.where(found, stats[name].to_numpy(dtype="float64")[np.maximum(at, 0)] if len(stats) else np.nan, np.nan)
+
     values = observations["x"].to_numpy(dtype="float64")
-    med, mad, mean_ad = (at[c].to_numpy(dtype="float64") for c in ("median", "mad", "mean_ad"))
-    n = at["n"].fillna(0).to_numpy(dtype="float64")
+    med, mad, mean_ad = (column(c) for c in ("median", "mad", "mean_ad"))
+    n = np.nan_to_num(column("n"), nan=0.0)
     scale = np.where(mad > 0, MAD_TO_SD * mad, MEAN_AD_TO_SD * mean_ad)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(scale > 0, (values - med) / scale, np.where(np.isnan(values), np.nan, 0.0))

@@ -81,6 +81,7 @@ def build_profiles(
     progress=None,
     history_months: int | None = None,
     first_month: int | None = None,
+    peer_scores: bool = True,
 ) -> pd.DataFrame:
     """One row per (registered entity, month < as_of), from the first month of metered data.
 
@@ -88,7 +89,8 @@ def build_profiles(
     computed on the whole history either way, so rows do not depend on it. ``first_month`` (a month
     number, year * 12 + month - 1) fixes the grid's first month instead of the tables' first month of
     data: a run over a partition of the entities passes the whole city's, so every partition has the
-    same months.
+    same months. ``peer_scores=False`` leaves the peer z-scores empty (NaN): a partitioned run scores them
+    against the whole city's peers afterwards.
     """
     steps = iter(progress(STAGES, desc="profiles", total=len(STAGES))) if progress else iter(())
     b = _start(tables, pd.Timestamp(as_of).normalize(), first_month)
@@ -103,7 +105,7 @@ def build_profiles(
     _year_to_date_stage(b, v, tables)
     _tax_stage(b, tables)
     next(steps, None)
-    _peer_stage(b)
+    _peer_stage(b, peer_scores)
     link_cols = _link_columns(b.grid, links)
     next(steps, None)
     next(steps, None)
@@ -372,15 +374,16 @@ def peer_groups(industry_code: pd.Series) -> dict[str, np.ndarray]:
     return {"class": industry, "section": np.array([c[:1] for c in industry.tolist()], dtype=object)}
 
 
-def _peer_stage(b: _Build) -> None:
-    """Use per employee, and its and the balance ratio's robust z-score within the industry."""
+def _peer_stage(b: _Build, scores: bool = True) -> None:
+    """Use per employee, and its and the balance ratio's robust z-score within the industry (NaN without
+    ``scores``)."""
     cols = b.cols
     employees = b.entities["employees"].astype("float64").to_numpy()
     employees = np.where(employees > 0, employees, np.nan)
     cols["use_per_employee_12m"] = safe_div(cols["inflow_m3_12m"], employees[:, None])
     groups = peer_groups(b.entities["industry_code"])
     for name, x in peer_values(b.active, cols).items():
-        cols[name] = peer_z(x, groups["class"], groups["section"])
+        cols[name] = peer_z(x, groups["class"], groups["section"]) if scores else np.full(x.shape, np.nan)
 
 
 def _link_columns(grid: EntityMonthGrid, links: pd.DataFrame) -> dict[str, np.ndarray]:

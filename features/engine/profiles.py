@@ -22,11 +22,9 @@ from features.compliance import combine_peer_z, peer_statistics, peer_z_from
 from features.profile_series import month_no
 from features.profiles import PEER_LEVELS, build_profiles, entity_snapshot, peer_groups, peer_values
 
-# Parts of the peer observations computed together. A statistic is per (group, month), so a part holds
-# whole (group, month) cells, spread by group and month: a large group (an industry section can hold
-# half a city) is cut by month instead of landing whole in one part (at 8 parts by group only, a
-# 250,000-entity city's largest part took 5.3 GB).
-PEER_PARTS = 64
+# Parts of the peer observations computed together. A statistic is per (group, month), so a part holds whole
+# months (every group of them; a month of a 250,000-entity city is 250,000 rows of a few numbers).
+PEER_PARTS = 16
 
 
 def peer_codes(industry_codes: pd.Series) -> dict[str, int]:
@@ -37,37 +35,39 @@ def peer_codes(industry_codes: pd.Series) -> dict[str, int]:
 
 
 def _entity_groups(profiles: pd.DataFrame, entities: pd.DataFrame, codes: dict[str, int]) -> dict[str, np.ndarray]:
-    """Each profile row's peer group code per level (-1: no group)."""
+    """Each profile row's peer group code per level (-1: no group), worked out once per entity."""
     industry = entities.drop_duplicates("uscc").set_index("uscc")["industry_code"]
-    groups = peer_groups(profiles["uscc"].map(industry).astype("str"))
-    return {level: np.array([codes.get(g, -1) for g in groups[level]], dtype="int64") for level in PEER_LEVELS}
+    rows, uscc = pd.factorize(profiles["uscc"])
+    groups = peer_groups(pd.Series(uscc).map(industry).astype("str"))
+    return {level: np.array([codes.get(g, -1) for g in groups[level]], dtype="int64")[rows] for level in PEER_LEVELS}
 
 
 def peer_observation_rows(profiles: pd.DataFrame, entities: pd.DataFrame, codes: dict[str, int], bucket: int) -> pd.DataFrame:
-    """One row per (series, level, profile row): the value each peer z-score compares and its group."""
+    """One row per profile row: its month, its group per level (``group_<level>``) and the value each peer
+    z-score compares (``x_<series>``)."""
     values = peer_values(profiles["active"].to_numpy() > 0, profiles)
     groups = _entity_groups(profiles, entities, codes)
     month = month_no(profiles["month"]).to_numpy(dtype="int64")
-    parts = []
+    frame = pd.DataFrame({"bucket": np.int32(bucket), "row": np.arange(len(month), dtype="int64"), "month": month,
+                          "part": (month % PEER_PARTS).astype("int32")})
+    for level in PEER_LEVELS:
+        frame[f"group_{level}"] = groups[level]
     for series, x in values.items():
-        for level in PEER_LEVELS:
-            g = groups[level]
-            parts.append(pd.DataFrame({
-                "series": series, "level": level, "group": g, "month": month, "x": x,
-                "bucket": np.int32(bucket), "row": np.arange(len(x), dtype="int64"),
-                "part": ((np.maximum(g, 0) + month) % PEER_PARTS).astype("int32"),
-            }))
-    return pd.concat(parts, ignore_index=True)
+        frame[f"x_{series}"] = x
+    return frame
 
 
 def peer_part_statistics(rows: pd.DataFrame) -> pd.DataFrame:
-    """``peer_statistics`` per (series, level) of the observations of some (group, month) cells; rows are taken in
-    the city's order (partition, then row) so that sums add up in the same order however the rows came."""
-    rows = rows.sort_values(["bucket", "row"], kind="stable")
+    """``peer_statistics`` per (series, level) of the observations of some months; rows are taken in the city's
+    order (partition, then row) so that sums add up in the same order however the rows came."""
+    rows = rows.iloc[np.lexsort((rows["row"].to_numpy(), rows["bucket"].to_numpy()))]
     out = []
-    for (series, level), obs in rows.groupby(["series", "level"], sort=True):
-        stats = peer_statistics(obs[["group", "month", "x"]].reset_index(drop=True))
-        out.append(stats.assign(series=series, level=level))
+    series_names = sorted(c[2:] for c in rows.columns if c.startswith("x_"))
+    for series in series_names:
+        for level in sorted(PEER_LEVELS):
+            obs = pd.DataFrame({"group": rows[f"group_{level}"].to_numpy(), "month": rows["month"].to_numpy(),
+                                "x": rows[f"x_{series}"].to_numpy()})
+            out.append(peer_statistics(obs).assign(series=series, level=level))
     if not out:
         return pd.DataFrame(columns=["series", "level", "group", "month", "median", "mad", "mean_ad", "n"])
     return pd.concat(out, ignore_index=True)
@@ -78,7 +78,7 @@ def apply_peer_statistics(profiles: pd.DataFrame, entities: pd.DataFrame, codes:
     values = peer_values(profiles["active"].to_numpy() > 0, profiles)
     groups = _entity_groups(profiles, entities, codes)
     month = month_no(profiles["month"]).to_numpy(dtype="int64")
-    out = profiles.copy()
+    out = profiles.copy(deep=False)  # copy-on-write: the new columns do not reach the caller's frame
     for series, x in values.items():
         scored = []
         for level in PEER_LEVELS:
@@ -91,8 +91,8 @@ def apply_peer_statistics(profiles: pd.DataFrame, entities: pd.DataFrame, codes:
 
 
 def profile_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: dict) -> dict[str, pd.DataFrame]:
-    """Step 1 on one partition: its profiles (peer columns still partition-local) and peer observations."""
-    profiles = build_profiles(tables, links, ctx["as_of"], first_month=ctx["first_month"])
+    """Step 1 on one partition: its profiles (peer z-scores still empty) and peer observations."""
+    profiles = build_profiles(tables, links, ctx["as_of"], first_month=ctx["first_month"], peer_scores=False)
     return {
         "profiles_staged": profiles,
         "peer_observations": peer_observation_rows(profiles, tables["entities"], ctx["peer_codes"], ctx["bucket"]),
