@@ -39,6 +39,9 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
         return np.nanmean(x, axis=1)
 
 
+HISTORY_COLUMNS = ["active", "supply_m3", "abstraction_m3", "discharge_m3", "discharge_measured_share", "planned_m3"]
+
+
 @dataclass
 class _Months:
     """An entity's last HISTORY_MONTHS months as rows x months arrays: active, supply S, metered abstraction A,
@@ -51,23 +54,25 @@ class _Months:
     measured_share: np.ndarray
     inflow: np.ndarray
     last12: np.ndarray
+    cells: object  # where each window row goes (``cells_by_month``)
 
     @property
     def M(self) -> int:
         return len(self.months)
 
 
-def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> tuple[_Months, pd.DataFrame]:
-    """The history window as arrays, and the profile rows inside it."""
+def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None) -> tuple[_Months, pd.DataFrame]:
+    """The history window as arrays, and the profile rows inside it (``cells``: theirs, when known)."""
     months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), as_of - pd.DateOffset(months=1), freq="MS")
-    window = profiles[(profiles["month"] >= months[0]) & (profiles["month"] < as_of)]
-    cells = _cells(window, index, months)
+    keep = (profiles["month"] >= months[0]) & (profiles["month"] < as_of)
+    window = profiles if bool(keep.all()) else profiles[keep]
+    cells = _cells(window, index, months) if cells is None else cells
     active = _wide(window, "active", index, months, cells) > 0
     S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells))
                for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
-                   last12), window
+                   last12, cells), window
 
 
 def _balance(m: _Months) -> dict[str, np.ndarray]:
@@ -167,15 +172,17 @@ def _meter_step(m: _Months) -> dict[str, np.ndarray]:
 
 def _plan_use(m: _Months, window: pd.DataFrame, index: pd.Index) -> dict[str, np.ndarray]:
     """(3) Known water in against the year's water-use plan."""
-    planned = _wide(window, "planned_m3", index, m.months)[:, -1]
+    planned = _wide(window, "planned_m3", index, m.months, m.cells)[:, -1]
     i12_all = (m.inflow * m.last12 * m.active).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"plan_used_12m": np.where(planned > 0, i12_all / planned, np.nan)}
 
 
-def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp) -> dict[str, pd.Series]:
+def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None) -> dict[str, pd.Series]:
     """Balance level and step on metered dry-season discharge, whether the entity still draws water, steps of the
-    known water in and of the meter (with the share of the meter's volume no record explains), plan use."""
-    m, window = _months(profiles, index, pd.Timestamp(as_of))
+    known water in and of the meter (with the share of the meter's volume no record explains), plan use.
+    ``profiles`` needs uscc, month and HISTORY_COLUMNS; ``cells``: the caller's ``cells_by_month`` of its rows in
+    the last HISTORY_MONTHS months, when every row given is in that window."""
+    m, window = _months(profiles, index, pd.Timestamp(as_of), cells)
     out = {**_balance(m), **_still_drawing(m), **_inflow_step(m), **_meter_step(m), **_plan_use(m, window, index)}
     return {name: pd.Series(values, index=index, dtype="float64") for name, values in out.items()}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from features.compliance import (
     taxed_rows,
     use_outside_permit,
 )
-from features.hidden_water import hidden_water_features
+from features.hidden_water import HISTORY_COLUMNS, HISTORY_MONTHS, hidden_water_features
 from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, cells_by_month, safe_div, wide_by_month
 from features.profile_series import change_point_last
 
@@ -57,21 +57,49 @@ COUNT_12M = [  # monthly flags counted over the last 12 months
 
 @dataclass(frozen=True)
 class SnapshotInput:
-    """What every feature group may read."""
+    """What every feature group may read. The profile rows are read through ``profiles`` (every column) or
+    ``recent`` (the columns a group names: a snapshot at a cut-off does not copy the wide frame for each
+    window)."""
 
     as_of: pd.Timestamp
     index: pd.Index  # the snapshot's entities (uscc)
     entities: pd.DataFrame  # their registration rows, indexed by uscc
-    profiles: pd.DataFrame  # profile rows before as_of
+    all_profiles: pd.DataFrame  # every profile row given, also at and after as_of (read through profiles / recent)
     last: pd.DataFrame  # each entity's profile row of the last month before as_of (index: uscc)
     tables: dict[str, pd.DataFrame]  # the typed contract tables
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def months_back(self, n: int) -> pd.Timestamp:
         return self.as_of - pd.DateOffset(months=n)
 
-    def recent(self, months: int = 12) -> pd.DataFrame:
-        """Profile rows of the last ``months`` months."""
-        return _rows(self.profiles, self.profiles["month"] >= self.months_back(months))
+    @property
+    def profiles(self) -> pd.DataFrame:
+        """Profile rows before as_of, every column."""
+        if "profiles" not in self._cache:
+            self._cache["profiles"] = _rows(self.all_profiles, self._before())
+        return self._cache["profiles"]
+
+    def _before(self, months: int | None = None) -> pd.Series:
+        """Which profile rows are of the last ``months`` months before as_of (every month before it: None)."""
+        if months not in self._cache.setdefault("masks", {}):
+            month = self.all_profiles["month"]
+            keep = month < self.as_of
+            self._cache["masks"][months] = keep if months is None else keep & (month >= self.months_back(months))
+        return self._cache["masks"][months]
+
+    def recent(self, months: int = 12, columns: list[str] | None = None) -> pd.DataFrame:
+        """Profile rows of the last ``months`` months (only ``columns``, when given)."""
+        frame = self.all_profiles if columns is None else self.all_profiles[columns]
+        return _rows(frame, self._before(months))
+
+    def cells(self, months: int):
+        """``cells_by_month`` of ``recent(months)`` in the snapshot's entities x those months (the same rows
+        whichever columns are read)."""
+        if ("cells", months) not in self._cache:
+            window = self.recent(months, ["uscc", "month"])
+            span = pd.date_range(self.months_back(months), self.months_back(1), freq="MS")
+            self._cache[("cells", months)] = cells_by_month(window, self.index, span)
+        return self._cache[("cells", months)]
 
 
 def _rows(frame: pd.DataFrame, keep: pd.Series) -> pd.DataFrame:
@@ -111,9 +139,8 @@ def entity_snapshot(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], as_
     snap["employees"] = ents["employees"]
     snap["size_band"] = size_band(ents["employees"])
 
-    prof = _rows(profiles, profiles["month"] < as_of)
-    last = prof[prof["month"] == as_of - pd.DateOffset(months=1)].set_index("uscc").reindex(snap.index)
-    data = SnapshotInput(as_of=as_of, index=snap.index, entities=ents, profiles=prof, last=last, tables=tables)
+    last = profiles[profiles["month"] == as_of - pd.DateOffset(months=1)].set_index("uscc").reindex(snap.index)
+    data = SnapshotInput(as_of=as_of, index=snap.index, entities=ents, all_profiles=profiles, last=last, tables=tables)
     feats: dict[str, pd.Series] = {}
     for group in FEATURE_GROUPS:
         feats.update(group(data))
@@ -136,7 +163,7 @@ def last_month_features(s: SnapshotInput) -> dict[str, pd.Series]:
 
 def recent_month_features(s: SnapshotInput) -> dict[str, pd.Series]:
     """Months flagged in the last 12, and the share of manual meter readings."""
-    g = s.recent(12).groupby("uscc")
+    g = s.recent(12, ["uscc", *COUNT_12M, "manual_share"]).groupby("uscc")
     feats = {f"{c}_months_12m": g[c].sum(min_count=1).reindex(s.index) for c in COUNT_12M}
     feats["manual_share_12m"] = g["manual_share"].mean().reindex(s.index)
     return feats
@@ -164,8 +191,8 @@ def shift_recency_features(s: SnapshotInput) -> dict[str, pd.Series]:
 
 def trend_features(s: SnapshotInput) -> dict[str, pd.Series]:
     """Mean of the last 6 months against the 12 before them, minus 1."""
-    prof = s.profiles
-    prev = prof[(prof["month"] >= s.months_back(18)) & (prof["month"] < s.months_back(6))]
+    prof = s.recent(18, ["uscc", "month", "supply_m3", "abstraction_m3", "discharge_m3"])
+    prev = prof[prof["month"] < s.months_back(6)]
     last6 = prof[prof["month"] >= s.months_back(6)]
     feats = {}
     for name in ["supply", "abstraction", "discharge"]:
@@ -215,7 +242,7 @@ def compliance_features(s: SnapshotInput) -> dict[str, pd.Series]:
     year_ago = s.months_back(12)
 
     # entity-month: metered abstraction while the entity held no permit in force
-    recent = s.recent(12)
+    recent = s.recent(12, ["uscc", "abstraction_m3", "permit_status"])
     vol = recent["abstraction_m3"].fillna(0.0)
     unpermitted = vol.where(~recent["permit_status"].isin(["valid", "expiring"]), 0.0)
     g = unpermitted.groupby(recent["uscc"]).sum().reindex(index)
@@ -302,10 +329,9 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
     discharge (or, without a sewer account, the supply) holds."""
     index = s.index
     start = s.months_back(OWN_HISTORY_MONTHS)
-    window = s.profiles[s.profiles["month"] >= start]
+    window = s.recent(OWN_HISTORY_MONTHS, ["uscc", "month", "active", "supply_m3", "abstraction_m3", "discharge_m3"])
     months = pd.date_range(start, s.months_back(1), freq="MS")
-
-    cells = cells_by_month(window, index, months)
+    cells = s.cells(OWN_HISTORY_MONTHS)
 
     def grid(col: str) -> np.ndarray:
         return wide_by_month(window, col, index, months, cells)
@@ -346,7 +372,8 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
 def hidden_water_group(s: SnapshotInput) -> dict[str, pd.Series]:
     """What no record explains: metered dry-season balance, steps of the known water in, plan use
     (``features.hidden_water``)."""
-    return hidden_water_features(s.profiles, s.index, s.as_of)
+    window = s.recent(HISTORY_MONTHS, ["uscc", "month", *HISTORY_COLUMNS])
+    return hidden_water_features(window, s.index, s.as_of, cells=s.cells(HISTORY_MONTHS))
 
 
 FEATURE_GROUPS: list[FeatureGroup] = [
