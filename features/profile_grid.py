@@ -85,7 +85,8 @@ def first_data_month(tables: dict[str, pd.DataFrame], before: int) -> int:
 def cells_by_month(profiles: pd.DataFrame, index: pd.Index, months: pd.DatetimeIndex):
     """Where each profile row goes in an entities (``index``) x ``months`` array: the rows kept and their flat
     cell; False when two rows share a cell (a profile has one row per entity and month)."""
-    rows = index.get_indexer(profiles["uscc"])
+    codes, uscc = pd.factorize(profiles["uscc"])  # each code looked up once, not once per month
+    rows = np.where(codes >= 0, index.get_indexer(uscc)[np.maximum(codes, 0)] if len(uscc) else -1, -1)
     cols = months.get_indexer(profiles["month"])
     keep = (rows >= 0) & (cols >= 0)
     cell = rows[keep].astype("int64") * len(months) + cols[keep]

@@ -4,6 +4,8 @@ memory limit), with each partition of entities computed in pandas by the kernel 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, MutableMapping
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -30,6 +32,34 @@ MONTHLY = ("supply", "discharge", "abstraction")
 
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+class LazyTables(MutableMapping):
+    """A partition's tables by name, each read when a kernel first asks for it: the snapshots of step 3 read
+    the registers and meters, not the supply and sewer months."""
+
+    def __init__(self, loaders: dict[str, Callable[[], pd.DataFrame]]):
+        self._loaders = dict(loaders)
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            self._frames[name] = self._loaders[name]()
+        return self._frames[name]
+
+    def __setitem__(self, name: str, frame: pd.DataFrame) -> None:
+        self._frames[name] = frame
+        self._loaders.setdefault(name, lambda: frame)
+
+    def __delitem__(self, name: str) -> None:
+        self._frames.pop(name, None)
+        del self._loaders[name]
+
+    def __iter__(self):
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
 
 
 class EmbeddedEngine:
@@ -139,10 +169,10 @@ class EmbeddedEngine:
         names: set[str] = set()
         buckets = range(plan.buckets)
         for k in progress(buckets, desc="partitions", total=plan.buckets) if progress else buckets:
-            tables = {
-                n: self.read_bucket(partitioned, n, k, schemas[n]) if n in schemas else empty_typed(TABLES[n])
+            tables = LazyTables({
+                n: partial(self.read_bucket, partitioned, n, k, schemas[n]) if n in schemas else partial(empty_typed, TABLES[n])
                 for n in TYPED_TABLES
-            }
+            })
             for name, folder in (extra or {}).items():  # earlier partitioned outputs, part k of each
                 tables[name] = pd.read_parquet(folder / f"part-{k:05d}.parquet")
             bucket_links = self.read_bucket(partitioned, "links", k, link_schema)
