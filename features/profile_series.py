@@ -98,6 +98,14 @@ def _prefix_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return C, S, Q
 
 
+def _spread(q: np.ndarray, n: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """max(q - n * mu * mu, 0): a side's sum of squared deviations, in a new array."""
+    out = n * mu
+    out *= mu
+    np.subtract(q, out, out=out)
+    return np.maximum(out, 0, out=out)
+
+
 def _change_point_at(sums, t: int, window: int, min_segment: int, relative: bool, sd_floor: float):
     """Shift, score and start column of the best split of the window ending at month ``t``.
 
@@ -123,24 +131,40 @@ def _change_point_at(sums, t: int, window: int, min_segment: int, relative: bool
 
 
 def _split_search(C, S, Q, t: int, a: int, ks: np.ndarray, min_segment: int, relative: bool, sd_floor: float):
-    """``_change_point_at`` of the rows given (their prefix sums)."""
+    """``_change_point_at`` of the rows given (their prefix sums). The splits ks are the columns a+1..t, so each
+    side's sums are slices, and the arithmetic runs in place (the same operations, in the same order)."""
     E = C.shape[0]
     rows = np.arange(E)
-    n1 = C[:, ks] - C[:, [a]]
-    s1 = S[:, ks] - S[:, [a]]
-    q1 = Q[:, ks] - Q[:, [a]]
-    n2 = C[:, [t + 1]] - C[:, ks]
-    s2 = S[:, [t + 1]] - S[:, ks]
-    q2 = Q[:, [t + 1]] - Q[:, ks]
-    ok = (n1 >= min_segment) & (n2 >= min_segment)
+    lo, hi = a + 1, t + 1
+    n1 = C[:, lo:hi] - C[:, a:a + 1]
+    s1 = S[:, lo:hi] - S[:, a:a + 1]
+    q1 = Q[:, lo:hi] - Q[:, a:a + 1]
+    n2 = C[:, hi:hi + 1] - C[:, lo:hi]
+    s2 = S[:, hi:hi + 1] - S[:, lo:hi]
+    q2 = Q[:, hi:hi + 1] - Q[:, lo:hi]
+    ok = n1 >= min_segment
+    ok &= n2 >= min_segment
     with np.errstate(divide="ignore", invalid="ignore"):
         mu1 = s1 / n1
         mu2 = s2 / n2
-        ss = np.maximum(q1 - n1 * mu1 * mu1, 0) + np.maximum(q2 - n2 * mu2 * mu2, 0)
-        var = ss / np.maximum(n1 + n2 - 2, 1)
-        floor = (0.05 * (np.abs(mu1) + np.abs(mu2)) / 2) ** 2 + sd_floor**2
-        z = np.abs(mu2 - mu1) / np.sqrt(np.maximum(var, floor) * (1 / n1 + 1 / n2))
-    z = np.where(ok, z, -np.inf)
+        ss = _spread(q1, n1, mu1)
+        ss += _spread(q2, n2, mu2)
+        ss /= np.maximum(C[:, hi:hi + 1] - C[:, a:a + 1] - 2, 1)  # n1 + n2: whole counts, the same every split
+        floor = np.abs(mu1)
+        floor += np.abs(mu2)
+        np.multiply(0.05, floor, out=floor)
+        floor /= 2
+        np.square(floor, out=floor)
+        floor += sd_floor**2
+        np.maximum(ss, floor, out=ss)
+        inv = np.divide(1, n1, out=s1)
+        inv += np.divide(1, n2, out=s2)
+        ss *= inv
+        np.sqrt(ss, out=ss)
+        z = np.subtract(mu2, mu1, out=q1)
+        np.abs(z, out=z)
+        z /= ss
+    z[~ok] = -np.inf
     best = np.argmax(z, axis=1)
     zb = z[rows, best]
     found = np.isfinite(zb)

@@ -75,3 +75,48 @@ def test_peer_statistics_of_known_numbers():
     assert stats.loc[0, "mean_ad"] == 11.0 / 4 and stats.loc[0, "n"] == 4
     assert stats.loc[1, "median"] == 3.0 and stats.loc[1, "mad"] == 0.0 and stats.loc[1, "n"] == 2
     assert stats.loc[-1, "n"] == 0  # no group: never a peer count
+
+
+def naive_change_point_last(x, window, min_segment, relative, sd_floor):
+    """The level-shift score of the last month written out split by split (the formula of
+    ``profile_series.change_point``), for comparing the in-place kernel number for number."""
+    E, M = x.shape
+    t, a = M - 1, max(0, M - window)
+    seen = ~np.isnan(x)
+    x0 = np.where(seen, x, 0.0)
+    C, S, Q = (np.concatenate([np.zeros((E, 1)), np.cumsum(v, axis=1)], axis=1) for v in (seen, x0, x0 * x0))
+    best = np.full(E, -np.inf)
+    out = np.full((3, E), np.nan)
+    for k in range(a + 1, t + 1):  # running sums: [a, k) before the split, [k, t] after
+        n1, n2 = C[:, k] - C[:, a], C[:, t + 1] - C[:, k]
+        s1, s2 = S[:, k] - S[:, a], S[:, t + 1] - S[:, k]
+        q1, q2 = Q[:, k] - Q[:, a], Q[:, t + 1] - Q[:, k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu1, mu2 = s1 / n1, s2 / n2
+            ss = np.maximum(q1 - n1 * mu1 * mu1, 0) + np.maximum(q2 - n2 * mu2 * mu2, 0)
+            var = ss / np.maximum(n1 + n2 - 2, 1)
+            floor = (0.05 * (np.abs(mu1) + np.abs(mu2)) / 2) ** 2 + sd_floor**2
+            z = np.abs(mu2 - mu1) / np.sqrt(np.maximum(var, floor) * (1 / n1 + 1 / n2))
+        z = np.where((n1 >= min_segment) & (n2 >= min_segment), z, -np.inf)
+        better = z > best
+        best = np.where(better, z, best)
+        delta = mu2 - mu1 if not relative else np.clip(
+            np.where(mu1 > sd_floor, mu2 / mu1 - 1.0, np.where(mu2 > sd_floor, 10.0, 0.0)), -1.0, 10.0)
+        out[:, better] = np.stack([delta, z, np.full(E, float(k))])[:, better]
+    return out
+
+
+@pytest.mark.parametrize("relative, sd_floor", [(True, 1.0), (False, 0.05)])
+def test_level_shift_kernel_equals_the_formula(relative, sd_floor):
+    from features.profile_series import change_point_last
+
+    rng = np.random.default_rng(7)
+    x = rng.lognormal(3, 1, (400, 30))
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[:100, 18:] *= 3  # steps
+    x[100:120] = 5.0  # flat: the floors decide
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = naive_change_point_last(x, 24, 3, relative, sd_floor)
+    got = change_point_last(x, 24, 3, relative, sd_floor)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
