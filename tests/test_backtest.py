@@ -337,3 +337,21 @@ def test_a_cutoff_snapshot_is_blind_to_rows_after_the_cutoff(tmp_path):
     full = entity_snapshot(build_profiles(tables, links, c), tables, c)
     blind = entity_snapshot(build_profiles(before, links, c), before, c)
     pd.testing.assert_frame_equal(full, blind)
+
+
+def test_cutoffs_fitted_in_processes_give_the_same_backtest(monkeypatch):
+    """Forked processes fit the cut-offs of a large backtest at once: the same scores, metrics and audit."""
+    import training.backtest as bt
+    from training.backtest import risk_model_fit_predict
+
+    cuts = _synthetic_cutoffs(n=600, n_cut=3, seed=4)
+    one = run_backtest(cuts, risk_model_fit_predict({}, 3), 20)
+    monkeypatch.setattr(bt, "PARALLEL_ROWS", 0)
+    forked = []
+    monkeypatch.setattr(bt, "_fitted_in_processes", lambda *a, f=bt._fitted_in_processes: forked.append(1) or f(*a))
+    two = run_backtest(cuts, risk_model_fit_predict({}, 3), 20, workers=2)
+    assert forked
+    for cut in cuts:
+        np.testing.assert_array_equal(one.scores[cut.cutoff].to_numpy(), two.scores[cut.cutoff].to_numpy())
+    pd.testing.assert_frame_equal(one.metrics, two.metrics)
+    pd.testing.assert_frame_equal(one.audit, two.audit)

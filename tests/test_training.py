@@ -452,3 +452,29 @@ def test_run_is_named_after_stage_and_as_of_with_dataset_artifacts_and_real_dura
     logged = {a.path for a in client.list_artifacts(reg.run_id, "backtest")}
     assert {"backtest/metrics.csv", "backtest/pr_curve.png"} <= logged
     assert mlflow.active_run() is None
+
+
+def test_logged_dataset_schema_and_digest_equal_mlflows_own_inference():
+    """The registry builds the training table's schema and digest a column at a time: the same as MLflow's."""
+    from mlflow.data.digest_utils import compute_pandas_digest
+    from mlflow.types.utils import _infer_schema
+
+    from training.registry import dataset_digest, dataset_schema
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({
+        "flow": rng.normal(size=n), "gap": np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),
+        "months": rng.integers(0, 36, n), "flag": rng.random(n) < 0.5, "small": rng.random(n).astype("float32"),
+        "industry_code": rng.choice(["C2614", "D4610"], n).astype(object),
+        "district": pd.Series(rng.choice(["德城区", None], n), dtype=object),
+        "name": pd.Series(rng.choice(["甲厂", "乙厂"], n), dtype="str"),
+        "when": pd.to_datetime("2026-01-01") + pd.to_timedelta(rng.integers(0, 9, n), unit="D"),
+        "count": pd.array(np.where(rng.random(n) < 0.2, None, 3), dtype="Int64"), "label": rng.integers(0, 2, n),
+    })
+    df.loc[5, "when"] = pd.NaT
+    df.loc[7, "name"] = None
+    for table in (df, df.head(0), df[["flow", "months", "label"]]):
+        assert dataset_schema(table).to_dict() == _infer_schema(table).to_dict()
+        if len(table):  # MLflow's own digest fails on an empty table (pandas 3)
+            assert dataset_digest(table) == compute_pandas_digest(table)

@@ -382,13 +382,19 @@ def run_backtest(
     capacity_k: int,
     on_cutoff: Callable[[int, float], None] | None = None,
     progress=None,
+    workers: int = 1,
 ) -> BacktestResult:
     """Fit and score at every cut-off with ``fit_predict``; ``on_cutoff(step, precision@capacity so far)``
-    lets a tuner prune a bad trial early (it may raise)."""
+    lets a tuner prune a bad trial early (it may raise). ``workers`` > 1: without ``on_cutoff``, the cut-offs
+    of a backtest of PARALLEL_ROWS rows or more are fitted in that many forked processes at once (each fit is
+    single-threaded and its own, so the scores are the same)."""
     rows, scores = [], {}
     iterator = progress(cutoffs, desc="backtest", total=len(cutoffs)) if progress else cutoffs
-    for step, cut in enumerate(iterator):
-        score = np.asarray(fit_predict(cut), dtype=float)
+    parallel = (workers > 1 and on_cutoff is None and len(cutoffs) > 1 and "fork" in _start_methods()
+                and sum(len(c.X) for c in cutoffs) >= PARALLEL_ROWS)
+    found = _fitted_in_processes(cutoffs, fit_predict, workers) if parallel else (fit_predict(c) for c in cutoffs)
+    for step, (cut, score) in enumerate(zip(iterator, found)):
+        score = np.asarray(score, dtype=float)
         scores[cut.cutoff] = pd.Series(score, index=cut.X.index)
         rows.extend(evaluate_cutoff(cut, score, capacity_k))
         if on_cutoff is not None:
@@ -397,6 +403,37 @@ def run_backtest(
             on_cutoff(step, float(mine.mean()))
     metrics = pd.DataFrame(rows)
     return BacktestResult(metrics, scores, capacity_k, audit(cutoffs, scores, capacity_k))
+
+
+PARALLEL_ROWS = 50_000  # below this a backtest takes seconds: no processes
+_FORKED: dict = {}
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def _fitted_in_processes(cutoffs: Sequence[Cutoff], fit_predict, workers: int):
+    """Each cut-off's scores, in order, fitted in forked processes: they inherit the cut-offs and the fit
+    function (a closure, which could not be pickled), and send back only the scores."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _FORKED.update(cutoffs=list(cutoffs), fit_predict=fit_predict)
+    try:
+        with ProcessPoolExecutor(min(workers, len(cutoffs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from pool.map(_forked_fit_predict, range(len(cutoffs)))
+    finally:
+        _FORKED.clear()
+
+
+def _forked_fit_predict(i: int) -> np.ndarray:
+    from models import risk
+
+    risk.PREDICT_THREADS = 1  # the processes share the cores (predictions do not depend on the thread count)
+    return np.asarray(_FORKED["fit_predict"](_FORKED["cutoffs"][i]), dtype=float)
 
 
 # RiskModel arguments for the entity snapshot, where RiskModel's own defaults suit a generic table:

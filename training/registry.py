@@ -104,8 +104,47 @@ def _log_dataset(dataset: pd.DataFrame, source: str | None, name: str | None, ta
 
     with warnings.catch_warnings():  # MLflow's notes on resolving a local path and on integer columns
         warnings.simplefilter("ignore", UserWarning)
-        data = mlflow.data.from_pandas(dataset, source=source, name=name, targets=targets)
+        data = mlflow.data.from_pandas(dataset, source=source, name=name, targets=targets,
+                                       digest=dataset_digest(dataset))
+        schema = dataset_schema(dataset)
+        if schema is not None:  # else MLflow infers it (and gives none when it cannot)
+            data.__dict__["schema"] = schema  # PandasDataset.schema is a cached_property
         mlflow.log_input(data, context="training")
+
+
+def dataset_schema(df: pd.DataFrame):
+    """MLflow's schema of a table (``mlflow.types.utils._infer_schema``), a column at a time: a numeric
+    column's type comes from its dtype and it is required when it holds no missing value, the same answers
+    MLflow gets with a Python step per value (millions of values at province scale); text columns go
+    through MLflow's own inference. None where MLflow's inference fails."""
+    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.utils import _infer_pandas_column, _infer_required
+
+    try:
+        specs = []
+        for name in df.columns:
+            col = df[name]
+            fast = col.dtype.kind in "biufmM" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype)
+            required = not bool(col.isna().any()) if fast else _infer_required(col)
+            specs.append(ColSpec(type=_infer_pandas_column(col), name=name, required=required))
+        return Schema(specs)
+    except Exception:
+        return None
+
+
+def dataset_digest(df: pd.DataFrame) -> str:
+    """``mlflow.data.digest_utils.compute_pandas_digest`` without its ``type`` of every value of the table:
+    a column holds only ``str`` values only if its dtype is object (or pandas' string dtype), so only those
+    columns are looked at value by value."""
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+
+    trimmed = df.head(MAX_ROWS)
+    text = [c for c in df.columns if df[c].dtype.kind == "O" or isinstance(df[c].dtype, pd.StringDtype)]
+    strings = pd.Index([c for c in df.columns if len(df) == 0 or (c in text and all(type(v) is str for v in df[c]))])
+    numeric = trimmed.select_dtypes(include=[np.number]).columns
+    trimmed = trimmed[strings.union(numeric)]
+    return get_normalized_md5_digest([pd.util.hash_pandas_object(trimmed).values, np.int64(len(df))]
+                                     + [str(x).encode() for x in df.columns])
 
 
 def _tag_version(client, name: str, version: str, risk_params: Mapping[str, Any], objective: float,

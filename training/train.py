@@ -140,7 +140,7 @@ def headline(result: BacktestResult) -> dict[str, float]:
     return out
 
 
-def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress):
+def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress, workers: int = 1):
     """Optuna's choice when asked for and the backtest windows hold enough hidden-type verdicts to rank models
     (else the defaults, saying why), with the backtest of the parameters chosen."""
     tuned = None
@@ -156,7 +156,8 @@ def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress):
         tuned = tune(cutoffs, ms.officer_capacity_k, trials, ms.random_state, progress=progress)
         params, backtest = tuned.params, tuned.backtest
     if backtest is None:
-        backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k)
+        backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k,
+                                workers=workers)
     return tuned, params, backtest, tuning_note
 
 
@@ -193,7 +194,8 @@ def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of
         if champion_params == params:
             champion_objective = objective
         else:
-            champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k)
+            champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k,
+                                 workers=settings.scale.workers)
             champion_objective = objective_value(champ)
         # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known; without a
         # measurable objective (too few verdicts) nothing says the champion is better, so the newest fit (this
@@ -383,7 +385,8 @@ def train(
     tables, as_of, cutoffs, final_snapshot = _backtest_inputs(workspace, settings, extra_labels, evaluation_truth,
                                                               progress)
     window_labels = tuning_labels(cutoffs)
-    tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress)
+    tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress,
+                                                          settings.scale.workers)
     objective = objective_value(backtest)  # NaN: not measurable
     client, current, promoted, champion_objective = _challenge_champion(settings, cutoffs, params, objective, as_of)
 
