@@ -11,6 +11,8 @@ inspection already recorded is no lead for what no record shows: it is flagged s
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -163,13 +165,32 @@ def _explain(workspace, settings, bundle: ModelBundle, wanted: np.ndarray, chunk
     codes = np.full(len(wanted), "[]", dtype=object)
     if not wanted.any():
         return reasons, codes
-    start = 0
-    for chunk in snapshot_chunks(workspace, settings, chunk_rows):
+
+    def explained(start: int, chunk: pd.DataFrame):
         rows = np.flatnonzero(wanted[start : start + len(chunk)])
-        if len(rows):
-            reasons[start + rows], codes[start + rows] = _reasons(bundle, chunk.iloc[rows])
-        start += len(chunk)
+        return start + rows, (_reasons(bundle, chunk.iloc[rows]) if len(rows) else ([], []))
+
+    def put(done) -> None:
+        at, (why, code) = done.result()
+        if len(at):
+            reasons[at], codes[at] = why, code
+
+    # EXPLAIN_AHEAD chunks at once in threads: LightGBM's SHAP values (most of the time, multi-threaded, without
+    # the GIL) of one overlap the Python of another's sentences; each chunk's reasons are its own
+    pending: deque = deque()
+    start = 0
+    with ThreadPoolExecutor(EXPLAIN_AHEAD) as pool:
+        for chunk in snapshot_chunks(workspace, settings, chunk_rows):
+            pending.append(pool.submit(explained, start, chunk))
+            start += len(chunk)
+            if len(pending) >= EXPLAIN_AHEAD:
+                put(pending.popleft())
+        while pending:
+            put(pending.popleft())
     return reasons, codes
+
+
+EXPLAIN_AHEAD = 2  # chunks explained at once (memory: that many chunks)
 
 
 def _reasons(bundle: ModelBundle, part: pd.DataFrame) -> tuple[list[str], list[str]]:
