@@ -478,3 +478,30 @@ def test_logged_dataset_schema_and_digest_equal_mlflows_own_inference():
         assert dataset_schema(table).to_dict() == _infer_schema(table).to_dict()
         if len(table):  # MLflow's own digest fails on an empty table (pandas 3)
             assert dataset_digest(table) == compute_pandas_digest(table)
+
+
+@pytest.mark.slow
+def test_final_fit_beside_the_backtest_in_processes_trains_the_same_model(city_ws, tmp_path, monkeypatch):
+    """Without tuning, the final model is fitted while forked processes fit the backtest's cut-offs: the same
+    backtest, audit and model as one after the other."""
+    import shutil
+
+    import training.backtest as bt
+    from training.train import train
+
+    results = {}
+    for workers in (1, 2):
+        ws = tmp_path / f"ws{workers}"
+        shutil.copytree(city_ws / "ws", ws)
+        shutil.rmtree(ws / "models", ignore_errors=True)
+        settings = _settings(tmp_path, f"workers-{workers}")
+        settings.scale.workers = workers
+        monkeypatch.setattr(bt, "PARALLEL_ROWS", 0)
+        results[workers] = (train(ws, settings, trials=0), load_bundle(ws / "models" / "risk_model.joblib"))
+    (one, model_one), (two, model_two) = results[1], results[2]
+    pd.testing.assert_frame_equal(one.backtest.metrics, two.backtest.metrics)
+    pd.testing.assert_frame_equal(one.backtest.audit, two.backtest.audit)
+    a, b = model_one.model, model_two.model
+    assert list(a.feature_names_in_) == list(b.feature_names_in_)
+    assert a.classifier_.booster_.model_to_string() == b.classifier_.booster_.model_to_string()
+    np.testing.assert_array_equal(a.final_ref_, b.final_ref_)  # every training row's blended score

@@ -390,8 +390,7 @@ def run_backtest(
     single-threaded and its own, so the scores are the same)."""
     rows, scores = [], {}
     iterator = progress(cutoffs, desc="backtest", total=len(cutoffs)) if progress else cutoffs
-    parallel = (workers > 1 and on_cutoff is None and len(cutoffs) > 1 and "fork" in _start_methods()
-                and sum(len(c.X) for c in cutoffs) >= PARALLEL_ROWS)
+    parallel = workers > 1 and on_cutoff is None and len(cutoffs) > 1 and forkable(cutoffs)
     found = _fitted_in_processes(cutoffs, fit_predict, workers) if parallel else (fit_predict(c) for c in cutoffs)
     for step, (cut, score) in enumerate(zip(iterator, found)):
         score = np.asarray(score, dtype=float)
@@ -409,24 +408,49 @@ PARALLEL_ROWS = 50_000  # below this a backtest takes seconds: no processes
 _FORKED: dict = {}
 
 
-def _start_methods() -> list[str]:
+def forkable(cutoffs: Sequence[Cutoff]) -> bool:
+    """Whether the cut-offs' fits go to forked processes: PARALLEL_ROWS rows or more, where fork exists."""
     import multiprocessing
 
-    return multiprocessing.get_all_start_methods()
+    return "fork" in multiprocessing.get_all_start_methods() and sum(len(c.X) for c in cutoffs) >= PARALLEL_ROWS
 
 
 def _fitted_in_processes(cutoffs: Sequence[Cutoff], fit_predict, workers: int):
-    """Each cut-off's scores, in order, fitted in forked processes: they inherit the cut-offs and the fit
-    function (a closure, which could not be pickled), and send back only the scores."""
+    """Each cut-off's scores, in order, fitted in forked processes."""
+    yield from _forked_fits(cutoffs, fit_predict, workers)()
+
+
+def _forked_fits(cutoffs: Sequence[Cutoff], fit_predict, workers: int) -> Callable[[], list[np.ndarray]]:
+    """Forks ``workers`` processes now and starts each cut-off's fit in them: they inherit the cut-offs and the
+    fit function (a closure, which could not be pickled) and send back only the scores. Returns the function
+    that waits for the scores, in cut-off order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     _FORKED.update(cutoffs=list(cutoffs), fit_predict=fit_predict)
-    try:
-        with ProcessPoolExecutor(min(workers, len(cutoffs)), mp_context=multiprocessing.get_context("fork")) as pool:
-            yield from pool.map(_forked_fit_predict, range(len(cutoffs)))
+    pool = ProcessPoolExecutor(min(workers, len(cutoffs)), mp_context=multiprocessing.get_context("fork"))
+    try:  # with fork, the first submit starts every process (before any thread of the caller)
+        futures = [pool.submit(_forked_fit_predict, i) for i in range(len(cutoffs))]
     finally:
-        _FORKED.clear()
+        _FORKED.clear()  # the processes hold their copy
+
+    def scores() -> list[np.ndarray]:
+        with pool:
+            return [f.result() for f in futures]
+
+    return scores
+
+
+def backtest_in_background(cutoffs: Sequence[Cutoff], fit_predict, capacity_k: int, workers: int = 1):
+    """The backtest's fits started now in ``workers`` forked processes, so that the caller fits its final model
+    meanwhile; the function returned waits for them and gives the BacktestResult ``run_backtest`` gives."""
+    wait = _forked_fits(cutoffs, fit_predict, workers)
+
+    def result() -> BacktestResult:
+        found = iter(wait())
+        return run_backtest(cutoffs, lambda cut: next(found), capacity_k)
+
+    return result
 
 
 def _forked_fit_predict(i: int) -> np.ndarray:

@@ -29,7 +29,9 @@ from training.artifacts import CHAMPION_FILE, MODEL_FILE, ModelBundle, models_di
 from training.backtest import (
     MIN_LABELS,
     BacktestResult,
+    backtest_in_background,
     build_cutoffs,
+    forkable,
     make_model,
     risk_model_fit_predict,
     run_backtest,
@@ -140,9 +142,10 @@ def headline(result: BacktestResult) -> dict[str, float]:
     return out
 
 
-def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress, workers: int = 1):
+def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress, workers: int = 1, defaults_backtest=None):
     """Optuna's choice when asked for and the backtest windows hold enough hidden-type verdicts to rank models
-    (else the defaults, saying why), with the backtest of the parameters chosen."""
+    (else the defaults, saying why), with the backtest of the parameters chosen (``defaults_backtest()``: the
+    defaults' backtest already started, ``backtest_in_background``)."""
     tuned = None
     params: dict[str, Any] = {}
     backtest = None
@@ -155,7 +158,9 @@ def _choose_params(cutoffs, ms, trials: int, window_labels: int, progress, worke
     elif trials > 0:
         tuned = tune(cutoffs, ms.officer_capacity_k, trials, ms.random_state, progress=progress)
         params, backtest = tuned.params, tuned.backtest
-    if backtest is None:
+    if backtest is None and defaults_backtest is not None:
+        backtest = defaults_backtest()
+    elif backtest is None:
         backtest = run_backtest(cutoffs, risk_model_fit_predict(params, ms.random_state), ms.officer_capacity_k,
                                 workers=workers)
     return tuned, params, backtest, tuning_note
@@ -286,6 +291,18 @@ def _fit_final(snapshot: pd.DataFrame, inspections_table: pd.DataFrame, extra_la
     return _FinalFit(model, X, y, labels, scores, violation_rate)
 
 
+def _final_beside_backtest(cutoffs, ms, trials: int, window_labels: int, workers: int, final_snapshot,
+                           inspections: pd.DataFrame, extra_labels: list[Path], as_of: pd.Timestamp):
+    """Without tuning the final model has the defaults the backtest tries: it is fitted here while the backtest's
+    fits run in workers - 1 forked processes (one beside the final fit, so memory stays near the final fit's own).
+    The final fit and the function that waits for the backtest, or (None, None) when that does not apply."""
+    if not ((trials == 0 or window_labels < MIN_LABELS) and workers > 1 and forkable(cutoffs)):
+        return None, None
+    pending = backtest_in_background(cutoffs, risk_model_fit_predict({}, ms.random_state), ms.officer_capacity_k,
+                                     workers - 1)
+    return _fit_final(final_snapshot(), inspections, extra_labels, {}, as_of, ms.random_state), pending
+
+
 def _report_facts(as_of, cutoffs, fit: _FinalFit, objective: float, window_labels: int,
                   champion_objective: float | None, tuning_note: str | None, trials: int, params: dict) -> dict:
     """The facts the backtest page shows above its charts."""
@@ -385,12 +402,16 @@ def train(
     tables, as_of, cutoffs, final_snapshot = _backtest_inputs(workspace, settings, extra_labels, evaluation_truth,
                                                               progress)
     window_labels = tuning_labels(cutoffs)
-    tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress,
-                                                          settings.scale.workers)
+    workers = settings.scale.workers
+    fit, pending = _final_beside_backtest(cutoffs, ms, trials, window_labels, workers, final_snapshot,
+                                          tables["inspections"], extra_labels, as_of)
+    tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress, workers,
+                                                          defaults_backtest=pending)
     objective = objective_value(backtest)  # NaN: not measurable
     client, current, promoted, champion_objective = _challenge_champion(settings, cutoffs, params, objective, as_of)
 
-    fit = _fit_final(final_snapshot(), tables["inspections"], extra_labels, params, as_of, ms.random_state)
+    if fit is None:
+        fit = _fit_final(final_snapshot(), tables["inspections"], extra_labels, params, as_of, ms.random_state)
     backtest.importance = model_importance(fit.model, list(fit.X.columns))
     facts = _report_facts(as_of, cutoffs, fit, objective, window_labels, champion_objective, tuning_note, trials, params)
     art, report_path = _write_report(workspace, backtest, cutoffs, fit.scores, fit.labels, facts, as_of)
