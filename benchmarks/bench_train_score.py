@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from _common import ROOT  # noqa: F401  (puts the repo on sys.path)
+from bench_scale import PeakMemory
 
 
 def fresh_copy(run: Path, out: Path) -> None:
@@ -60,16 +61,17 @@ def main() -> None:
         start, cpu_start, load = time.perf_counter(), cpu(), os.getloadavg()[0]
         if prof:
             prof.enable()
-        if name == "train":
-            run_train(pws, settings, trials=0)
-        else:
-            leads = _city_leads(run_score(pws, settings), cities, city_ws)
-            leads.to_csv(out / "leads.csv", index=False)
+        with PeakMemory() as mem:  # RSS of this process and its children (a forked child's shared pages count twice)
+            if name == "train":
+                run_train(pws, settings, trials=0)
+            else:
+                leads = _city_leads(run_score(pws, settings), cities, city_ws)
+                leads.to_csv(out / "leads.csv", index=False)
         if prof:
             prof.disable()
             prof.dump_stats(str(out / f"{name}.prof"))
         print(f"  {name:<6} {time.perf_counter() - start:8.1f} s   cpu {cpu() - cpu_start:8.1f} s   "
-              f"load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+              f"peak {mem.peak:6.0f} MB   load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
