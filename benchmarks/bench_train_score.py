@@ -61,7 +61,7 @@ def main() -> None:
         start, cpu_start, load = time.perf_counter(), cpu(), os.getloadavg()[0]
         if prof:
             prof.enable()
-        with PeakMemory() as mem:  # RSS of this process and its children (a forked child's shared pages count twice)
+        with PeakMemory() as mem:  # RSS (a forked child's shared pages count twice) and PSS of the process tree
             if name == "train":
                 run_train(pws, settings, trials=0)
             else:
@@ -71,7 +71,7 @@ def main() -> None:
             prof.disable()
             prof.dump_stats(str(out / f"{name}.prof"))
         print(f"  {name:<6} {time.perf_counter() - start:8.1f} s   cpu {cpu() - cpu_start:8.1f} s   "
-              f"peak {mem.peak:6.0f} MB   load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+              f"peak {mem.peak:6.0f} MB (PSS {getattr(mem, 'peak_pss', 0):6.0f} MB)   load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
