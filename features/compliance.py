@@ -34,6 +34,24 @@ def known_permits(permits: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return permits[permits["valid_from"] < as_of]
 
 
+def renewed(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.Series:
+    """True for each permit of ``due`` whose holder already holds its renewal (延续) in ``register``: a valid
+    permit of the same holder and source that starts within ``window_days`` before this one's expiry or on the
+    day after it, and runs past it. One that started earlier is another permit (a second well field) that
+    happens to run longer. The register is the drop's current snapshot with no issue dates, so a renewal found
+    there counts as issued, whatever its start."""
+    if due.empty:
+        return pd.Series(False, index=due.index)
+    later = register.loc[(register["status"] == "valid") & register["uscc"].notna(),
+                         ["permit_id", "uscc", "source", "valid_from", "valid_to"]]
+    pairs = due[["permit_id", "uscc", "source", "valid_to"]].reset_index().merge(
+        later, on=["uscc", "source"], suffixes=("", "_next"))
+    starts = pairs["valid_from"] - pairs["valid_to"]
+    follows = ((pairs["permit_id_next"] != pairs["permit_id"]) & (pairs["valid_to_next"] > pairs["valid_to"])
+               & (starts >= pd.Timedelta(days=-window_days)) & (starts <= pd.Timedelta(days=1)))
+    return pd.Series(due.index.isin(pairs.loc[follows, "index"]), index=due.index)
+
+
 def in_force(permits: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     """True for permits in force on day ``at``: status valid, issued before it, not expired on it."""
     issued = permits["valid_from"].isna() | (permits["valid_from"] < at)

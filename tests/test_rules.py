@@ -156,11 +156,36 @@ def test_renewal_reminders_at_day_60_61_90_91():
     days = {"D-1": -1, "D0": 0, "D60": 60, "D61": 61, "D90": 90, "D91": 91}
     permits = [permit(pid, U1, end=(as_of + pd.Timedelta(days=d)).date().isoformat()) for pid, d in days.items()]
     permits.append(permit("GONE", U1, end=(as_of + pd.Timedelta(days=30)).date().isoformat(), status="cancelled"))
-    permits.append(permit("FUTURE", U1, start="2026-05-01", end=(as_of + pd.Timedelta(days=30)).date().isoformat()))
+    permits.append(permit("FUTURE", U1, start="2026-05-01", end=(as_of + pd.Timedelta(days=30)).date().isoformat(),
+                          source="surface"))  # not known yet (and of another source: no renewal of D0)
     alerts = renewal_reminder(make_tables(entities=[entity(U1)], permits=permits), as_of, RULES)
     assert levels(alerts) == {"D0": "reminder_60", "D60": "reminder_60", "D61": "reminder_90", "D90": "reminder_90"}
     assert dict(zip(alerts["permit_id"], alerts["value"])) == {"D0": 0, "D60": 60, "D61": 61, "D90": 90}
     assert alerts["message"].str.contains("剩余").all()
+
+
+def test_no_renewal_reminder_once_the_holder_holds_the_renewal():
+    """A renewal (延续) is issued before expiry and dated from the day after (or from within the reminder window):
+    its holder gets no reminder. A successor after a gap, of the other source or cancelled does not count, nor a
+    second permit that started long before and runs longer (another well field)."""
+    as_of = pd.Timestamp("2026-05-01")
+    end = (as_of + pd.Timedelta(days=50)).date()
+    next_day, later = (end + pd.Timedelta(days=1)).isoformat(), (end + pd.Timedelta(days=20)).isoformat()
+    permits = [permit("RENEWED", U1, end=end.isoformat()), permit("RENEWAL", U1, start=next_day, end="2031-06-20"),
+               permit("GAP", U2, end=end.isoformat()), permit("GAP-NEXT", U2, start=later, end="2031-06-20"),
+               permit("OTHER-SOURCE", U3, end=end.isoformat()),
+               permit("SURFACE-NEXT", U3, source="surface", start=next_day, end="2031-06-20"),
+               permit("CANCELLED-NEXT", U4, end=end.isoformat()),
+               permit("CANC", U4, start=next_day, end="2031-06-20", status="cancelled"),
+               permit("OVERLAP", U5, end=end.isoformat()), permit("EARLY", U5, start="2025-01-01", end="2031-01-01")]
+    tables = make_tables(entities=[entity(u) for u in (U1, U2, U3, U4, U5)], permits=permits)
+    alerts = renewal_reminder(tables, as_of, RULES)
+    assert levels(alerts) == {"GAP": "reminder_60", "OTHER-SOURCE": "reminder_60", "CANCELLED-NEXT": "reminder_60",
+                              "OVERLAP": "reminder_60"}
+    permits.append(permit("APPROVED-EARLY", U5, start=(end - pd.Timedelta(days=20)).isoformat(), end="2031-06-20"))
+    alerts = renewal_reminder(make_tables(entities=[entity(u) for u in (U1, U2, U3, U4, U5)], permits=permits),
+                              as_of, RULES)
+    assert "OVERLAP" not in set(alerts["permit_id"])  # a renewal dated from its approval, 20 days before expiry
 
 
 def test_expired_and_withdrawn_permit_use():
@@ -359,6 +384,11 @@ def hand_quota_and_renewal(tables, links, as_of, rules) -> set[tuple]:
             if lv:
                 expected.add(("quota", lv, p["uscc"], p["permit_id"], str(year)))
         days = (p["valid_to"] - as_of).days
+        if any(q["uscc"] == p["uscc"] and q["source"] == p["source"] and q["status"] == "valid"
+               and q["permit_id"] != p["permit_id"] and q["valid_to"] > p["valid_to"]
+               and -rules.renewal_first_days <= (q["valid_from"] - p["valid_to"]).days <= 1
+               for q in tables["permits"].to_dict("records")):
+            continue  # renewed already: no reminder
         if 0 <= days <= rules.renewal_second_days:
             expected.add(("renewal", "reminder_60", p["uscc"], p["permit_id"], p["valid_to"].strftime("%Y-%m-%d")))
         elif rules.renewal_second_days < days <= rules.renewal_first_days:

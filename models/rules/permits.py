@@ -7,7 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.compliance import declarations_without_permit, known_permits, meters_without_permit, use_outside_permit
+from features.compliance import (
+    declarations_without_permit,
+    known_permits,
+    meters_without_permit,
+    renewed,
+    use_outside_permit,
+)
 from models.rules.alerts import SOURCE_CN, empty_alerts, finish_alerts, fmt_m3, with_entity
 from models.rules.records import known_abstraction, known_tax
 from models.settings import RuleSettings
@@ -16,11 +22,13 @@ RENEWAL_APPLICATION_DAYS = 45  # 取水许可和水资源费征收管理条例 �
 
 
 def renewal_reminder(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
-    """Valid permits expiring in 61-90 days (reminder_90) or 0-60 days (reminder_60)."""
+    """Valid permits expiring in 61-90 days (reminder_90) or 0-60 days (reminder_60), unless the holder already
+    holds the renewal (an SMS asking to renew a renewed permit is noise)."""
     permits = known_permits(tables["permits"], as_of)
     permits = permits[permits["status"] == "valid"]
     days = (permits["valid_to"] - pd.Timestamp(as_of)).dt.days
-    due = permits[(days >= 0) & (days <= rules.renewal_first_days)].copy()
+    due = permits[(days >= 0) & (days <= rules.renewal_first_days)]
+    due = due[~renewed(due, tables["permits"], rules.renewal_first_days)].copy()
     if due.empty:
         return empty_alerts()
     due["days"] = days[due.index]
