@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scale.py --entities 20000
     .venv/bin/python benchmarks/bench_scale.py --entities 200000
-    nice -n 10 .venv/bin/python benchmarks/bench_scale.py --entities 1000000      # ~60 min (3,582 s at 557484b), ~45 GB of disk
+    .venv/bin/python benchmarks/bench_scale.py --entities 1000000      # 1,070 s at 329cb00 on a quiet machine
     .venv/bin/python benchmarks/bench_scale.py --entities 200000 --engine spark   # the Spark path (local[2])
 
 The drop is a province (``city=<division>/`` folders, ``province.json``) of ceil(N / 62,500) cities (at most
