@@ -7,6 +7,8 @@ then to the key, so a forgotten translation shows up as readable text rather tha
 
 from __future__ import annotations
 
+from serving.settings import DISPLAY_TIMEZONE
+
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
 
@@ -331,9 +333,9 @@ def data_period(as_of, lang: str = DEFAULT_LANG) -> str:
 STRINGS["dash.as_of_day"] = ("评估基准日", "As-of day")
 
 
-def local_time(value, zone: str = "Asia/Shanghai") -> str:
-    """A stored time as the bureau reads it: the store keeps UTC (naive datetimes are UTC, as ``utcnow``
-    writes them; ISO strings such as a model's ``trained_at`` too), the console shows ``zone``'s wall clock."""
+def local_time(value, zone: str = DISPLAY_TIMEZONE) -> str:
+    """A stored time as the bureau reads it: the store keeps UTC (it returns aware datetimes; a naive one, or an
+    ISO string such as a model's ``trained_at``, is read as UTC), the console shows ``zone``'s wall clock."""
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 

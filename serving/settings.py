@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+DISPLAY_TIMEZONE = "Asia/Shanghai"  # the bureau's clock (Beijing time), unless the settings name another
+
 
 class AuthSettings(BaseModel):
     """Logins, tokens and who is calling."""
@@ -33,7 +35,7 @@ class ServingSettings(BaseModel):
         2.0, ge=0, description="how often a request checks whether a newer run was published (then the service "
                                "switches to it and its model without a reload)")
     display_timezone: str = Field(
-        "Asia/Shanghai", description="the zone the console shows times in (pages and CSV/XLSX exports); the store "
+        DISPLAY_TIMEZONE, description="the zone the console shows times in (pages and CSV/XLSX exports); the store "
                                     "and the API keep UTC")
 
     @field_validator("display_timezone")

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi.responses import Response
 
+from serving.settings import DISPLAY_TIMEZONE
+
 FORMATS = ("csv", "xlsx")
 MAX_ROWS = 200_000
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -67,7 +69,7 @@ def _xlsx(headers: Sequence[str], rows: Iterable[Sequence], title: str, zone: Zo
 
 
 def export_response(fmt: str, filename: str, columns: Sequence[tuple[str, str]], rows: Iterable[dict],
-                    title: str = "", zone: str = "Asia/Shanghai") -> Response:
+                    title: str = "", zone: str = DISPLAY_TIMEZONE) -> Response:
     """``rows`` (dicts) as a file; ``columns`` are (key, header) in order; times on ``zone``'s clock."""
     keys = [k for k, _ in columns]
     headers = [h for _, h in columns]

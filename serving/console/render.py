@@ -25,6 +25,7 @@ from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
 from serving.identity import Principal
+from serving.settings import DISPLAY_TIMEZONE
 from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, local_time, normalise_lang, translator
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -119,7 +120,7 @@ def page_url(request: Request, path: str | None = None, **params) -> str:
 def display_zone(request: Request) -> str:
     """The zone the console shows times in (``serving.display_timezone``)."""
     serving = getattr(request.app.state.settings, "serving", None)
-    return getattr(serving, "display_timezone", None) or "Asia/Shanghai"
+    return getattr(serving, "display_timezone", None) or DISPLAY_TIMEZONE
 
 
 def render(ctx: PageContext, template: str, status_code: int = 200, **values) -> HTMLResponse:

@@ -241,8 +241,7 @@ def several_cities(model: ModelInfo, area: Scope) -> bool:
     return area.every_city and len({info.city for info in model.cities}) > 1
 
 
-def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool = False,
-            zone: str = "Asia/Shanghai"):
+def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool, zone: str):
     """One table as a file. ``cities``: the rows may be of several cities (a province role's, without ``?city=``),
     so each carries its city (城市), as two cities' 德城区 are otherwise one name twice. A city's export (a city-bound
     caller's, or ``?city=``'s) keeps the columns a city's installation always had: its rows are of one city by
