@@ -76,6 +76,14 @@ def registry_stats(t: dict) -> dict:
     }
 
 
+def _misread_share(a: pd.DataFrame) -> float:
+    """Share of an account's months that look keyed with an extra digit (``features.profile_series``'s rule)."""
+    from features.profile_series import without_misreads
+
+    wide = a.pivot_table(index="account_id", columns="month", values="v", aggfunc="sum")
+    return float(without_misreads(wide.to_numpy())[1].sum() / max(wide.notna().to_numpy().sum(), 1))
+
+
 def account_stats(t: dict, source: str) -> dict:
     a = t[source]
     e = t["entities"]
@@ -90,6 +98,7 @@ def account_stats(t: dict, source: str) -> dict:
         f"{source} names = registered name": acc["name"].isin(set(e["name"])).mean(),
         f"{source} m3/month p10/p50/p90/p99": _q(vol),
         f"{source} zero months": (vol == 0).mean(),
+        f"{source} misread months (per 1,000)": 1000 * _misread_share(a.assign(v=vol)),
     }
     if source == "discharge":
         measured = a["measured"].str.lower() == "true"

@@ -23,7 +23,7 @@ import pandas as pd
 
 from features.profile_grid import cells_by_month as _cells
 from features.profile_grid import wide_by_month as _wide
-from features.profile_series import change_point_last
+from features.profile_series import change_point_last, without_misreads
 
 HISTORY_MONTHS = 36  # own-history window of the steps
 MIN_SEGMENT = 3  # months on each side of a step
@@ -70,6 +70,8 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
     active = _wide(window, "active", index, months, cells) > 0
     S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells))
                for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
+    # a bill keyed with an extra digit is not water: ten times one month would read as a step or a surplus
+    S, D = without_misreads(S)[0], without_misreads(D)[0]
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
                    last12, cells), window

@@ -40,6 +40,43 @@ def trailing_median(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
     return np.where(count >= min_count, med, np.nan)
 
 
+MISREAD_FACTOR = 4.0  # a bill this many times both neighbours and the months around it is a keying slip
+MISREAD_REACH = 6  # months on each side whose median stands for the usual bill
+
+
+def without_misreads(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows x months volumes with each misread bill replaced by its usual level, and where they were.
+
+    A clerk who keys an extra digit bills one month at about ten times its water; the next bill is right
+    again. Such a month is more than MISREAD_FACTOR times both its neighbours and the median of the
+    MISREAD_REACH months on either side: a seasonal peak has neighbours of its own season, and a step up keeps
+    its new level next month. The first and last months have one neighbour and are left as billed. Only the
+    few cells that pass the neighbour test are looked at further, so a province grid costs two comparisons.
+    """
+    x = np.asarray(x, dtype="float64")
+    E, M = x.shape
+    flags = np.zeros((E, M), dtype=bool)
+    if M < 3:
+        return x, flags
+    v = np.nan_to_num(x)
+    neighbours = np.maximum(v[:, :-2], v[:, 2:])
+    rows, cols = np.nonzero(v[:, 1:-1] > MISREAD_FACTOR * neighbours)
+    if not len(rows):
+        return x, flags
+    cols = cols + 1
+    offsets = np.concatenate([np.arange(-MISREAD_REACH, 0), np.arange(1, MISREAD_REACH + 1)])
+    around = cols[:, None] + offsets[None, :]
+    inside = (around >= 0) & (around < M)
+    values = np.where(inside, v[rows[:, None], np.clip(around, 0, M - 1)], np.nan)
+    with np.errstate(all="ignore"):
+        usual = np.nanmedian(values, axis=1)
+    slip = (usual > 0) & (v[rows, cols] > MISREAD_FACTOR * usual)
+    cleaned = x.copy()
+    cleaned[rows[slip], cols[slip]] = usual[slip]
+    flags[rows[slip], cols[slip]] = True
+    return cleaned, flags
+
+
 def forward_quarter(x: np.ndarray, months: np.ndarray) -> np.ndarray:
     """The value at the latest quarter-end month (Mar, Jun, Sep, Dec) on or before each month."""
     j = np.arange(len(months)) - ((months - 2) % 3)

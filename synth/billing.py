@@ -18,14 +18,18 @@ from synth.vocab import RAIN_MM
 
 
 def billing(g: CityState) -> None:
-    rng = g.rng("billing")
-    g.acc_values = {}
+    rng, misreads = g.rng("billing"), g.rng("misreads")
+    g.acc_values, g.conf_misread = {}, {}
     for source in ("supply", "discharge"):
         frame, vol, act = g.acc[source]
         if source == "supply":
             values, measured = _supply_values(g, rng, vol), None
         else:
             values, measured = _discharge_values(g, rng, frame, vol, act)
+        g.acc_values[source] = np.where(act, values, 0.0)
+        keyed = confounders.misread_bills(g, misreads, values, act)
+        g.conf_misread[source] = keyed != values
+        values = keyed
         ai, mi = np.nonzero(act)
         cols = {
             "account_id": frame["account_id"].to_numpy()[ai],
@@ -38,7 +42,6 @@ def billing(g: CityState) -> None:
         if measured is not None:
             cols["measured"] = np.where(measured, "true", "false")
         g.tables[source] = pd.DataFrame(cols)
-        g.acc_values[source] = np.where(act, values, 0.0)
 
 
 def _supply_values(g: CityState, rng, vol: np.ndarray) -> np.ndarray:

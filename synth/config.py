@@ -45,6 +45,7 @@ class Confounders:
     dormancy: float = 0.05  # of entities: a 2-8 month shutdown
     closure: float = 0.03  # of entities: stop operating without deregistering
     meter_drift: float = 0.1  # of abstraction meters: under-register 5-15 % a year until replaced
+    billing_misread: float = 0.001  # of supply and discharge bills: a month keyed with an extra digit (x 10)
 
     @classmethod
     def none(cls) -> "Confounders":

@@ -184,3 +184,12 @@ def misdeclared(g: CityState, rng, ents: np.ndarray, decl: np.ndarray) -> np.nda
     off = who[ents][:, None] & (rng.random(decl.shape) < 0.5)
     sign = np.where(rng.random(decl.shape) < 0.5, -1.0, 1.0)
     return np.where(off, decl * (1 + sign * rng.uniform(0.10, 0.15, decl.shape)), decl)
+
+
+def misread_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """(A, M) the bills as keyed: ``billing_misread`` of the billed, non-zero months carry an extra digit (x 10).
+
+    A clerk's slip, corrected on a later bill but not in the month's row; only the table is touched (the water
+    behind it, and a discharge estimated from the supply bill, stay as they were)."""
+    hit = act & (values > 0) & (rng.random(values.shape) < g.cfg.confounders.billing_misread)
+    return np.where(hit, values * 10.0, values)

@@ -21,7 +21,8 @@ STREAMS = (
     "tax",
     "plans",
     "inspections",
-    "downturns",  # last: a stream added later leaves the earlier streams' draws alone
+    "downturns",
+    "misreads",  # last: a stream added later leaves the earlier streams' draws alone
 )
 
 # how many running numbers each block may use per entity it holds (a block never needs more), and how many

@@ -168,11 +168,19 @@ def test_unpermitted_abstractors_have_no_valid_permit(rich):
     assert (more_discharge | less_supply).mean() >= 0.6
 
 
+def _misread_rows(g, source: str) -> set[tuple[str, str]]:
+    """(account_id, month) of the bills keyed with an extra digit (``billing_misread``)."""
+    a, m = np.nonzero(g.conf_misread[source])
+    return set(zip(g.acc[source][0]["account_id"].to_numpy()[a], g.month_text[m]))
+
+
 def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
     g = rich.internal
     frame, _, _ = g.acc["discharge"]
     estimated, _, from_supply = g.acc_discharge_flags
     dis = rich.tables["discharge"]
+    slips = pd.Series(list(zip(dis["account_id"], dis["month"])), index=dis.index).isin(_misread_rows(g, "discharge"))
+    dis = dis[~slips]
     est = dis[dis["measured"] == "false"].assign(year=lambda d: d["month"].str[:4])
     flat_ids = set(frame["account_id"][estimated & ~from_supply])
     flat = est[est["account_id"].isin(flat_ids)]
@@ -185,7 +193,14 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
     follows = est[est["account_id"].isin(set(frame["account_id"][from_supply]))]
     billed = sup.stack().rename("billed").reset_index().rename(columns={"owner": "uscc"})
     joined = follows.assign(uscc=follows["account_id"].map(lt)).merge(billed, on=["uscc", "month"])
-    joined = joined[joined["billed"] > 100]
+    # the owners' months whose supply bill was keyed with an extra digit are not what the estimate copied
+    sup_rows = rich.tables["supply"]
+    keyed = pd.Series(list(zip(sup_rows["account_id"], sup_rows["month"])), index=sup_rows.index)
+    slipped = sup_rows[keyed.isin(_misread_rows(g, "supply"))]
+    owner = rich.link_truth[rich.link_truth["source"] == "supply"].set_index("account_id")["uscc"]
+    misread = set(zip(slipped["account_id"].map(owner), slipped["month"]))
+    cells = pd.Series(list(zip(joined["uscc"], joined["month"])), index=joined.index)
+    joined = joined[(joined["billed"] > 100) & ~cells.isin(misread)]
     ratio = (joined["volume_m3"] / joined["billed"]).round(2)
     assert len(joined) > 50 and ratio.groupby(joined["account_id"]).nunique().max() == 1
     assert set(ratio.unique()) <= {0.8, 0.85, 0.9}
@@ -204,7 +219,7 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
 DOUBLED = Confounders(
     late_renewal=0.4, tight_quota=0.3, dry_year_use=0.2, tax_misdeclare=0.4, new_permit=0.16, coefficient_spread=0.3,
     reclaimed_water=0.6, park_own_discharge=0.8, estimated_from_supply=0.5, production_change=0.16, dormancy=0.1,
-    closure=0.06, meter_drift=0.2, sector_downturn=0.2,
+    closure=0.06, meter_drift=0.2, sector_downturn=0.2, billing_misread=0.002,
 )  # fmt: skip
 
 
@@ -244,11 +259,19 @@ def _observed_rates(g) -> dict[str, tuple[float, int]]:
         "dormancy": (g.conf_dormant.mean(), len(g.conf_dormant)),
         "closure": (g.conf_closed[g.full_window].mean(), g.full_window.sum()),
         "meter_drift": (g.conf_drift.mean(), len(g.conf_drift)),
+        "billing_misread": _misread_rate(g),
         "coefficient_spread": (spread[unclipped].std(), 10**6),
         "dry_year_use": ((g.dry[irrigation][:, season] - 1).mean() / 1.0, 10**6),
         "preexisting_share": (g.preexisting[hidden].mean(), hidden.sum()),
         "new_entity_share": ((g.reg_m >= 0).mean(), len(g.reg_m)),
     }
+
+
+def _misread_rate(g) -> tuple[float, int]:
+    """Share of the billed, non-zero supply and discharge months keyed with an extra digit."""
+    keyed = sum(int(g.conf_misread[s].sum()) for s in ("supply", "discharge"))
+    billed = sum(int((g.acc[s][2] & (g.acc_values[s] > 0)).sum()) for s in ("supply", "discharge"))
+    return keyed / billed, billed
 
 
 @pytest.mark.parametrize("confounders", [Confounders(), DOUBLED], ids=["default", "doubled"])
@@ -409,3 +432,18 @@ def test_new_permits_move_water_from_the_bill_to_the_meter(honest):
     assert np.median(drop) < 0.7  # the supply bill drops, like a private well's ...
     assert all(metered.loc[u, months[:m]].sum() == 0 for u, m in start.items())  # ... but a meter appears
     assert all(metered.loc[u, months[m:]].sum() > 0 for u, m in start.items())
+
+
+def test_a_misread_bill_is_ten_times_the_water_in_one_month_alone(honest, clean):
+    """An extra digit keyed by a clerk: the row says ten times the bill, its neighbours do not."""
+    g = honest.internal
+    for source in ("supply", "discharge"):
+        keyed, act, true = g.conf_misread[source], g.acc[source][2], g.acc_values[source]
+        billed = act & (true > 0)
+        assert 0.0006 < keyed.sum() / billed.sum() < 0.0014, source  # 0.1 % of about 150,000 bills
+        a, m = np.nonzero(keyed)
+        frame = g.acc[source][0]
+        table = honest.tables[source].set_index(["account_id", "month"])["volume_m3"].astype(float)
+        rows = table.loc[list(zip(frame["account_id"].to_numpy()[a], g.month_text[m]))].to_numpy()
+        assert np.allclose(rows, 10 * np.round(true[a, m], 1), rtol=0.01)
+    assert not any(clean.internal.conf_misread[s].any() for s in ("supply", "discharge"))

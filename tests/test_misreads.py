@@ -1,0 +1,52 @@
+"""A bill keyed with an extra digit is not water: the hidden-water features read through it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.hidden_water import HISTORY_MONTHS, hidden_water_features
+from features.profile_series import without_misreads
+
+
+def test_a_tenfold_month_alone_is_replaced_by_the_usual_bill_and_peaks_steps_and_ends_are_kept():
+    usual = np.array([100.0, 110, 90, 105, 95, 100, 102, 98, 100, 101, 99, 100])
+    slip, season, step, ends = usual.copy(), usual.copy(), usual.copy(), usual.copy()
+    slip[5] = 1000.0  # an extra digit
+    season[4:8] *= 5.0  # a campaign of four months
+    step[6:] *= 6.0  # a new line, for good
+    ends[0], ends[-1] = 1000.0, 1000.0  # one neighbour each: left as billed
+    cleaned, flags = without_misreads(np.vstack([slip, season, step, ends]))
+    assert flags.sum() == 1 and flags[0, 5]
+    assert 95.0 <= cleaned[0, 5] <= 105.0  # the median of the months around it
+    np.testing.assert_array_equal(cleaned[1:], np.vstack([season, step, ends]))
+    np.testing.assert_array_equal(cleaned[0, np.arange(12) != 5], usual[np.arange(12) != 5])
+
+
+def test_nothing_billed_around_a_month_is_no_usual_level_to_replace_it_with():
+    x = np.array([[0.0, 0.0, 0.0, 500.0, 0.0, 0.0, 0.0], [np.nan, 0.0, 50.0, 0.0, np.nan, 0.0, 0.0]])
+    cleaned, flags = without_misreads(x)
+    assert not flags.any()
+    np.testing.assert_array_equal(np.nan_to_num(cleaned), np.nan_to_num(x))
+
+
+def _entity(discharge: np.ndarray, months: pd.DatetimeIndex, uscc: str) -> list[dict]:
+    return [{"uscc": uscc, "month": m, "active": 1, "supply_m3": 1000.0, "abstraction_m3": 0.0,
+             "discharge_m3": d, "discharge_measured_share": 1.0, "planned_m3": np.nan}
+            for m, d in zip(months, discharge)]
+
+
+def test_a_misread_discharge_bill_is_no_surplus_and_no_step_while_a_well_still_is():
+    as_of = pd.Timestamp("2026-11-01")
+    months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), periods=HISTORY_MONTHS, freq="MS")
+    honest = np.full(HISTORY_MONTHS, 800.0)
+    misread = honest.copy()
+    misread[-6] = 8000.0  # May 2026: a dry-season month of the last 12
+    assert months[-6].month not in (6, 7, 8, 9)
+    well = honest.copy()
+    well[-14:] = 1600.0  # the sewer takes twice the bill from a well, for good
+    rows = _entity(honest, months, "HONEST") + _entity(misread, months, "MISREAD") + _entity(well, months, "WELL")
+    f = hidden_water_features(pd.DataFrame(rows), pd.Index(["HONEST", "MISREAD", "WELL"]), as_of)
+    level, step = f["balance_dry_log_12m"], f["balance_dry_step"]
+    assert level["MISREAD"] == level["HONEST"] and step["MISREAD"] == step["HONEST"]
+    assert level["WELL"] > level["HONEST"] + 0.6 and step["WELL"] > 0.6
