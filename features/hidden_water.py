@@ -71,7 +71,7 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
     S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells))
                for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
     # a bill keyed with an extra digit is not water: ten times one month would read as a step or a surplus
-    S, D = without_misreads(S)[0], without_misreads(D)[0]
+    S, D = without_misreads(S, copy=False)[0], without_misreads(D, copy=False)[0]
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
                    last12, cells), window

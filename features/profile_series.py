@@ -44,37 +44,39 @@ MISREAD_FACTOR = 4.0  # a bill this many times both neighbours and the months ar
 MISREAD_REACH = 6  # months on each side whose median stands for the usual bill
 
 
-def without_misreads(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def without_misreads(x: np.ndarray, copy: bool = True, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Rows x months volumes with each misread bill replaced by its usual level, and where they were.
 
     A clerk who keys an extra digit bills one month at about ten times its water; the next bill is right
     again. Such a month is more than MISREAD_FACTOR times both its neighbours and the median of the
     MISREAD_REACH months on either side: a seasonal peak has neighbours of its own season, and a step up keeps
-    its new level next month. The first and last months have one neighbour and are left as billed. Only the
-    few cells that pass the neighbour test are looked at further, so a province grid costs two comparisons.
+    its new level next month. The first and last months have one neighbour and are left as billed. The
+    neighbour test runs ``block`` rows at a time and only the few cells that pass it are looked at further, so
+    a province's grid costs little memory; ``copy=False`` replaces in ``x`` itself.
     """
-    x = np.asarray(x, dtype="float64")
+    x = np.array(x, dtype="float64") if copy else np.asarray(x, dtype="float64")
     E, M = x.shape
     flags = np.zeros((E, M), dtype=bool)
     if M < 3:
         return x, flags
-    v = np.nan_to_num(x)
-    neighbours = np.maximum(v[:, :-2], v[:, 2:])
-    rows, cols = np.nonzero(v[:, 1:-1] > MISREAD_FACTOR * neighbours)
+    found = []
+    for lo in range(0, E, block):
+        v = np.nan_to_num(x[lo:lo + block])
+        r, c = np.nonzero(v[:, 1:-1] > MISREAD_FACTOR * np.maximum(v[:, :-2], v[:, 2:]))
+        found.append((r + lo, c + 1))
+    rows, cols = (np.concatenate(parts) for parts in zip(*found)) if found else (np.zeros(0, int),) * 2
     if not len(rows):
         return x, flags
-    cols = cols + 1
     offsets = np.concatenate([np.arange(-MISREAD_REACH, 0), np.arange(1, MISREAD_REACH + 1)])
     around = cols[:, None] + offsets[None, :]
     inside = (around >= 0) & (around < M)
-    values = np.where(inside, v[rows[:, None], np.clip(around, 0, M - 1)], np.nan)
+    values = np.where(inside, np.nan_to_num(x[rows[:, None], np.clip(around, 0, M - 1)]), np.nan)
     with np.errstate(all="ignore"):
         usual = np.nanmedian(values, axis=1)
-    slip = (usual > 0) & (v[rows, cols] > MISREAD_FACTOR * usual)
-    cleaned = x.copy()
-    cleaned[rows[slip], cols[slip]] = usual[slip]
+    slip = (usual > 0) & (x[rows, cols] > MISREAD_FACTOR * usual)
+    x[rows[slip], cols[slip]] = usual[slip]
     flags[rows[slip], cols[slip]] = True
-    return cleaned, flags
+    return x, flags
 
 
 def forward_quarter(x: np.ndarray, months: np.ndarray) -> np.ndarray:

@@ -30,6 +30,19 @@ def test_nothing_billed_around_a_month_is_no_usual_level_to_replace_it_with():
     np.testing.assert_array_equal(np.nan_to_num(cleaned), np.nan_to_num(x))
 
 
+def test_rows_are_read_alike_in_any_block_and_in_place():
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(5.0, 0.3, (500, 36))
+    x[rng.random(x.shape) < 0.01] *= 10.0
+    whole, flags = without_misreads(x, block=10_000)
+    parts, part_flags = without_misreads(x, block=7)
+    np.testing.assert_array_equal(whole, parts)
+    np.testing.assert_array_equal(flags, part_flags)
+    assert flags.sum() > 100 and not np.array_equal(whole, x)  # x itself is left as billed
+    same = x.copy()
+    assert without_misreads(same, copy=False)[0] is same and np.array_equal(same, whole)
+
+
 def _entity(discharge: np.ndarray, months: pd.DatetimeIndex, uscc: str) -> list[dict]:
     return [{"uscc": uscc, "month": m, "active": 1, "supply_m3": 1000.0, "abstraction_m3": 0.0,
              "discharge_m3": d, "discharge_measured_share": 1.0, "planned_m3": np.nan}
