@@ -21,6 +21,7 @@ import pandas as pd
 from features.profile_series import month_no
 
 WITHDRAWN = ("revoked", "cancelled")  # permit statuses under which no abstraction is allowed
+DEWATERING = "dewatering"  # a construction pit's permit: water pumped away, not water the holder uses
 UNTAXED_PURPOSE = "agriculture"  # irrigation within quota pays no water-resource tax
 MAD_TO_SD = 1.4826  # median absolute deviation -> standard deviation (normal data)
 MEAN_AD_TO_SD = 1.2533  # mean absolute deviation -> standard deviation (normal data)
@@ -83,6 +84,32 @@ def permit_standing(permits: pd.DataFrame, at: np.ndarray) -> dict[str, np.ndarr
         "expired": known & ~unexpired & is_valid,
         "withdrawn": known & permits["status"].isin(WITHDRAWN).to_numpy()[:, None],
     }
+
+
+def quota_covered(permits: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Series:
+    """Per permit (index of ``permits``): its annual quota times the share of the days of ``months`` its dates
+    covered. What the register allowed over those months: a permit granted three months ago allowed a quarter of
+    its annual quota, not all of it. Dates alone count, not today's status: the register is a current snapshot,
+    and a permit cancelled when its renewal was granted did cover the days before."""
+    first, after = months[0].to_datetime64(), (months[-1] + pd.DateOffset(months=1)).to_datetime64()
+    start = permits["valid_from"].to_numpy(dtype="datetime64[ns]")
+    stop = permits["valid_to"].to_numpy(dtype="datetime64[ns]") + np.timedelta64(1, "D")  # valid_to is its last day
+    start = np.where(np.isnat(start) | (start < first), first, start)
+    stop = np.where(np.isnat(stop) | (stop > after), after, stop)
+    share = np.clip((stop - start) / (after - first), 0.0, 1.0)
+    return pd.Series(permits["annual_quota_m3"].to_numpy(dtype="float64") * share, index=permits.index)
+
+
+def water_use_quota_share(permits: pd.DataFrame, abstraction: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Series:
+    """Per holder: metered abstraction over ``months`` against the quota its water-use permits allowed over them
+    (``quota_covered``). Dewatering permits are left out: a pit's quota is the works' volume, and its meter stops
+    when the works end while the permit runs on. NaN where no quota covered the months."""
+    use = permits[(permits["purpose"] != DEWATERING) & permits["uscc"].notna()].drop_duplicates("permit_id")
+    allowed = quota_covered(use, months).groupby(use["uscc"].to_numpy()).sum()
+    rows = abstraction[(abstraction["month"] >= months[0]) & (abstraction["month"] <= months[-1])]
+    rows = rows.merge(use[["permit_id", "uscc"]], on="permit_id", how="inner")
+    used = rows.groupby("uscc")["volume_m3"].sum().reindex(allowed.index).fillna(0.0)
+    return (used / allowed.where(allowed > 0)).astype("float64")
 
 
 # -- use outside a permit ----------------------------------------------------------------

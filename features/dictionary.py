@@ -110,7 +110,7 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("permit_revoked", S, "flag", "Permits revoked or cancelled, none in force", "许可已吊销或注销", "取水许可证已被吊销或注销"),
     ("abstraction_ytd_m3", P, "m³", "Metered abstraction from January to the month (NaN when January precedes the data)", "年初至今取水量", None),
     ("quota_used_ytd", B, "share", "Abstraction year to date / annual quota in force", "年度许可水量已用比例", "今年以来取水量已达年度许可水量的{value:.0%}"),
-    ("quota_used_12m", S, "share", "Abstraction over the last 12 months / annual quota in force", "近12个月取水占年度许可水量比例", "近12个月取水量为年度许可水量的{value:.0%}"),
+    ("quota_used_12m", S, "share", "Abstraction over the last 12 months / the quota its water-use permits (not dewatering) allowed over those months", "近12个月取水占同期许可水量比例", "近12个月取水量为同期许可水量的{value:.0%}"),
     ("planned_m3", P, "m³/year", "Planned volume of the year in the water-use plan", "年度计划用水量", None),
     ("use_ytd_m3", P, "m³", "Supply plus abstraction from January to the month", "年初至今用水量", None),
     ("plan_used_ytd", B, "share", "(Supply + abstraction) year to date / planned volume of the year", "年度计划用水已用比例", "今年以来用水量已达年度计划的{value:.0%}"),

@@ -30,6 +30,7 @@ from features.compliance import (
     taxable_holders,
     taxed_rows,
     use_outside_permit,
+    water_use_quota_share,
 )
 from features.hidden_water import HISTORY_COLUMNS, HISTORY_MONTHS, hidden_water_features
 from features.profile_grid import PERMIT_STATUS, SHIFT_SERIES, cells_by_month, safe_div, wide_by_month
@@ -170,9 +171,14 @@ def recent_month_features(s: SnapshotInput) -> dict[str, pd.Series]:
 
 
 def permit_features(s: SnapshotInput) -> dict[str, pd.Series]:
-    """12-month abstraction against the quota in force, and the permit status as one-hot flags."""
+    """12-month abstraction against the quota its water-use permits allowed over those months, and the permit
+    status as one-hot flags."""
     last = s.last
-    feats = {"quota_used_12m": pd.Series(safe_div(last["abstraction_m3_12m"], last["quota_in_force_m3"]), index=s.index)}
+    months = pd.date_range(s.months_back(12), periods=12, freq="MS")
+    permits = known_permits(s.tables["permits"], s.as_of)
+    abstr = s.tables["abstraction"]
+    abstr = abstr[(abstr["month"] < s.as_of) & abstr["volume_m3"].notna()]
+    feats = {"quota_used_12m": water_use_quota_share(permits, abstr, months).reindex(s.index)}
     for name in PERMIT_STATUS:
         feats[f"permit_{name}"] = (last["permit_status"] == name).astype("float64").where(last["permit_status"].notna())
     return feats

@@ -192,9 +192,9 @@ INDICATOR_REASONS = {
     "balance_step": _balance_step,
     "plan_shortfall": _shortfall("plan_used_12m", "plan_shortfall", "近12个月已知用水量为年度计划用水量的{used}",
                                  "Known water use in the last 12 months was {used} of the annual water-use plan"),
-    "quota_shortfall": _shortfall("quota_used_12m", "quota_shortfall", "近12个月计量取水量为许可年取水量的{used}",
-                                  "Metered abstraction in the last 12 months was {used} of the permitted annual "
-                                  "quota"),
+    "quota_shortfall": _shortfall("quota_used_12m", "quota_shortfall", "近12个月计量取水量为同期许可水量的{used}",
+                                  "Metered abstraction in the last 12 months was {used} of what its permits "
+                                  "allowed over those months"),
     "meter_drop": _meter_drop,
     "supply_drop": _supply_drop,
     "meter_flat": _meter_flat,
