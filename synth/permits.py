@@ -207,11 +207,13 @@ def _line_permits(g: CityState, rng, quota: np.ndarray) -> list[pd.DataFrame]:
 
 
 def _dewatering_permits(g: CityState, rng) -> pd.DataFrame:
-    """Dewatering permits of legal works: one year from construction start."""
+    """Dewatering permits of legal works: from construction start for the works' term of one to three years (the
+    pit is pumped for the first months of it; the permit runs on). The term is drawn from its own stream."""
     D, L = len(g.dw_e), len(g.line_e)
+    term = (365 * g.rng("dewatering_terms").integers(1, 4, D) - 1).astype("timedelta64[D]")
     return _permit_frame(
         g, L + np.arange(D), "dw", g.uscc[g.dw_e], g.name[g.dw_e].astype(object), "groundwater", "dewatering",
-        g.dw_quota, g.dw_from, g.dw_from + np.timedelta64(364, "D"), "valid", rng.integers(2, 9, D),
+        g.dw_quota, g.dw_from, g.dw_from + term, "valid", rng.integers(2, 9, D),
         g.district_codes()[g.dist[g.dw_e]],
     )  # fmt: skip
 

@@ -22,7 +22,8 @@ STREAMS = (
     "plans",
     "inspections",
     "downturns",
-    "misreads",  # last: a stream added later leaves the earlier streams' draws alone
+    "misreads",
+    "dewatering_terms",  # last: a stream added later leaves the earlier streams' draws alone
 )
 
 # how many running numbers each block may use per entity it holds (a block never needs more), and how many
