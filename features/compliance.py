@@ -86,11 +86,14 @@ def permit_standing(permits: pd.DataFrame, at: np.ndarray) -> dict[str, np.ndarr
     }
 
 
+MIN_QUOTA_MONTHS = 6  # a year's quota is judged on half a year at least: water use is seasonal
+RENEWAL_DAYS = 90  # a renewal starts within the old permit's last 90 days or on the day after it
+
+
 def quota_covered(permits: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Series:
     """Per permit (index of ``permits``): its annual quota times the share of the days of ``months`` its dates
     covered. What the register allowed over those months: a permit granted three months ago allowed a quarter of
-    its annual quota, not all of it. Dates alone count, not today's status: the register is a current snapshot,
-    and a permit cancelled when its renewal was granted did cover the days before."""
+    its annual quota, not all of it."""
     first, after = months[0].to_datetime64(), (months[-1] + pd.DateOffset(months=1)).to_datetime64()
     start = permits["valid_from"].to_numpy(dtype="datetime64[ns]")
     stop = permits["valid_to"].to_numpy(dtype="datetime64[ns]") + np.timedelta64(1, "D")  # valid_to is its last day
@@ -100,16 +103,35 @@ def quota_covered(permits: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Series:
     return pd.Series(permits["annual_quota_m3"].to_numpy(dtype="float64") * share, index=permits.index)
 
 
+def months_covered(permits: pd.DataFrame, months: pd.DatetimeIndex) -> pd.DataFrame:
+    """Permits x months: True where the permit's dates cover the middle of the month."""
+    middle = (months + pd.Timedelta(days=14)).to_numpy()[None, :]
+    start = permits["valid_from"].to_numpy(dtype="datetime64[ns]")[:, None]
+    stop = permits["valid_to"].to_numpy(dtype="datetime64[ns]")[:, None]
+    covered = (np.isnat(start) | (start <= middle)) & (np.isnat(stop) | (stop >= middle))
+    return pd.DataFrame(covered, index=permits.index, columns=months)
+
+
 def water_use_quota_share(permits: pd.DataFrame, abstraction: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Series:
     """Per holder: metered abstraction over ``months`` against the quota its water-use permits allowed over them
-    (``quota_covered``). Dewatering permits are left out: a pit's quota is the works' volume, and its meter stops
-    when the works end while the permit runs on. NaN where no quota covered the months."""
-    use = permits[(permits["purpose"] != DEWATERING) & permits["uscc"].notna()].drop_duplicates("permit_id")
+    (``quota_covered``), where they covered MIN_QUOTA_MONTHS of them at least; NaN elsewhere.
+
+    Dewatering permits are left out: a pit's quota is the works' volume, and its meter stops when the works end
+    while the permit runs on. A valid permit counts by its dates; a cancelled or revoked one only when a renewal
+    replaced it (the register is a current snapshot: the renewed permit did cover the days before its renewal,
+    one given up or withdrawn at an unknown date allows nothing to measure against)."""
+    known = permits[permits["uscc"].notna()].drop_duplicates("permit_id")
+    withdrawn = known[known["status"].isin(WITHDRAWN)]
+    replaced = renewed(withdrawn, known, window_days=RENEWAL_DAYS)
+    counted = (known["status"] == "valid") | known.index.isin(withdrawn.index[replaced.to_numpy()])
+    use = known[counted & (known["purpose"] != DEWATERING)]
     allowed = quota_covered(use, months).groupby(use["uscc"].to_numpy()).sum()
+    covered = months_covered(use, months).groupby(use["uscc"].to_numpy()).any().sum(axis=1)
     rows = abstraction[(abstraction["month"] >= months[0]) & (abstraction["month"] <= months[-1])]
     rows = rows.merge(use[["permit_id", "uscc"]], on="permit_id", how="inner")
     used = rows.groupby("uscc")["volume_m3"].sum().reindex(allowed.index).fillna(0.0)
-    return (used / allowed.where(allowed > 0)).astype("float64")
+    measured = (allowed > 0) & (covered.reindex(allowed.index) >= MIN_QUOTA_MONTHS)
+    return (used / allowed.where(measured)).astype("float64")
 
 
 # -- use outside a permit ----------------------------------------------------------------
