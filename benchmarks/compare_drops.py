@@ -84,6 +84,15 @@ def _misread_share(a: pd.DataFrame) -> float:
     return float(without_misreads(wide.to_numpy())[1].sum() / max(wide.notna().to_numpy().sum(), 1))
 
 
+def _gap_share(a: pd.DataFrame) -> float:
+    """Share of accounts with a month of no row between two billed months."""
+    month = a["month"].astype("str")
+    ok = month.str.match(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+    number = month[ok].str[:4].astype(int) * 12 + month[ok].str[5:7].astype(int)
+    span = number.groupby(a.loc[ok, "account_id"]).agg(["min", "max", "nunique"])
+    return float(((span["max"] - span["min"] + 1) > span["nunique"]).mean()) if len(span) else np.nan
+
+
 def account_stats(t: dict, source: str) -> dict:
     a = t[source]
     e = t["entities"]
@@ -99,6 +108,7 @@ def account_stats(t: dict, source: str) -> dict:
         f"{source} m3/month p10/p50/p90/p99": _q(vol),
         f"{source} zero months": (vol == 0).mean(),
         f"{source} misread months (per 1,000)": 1000 * _misread_share(a.assign(v=vol)),
+        f"{source} accounts missing a bill between two": _gap_share(a),
     }
     if source == "discharge":
         measured = a["measured"].str.lower() == "true"

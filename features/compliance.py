@@ -86,7 +86,7 @@ def permit_standing(permits: pd.DataFrame, at: np.ndarray) -> dict[str, np.ndarr
     }
 
 
-MIN_QUOTA_MONTHS = 6  # a year's quota is judged on half a year at least: water use is seasonal
+MIN_YEAR_MONTHS = 6  # a year's quota or plan is judged on half a year at least: water use is seasonal
 RENEWAL_DAYS = 90  # a renewal starts within the old permit's last 90 days or on the day after it
 
 
@@ -114,7 +114,7 @@ def months_covered(permits: pd.DataFrame, months: pd.DatetimeIndex) -> pd.DataFr
 
 def water_use_quota_share(permits: pd.DataFrame, abstraction: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Series:
     """Per holder: metered abstraction over ``months`` against the quota its water-use permits allowed over them
-    (``quota_covered``), where they covered MIN_QUOTA_MONTHS of them at least; NaN elsewhere.
+    (``quota_covered``), where they covered MIN_YEAR_MONTHS of them at least; NaN elsewhere.
 
     Dewatering permits are left out: a pit's quota is the works' volume, and its meter stops when the works end
     while the permit runs on. A valid permit counts by its dates; a cancelled or revoked one only when a renewal
@@ -130,7 +130,7 @@ def water_use_quota_share(permits: pd.DataFrame, abstraction: pd.DataFrame, mont
     rows = abstraction[(abstraction["month"] >= months[0]) & (abstraction["month"] <= months[-1])]
     rows = rows.merge(use[["permit_id", "uscc"]], on="permit_id", how="inner")
     used = rows.groupby("uscc")["volume_m3"].sum().reindex(allowed.index).fillna(0.0)
-    measured = (allowed > 0) & (covered.reindex(allowed.index) >= MIN_QUOTA_MONTHS)
+    measured = (allowed > 0) & (covered.reindex(allowed.index) >= MIN_YEAR_MONTHS)
     return (used / allowed.where(measured)).astype("float64")
 
 

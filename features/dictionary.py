@@ -156,7 +156,7 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("water_recent_share_3m", S, "share", "Supply + metered abstraction + metered discharge of the last 3 months (monthly mean) over that of the 12 months before; near 0: the entity stopped drawing water (closed or asleep)", "近3个月用水与此前12个月之比", "近3个月已知用水与实测排水为此前12个月月均的{value:.0%}"),
     ("inflow_after_share", S, "share", "At the step of the known water in: the monthly mean after it over the mean before it", "已知进水突变后与突变前之比", "供水与计量取水量降至此前的{value:.0%}"),
     ("inflow_recovered_share", S, "share", "Of a step down of the known water in: how much the latest months (too recent for a step of their own, MIN_SEGMENT - 1) climbed back, (latest - after) / (before - after); 1: back at the level before it, a pause that ended", "进水下降后最近月份的回升比例", "最近月份的已知进水已回升了此前下降量的{value:.0%}"),
-    ("plan_used_12m", S, "share", "Known water in (supply + metered abstraction) over the last 12 months / the annual water-use plan of the last month's year", "近12个月已知用水占年度计划用水比例", "近12个月已知用水量为年度计划用水量的{value:.0%}"),
+    ("plan_used_12m", S, "share", "Known water in (supply + metered abstraction) over the last 12 months / the annual water-use plan of the last month's year, pro rata the months the entity existed (6 at least); a month with no supply bill between two bills read at the bills around it", "近12个月已知用水占年度计划用水比例", "近12个月已知用水量为年度计划用水量的{value:.0%}"),
     # linkage
     ("link_confidence_min", B, "0-1", "Lowest linkage confidence among the entity's linked supply/discharge accounts", "关联账户最低置信度", "供排水账户与企业的关联置信度最低为{value:.2f}，数据归属需核实"),
     ("link_confidence_mean", B, "0-1", "Mean linkage confidence of the linked accounts", "关联账户平均置信度", "供排水账户关联平均置信度为{value:.2f}"),

@@ -23,7 +23,8 @@ import pandas as pd
 
 from features.profile_grid import cells_by_month as _cells
 from features.profile_grid import wide_by_month as _wide
-from features.profile_series import change_point_last, without_misreads
+from features.compliance import MIN_YEAR_MONTHS
+from features.profile_series import change_point_last, fill_gaps, interior_gaps, without_misreads
 
 HISTORY_MONTHS = 36  # own-history window of the steps
 MIN_SEGMENT = 3  # months on each side of a step
@@ -39,7 +40,8 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
         return np.nanmean(x, axis=1)
 
 
-HISTORY_COLUMNS = ["active", "supply_m3", "abstraction_m3", "discharge_m3", "discharge_measured_share", "planned_m3"]
+HISTORY_COLUMNS = ["active", "supply_m3", "abstraction_m3", "discharge_m3", "discharge_measured_share", "planned_m3",
+                   "supply_missing"]
 
 
 @dataclass
@@ -70,8 +72,12 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
     active = _wide(window, "active", index, months, cells) > 0
     S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells))
                for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
-    # a bill keyed with an extra digit is not water: ten times one month would read as a step or a surplus
+    # a bill keyed with an extra digit is not water: ten times one month would read as a step or a surplus;
+    # a month with no bill between two bills is a lost record, not a month without water
     S, D = without_misreads(S, copy=False)[0], without_misreads(D, copy=False)[0]
+    if "supply_missing" in window.columns:  # (hand-made frames without it have no lost bills)
+        missing = np.nan_to_num(_wide(window, "supply_missing", index, months, cells)) > 0
+        S = fill_gaps(S, interior_gaps(missing), unknown=missing)
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
                    last12, cells), window
@@ -176,8 +182,11 @@ def _plan_use(m: _Months, window: pd.DataFrame, index: pd.Index) -> dict[str, np
     """(3) Known water in against the year's water-use plan."""
     planned = _wide(window, "planned_m3", index, m.months, m.cells)[:, -1]
     i12_all = (m.inflow * m.last12 * m.active).sum(axis=1)
+    # a firm registered in the last months is judged on the share of the year it existed, from half a year on
+    months = (m.active & m.last12).sum(axis=1)
+    due = np.where(months >= MIN_YEAR_MONTHS, planned * months / 12.0, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {"plan_used_12m": np.where(planned > 0, i12_all / planned, np.nan)}
+        return {"plan_used_12m": np.where(due > 0, i12_all / due, np.nan)}
 
 
 def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None) -> dict[str, pd.Series]:

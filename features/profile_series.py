@@ -6,6 +6,8 @@ past their own month.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -77,6 +79,38 @@ def without_misreads(x: np.ndarray, copy: bool = True, block: int = 65_536) -> t
     x[rows[slip], cols[slip]] = usual[slip]
     flags[rows[slip], cols[slip]] = True
     return x, flags
+
+
+def fill_gaps(x: np.ndarray, gaps: np.ndarray, unknown: np.ndarray | None = None,
+              reach: int = MISREAD_REACH) -> np.ndarray:
+    """Rows x months ``x`` with each cell of ``gaps`` read at the median of the months within ``reach`` on either
+    side that are not ``unknown`` (default: the gaps themselves); a copy, and a gap with no such month stays.
+
+    A month with no bill between two bills is a lost record, not a month without water: read as zero, it would
+    show as a drop and as discharge no water explains."""
+    x = np.array(x, dtype="float64")
+    rows, cols = np.nonzero(gaps)
+    if not len(rows):
+        return x
+    offsets = np.concatenate([np.arange(-reach, 0), np.arange(1, reach + 1)])
+    around = np.clip(cols[:, None] + offsets[None, :], 0, x.shape[1] - 1)
+    usable = (cols[:, None] + offsets[None, :] >= 0) & (cols[:, None] + offsets[None, :] < x.shape[1])
+    usable &= ~(gaps if unknown is None else unknown)[rows[:, None], around]
+    values = np.where(usable, x[rows[:, None], around], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        usual = np.nanmedian(values, axis=1)
+    ok = ~np.isnan(usual)
+    x[rows[ok], cols[ok]] = usual[ok]
+    return x
+
+
+def interior_gaps(missing: np.ndarray) -> np.ndarray:
+    """Rows x months: the ``missing`` months (no record although the entity had one before) that a later record
+    follows. Months after the last record are not gaps: the account may have stopped."""
+    missing = np.asarray(missing, dtype=bool)
+    later = np.flip(np.logical_or.accumulate(np.flip(~missing, axis=1), axis=1), axis=1)
+    return missing & later
 
 
 def forward_quarter(x: np.ndarray, months: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ from synth.vocab import RAIN_MM
 
 
 def billing(g: CityState) -> None:
-    rng, misreads = g.rng("billing"), g.rng("misreads")
-    g.acc_values, g.conf_misread = {}, {}
+    rng, misreads, gaps = g.rng("billing"), g.rng("misreads"), g.rng("bill_gaps")
+    g.acc_values, g.conf_misread, g.conf_lost = {}, {}, {}
     for source in ("supply", "discharge"):
         frame, vol, act = g.acc[source]
         if source == "supply":
@@ -27,10 +27,15 @@ def billing(g: CityState) -> None:
         else:
             values, measured = _discharge_values(g, rng, frame, vol, act)
         g.acc_values[source] = np.where(act, values, 0.0)
-        keyed = confounders.misread_bills(g, misreads, values, act)
-        g.conf_misread[source] = keyed != values
+        lost = confounders.lost_bills(g, gaps, act)
+        keyed = confounders.misread_bills(g, misreads, values, act & ~lost)
+        g.conf_misread[source], g.conf_lost[source] = keyed != values, lost
         values = keyed
-        ai, mi = np.nonzero(act)
+        if measured is not None:  # per row of act, in row-major order: to cells, then to the rows kept
+            cells = np.zeros(act.shape, dtype=bool)
+            cells[np.nonzero(act)] = measured
+            measured = cells[act & ~lost]
+        ai, mi = np.nonzero(act & ~lost)
         cols = {
             "account_id": frame["account_id"].to_numpy()[ai],
             "account_name": frame["account_name"].to_numpy()[ai],

@@ -46,6 +46,7 @@ class Confounders:
     closure: float = 0.03  # of entities: stop operating without deregistering
     meter_drift: float = 0.1  # of abstraction meters: under-register 5-15 % a year until replaced
     billing_misread: float = 0.001  # of supply and discharge bills: a month keyed with an extra digit (x 10)
+    billing_gap: float = 0.012  # of supply and discharge account-months: a run of 1-5 months with no bill starts
 
     @classmethod
     def none(cls) -> "Confounders":

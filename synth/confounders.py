@@ -193,3 +193,26 @@ def misread_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray) -> np.
     behind it, and a discharge estimated from the supply bill, stay as they were)."""
     hit = act & (values > 0) & (rng.random(values.shape) < g.cfg.confounders.billing_misread)
     return np.where(hit, values * 10.0, values)
+
+
+GAP_LENGTHS = (1, 2, 3, 4, 5)  # months a lost run of bills lasts, and how often (mean about 1.3)
+GAP_LENGTH_SHARES = (0.85, 0.08, 0.04, 0.02, 0.01)
+
+
+def lost_bills(g: CityState, rng, act: np.ndarray) -> np.ndarray:
+    """(A, M) months whose bill is missing from the table: ``billing_gap`` of an account's months start a run of
+    1-5 months with no row (a reading not taken, a record lost between systems), inside the account's life: a bill
+    before and after it. The water was used; the next bill is at its usual level (nothing is billed twice)."""
+    A, M = act.shape
+    start = act & (rng.random((A, M)) < g.cfg.confounders.billing_gap)
+    length = rng.choice(np.array(GAP_LENGTHS), size=(A, M), p=np.array(GAP_LENGTH_SHARES))
+    lost = np.zeros((A, M), dtype=bool)
+    for k in range(max(GAP_LENGTHS)):
+        lost[:, k:] |= (start & (length > k))[:, : M - k]
+    lost &= act
+    kept = act & ~lost
+    before = np.zeros_like(kept)
+    before[:, 1:] = np.logical_or.accumulate(kept, axis=1)[:, :-1]
+    after = np.zeros_like(kept)
+    after[:, :-1] = np.flip(np.logical_or.accumulate(np.flip(kept, axis=1), axis=1), axis=1)[:, 1:]
+    return lost & before & after

@@ -23,7 +23,8 @@ STREAMS = (
     "inspections",
     "downturns",
     "misreads",
-    "dewatering_terms",  # last: a stream added later leaves the earlier streams' draws alone
+    "dewatering_terms",
+    "bill_gaps",  # last: a stream added later leaves the earlier streams' draws alone
 )
 
 # how many running numbers each block may use per entity it holds (a block never needs more), and how many

@@ -1,4 +1,5 @@
-"""A bill keyed with an extra digit is not water: the hidden-water features read through it."""
+"""A bill keyed with an extra digit is not water, and a lost bill is not a month without water: the hidden-water
+features read through both."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from features.hidden_water import HISTORY_MONTHS, hidden_water_features
-from features.profile_series import without_misreads
+from features.profile_series import fill_gaps, interior_gaps, without_misreads
 
 
 def test_a_tenfold_month_alone_is_replaced_by_the_usual_bill_and_peaks_steps_and_ends_are_kept():
@@ -63,3 +64,28 @@ def test_a_misread_discharge_bill_is_no_surplus_and_no_step_while_a_well_still_i
     level, step = f["balance_dry_log_12m"], f["balance_dry_step"]
     assert level["MISREAD"] == level["HONEST"] and step["MISREAD"] == step["HONEST"]
     assert level["WELL"] > level["HONEST"] + 0.6 and step["WELL"] > 0.6
+
+
+def test_a_lost_bill_between_two_bills_is_read_at_the_bills_around_it_and_a_stop_is_not():
+    missing = np.array([[0, 0, 1, 1, 0, 0, 1, 1]], dtype=bool)  # a gap of two months, then the account stops
+    gaps = interior_gaps(missing)
+    np.testing.assert_array_equal(gaps, [[0, 0, 1, 1, 0, 0, 0, 0]])
+    x = np.array([[100.0, 110.0, 0.0, 0.0, 90.0, 100.0, 0.0, 0.0]])
+    filled = fill_gaps(x, gaps, unknown=missing)  # the months after the stop are no usual level either
+    np.testing.assert_array_equal(filled, [[100.0, 110.0, 100.0, 100.0, 90.0, 100.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(x[0, 2:4], [0.0, 0.0])  # the input is left as billed
+
+
+def test_months_of_lost_supply_bills_are_no_surplus_of_discharge():
+    as_of = pd.Timestamp("2026-11-01")
+    months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), periods=HISTORY_MONTHS, freq="MS")
+    honest = _entity(np.full(HISTORY_MONTHS, 800.0), months, "HONEST")
+    lost = _entity(np.full(HISTORY_MONTHS, 800.0), months, "LOST")
+    for row in lost[-12:-7]:  # five dry-season months of the last 12 with no supply bill (Nov 2025 - Mar 2026)
+        row["supply_m3"], row["supply_missing"] = 0.0, 1.0
+    frame = pd.DataFrame(honest + lost).assign(supply_missing=lambda f: f["supply_missing"].fillna(0.0))
+    f = hidden_water_features(frame, pd.Index(["HONEST", "LOST"]), as_of)
+    for name in ("balance_dry_log_12m", "balance_dry_step", "plan_used_12m"):
+        assert f[name]["LOST"] == f[name]["HONEST"] or np.isnan(f[name]["HONEST"]), name
+    unfilled = hidden_water_features(frame.drop(columns="supply_missing"), pd.Index(["HONEST", "LOST"]), as_of)
+    assert unfilled["balance_dry_log_12m"]["LOST"] > f["balance_dry_log_12m"]["LOST"] + 0.2  # read as zero

@@ -168,9 +168,9 @@ def test_unpermitted_abstractors_have_no_valid_permit(rich):
     assert (more_discharge | less_supply).mean() >= 0.6
 
 
-def _misread_rows(g, source: str) -> set[tuple[str, str]]:
-    """(account_id, month) of the bills keyed with an extra digit (``billing_misread``)."""
-    a, m = np.nonzero(g.conf_misread[source])
+def _misread_rows(g, source: str, lost: bool = False) -> set[tuple[str, str]]:
+    """(account_id, month) of the bills keyed with an extra digit (``billing_misread``), or of the bills lost."""
+    a, m = np.nonzero(g.conf_lost[source] if lost else g.conf_misread[source])
     return set(zip(g.acc[source][0]["account_id"].to_numpy()[a], g.month_text[m]))
 
 
@@ -193,12 +193,10 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
     follows = est[est["account_id"].isin(set(frame["account_id"][from_supply]))]
     billed = sup.stack().rename("billed").reset_index().rename(columns={"owner": "uscc"})
     joined = follows.assign(uscc=follows["account_id"].map(lt)).merge(billed, on=["uscc", "month"])
-    # the owners' months whose supply bill was keyed with an extra digit are not what the estimate copied
-    sup_rows = rich.tables["supply"]
-    keyed = pd.Series(list(zip(sup_rows["account_id"], sup_rows["month"])), index=sup_rows.index)
-    slipped = sup_rows[keyed.isin(_misread_rows(g, "supply"))]
+    # the owners' months whose supply bill was keyed with an extra digit, or lost, are not what the estimate copied
     owner = rich.link_truth[rich.link_truth["source"] == "supply"].set_index("account_id")["uscc"]
-    misread = set(zip(slipped["account_id"].map(owner), slipped["month"]))
+    slipped = _misread_rows(g, "supply") | _misread_rows(g, "supply", lost=True)
+    misread = {(owner.get(account), month) for account, month in slipped}
     cells = pd.Series(list(zip(joined["uscc"], joined["month"])), index=joined.index)
     joined = joined[(joined["billed"] > 100) & ~cells.isin(misread)]
     ratio = (joined["volume_m3"] / joined["billed"]).round(2)
@@ -447,3 +445,18 @@ def test_a_misread_bill_is_ten_times_the_water_in_one_month_alone(honest, clean)
         rows = table.loc[list(zip(frame["account_id"].to_numpy()[a], g.month_text[m]))].to_numpy()
         assert np.allclose(rows, 10 * np.round(true[a, m], 1), rtol=0.01)
     assert not any(clean.internal.conf_misread[s].any() for s in ("supply", "discharge"))
+
+
+def test_lost_bills_are_runs_inside_an_account_s_life_and_the_water_behind_them_is_kept(honest, clean):
+    """About a third of accounts miss a bill or a few, as in drops made elsewhere; a later bill always follows."""
+    g = honest.internal
+    for source in ("supply", "discharge"):
+        lost, act = g.conf_lost[source], g.acc[source][2]
+        kept = act & ~lost
+        assert 0.008 < lost.sum() / act.sum() < 0.025, source
+        assert 0.2 < lost.any(axis=1).mean() < 0.45, source
+        rows, cols = np.nonzero(lost)
+        assert all(kept[r, :c].any() and kept[r, c + 1:].any() for r, c in zip(rows[:500], cols[:500]))
+        assert len(honest.tables[source]) == kept.sum()
+        assert (g.acc_values[source][lost] >= 0).all() and g.acc_values[source][lost].sum() > 0  # water was used
+    assert not any(clean.internal.conf_lost[s].any() for s in ("supply", "discharge"))
