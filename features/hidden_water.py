@@ -77,7 +77,7 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
     S, D = without_misreads(S, copy=False)[0], without_misreads(D, copy=False)[0]
     if "supply_missing" in window.columns:  # (hand-made frames without it have no lost bills)
         missing = np.nan_to_num(_wide(window, "supply_missing", index, months, cells)) > 0
-        S = fill_gaps(S, interior_gaps(missing), unknown=missing)
+        S = fill_gaps(S, interior_gaps(missing), unknown=missing, copy=False)
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
                    last12, cells), window

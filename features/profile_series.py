@@ -82,13 +82,14 @@ def without_misreads(x: np.ndarray, copy: bool = True, block: int = 65_536) -> t
 
 
 def fill_gaps(x: np.ndarray, gaps: np.ndarray, unknown: np.ndarray | None = None,
-              reach: int = MISREAD_REACH) -> np.ndarray:
+              reach: int = MISREAD_REACH, copy: bool = True) -> np.ndarray:
     """Rows x months ``x`` with each cell of ``gaps`` read at the median of the months within ``reach`` on either
-    side that are not ``unknown`` (default: the gaps themselves); a copy, and a gap with no such month stays.
+    side that are not ``unknown`` (default: the gaps themselves); a gap with no such month stays. ``copy=False``
+    fills ``x`` itself.
 
     A month with no bill between two bills is a lost record, not a month without water: read as zero, it would
     show as a drop and as discharge no water explains."""
-    x = np.array(x, dtype="float64")
+    x = np.array(x, dtype="float64") if copy else np.asarray(x, dtype="float64")
     rows, cols = np.nonzero(gaps)
     if not len(rows):
         return x

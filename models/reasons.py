@@ -190,8 +190,8 @@ def _meter_flat(row, peer):
 INDICATOR_REASONS = {
     "balance_excess": _balance_excess,
     "balance_step": _balance_step,
-    "plan_shortfall": _shortfall("plan_used_12m", "plan_shortfall", "近12个月已知用水量为年度计划用水量的{used}",
-                                 "Known water use in the last 12 months was {used} of the annual water-use plan"),
+    "plan_shortfall": _shortfall("plan_used_12m", "plan_shortfall", "近12个月已知用水量为同期计划用水量的{used}",
+                                 "Known water use in the last 12 months was {used} of the water-use plan for those months"),
     "quota_shortfall": _shortfall("quota_used_12m", "quota_shortfall", "近12个月计量取水量为同期许可水量的{used}",
                                   "Metered abstraction in the last 12 months was {used} of what its permits "
                                   "allowed over those months"),

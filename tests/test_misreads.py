@@ -74,6 +74,7 @@ def test_a_lost_bill_between_two_bills_is_read_at_the_bills_around_it_and_a_stop
     filled = fill_gaps(x, gaps, unknown=missing)  # the months after the stop are no usual level either
     np.testing.assert_array_equal(filled, [[100.0, 110.0, 100.0, 100.0, 90.0, 100.0, 0.0, 0.0]])
     np.testing.assert_array_equal(x[0, 2:4], [0.0, 0.0])  # the input is left as billed
+    assert fill_gaps(x, gaps, unknown=missing, copy=False) is x and np.array_equal(x, filled)
 
 
 def test_months_of_lost_supply_bills_are_no_surplus_of_discharge():
