@@ -46,6 +46,22 @@ MISREAD_FACTOR = 4.0  # a bill this many times both neighbours and the months ar
 MISREAD_REACH = 6  # months on each side whose median stands for the usual bill
 
 
+def _median_around(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, reach: int,
+                   unknown: np.ndarray | None = None) -> np.ndarray:
+    """For each cell (rows, cols): the median of its row's months within ``reach`` on either side, the cell itself,
+    months outside the grid, ``unknown`` months and NaN left out (NaN where none is left)."""
+    offsets = np.concatenate([np.arange(-reach, 0), np.arange(1, reach + 1)])
+    around = cols[:, None] + offsets[None, :]
+    usable = (around >= 0) & (around < x.shape[1])
+    around = np.clip(around, 0, x.shape[1] - 1)
+    if unknown is not None:
+        usable &= ~unknown[rows[:, None], around]
+    values = np.where(usable, x[rows[:, None], around], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(values, axis=1)
+
+
 def without_misreads(x: np.ndarray, copy: bool = True, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Rows x months volumes with each misread bill replaced by its usual level, and where they were.
 
@@ -69,12 +85,7 @@ def without_misreads(x: np.ndarray, copy: bool = True, block: int = 65_536) -> t
     rows, cols = (np.concatenate(parts) for parts in zip(*found)) if found else (np.zeros(0, int),) * 2
     if not len(rows):
         return x, flags
-    offsets = np.concatenate([np.arange(-MISREAD_REACH, 0), np.arange(1, MISREAD_REACH + 1)])
-    around = cols[:, None] + offsets[None, :]
-    inside = (around >= 0) & (around < M)
-    values = np.where(inside, np.nan_to_num(x[rows[:, None], np.clip(around, 0, M - 1)]), np.nan)
-    with np.errstate(all="ignore"):
-        usual = np.nanmedian(values, axis=1)
+    usual = _median_around(x, rows, cols, MISREAD_REACH)
     slip = (usual > 0) & (x[rows, cols] > MISREAD_FACTOR * usual)
     x[rows[slip], cols[slip]] = usual[slip]
     flags[rows[slip], cols[slip]] = True
@@ -93,14 +104,7 @@ def fill_gaps(x: np.ndarray, gaps: np.ndarray, unknown: np.ndarray | None = None
     rows, cols = np.nonzero(gaps)
     if not len(rows):
         return x
-    offsets = np.concatenate([np.arange(-reach, 0), np.arange(1, reach + 1)])
-    around = np.clip(cols[:, None] + offsets[None, :], 0, x.shape[1] - 1)
-    usable = (cols[:, None] + offsets[None, :] >= 0) & (cols[:, None] + offsets[None, :] < x.shape[1])
-    usable &= ~(gaps if unknown is None else unknown)[rows[:, None], around]
-    values = np.where(usable, x[rows[:, None], around], np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        usual = np.nanmedian(values, axis=1)
+    usual = _median_around(x, rows, cols, reach, gaps if unknown is None else unknown)
     ok = ~np.isnan(usual)
     x[rows[ok], cols[ok]] = usual[ok]
     return x
