@@ -183,8 +183,8 @@ def _plan_use(m: _Months, window: pd.DataFrame, index: pd.Index) -> dict[str, np
     planned = _wide(window, "planned_m3", index, m.months, m.cells)[:, -1]
     i12_all = (m.inflow * m.last12 * m.active).sum(axis=1)
     # a firm registered in the last months is judged on the share of the year it existed, from half a year on
-    months = (m.active & m.last12).sum(axis=1)
-    due = np.where(months >= MIN_YEAR_MONTHS, planned * months / 12.0, np.nan)
+    existed = (m.active & m.last12).sum(axis=1)
+    due = np.where(existed >= MIN_YEAR_MONTHS, planned * existed / 12.0, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"plan_used_12m": np.where(due > 0, i12_all / due, np.nan)}
 

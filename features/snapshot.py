@@ -93,6 +93,23 @@ class SnapshotInput:
         frame = self.all_profiles if columns is None else self.all_profiles[columns]
         return _rows(frame, self._before(months))
 
+    @property
+    def permits(self) -> pd.DataFrame:
+        """The register's permits issued before as_of that name a holder, one row per permit number."""
+        if "permits" not in self._cache:
+            permits = self.tables["permits"]
+            self._cache["permits"] = known_permits(permits[permits["uscc"].notna()], self.as_of).drop_duplicates(
+                "permit_id")
+        return self._cache["permits"]
+
+    @property
+    def metered(self) -> pd.DataFrame:
+        """Metered abstraction rows of months before as_of that carry a volume."""
+        if "metered" not in self._cache:
+            abstr = self.tables["abstraction"]
+            self._cache["metered"] = abstr[(abstr["month"] < self.as_of) & abstr["volume_m3"].notna()]
+        return self._cache["metered"]
+
     def cells(self, months: int):
         """``cells_by_month`` of ``recent(months)`` in the snapshot's entities x those months (the same rows
         whichever columns are read)."""
@@ -175,10 +192,7 @@ def permit_features(s: SnapshotInput) -> dict[str, pd.Series]:
     status as one-hot flags."""
     last = s.last
     months = pd.date_range(s.months_back(12), periods=12, freq="MS")
-    permits = known_permits(s.tables["permits"], s.as_of)
-    abstr = s.tables["abstraction"]
-    abstr = abstr[(abstr["month"] < s.as_of) & abstr["volume_m3"].notna()]
-    feats = {"quota_used_12m": water_use_quota_share(permits, abstr, months).reindex(s.index)}
+    feats = {"quota_used_12m": water_use_quota_share(s.permits, s.metered, months).reindex(s.index)}
     for name in PERMIT_STATUS:
         feats[f"permit_{name}"] = (last["permit_status"] == name).astype("float64").where(last["permit_status"].notna())
     return feats
@@ -257,11 +271,8 @@ def compliance_features(s: SnapshotInput) -> dict[str, pd.Series]:
     out["abstraction_no_valid_permit_share_12m"] = pd.Series(safe_div(g, total), index=index)
 
     # permit by permit: metered after the permit's expiry, or on a revoked / cancelled permit
-    permits = s.tables["permits"]
-    permits = known_permits(permits[permits["uscc"].notna()], as_of).drop_duplicates("permit_id")
-    abstr = s.tables["abstraction"]
-    abstr = abstr[(abstr["month"] < as_of) & abstr["volume_m3"].notna()]
-    abstr = abstr.merge(
+    permits = s.permits
+    abstr = s.metered.merge(
         permits[["permit_id", "uscc", "source", "purpose", "annual_quota_m3", "valid_to", "status"]],
         on="permit_id", how="inner",
     )

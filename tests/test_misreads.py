@@ -84,9 +84,26 @@ def test_months_of_lost_supply_bills_are_no_surplus_of_discharge():
     lost = _entity(np.full(HISTORY_MONTHS, 800.0), months, "LOST")
     for row in lost[-12:-7]:  # five dry-season months of the last 12 with no supply bill (Nov 2025 - Mar 2026)
         row["supply_m3"], row["supply_missing"] = 0.0, 1.0
-    frame = pd.DataFrame(honest + lost).assign(supply_missing=lambda f: f["supply_missing"].fillna(0.0))
+    frame = pd.DataFrame(honest + lost).assign(supply_missing=lambda f: f["supply_missing"].fillna(0.0),
+                                               planned_m3=12_000.0)
     f = hidden_water_features(frame, pd.Index(["HONEST", "LOST"]), as_of)
+    assert f["plan_used_12m"]["HONEST"] == 1.0  # 1,000 m3 a month against 12,000 a year
     for name in ("balance_dry_log_12m", "balance_dry_step", "plan_used_12m"):
-        assert f[name]["LOST"] == f[name]["HONEST"] or np.isnan(f[name]["HONEST"]), name
+        assert f[name]["LOST"] == f[name]["HONEST"], name
     unfilled = hidden_water_features(frame.drop(columns="supply_missing"), pd.Index(["HONEST", "LOST"]), as_of)
     assert unfilled["balance_dry_log_12m"]["LOST"] > f["balance_dry_log_12m"]["LOST"] + 0.2  # read as zero
+
+
+def test_plan_use_is_judged_on_the_months_the_firm_existed_from_half_a_year():
+    """Three firms draw 1,000 m3 a month against a plan of 12,000 a year: one all year, one registered 8 months
+    ago, one 3 months ago (too short to judge a year's plan on)."""
+    as_of = pd.Timestamp("2026-11-01")
+    months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), periods=HISTORY_MONTHS, freq="MS")
+    rows = []
+    for uscc, existed in (("YEAR", HISTORY_MONTHS), ("EIGHT", 8), ("THREE", 3)):
+        for row in _entity(np.full(HISTORY_MONTHS, 800.0), months, uscc):
+            alive = row["month"] >= months[-existed]
+            rows.append({**row, "active": int(alive), "supply_m3": 1_000.0 if alive else 0.0, "planned_m3": 12_000.0})
+    f = hidden_water_features(pd.DataFrame(rows), pd.Index(["YEAR", "EIGHT", "THREE"]), as_of)["plan_used_12m"]
+    assert f["YEAR"] == 1.0 and f["EIGHT"] == 1.0  # not 8,000 / 12,000
+    assert np.isnan(f["THREE"])

@@ -24,9 +24,9 @@ from serving.console import charts
 from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
+from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, local_time, normalise_lang, translator
 from serving.identity import Principal
 from serving.settings import DISPLAY_TIMEZONE
-from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, local_time, normalise_lang, translator
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANG_COOKIE = "ww_lang"
