@@ -84,6 +84,23 @@ def _misread_share(a: pd.DataFrame) -> float:
     return float(without_misreads(wide.to_numpy())[1].sum() / max(wide.notna().to_numpy().sum(), 1))
 
 
+def _zero_bill_stats(a: pd.DataFrame) -> tuple[float, float]:
+    """Share of accounts read every second month (0 in at least 80 % of their odd months, in under 20 % of their
+    even ones), and the bills per 1,000 that ``features.profile_series.zero_bills`` reads as unknown."""
+    from features.profile_series import zero_bills
+
+    wide = a.pivot_table(index="account_id", columns="month", values="v", aggfunc="sum")
+    wide = wide.loc[:, [c for c in wide.columns if len(str(c)) == 7 and str(c)[5:].isdigit()]]
+    odd = np.array([int(str(c)[5:]) % 2 == 1 for c in wide.columns])
+    zero = (wide == 0).to_numpy()
+    billed = wide.notna().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_odd = zero[:, odd].sum(1) / billed[:, odd].sum(1)
+        z_even = zero[:, ~odd].sum(1) / billed[:, ~odd].sum(1)
+    every_second = float(np.mean((z_odd >= 0.8) & (z_even < 0.2))) if len(wide) else np.nan
+    return every_second, 1000 * float(zero_bills(wide.to_numpy()).sum() / max(billed.sum(), 1))
+
+
 def _gap_share(a: pd.DataFrame) -> float:
     """Share of accounts with a month of no row between two billed months."""
     month = a["month"].astype("str")
@@ -110,6 +127,9 @@ def account_stats(t: dict, source: str) -> dict:
         f"{source} misread months (per 1,000)": 1000 * _misread_share(a.assign(v=vol)),
         f"{source} accounts missing a bill between two": _gap_share(a),
     }
+    every_second, zero_bills = _zero_bill_stats(a.assign(v=vol))
+    out[f"{source} accounts read every second month"] = every_second
+    out[f"{source} lone zero bills (per 1,000)"] = zero_bills
     if source == "discharge":
         measured = a["measured"].str.lower() == "true"
         out["discharge measured rows"] = measured.mean()

@@ -24,7 +24,8 @@ import pandas as pd
 from features.profile_grid import cells_by_month as _cells
 from features.profile_grid import wide_by_month as _wide
 from features.compliance import MIN_YEAR_MONTHS
-from features.profile_series import change_point_last, fill_gaps, interior_gaps, without_misreads
+from features.profile_series import (change_point_last, fill_gaps, interior_gaps, without_misreads,
+                                     zero_bills)
 
 HISTORY_MONTHS = 36  # own-history window of the steps
 MIN_SEGMENT = 3  # months on each side of a step
@@ -73,10 +74,13 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
     S, A, D = (np.nan_to_num(_wide(window, c, index, months, cells))
                for c in ("supply_m3", "abstraction_m3", "discharge_m3"))
     # a bill keyed with an extra digit is not water: ten times one month would read as a step or a surplus;
-    # a month with no bill between two bills is a lost record, not a month without water
+    # a month with no bill between two bills is a lost record, not a month without water (read at the months
+    # around it)
     S, D = without_misreads(S, copy=False)[0], without_misreads(D, copy=False)[0]
+    missing = zero_bills(S, active)  # a reading recorded as nothing is no more a month without water
     if "supply_missing" in window.columns:  # (hand-made frames without it have no lost bills)
-        missing = np.nan_to_num(_wide(window, "supply_missing", index, months, cells)) > 0
+        missing = missing | (np.nan_to_num(_wide(window, "supply_missing", index, months, cells)) > 0)
+    if missing.any():
         S = fill_gaps(S, interior_gaps(missing), unknown=missing, copy=False)
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,

@@ -92,6 +92,37 @@ def without_misreads(x: np.ndarray, copy: bool = True, block: int = 65_536) -> t
     return x, flags
 
 
+COVERED_FACTOR = 1.5  # a bill after a month billed 0, this many times the usual bill, covers both months
+
+
+def zero_bills(x: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+    """Rows x months: the months billed 0 between two bills that the next bill does not cover, to be read as
+    unknown (like a lost bill) rather than as a month without water.
+
+    A 0 whose next bill is at its usual level is a reading recorded as nothing: a factory that stops for a while
+    bills 0 for more than one month, and in log terms a single 0 is a drop to nothing, a step and a month of
+    discharge no water explains. A 0 that the next bill covers is left as billed, since the two bills' sum is the
+    water: a reading skipped once (the next bill at least COVERED_FACTOR times the median of the non-zero bills
+    within MISREAD_REACH months) or a meter read every second month (0 again two months before or after). Months
+    outside the entity's ``active`` ones take no part."""
+    unknown = np.zeros(np.shape(x), dtype=bool)
+    M = unknown.shape[1]
+    if M < 3:
+        return unknown
+    seen = np.asarray(x, dtype="float64") if active is None else np.where(active, x, np.nan)
+    rows, cols = np.nonzero((seen[:, 1:-1] == 0) & (seen[:, :-2] > 0) & (seen[:, 2:] > 0))
+    cols = cols + 1
+    if not len(rows):
+        return unknown
+    usual = _median_around(seen, rows, cols, MISREAD_REACH, unknown=seen == 0)
+    caught_up = seen[rows, cols + 1] >= COVERED_FACTOR * usual
+    every_second = (seen[rows, np.maximum(cols - 2, 0)] == 0) & (cols >= 2)
+    every_second |= (seen[rows, np.minimum(cols + 2, M - 1)] == 0) & (cols + 2 < M)
+    lone = ~caught_up & ~every_second
+    unknown[rows[lone], cols[lone]] = True
+    return unknown
+
+
 def fill_gaps(x: np.ndarray, gaps: np.ndarray, unknown: np.ndarray | None = None,
               reach: int = MISREAD_REACH, copy: bool = True) -> np.ndarray:
     """Rows x months ``x`` with each cell of ``gaps`` read at the median of the months within ``reach`` on either

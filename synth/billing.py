@@ -19,7 +19,8 @@ from synth.vocab import RAIN_MM
 
 def billing(g: CityState) -> None:
     rng, misreads, gaps = g.rng("billing"), g.rng("misreads"), g.rng("bill_gaps")
-    g.acc_values, g.conf_misread, g.conf_lost = {}, {}, {}
+    bimonthly, zeros = g.rng("bimonthly"), g.rng("zero_bills")
+    g.acc_values, g.conf_misread, g.conf_lost, g.conf_bimonthly, g.conf_zero_bill = {}, {}, {}, {}, {}
     for source in ("supply", "discharge"):
         frame, vol, act = g.acc[source]
         if source == "supply":
@@ -27,6 +28,10 @@ def billing(g: CityState) -> None:
         else:
             values, measured = _discharge_values(g, rng, frame, vol, act)
         g.acc_values[source] = np.where(act, values, 0.0)
+        share = g.cfg.confounders.bimonthly_supply if source == "supply" else g.cfg.confounders.bimonthly_discharge
+        values, g.conf_bimonthly[source] = confounders.bimonthly_bills(g, bimonthly, values, act, share)
+        g.conf_zero_bill[source] = confounders.zero_bills(g, zeros, values, act)
+        values = np.where(g.conf_zero_bill[source], 0.0, values)
         lost = confounders.lost_bills(g, gaps, act)
         keyed = confounders.misread_bills(g, misreads, values, act & ~lost)
         g.conf_misread[source], g.conf_lost[source] = keyed != values, lost

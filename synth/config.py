@@ -47,6 +47,9 @@ class Confounders:
     meter_drift: float = 0.1  # of abstraction meters: under-register 5-15 % a year until replaced
     billing_misread: float = 0.001  # of supply and discharge bills: a month keyed with an extra digit (x 10)
     billing_gap: float = 0.012  # of supply and discharge account-months: a run of 1-5 months with no bill starts
+    bimonthly_supply: float = 0.05  # of supply accounts: read every second month (odd months 0, even months both)
+    bimonthly_discharge: float = 0.02  # of discharge accounts: billed every second month, as above
+    zero_bill: float = 0.005  # of supply and discharge account-months: billed 0, the next bill at its usual level
 
     @classmethod
     def none(cls) -> "Confounders":

@@ -195,6 +195,32 @@ def misread_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray) -> np.
     return np.where(hit, values * 10.0, values)
 
 
+def bimonthly_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, M) the bills of accounts read every second month, and which accounts they are: ``share`` of the accounts
+    bill 0 in the odd calendar months (January, March, ...) and both months in the even month after; an odd last
+    month is billed after the window (0). Only the table is touched, as for misreads."""
+    A, M = act.shape
+    every_second = rng.random(A) < share
+    odd = np.flatnonzero(g.cal % 2 == 0)  # cal is 0 for January
+    out = values.copy()
+    rows = np.flatnonzero(every_second)
+    for t in odd.tolist():
+        if t + 1 < M:
+            both = act[rows, t] & act[rows, t + 1]
+            out[rows[both], t + 1] += out[rows[both], t]
+        out[rows, t] = 0.0
+    return out, every_second
+
+
+def zero_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """(A, M) months billed 0 although water was used (a reading recorded as nothing, no catch-up on the next bill):
+    ``zero_bill`` of the non-zero billed months between two billed months."""
+    inside = act.copy()
+    inside[:, [0, -1]] = False
+    inside[:, 1:-1] &= act[:, :-2] & act[:, 2:]
+    return inside & (values > 0) & (rng.random(act.shape) < g.cfg.confounders.zero_bill)
+
+
 GAP_LENGTHS = (1, 2, 3, 4, 5)  # months a lost run of bills lasts, and how often (mean about 1.3)
 GAP_LENGTH_SHARES = (0.85, 0.08, 0.04, 0.02, 0.01)
 

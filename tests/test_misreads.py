@@ -1,5 +1,5 @@
-"""A bill keyed with an extra digit is not water, and a lost bill is not a month without water: the hidden-water
-features read through both."""
+"""A bill keyed with an extra digit is not water, and a lost bill or a reading recorded as 0 is not a month without
+water: the hidden-water features read through all three."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from features.hidden_water import HISTORY_MONTHS, hidden_water_features
-from features.profile_series import fill_gaps, interior_gaps, without_misreads
+from features.profile_series import fill_gaps, interior_gaps, without_misreads, zero_bills
 
 
 def test_a_tenfold_month_alone_is_replaced_by_the_usual_bill_and_peaks_steps_and_ends_are_kept():
@@ -107,3 +107,38 @@ def test_plan_use_is_judged_on_the_months_the_firm_existed_from_half_a_year():
     f = hidden_water_features(pd.DataFrame(rows), pd.Index(["YEAR", "EIGHT", "THREE"]), as_of)["plan_used_12m"]
     assert f["YEAR"] == 1.0 and f["EIGHT"] == 1.0  # not 8,000 / 12,000
     assert np.isnan(f["THREE"])
+
+
+def test_a_lone_zero_bill_is_unknown_while_a_covered_one_a_stop_and_a_new_account_are_as_billed():
+    x = np.array([
+        [100, 110, 90, 0, 105, 95, 100, 102, 98, 100],  # a reading recorded as 0, the next bill as usual
+        [100, 110, 90, 0, 210, 95, 100, 102, 98, 100],  # a reading skipped: the next bill covers both months
+        [0, 200, 0, 200, 0, 200, 0, 200, 0, 200],  # read every second month
+        [100, 110, 0, 0, 0, 95, 100, 102, 98, 100],  # a stop of three months
+        [0, 0, 0, 0, 0, 0, 100, 110, 90, 100],  # a new account
+        [100, 110, 90, 100, 105, 95, 100, 102, 98, 0],  # the last month: no bill after it yet
+    ], dtype="float64")
+    unknown = zero_bills(x)
+    assert unknown.sum() == 1 and unknown[0, 3]
+    active = np.ones(x.shape, dtype=bool)
+    active[0, :3] = False  # before the entity was registered, its months take no part
+    assert not zero_bills(x, active).any()
+
+
+def test_a_reading_recorded_as_zero_is_no_surplus_of_discharge_and_no_supply_drop():
+    as_of = pd.Timestamp("2026-11-01")
+    months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), periods=HISTORY_MONTHS, freq="MS")
+    rows = _entity(np.full(HISTORY_MONTHS, 800.0), months, "HONEST")
+    zeroed = _entity(np.full(HISTORY_MONTHS, 800.0), months, "ZERO")
+    for k in (-12, -9, -6):  # three dry-season months of the last 12 read as 0, each between two bills
+        zeroed[k]["supply_m3"] = 0.0
+    frame = pd.DataFrame(rows + zeroed).assign(planned_m3=12_000.0)
+    f = hidden_water_features(frame, pd.Index(["HONEST", "ZERO"]), as_of)
+    for name in ("balance_dry_log_12m", "balance_dry_step", "plan_used_12m", "inflow_step"):
+        assert f[name]["ZERO"] == f[name]["HONEST"] or (np.isnan(f[name]["ZERO"]) and np.isnan(f[name]["HONEST"])), name
+    stopped = _entity(np.full(HISTORY_MONTHS, 800.0), months, "STOP")
+    for k in (-12, -11, -10, -9):  # four months in a row: a stop, read as billed
+        stopped[k]["supply_m3"] = 0.0
+    g = hidden_water_features(pd.DataFrame(rows + stopped).assign(planned_m3=12_000.0), pd.Index(["HONEST", "STOP"]),
+                              as_of)
+    assert g["plan_used_12m"]["STOP"] == 8 / 12 and g["balance_dry_log_12m"]["STOP"] > g["balance_dry_log_12m"]["HONEST"]

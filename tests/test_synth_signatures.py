@@ -174,12 +174,20 @@ def _misread_rows(g, source: str, lost: bool = False) -> set[tuple[str, str]]:
     return set(zip(g.acc[source][0]["account_id"].to_numpy()[a], g.month_text[m]))
 
 
+def _rebilled_rows(g, source: str) -> set[tuple[str, str]]:
+    """(account_id, month) of the bills the table shows otherwise than the water: keyed with an extra digit, of an
+    account read every second month, or billed 0 (``bimonthly_*``, ``zero_bill``)."""
+    cells = g.conf_misread[source] | g.conf_zero_bill[source] | g.conf_bimonthly[source][:, None]
+    a, m = np.nonzero(cells)
+    return set(zip(g.acc[source][0]["account_id"].to_numpy()[a], g.month_text[m]))
+
+
 def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
     g = rich.internal
     frame, _, _ = g.acc["discharge"]
     estimated, _, from_supply = g.acc_discharge_flags
     dis = rich.tables["discharge"]
-    slips = pd.Series(list(zip(dis["account_id"], dis["month"])), index=dis.index).isin(_misread_rows(g, "discharge"))
+    slips = pd.Series(list(zip(dis["account_id"], dis["month"])), index=dis.index).isin(_rebilled_rows(g, "discharge"))
     dis = dis[~slips]
     est = dis[dis["measured"] == "false"].assign(year=lambda d: d["month"].str[:4])
     flat_ids = set(frame["account_id"][estimated & ~from_supply])
@@ -195,7 +203,7 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
     joined = follows.assign(uscc=follows["account_id"].map(lt)).merge(billed, on=["uscc", "month"])
     # the owners' months whose supply bill was keyed with an extra digit, or lost, are not what the estimate copied
     owner = rich.link_truth[rich.link_truth["source"] == "supply"].set_index("account_id")["uscc"]
-    slipped = _misread_rows(g, "supply") | _misread_rows(g, "supply", lost=True)
+    slipped = _rebilled_rows(g, "supply") | _misread_rows(g, "supply", lost=True)
     misread = {(owner.get(account), month) for account, month in slipped}
     cells = pd.Series(list(zip(joined["uscc"], joined["month"])), index=joined.index)
     joined = joined[(joined["billed"] > 100) & ~cells.isin(misread)]
@@ -439,12 +447,41 @@ def test_a_misread_bill_is_ten_times_the_water_in_one_month_alone(honest, clean)
         keyed, act, true = g.conf_misread[source], g.acc[source][2], g.acc_values[source]
         billed = act & (true > 0)
         assert 0.0006 < keyed.sum() / billed.sum() < 0.0014, source  # 0.1 % of about 150,000 bills
-        a, m = np.nonzero(keyed)
+        monthly = keyed & ~g.conf_bimonthly[source][:, None]  # (a bill of two months is ten times both)
+        a, m = np.nonzero(monthly)
         frame = g.acc[source][0]
         table = honest.tables[source].set_index(["account_id", "month"])["volume_m3"].astype(float)
         rows = table.loc[list(zip(frame["account_id"].to_numpy()[a], g.month_text[m]))].to_numpy()
-        assert np.allclose(rows, 10 * np.round(true[a, m], 1), rtol=0.01)
+        assert len(rows) > 50 and np.allclose(rows, 10 * np.round(true[a, m], 1), rtol=0.01)
     assert not any(clean.internal.conf_misread[s].any() for s in ("supply", "discharge"))
+
+
+def test_accounts_read_every_second_month_bill_zero_then_both_months_and_some_months_are_billed_zero(honest, clean):
+    """As in drops made elsewhere: about 5 % of supply and 2 % of discharge accounts bill 0 in January, March, ...
+    and two months' water in the month after; a month in 200 is billed 0 with the next bill at its usual level."""
+    g = honest.internal
+    for source, share in (("supply", 0.05), ("discharge", 0.02)):
+        every_second, act, true = g.conf_bimonthly[source], g.acc[source][2], g.acc_values[source]
+        assert 0.6 * share < every_second.mean() < 1.4 * share, source
+        frame = g.acc[source][0]
+        table = honest.tables[source].assign(volume_m3=lambda t: t["volume_m3"].astype(float))
+        mine = table[table["account_id"].isin(set(frame["account_id"][every_second]))]
+        odd = mine["month"].str[5:].astype(int) % 2 == 1
+        assert len(mine) > 200 and (mine.loc[odd, "volume_m3"] == 0).all() and (mine.loc[~odd, "volume_m3"] > 0).mean() > 0.9
+        # nothing is lost: the two-month bills of an account whose every month was billed sum to its water
+        whole = every_second & act.all(axis=1) & ~g.conf_lost[source].any(axis=1) & ~g.conf_misread[source].any(axis=1)
+        whole &= ~g.conf_zero_bill[source].any(axis=1)
+        ids = frame["account_id"].to_numpy()
+        for row in np.flatnonzero(whole)[:20]:
+            billed = table.loc[table["account_id"] == ids[row], "volume_m3"].to_numpy()
+            last_odd = g.cal[-1] % 2 == 0  # its bill is after the window
+            water = np.round(true[row], 1 if source == "discharge" else 0)
+            assert np.isclose(billed.sum(), water[:-1].sum() if last_odd else water.sum(), rtol=1e-3)
+        zero = g.conf_zero_bill[source] & ~every_second[:, None]
+        assert 0.003 < zero.sum() / act.sum() < 0.007, source
+        assert (true[zero] > 0).all()  # water was used
+    assert not any(clean.internal.conf_bimonthly[s].any() or clean.internal.conf_zero_bill[s].any()
+                   for s in ("supply", "discharge"))
 
 
 def test_lost_bills_are_runs_inside_an_account_s_life_and_the_water_behind_them_is_kept(honest, clean):
