@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.profile_series import month_no
+from features.profile_series import fill_gaps, interior_gaps, month_no
 
 WITHDRAWN = ("revoked", "cancelled")  # permit statuses under which no abstraction is allowed
 DEWATERING = "dewatering"  # a construction pit's permit: water pumped away, not water the holder uses
@@ -189,6 +189,41 @@ def metered_by_quarter(metered: pd.DataFrame) -> pd.DataFrame:
     )
     out.insert(3, "period", quarter_label(out["quarter"]))
     return out
+
+
+def lost_meter_months(metered: pd.DataFrame, months: pd.DatetimeIndex) -> pd.DataFrame:
+    """Meter months of ``months`` with no row between two rows of the same meter, each read at the median of that
+    meter's months within MISREAD_REACH (``features.profile_series.fill_gaps``): meter_id, permit_id (of the row
+    before) and month of each, volume_m3 its estimate.
+
+    A meter's data lost on the way (a transmission outage, a manual reading not entered) is not a month without
+    abstraction: read as zero it would be water in that went missing, a meter falling and a quota left unused.
+    Months before a meter's first row or after its last are not read (it may be new, replaced or removed)."""
+    rows = metered[(metered["month"] >= months[0]) & (metered["month"] <= months[-1])]
+    empty = pd.DataFrame({"meter_id": pd.Series(dtype="object"), "permit_id": pd.Series(dtype="object"),
+                          "month": pd.Series(dtype="datetime64[ns]"), "volume_m3": pd.Series(dtype="float64")})
+    if rows.empty:
+        return empty
+    meter, meters = pd.factorize(rows["meter_id"], sort=True)
+    col = (month_no(rows["month"]) - month_no(pd.Series([months[0]])).iloc[0]).to_numpy(dtype="int64")
+    x = np.full((len(meters), len(months)), np.nan)
+    x[meter, col] = 0.0  # a cell with a row is 0 before its volumes are added
+    np.add.at(x, (meter, col), rows["volume_m3"].to_numpy(dtype="float64"))
+    reported = ~np.isnan(x)
+    missing = ~reported & (np.cumsum(reported, axis=1) > 0)
+    gaps = interior_gaps(missing)
+    if not gaps.any():
+        return empty
+    filled = fill_gaps(np.nan_to_num(x), gaps, unknown=missing)
+    k, j = np.nonzero(gaps)
+    # the permit each lost month was drawn under: that of the meter's last row before it
+    last_col = np.where(reported, np.arange(len(months))[None, :], -1)
+    last_col = np.maximum.accumulate(last_col, axis=1)
+    permit = pd.Series(rows["permit_id"].to_numpy(), index=pd.MultiIndex.from_arrays([meter, col]))
+    permit = permit[~permit.index.duplicated(keep="last")]
+    before = pd.MultiIndex.from_arrays([k, last_col[k, j]])
+    return pd.DataFrame({"meter_id": meters[k], "permit_id": permit.reindex(before).to_numpy(),
+                         "month": months[j], "volume_m3": filled[k, j]})
 
 
 # -- tax coverage -------------------------------------------------------------------------

@@ -64,8 +64,10 @@ class _Months:
         return len(self.months)
 
 
-def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None) -> tuple[_Months, pd.DataFrame]:
-    """The history window as arrays, and the profile rows inside it (``cells``: theirs, when known)."""
+def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None,
+            lost_metered: pd.DataFrame | None = None) -> tuple[_Months, pd.DataFrame]:
+    """The history window as arrays, and the profile rows inside it (``cells``: theirs, when known; ``lost_metered``:
+    meter months lost between two readings, with their estimated volume and holder, added to the metering)."""
     months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), as_of - pd.DateOffset(months=1), freq="MS")
     keep = (profiles["month"] >= months[0]) & (profiles["month"] < as_of)
     window = profiles if bool(keep.all()) else profiles[keep]
@@ -82,6 +84,10 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
         missing = missing | (np.nan_to_num(_wide(window, "supply_missing", index, months, cells)) > 0)
     if missing.any():
         S = fill_gaps(S, interior_gaps(missing), unknown=missing, copy=False)
+    if lost_metered is not None and len(lost_metered):
+        row, col = index.get_indexer(lost_metered["uscc"]), months.get_indexer(lost_metered["month"])
+        ok = (row >= 0) & (col >= 0)
+        np.add.at(A, (row[ok], col[ok]), lost_metered["volume_m3"].to_numpy(dtype="float64")[ok])
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
                    last12, cells), window
@@ -193,11 +199,13 @@ def _plan_use(m: _Months, window: pd.DataFrame, index: pd.Index) -> dict[str, np
         return {"plan_used_12m": np.where(due > 0, i12_all / due, np.nan)}
 
 
-def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None) -> dict[str, pd.Series]:
+def hidden_water_features(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None,
+                          lost_metered: pd.DataFrame | None = None) -> dict[str, pd.Series]:
     """Balance level and step on metered dry-season discharge, whether the entity still draws water, steps of the
     known water in and of the meter (with the share of the meter's volume no record explains), plan use.
     ``profiles`` needs uscc, month and HISTORY_COLUMNS; ``cells``: the caller's ``cells_by_month`` of its rows in
-    the last HISTORY_MONTHS months, when every row given is in that window."""
-    m, window = _months(profiles, index, pd.Timestamp(as_of), cells)
+    the last HISTORY_MONTHS months, when every row given is in that window; ``lost_metered``: uscc, month and
+    volume_m3 of meter months lost between two readings (``features.compliance.lost_meter_months``)."""
+    m, window = _months(profiles, index, pd.Timestamp(as_of), cells, lost_metered)
     out = {**_balance(m), **_still_drawing(m), **_inflow_step(m), **_meter_step(m), **_plan_use(m, window, index)}
     return {name: pd.Series(values, index=index, dtype="float64") for name, values in out.items()}

@@ -30,6 +30,7 @@ from features.compliance import (
     taxable_holders,
     taxed_rows,
     use_outside_permit,
+    lost_meter_months,
     water_use_quota_share,
 )
 from features.hidden_water import HISTORY_COLUMNS, HISTORY_MONTHS, hidden_water_features
@@ -109,6 +110,16 @@ class SnapshotInput:
             abstr = self.tables["abstraction"]
             self._cache["metered"] = abstr[(abstr["month"] < self.as_of) & abstr["volume_m3"].notna()]
         return self._cache["metered"]
+
+    @property
+    def lost_metered(self) -> pd.DataFrame:
+        """Meter months of the hidden-water window with no row between two of the meter's rows, read at the meter's
+        months around (``lost_meter_months``), with the permit's holder (uscc)."""
+        if "lost_metered" not in self._cache:
+            months = pd.date_range(self.months_back(HISTORY_MONTHS), self.months_back(1), freq="MS")
+            lost = lost_meter_months(self.metered, months)
+            self._cache["lost_metered"] = lost.merge(self.permits[["permit_id", "uscc"]], on="permit_id", how="inner")
+        return self._cache["lost_metered"]
 
     def cells(self, months: int):
         """``cells_by_month`` of ``recent(months)`` in the snapshot's entities x those months (the same rows
@@ -390,7 +401,7 @@ def hidden_water_group(s: SnapshotInput) -> dict[str, pd.Series]:
     """What no record explains: metered dry-season balance, steps of the known water in, plan use
     (``features.hidden_water``)."""
     window = s.recent(HISTORY_MONTHS, ["uscc", "month", *HISTORY_COLUMNS])
-    return hidden_water_features(window, s.index, s.as_of, cells=s.cells(HISTORY_MONTHS))
+    return hidden_water_features(window, s.index, s.as_of, cells=s.cells(HISTORY_MONTHS), lost_metered=s.lost_metered)
 
 
 FEATURE_GROUPS: list[FeatureGroup] = [

@@ -50,6 +50,7 @@ class Confounders:
     bimonthly_supply: float = 0.05  # of supply accounts: read every second month (odd months 0, even months both)
     bimonthly_discharge: float = 0.02  # of discharge accounts: billed every second month, as above
     zero_bill: float = 0.005  # of supply and discharge account-months: billed 0, the next bill at its usual level
+    meter_gap: float = 0.01  # of abstraction meter-months: a run of 1-5 months with no row starts (the water was drawn)
 
     @classmethod
     def none(cls) -> "Confounders":

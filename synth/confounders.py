@@ -225,12 +225,14 @@ GAP_LENGTHS = (1, 2, 3, 4, 5)  # months a lost run of bills lasts, and how often
 GAP_LENGTH_SHARES = (0.85, 0.08, 0.04, 0.02, 0.01)
 
 
-def lost_bills(g: CityState, rng, act: np.ndarray) -> np.ndarray:
-    """(A, M) months whose bill is missing from the table: ``billing_gap`` of an account's months start a run of
-    1-5 months with no row (a reading not taken, a record lost between systems), inside the account's life: a bill
-    before and after it. The water was used; the next bill is at its usual level (nothing is billed twice)."""
+def lost_bills(g: CityState, rng, act: np.ndarray, rate: float | None = None) -> np.ndarray:
+    """(A, M) months whose bill is missing from the table: ``billing_gap`` (or ``rate``) of an account's months start
+    a run of 1-5 months with no row (a reading not taken, a record lost between systems), inside the account's
+    life: a bill before and after it. The water was used; the next bill is at its usual level (nothing is billed
+    twice). Also the meter months an abstraction meter's data is lost for (``meter_gap``)."""
     A, M = act.shape
-    start = act & (rng.random((A, M)) < g.cfg.confounders.billing_gap)
+    rate = g.cfg.confounders.billing_gap if rate is None else rate
+    start = act & (rng.random((A, M)) < rate)
     length = rng.choice(np.array(GAP_LENGTHS), size=(A, M), p=np.array(GAP_LENGTH_SHARES))
     lost = np.zeros((A, M), dtype=bool)
     for k in range(max(GAP_LENGTHS)):

@@ -256,6 +256,12 @@ def meters(g: CityState, rng, permits: pd.DataFrame) -> None:
     vol = vol * confounders.meter_drift(g, rng, K, replaced, gap_at + gap_len)
     vol = np.where(online[:, None], np.round(vol, 1), np.round(vol))
     act &= ~(replaced[:, None] & (m >= gap_at[:, None]) & (m < (gap_at + gap_len)[:, None]))
+    # months whose data never reached the table (a transmission outage, a manual reading not entered): the meter
+    # recorded them, so the holder's tax declaration still counts them
+    lost = confounders.lost_bills(g, g.rng("meter_gaps"), act, g.cfg.confounders.meter_gap)
+    g.conf_meter_gap = lost
+    recorded_act = act.copy()
+    act &= ~lost
     meter_key = ids.key_for(g.cfg.seed, "meter")
     meter_no = (10**7 + ids.permute(g.numbers("meter", 2 * K), NUMBER_ROOM["meter"], meter_key)).astype(str)
     ki, mi = np.nonzero(act)
@@ -278,7 +284,8 @@ def meters(g: CityState, rng, permits: pd.DataFrame) -> None:
     )
     # what each line's meters recorded, for the tax declarations
     g.recorded = np.zeros((L + D, M))
-    np.add.at(g.recorded, (li, mi), vol[ki, mi])
+    ri, rm = np.nonzero(recorded_act)
+    np.add.at(g.recorded, (line_of[ri], rm), vol[ri, rm])
 
 
 def _permit_ids_per_line(g: CityState, permits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

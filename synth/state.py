@@ -26,7 +26,8 @@ STREAMS = (
     "dewatering_terms",
     "bill_gaps",
     "bimonthly",
-    "zero_bills",  # last: a stream added later leaves the earlier streams' draws alone
+    "zero_bills",
+    "meter_gaps",  # last: a stream added later leaves the earlier streams' draws alone
 )
 
 # how many running numbers each block may use per entity it holds (a block never needs more), and how many
