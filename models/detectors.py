@@ -343,11 +343,12 @@ class HiddenWater(_NamedDetector):
     discharge can tell use from decline, the known water in stepping down. Each is judged against the
     entity's peers in this city as a robust z-score (median and 1.4826 x MAD of the peers, fitted on the
     training rows, capped at +-``cap``; a step counts from 0 up): how unusual the shortfall is among entities
-    that are mostly honest. The score combines the z-scores an entity has by Stouffer's rule,
-    sum(w z) / sqrt(sum(w^2)), so entities with one indicator and entities with five are on the same scale,
-    independent records that agree add up, and one that disagrees (a balanced metered discharge beside a plan
-    shortfall) pulls the score down. No label is used: the peers' spread is measured on the city itself, and so
-    is each industry's typical fall at each month (``shared_steps_``), which a supply drop counts net of."""
+    that are mostly honest. The score adds the log-likelihood ratio w (z - w / 2) of each indicator the entity
+    has (the evidence of z if a violation shifts the indicator by w of its peers' spreads; ``_parts``), so
+    independent records that agree add up, one that disagrees (a balanced metered discharge beside a plan
+    shortfall) subtracts, and a record the entity does not have adds nothing. No label is used: the peers'
+    spread is measured on the city itself, and so is each industry's typical fall at each month
+    (``shared_steps_``), which a supply drop counts net of."""
 
     name = "hidden_water"
 
@@ -461,8 +462,8 @@ class HiddenWater(_NamedDetector):
         return pd.DataFrame(self._z(X), columns=self.codes_, index=X.index)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Each indicator's share of the score: w z / sqrt(sum of the entity's w^2) (0 where absent); they sum
-        to the score."""
+        """Each indicator's share of the score: its log-likelihood ratio w (z - w / 2) (0 where absent); they
+        sum to the score."""
         return pd.DataFrame(self._parts(self._z(X)), columns=self.codes_, index=X.index)
 
     def peer_medians(self, X: pd.DataFrame) -> pd.DataFrame:
