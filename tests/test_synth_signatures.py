@@ -224,7 +224,7 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
 
 DOUBLED = Confounders(
     late_renewal=0.4, tight_quota=0.3, dry_year_use=0.2, tax_misdeclare=0.4, new_permit=0.16, coefficient_spread=0.3,
-    reclaimed_water=0.6, park_own_discharge=0.8, estimated_from_supply=0.5, production_change=0.16, dormancy=0.1,
+    reclaimed_water=0.6, park_own_discharge=0.2, estimated_from_supply=0.5, production_change=0.16, dormancy=0.1,
     closure=0.06, meter_drift=0.2, sector_downturn=0.2, billing_misread=0.002,
 )  # fmt: skip
 
