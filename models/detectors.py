@@ -346,9 +346,9 @@ class HiddenWater(_NamedDetector):
     that are mostly honest. The score adds the log-likelihood ratio w (z - w / 2) of each indicator the entity
     has (the evidence of z if a violation shifts the indicator by w of its peers' spreads; ``_parts``), so
     independent records that agree add up, one that disagrees (a balanced metered discharge beside a plan
-    shortfall) subtracts, and a record the entity does not have adds nothing. No label is used: the peers'
-    spread is measured on the city itself, and so is each industry's typical fall at each month
-    (``shared_steps_``), which a supply drop counts net of."""
+    shortfall) subtracts, and a record the entity does not have adds nothing. No label is used: the peers' spread
+    and each industry's typical fall at each month (``shared_steps_``, net of which a supply drop counts) are
+    measured on the city itself."""
 
     name = "hidden_water"
 
@@ -462,8 +462,7 @@ class HiddenWater(_NamedDetector):
         return pd.DataFrame(self._z(X), columns=self.codes_, index=X.index)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Each indicator's share of the score: its log-likelihood ratio w (z - w / 2) (0 where absent); they
-        sum to the score."""
+        """Each indicator's log-likelihood ratio w (z - w / 2) (0 where absent): they sum to the score."""
         return pd.DataFrame(self._parts(self._z(X)), columns=self.codes_, index=X.index)
 
     def peer_medians(self, X: pd.DataFrame) -> pd.DataFrame:
