@@ -127,9 +127,9 @@ def account_stats(t: dict, source: str) -> dict:
         f"{source} misread months (per 1,000)": 1000 * _misread_share(a.assign(v=vol)),
         f"{source} accounts missing a bill between two": _gap_share(a),
     }
-    every_second, zero_bills = _zero_bill_stats(a.assign(v=vol))
+    every_second, lone_zeros = _zero_bill_stats(a.assign(v=vol))
     out[f"{source} accounts read every second month"] = every_second
-    out[f"{source} lone zero bills (per 1,000)"] = zero_bills
+    out[f"{source} lone zero bills (per 1,000)"] = lone_zeros
     if source == "discharge":
         measured = a["measured"].str.lower() == "true"
         out["discharge measured rows"] = measured.mean()

@@ -25,12 +25,12 @@ from features.compliance import (
     declared_vs_metered,
     holders_in_force,
     known_permits,
+    lost_meter_months,
     metered_by_quarter,
     quarter_number,
     taxable_holders,
     taxed_rows,
     use_outside_permit,
-    lost_meter_months,
     water_use_quota_share,
 )
 from features.hidden_water import HISTORY_COLUMNS, HISTORY_MONTHS, hidden_water_features

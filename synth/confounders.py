@@ -195,7 +195,8 @@ def misread_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray) -> np.
     return np.where(hit, values * 10.0, values)
 
 
-def bimonthly_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+def bimonthly_bills(g: CityState, rng, values: np.ndarray, act: np.ndarray,
+                    share: float) -> tuple[np.ndarray, np.ndarray]:
     """(A, M) the bills of accounts read every second month, and which accounts they are: ``share`` of the accounts
     bill 0 in the odd calendar months (January, March, ...) and both months in the even month after; an odd last
     month is billed after the window (0). Only the table is touched, as for misreads."""
