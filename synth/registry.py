@@ -185,7 +185,8 @@ def _size_columns(g: CityState, rng) -> tuple[pd.arrays.IntegerArray, np.ndarray
     """Employees (often missing for shops) and registered capital (follows size loosely, often a round sum)."""
     n, kind = g.cfg.entities, g.kind
     employees = pd.array(g.emp, dtype="Int64")
-    employees[rng.random(n) < np.where(kind == "company", 0.1, 0.35)] = pd.NA
+    # missing for 6 % of entities, as in drops made elsewhere (`benchmarks/compare_drops.py`; 17 % until 2026-12-02)
+    employees[rng.random(n) < np.where(kind == "company", 0.03, 0.14)] = pd.NA
     capital = g.emp * np.exp(rng.normal(np.log(3.0), 1.0, n))
     capital = np.where(capital > 100, round_to(capital, 10), np.maximum(np.round(capital), 1))
     rounds = np.array([10, 30, 50, 100, 200, 500, 1000, 2000, 5000])
