@@ -217,12 +217,10 @@ def lost_meter_months(metered: pd.DataFrame, months: pd.DatetimeIndex) -> pd.Dat
     filled = fill_gaps(np.nan_to_num(x), gaps, unknown=missing)
     k, j = np.nonzero(gaps)
     # the permit each lost month was drawn under: that of the meter's last row before it
-    last_col = np.where(reported, np.arange(len(months))[None, :], -1)
-    last_col = np.maximum.accumulate(last_col, axis=1)
-    permit = pd.Series(rows["permit_id"].to_numpy(), index=pd.MultiIndex.from_arrays([meter, col]))
-    permit = permit[~permit.index.duplicated(keep="last")]
-    before = pd.MultiIndex.from_arrays([k, last_col[k, j]])
-    return pd.DataFrame({"meter_id": meters[k], "permit_id": permit.reindex(before).to_numpy(),
+    permit = np.full(x.shape, None, dtype=object)
+    permit[meter, col] = rows["permit_id"].to_numpy()
+    last_col = np.maximum.accumulate(np.where(reported, np.arange(len(months))[None, :], 0), axis=1)
+    return pd.DataFrame({"meter_id": meters[k], "permit_id": permit[k, last_col[k, j]],
                          "month": months[j], "volume_m3": filled[k, j]})
 
 
