@@ -85,7 +85,7 @@ def plan_blocks(config: SynthConfig) -> list[Block]:
     sizes = [min(size, n - start) for start in range(0, n, size)]
     inspections_total = config.inspections
     if inspections_total is None:
-        inspections_total = int(np.clip(round(0.012 * n), 30, 400))
+        inspections_total = int(np.clip(round(0.03 * n), 30, 1500))
     inspections = split(inspections_total, sizes)
     projects = split(config.projects, sizes) if config.projects is not None else [None] * len(sizes)
     malformed = split(config.malformed_rows, sizes)

@@ -38,7 +38,7 @@ class Confounders:
     coefficient_spread: float = 0.15  # sd of the log discharge coefficient around the industry's value
     reclaimed_water: float = 0.3  # of heavy industry: 20-50 % of its water is reclaimed water, in no table
     park_own_discharge: float = 0.1  # of industrial parks: members on own sewer accounts, shared supply
-    estimated_from_supply: float = 0.8  # of estimated discharge accounts: billed supply x a fixed ratio
+    estimated_from_supply: float = 0.95  # of estimated discharge accounts: billed supply x a fixed ratio
     # behaviour over time: level shifts with no violation behind them
     production_change: float = 0.08  # of entities: a step of -60 %..+80 % in all use
     sector_downturn: float = 0.1  # of industry classes: most members fall 15-50 % together and stay there

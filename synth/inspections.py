@@ -12,7 +12,7 @@ from synth.state import CityState
 def inspections(g: CityState) -> None:
     """Officers went where an old rule pointed (high discharge/supply ratio, big users), plus tip-offs."""
     cfg, rng, n = g.cfg, g.rng("inspections"), g.cfg.entities
-    count = cfg.inspections if cfg.inspections is not None else int(np.clip(round(0.012 * n), 30, 400))
+    count = cfg.inspections if cfg.inspections is not None else int(np.clip(round(0.03 * n), 30, 1500))
     weight = _visit_weight(g)
     tip = rng.random(n) < 0.1
     live = weight > 0

@@ -15,9 +15,9 @@ def projects(g: CityState) -> None:
     cfg, rng, n = g.cfg, g.rng("projects"), g.cfg.entities
     sec = np.array([c[0] for c in g.code])
     owners_pool = np.flatnonzero(g.full_window & np.isin(sec, ["K", "E", "C"]) & ~g.violator)
-    count = cfg.projects if cfg.projects is not None else max(5, int(round(0.012 * n)))
+    count = cfg.projects if cfg.projects is not None else max(5, int(round(0.015 * n)))
     own = (
-        rng.choice(owners_pool, size=min(count, len(owners_pool)), replace=False)
+        rng.choice(owners_pool, size=min(count, len(owners_pool)), replace=False, p=_owner_weight(sec[owners_pool]))
         if len(owners_pool)
         else np.zeros(0, int)
     )
@@ -34,7 +34,8 @@ def projects(g: CityState) -> None:
     approved = g.start - np.timedelta64(365, "D") + rng.integers(0, window_days + 365 - 60, J).astype("timedelta64[D]")
     start = approved + rng.integers(30, 300, J).astype("timedelta64[D]")
     started = (start <= g.end) & (rng.random(J) < 0.85)
-    dewater = np.where(np.isin(kind, ["real_estate", "infrastructure"]), rng.random(J) < 0.4, rng.random(J) < 0.08)
+    works = np.isin(kind, ["real_estate", "infrastructure"])
+    dewater = rng.random(J) < np.select([works, kind == "industrial"], [0.45, 0.15], 0.08)
     is_unp = np.arange(J) >= len(own)
     violations.time_unpermitted_works(g, rng, unp, is_unp, start, approved, started, dewater)
     expected = np.round(rng.uniform(2000, 60000, J), -2)
@@ -57,6 +58,14 @@ def projects(g: CityState) -> None:
         }
     )
     _legal_dewatering(g, rng, np.flatnonzero(dewater & started & ~is_unp), owner, start)
+
+
+def _owner_weight(sec: np.ndarray) -> np.ndarray:
+    """Draw probabilities that give builders (K), utilities and civil works (E) and manufacturers (C) their
+    share of a city's approvals (36 / 26 / 38 %), however many of each the registry holds."""
+    share = {"K": 0.36, "E": 0.26, "C": 0.38}
+    w = np.array([share[s] for s in sec]) / pd.Series(sec).map(pd.Series(sec).value_counts()).to_numpy()
+    return w / w.sum()
 
 
 def _project_names(g: CityState, rng, owner: np.ndarray, kind: np.ndarray) -> np.ndarray:
