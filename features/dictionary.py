@@ -73,7 +73,7 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("abstraction_trend_6v12", S, "relative", "Mean abstraction of the last 6 months over the 12 before, minus 1", "近6个月取水较前12个月变化", "近6个月计量取水量较此前12个月变化{value:+.0%}"),
     ("discharge_trend_6v12", S, "relative", "Mean discharge of the last 6 months over the 12 before, minus 1", "近6个月排水较前12个月变化", "近6个月排水量较此前12个月变化{value:+.0%}"),
     # peers
-    ("use_per_employee_12m", B, "m³/person", "Supply plus abstraction over 12 months per employee", "近12个月人均用水量", "近12个月人均用水{value:,.0f}立方米"),
+    ("use_per_employee_12m", B, "m³/person", "Supply plus abstraction per employee at a year's rate: over the last 12 months, or the months the entity existed in them when fewer (6 at least)", "近12个月人均用水量", "近12个月人均用水{value:,.0f}立方米"),
     ("use_per_employee_peer_z", B, "z", "Robust z-score (median/MAD, on log10(1 + x)) of use per employee against the same industry class in the month, or its section when the class has <8 peers", "人均用水量同行业稳健Z值", "人均用水量偏离同行业中位数{value:+.1f}个稳健标准差"),
     ("balance_ratio_peer_z", B, "z", "Robust z-score of the 12-month balance ratio against the same industry class (or section)", "水量平衡比同行业稳健Z值", "水量平衡比偏离同行业中位数{value:+.1f}个稳健标准差"),
     # meters

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.compliance import known_permits, peer_z, permit_standing
+from features.compliance import MIN_YEAR_MONTHS, known_permits, peer_z, permit_standing
 from features.linkage import linked_volumes
 from features.profile_grid import (
     PERMIT_STATUS,
@@ -380,7 +380,11 @@ def _peer_stage(b: _Build, scores: bool = True) -> None:
     cols = b.cols
     employees = b.entities["employees"].astype("float64").to_numpy()
     employees = np.where(employees > 0, employees, np.nan)
-    cols["use_per_employee_12m"] = safe_div(cols["inflow_m3_12m"], employees[:, None])
+    # a firm registered in the last months is judged on a year's rate of what it used while it existed, from half
+    # a year on (a month's bill over a year's staff read as a plant with water from elsewhere)
+    existed = rolling_sum(b.active, 12)
+    annual = np.where(existed >= MIN_YEAR_MONTHS, cols["inflow_m3_12m"] * 12.0 / np.maximum(existed, 1.0), np.nan)
+    cols["use_per_employee_12m"] = safe_div(annual, employees[:, None])
     groups = peer_groups(b.entities["industry_code"])
     for name, x in peer_values(b.active, cols).items():
         cols[name] = peer_z(x, groups["class"], groups["section"]) if scores else np.full(x.shape, np.nan)

@@ -161,12 +161,13 @@ def _former_holder(c):
 
 
 def _use_per_employee(c):
-    # known water in per registered employee, below the industry's: water from elsewhere (or an efficient plant);
-    # entities with no known water at all or no staff on record are not judged
-    use, staff = c["inflow_m3_12m"], c["employees"]
-    ok = (use > 0) & (staff > 0) & _drawing_water(c)
+    # known water in per registered employee (a year's rate; features.profiles), below the industry's: water from
+    # elsewhere (or an efficient plant); entities with no known water, no staff on record or under half a year
+    # old are not judged
+    use = c["use_per_employee_12m"]
+    ok = (use > 0) & _drawing_water(c)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, -np.log(use / staff), np.nan)
+        return np.where(ok, -np.log(use), np.nan)
 
 
 # a peer's step is "at the same time" as an entity's when it began within this many months of it
@@ -306,6 +307,7 @@ HIDDEN_WATER_COLUMNS = (
     "months_since_meter_step",
     "meter_unexplained_drop_share", "plan_used_12m", "quota_used_12m", "water_recent_share_3m",
     "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "permit_expired", "permit_revoked",
-    "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees", "flat_reading_months_12m",
+    "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees", "use_per_employee_12m",
+    "flat_reading_months_12m",
     "flat_run_months",
 )

@@ -279,6 +279,28 @@ def test_peer_z_flags_planted_outlier_and_falls_back_to_section():
     assert np.isnan(z[codes[16]])  # unknown industry: no peers
 
 
+def test_use_per_employee_is_a_years_rate_from_half_a_year_on():
+    """A firm registered months ago is judged on what it used while it existed, not on a year's staff."""
+    months = pd.date_range("2024-01-01", periods=24, freq="MS")
+    old, eight, three = (f"9137140000UPE{i:05d}" for i in range(3))
+    registered = {old: "2015-01-01", eight: "2025-05-01", three: "2025-10-01"}
+    ents = [{"uscc": u, "name": u, "industry_code": "C1713", "district": "x", "address": "x",
+             "registered_on": pd.Timestamp(r), "deregistered_on": None, "employees": 10,
+             "registered_capital_wan": 1.0} for u, r in registered.items()]
+    supply = []
+    for i, (u, r) in enumerate(registered.items()):
+        supply += monthly(f"S{i}", u, [100.0 if m >= pd.Timestamp(r) else None for m in months], months)
+    tables = {name: typed(name, []) for name in TABLES}
+    tables["entities"] = typed("entities", ents)
+    tables["supply"] = typed("supply", supply)
+    prof = build_profiles(tables, links_from_accounts(tables), pd.Timestamp("2026-01-01"))
+    last = prof[prof["month"] == months[-1]].set_index("uscc")
+    assert last.loc[old, "use_per_employee_12m"] == pytest.approx(1200 / 10)
+    assert last.loc[eight, "inflow_m3_12m"] == pytest.approx(800)
+    assert last.loc[eight, "use_per_employee_12m"] == pytest.approx(800 * 12 / 8 / 10)  # a year's rate
+    assert np.isnan(last.loc[three, "use_per_employee_12m"])  # three months: too soon to judge
+
+
 # -- no feature uses data after as_of ---------------------------------------
 
 
