@@ -57,11 +57,42 @@ def _may_attach(lead: Lead, principal) -> None:
         raise Forbidden(f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
 
 
+def _note(note: str | None) -> str | None:
+    """The uploader's note as stored; a NUL or text that is not UTF-8 is refused here too (PostgreSQL cannot hold
+    it), whoever calls."""
+    note = note or ""
+    if "\x00" in note:
+        raise Invalid("说明不能包含空字符 (the note must not contain a NUL byte)")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("说明不是有效的文本 (the note is not valid UTF-8 text)") from None
+    return note.strip()[:500] or None
+
+
+def _write(target: Path, data: bytes) -> None:
+    """The file, complete or not at all (written aside, fsynced, then renamed into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".part")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def add_evidence(session: Session, home: Path, lead_id: int, principal, filename: str | None, data: bytes,
                  note: str | None, settings: EvidenceSettings) -> Evidence:
-    """Check, store and record one file; raises ``Invalid`` for a wrong type or size."""
+    """Check, store and record one file; raises ``Invalid`` for a wrong type, size or note.
+
+    The row is inserted (and audited) before the file is written and the file is removed when the commit fails,
+    so that no file is left without its row and no row points to a file that was never written."""
     lead = load_lead(session, lead_id, principal, for_update=True)
     _may_attach(lead, principal)
+    note = _note(note)
     if not data:
         raise Invalid("文件为空 (the file is empty)")
     if len(data) > settings.max_bytes:
@@ -75,25 +106,22 @@ def add_evidence(session: Session, home: Path, lead_id: int, principal, filename
         raise Conflict(f"每条线索最多 {settings.max_per_lead} 个文件 (at most {settings.max_per_lead} files per lead)")
     extension, kind = FORMATS[content_type]
     relative = Path(FOLDER) / str(lead.id) / f"{uuid.uuid4().hex}{extension}"
-    target = Path(home) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
     row = Evidence(lead_id=lead.id, uscc=lead.uscc, kind=kind, filename=clean_name(filename, extension),
                    content_type=content_type, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                   stored_as=relative.as_posix(), note=(note or "").strip()[:500] or None,
-                   uploaded_by=principal.username, uploaded_at=utcnow())
+                   stored_as=relative.as_posix(), note=note, uploaded_by=principal.username, uploaded_at=utcnow())
     session.add(row)
-    session.flush()
+    session.flush()  # a row the database refuses fails here, before any file exists
     from serving.audit import audit
 
     audit(session, principal.username, "evidence_upload", "lead", lead.id,
           {"evidence_id": row.id, "kind": kind, "size": len(data), "sha256": row.sha256, "uscc": lead.uscc})
-    session.commit()
+    target = Path(home) / relative
+    _write(target, data)
+    try:
+        session.commit()
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return row
 
 

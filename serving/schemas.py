@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from serving.scoring import REASON_SEPARATOR
 
@@ -166,9 +166,10 @@ class PredictRow(BaseModel):
     id: Text = Field(min_length=1, max_length=64, description="the caller's key for the row")
     features: dict[
         Annotated[Text, Field(max_length=64)],
-        Annotated[float, Field(allow_inf_nan=False)] | Annotated[Text, Field(max_length=64)] | None,
-    ] = Field(max_length=500, description="snapshot feature name -> value (numbers; text only for text features such "
-                                          "as industry_code); null or left out = unknown")
+        Annotated[float, Strict(), Field(allow_inf_nan=False)] | Annotated[Text, Field(max_length=64)] | None,
+    ] = Field(max_length=500, description="the champion's feature name (GET /model) -> value: a number (true/false "
+                                          "is not one), text only for text features such as industry_code; null or "
+                                          "left out = unknown; a name the champion does not use is a 422")
 
 
 class PredictCreate(BaseModel):

@@ -67,13 +67,15 @@ class ModelBundle:
         text: dict[str, list] = {c: [None] * len(rows) for c in self.features if c in TEXT_COLUMNS}
         for i, row in enumerate(rows):
             for name, value in row.items():
-                if value is None:
-                    continue
                 if name in text:
-                    text[name][i] = str(value)
+                    if value is not None and not isinstance(value, str):
+                        raise FeatureTypeError(name, i, "text")
+                    text[name][i] = value
                     continue
                 j = position.get(name)
                 if j is None:
+                    raise UnknownFeatureError(sorted(set(row) - set(self.features)), i)
+                if value is None:
                     continue
                 if isinstance(value, (str, bytes, bool)):
                     raise FeatureTypeError(name, i)
@@ -82,8 +84,9 @@ class ModelBundle:
 
     def records_matrix(self, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """The model columns of feature dicts another system sends (name -> number, text for TEXT_COLUMNS;
-        None or left out = unknown). A text value for a numeric feature raises ``FeatureTypeError`` naming the
-        feature and the row."""
+        None or left out = unknown). A value of the wrong type (text or a boolean for a numeric feature, anything
+        but text for a text one) raises ``FeatureTypeError``, a name the model was not fitted on
+        ``UnknownFeatureError`` (a misspelt name would otherwise silently count as unknown), each naming the row."""
         numeric, block, text = self._records_block(rows)
         frame = pd.DataFrame(block, columns=numeric)
         for name, values in text.items():
@@ -103,11 +106,19 @@ class ModelBundle:
 
 
 class FeatureTypeError(ValueError):
-    """A feature that must be a number came as text."""
+    """A feature came with a value of the wrong type: ``expected`` is "number" or "text"."""
 
-    def __init__(self, feature: str, row: int):
-        super().__init__(f"feature {feature!r} must be a number (row {row})")
-        self.feature, self.row = feature, row
+    def __init__(self, feature: str, row: int, expected: str = "number"):
+        super().__init__(f"feature {feature!r} must be {'a number' if expected == 'number' else 'text'} (row {row})")
+        self.feature, self.row, self.expected = feature, row, expected
+
+
+class UnknownFeatureError(ValueError):
+    """Feature names the model was not fitted on (``features``, sorted), in row ``row``."""
+
+    def __init__(self, features: list[str], row: int):
+        super().__init__(f"unknown features {features} (row {row})")
+        self.features, self.row = features, row
 
 
 def models_dir(workspace: Path | str) -> Path:

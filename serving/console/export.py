@@ -1,5 +1,10 @@
 """Every console list as a file: CSV (UTF-8 with a byte-order mark, so that Excel shows the Chinese) or XLSX
-(openpyxl), with the same filters as the page and column headers in the page's language."""
+(openpyxl), with the same filters as the page and column headers in the page's language.
+
+Cells hold what others typed (an entity's name from department data, a gateway's error), so no text may become
+a formula in the spreadsheet that opens the file (OWASP, "CSV injection"): in CSV a text starting with = + - @,
+a tab or a carriage return gets a leading single quote; in XLSX every text is written as a string cell, never
+a formula, such a text marked with Excel's quote prefix (shown as typed, kept as text). Numbers stay numbers."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from fastapi.responses import Response
 from serving.settings import DISPLAY_TIMEZONE
 
 FORMATS = ("csv", "xlsx")
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
 MAX_ROWS = 200_000
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -36,14 +42,36 @@ def _cell(value, zone: ZoneInfo):
     return value
 
 
+def _formula_like(value) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_LEADS)
+
+
+def _csv_text(value):
+    """A CSV value: formula-like text behind a single quote, so that a spreadsheet shows it and runs nothing."""
+    return "'" + value if _formula_like(value) else value
+
+
 def _csv(headers: Sequence[str], rows: Iterable[Sequence], zone: ZoneInfo) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(headers)
     for row in rows:
         cells = (_cell(c, zone) for c in row)
-        writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, date) else v) for v in cells])
+        writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, date) else _csv_text(v)) for v in cells])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _xlsx_text(ws, value: str):
+    """A string cell (inline string), never a formula nor an error code whatever the text starts with; control
+    characters XML cannot hold are replaced, formula-like text carries the quote prefix."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+    cell.data_type = "s"
+    if _formula_like(value):
+        cell.quotePrefix = True
+    return cell
 
 
 def _xlsx(headers: Sequence[str], rows: Iterable[Sequence], title: str, zone: ZoneInfo) -> bytes:
@@ -53,16 +81,15 @@ def _xlsx(headers: Sequence[str], rows: Iterable[Sequence], title: str, zone: Zo
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=title[:31] or "Sheet1")
     ws.freeze_panes = "A2"
-    from openpyxl.cell import WriteOnlyCell
-
     head = []
     for h in headers:
-        cell = WriteOnlyCell(ws, value=h)
+        cell = _xlsx_text(ws, h)
         cell.font = Font(bold=True)
         head.append(cell)
     ws.append(head)
     for row in rows:
-        ws.append([_cell(v, zone) for v in row])
+        cells = (_cell(v, zone) for v in row)
+        ws.append([_xlsx_text(ws, v) if isinstance(v, str) else v for v in cells])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

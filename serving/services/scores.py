@@ -70,12 +70,13 @@ def batch_scores(session: Session, run_ids: tuple[str, ...],
 
 
 def predict(model: ModelInfo, rows: list[tuple[str, dict[str, Any]]]) -> list[float]:
-    """The champion's risk for (id, features) rows another system computed; a feature left out is unknown.
+    """The champion's risk for (id, features) rows another system computed; a feature left out is unknown, a name
+    the champion was not fitted on is refused (a misspelt name would otherwise score as unknown, unnoticed).
 
     The hot path of one-row scoring: ``ModelBundle.predict_records`` reads the dicts straight into one float
     block (no DataFrame, no per-column conversion) and gives the same number as the batch score of the same
     values (tests/test_determinism.py, tests/test_feedback_loop.py)."""
-    from training.artifacts import FeatureTypeError
+    from training.artifacts import FeatureTypeError, UnknownFeatureError
 
     bundle = model.champion
     if bundle is None:
@@ -83,6 +84,11 @@ def predict(model: ModelInfo, rows: list[tuple[str, dict[str, Any]]]) -> list[fl
     try:
         risk = bundle.predict_records([features for _, features in rows])
     except FeatureTypeError as exc:
-        raise Invalid(f"特征 {exc.feature} 须为数值 (feature {exc.feature!r} must be a number, row "
+        zh, en = ("数值", "a number") if exc.expected == "number" else ("文本", "text")
+        raise Invalid(f"特征 {exc.feature} 须为{zh} (feature {exc.feature!r} must be {en}, row "
                       f"{rows[exc.row][0]!r})") from exc
+    except UnknownFeatureError as exc:
+        names = ", ".join(exc.features[:20]) + (" …" if len(exc.features) > 20 else "")
+        raise Invalid(f"模型没有这些特征：{names}（特征名见 GET /api/v1/model）(unknown features {names} in row "
+                      f"{rows[exc.row][0]!r}; the champion's feature names: GET /api/v1/model)") from exc
     return [float(p) for p in risk]

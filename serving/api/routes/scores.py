@@ -36,7 +36,8 @@ ScoreReader = Annotated[Principal, RequireRole(*roles.SCORES)]
 @router.post("/predict", response_model=PredictPublic, responses={**ERRORS, 503: {"model": ErrorPublic}})
 async def predict(body: PredictCreate, model: ModelDep, principal: ScoreReader, city: City = None):
     """Risk from the champion model for entity profiles another system computed itself (the snapshot's
-    feature columns, see GET /model; a feature left out counts as unknown). The champion of the caller's city's
+    feature columns, see GET /model; a feature left out counts as unknown, a name the champion does not use or a
+    value of the wrong type is a 422 naming it and the row). The champion of the caller's city's
     live run (a caller bound to no city: of ``city``'s, else the one model of every city's live run; 422 when
     their models differ)."""
     model = scores.model_of(model, caller_scope(principal, city))

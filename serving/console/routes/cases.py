@@ -24,6 +24,7 @@ from serving.console.routes.alerts import alerts_query, lead_links, quota_thresh
 from serving.deps import ModelDep, SessionDep
 from serving.errors import NotFound
 from serving.i18n import t
+from serving.schemas import Text
 from serving.services import cases as service
 from serving.services.scope import Scope
 from serving.store import Alert, Case, Series
@@ -114,8 +115,8 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
 
 
 @router.post("/cases/{case_id}/status", response_class=HTMLResponse)
-def move(case_id: str, request: Request, ctx: CaseWorker, session: SessionDep, csrf: Annotated[str, Form()] = "",
-         status: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "", back: Annotated[str, Form()] = ""):
+def move(case_id: str, request: Request, ctx: CaseWorker, session: SessionDep, csrf: Annotated[Text, Form()] = "",
+         status: Annotated[Text, Form()] = "", note: Annotated[Text, Form()] = "", back: Annotated[Text, Form()] = ""):
     check_csrf(ctx, csrf)
     if status not in STATUSES:
         raise NotFound()

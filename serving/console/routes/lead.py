@@ -159,7 +159,7 @@ def evidence_settings(request: Request) -> EvidenceSettings:
 
 
 @router.post("/leads/{lead_id}/start", response_class=HTMLResponse)
-def start(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[str, Form()] = ""):
+def start(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[Text, Form()] = ""):
     """The officer sets out: the lead is in progress (the same service the API's POST .../start calls)."""
     check_csrf(ctx, csrf)
     lid = lead_id_of(lead_id)
@@ -169,8 +169,8 @@ def start(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[st
 
 @router.post("/leads/{lead_id}/evidence", response_class=HTMLResponse, max_body_size=UPLOAD_BODY_LIMIT)
 async def upload_evidence(lead_id: str, request: Request, ctx: WorkerPage, session: SessionDep,
-                          file: Annotated[UploadFile | None, File()] = None, csrf: Annotated[str, Form()] = "",
-                          note: Annotated[str, Form()] = ""):
+                          file: Annotated[UploadFile | None, File()] = None, csrf: Annotated[Text, Form()] = "",
+                          note: Annotated[Text, Form()] = ""):
     check_csrf(ctx, csrf)
     lid = lead_id_of(lead_id)
     limits = evidence_settings(request)

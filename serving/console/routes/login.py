@@ -54,7 +54,7 @@ def root(request: Request):
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None, expired: str | None = None):
+def login_form(request: Request, next: Text | None = None, expired: Text | None = None):
     ctx = anonymous(request)
     error = t("login.expired", ctx.lang) if expired else None
     return render(ctx, "login.html", next=safe_next(next) or "", error=error, username="")

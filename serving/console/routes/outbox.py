@@ -18,6 +18,7 @@ from serving.console.lists import Listing, choice_param, city_area, text_param
 from serving.console.render import PageContext, check_csrf, display_zone, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.i18n import t
+from serving.schemas import Text
 from serving.services.outbox import in_area, resend_message
 from serving.services.scope import Scope, caller_scope
 from serving.store import Alert, Entity, OutboxMessage, Run, utcnow
@@ -130,7 +131,7 @@ def outbox(request: Request, ctx: Reader, session: SessionDep):
 
 
 @router.post("/outbox/send", response_class=HTMLResponse)
-async def send_now(request: Request, ctx: Writer, csrf: Annotated[str, Form()] = ""):
+async def send_now(request: Request, ctx: Writer, csrf: Annotated[Text, Form()] = ""):
     """Send the messages due now through the configured sender (as `waterwatch send` does): the caller's city's
     (a province role's: every city's)."""
     check_csrf(ctx, csrf)
@@ -146,7 +147,7 @@ async def send_now(request: Request, ctx: Writer, csrf: Annotated[str, Form()] =
 
 
 @router.post("/outbox/{message_id}/resend", response_class=HTMLResponse)
-def resend(message_id: str, ctx: Writer, session: SessionDep, csrf: Annotated[str, Form()] = ""):
+def resend(message_id: str, ctx: Writer, session: SessionDep, csrf: Annotated[Text, Form()] = ""):
     check_csrf(ctx, csrf)
     resend_message(session, message_id[:64], ctx.principal, caller_scope(ctx.principal))
     return RedirectResponse("/outbox?done=resend&resent=1", status_code=303)
