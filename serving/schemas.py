@@ -116,6 +116,9 @@ class ReasonCode(BaseModel):
     unit: str | None = None
     text_zh: str | None = None
     text_en: str | None = None
+    role: str | None = Field(None, description="evidence (supports the rank), caveat (argues against hidden water; "
+                                               "never alone), context (an ordinary entity's records) or information "
+                                               "(a documented breach); None in runs before roles")
 
 
 def reason_codes(stored: list | None) -> list[ReasonCode]:

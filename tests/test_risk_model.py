@@ -17,6 +17,7 @@ from conftest import ADBENCH_DIR  # ../shared, or WATERWATCH_SHARED in a worktre
 from features.dictionary import DATA_DICTIONARY
 from models import RiskModel
 from models.detectors import domain_detectors
+from models.reason_texts import FALL_SHOWN, _volume
 from models.reasons import INDICATOR_REASONS, _pct, _times, explain, explain_reasons
 
 INDICATOR_CODES = set(INDICATOR_REASONS)
@@ -185,8 +186,8 @@ def test_reasons_words_agree_with_their_numbers():
             seen.add(r.code)
             if r.code in INDICATOR_CODES:
                 # shares and multiples as the reasons print them (a non-zero one never as 0 %, models.reasons)
-                shown = {"meter_flat": f"{r.value:.0f}"}.get(r.code) or (_pct(r.value) if r.code in percent
-                                                                          else _times(r.value))
+                shown = {"meter_flat": f"{r.value:.0f}", "use_per_employee": _volume(r.value)}.get(r.code) or (
+                    _pct(r.value) if r.code in percent else _times(r.value))
             else:
                 if r.code in DATA_DICTIONARY and DATA_DICTIONARY[r.code]["reason_zh"]:
                     spec = re.search(r"\{value:([^}]*)\}", DATA_DICTIONARY[r.code]["reason_zh"]).group(1)
@@ -198,6 +199,8 @@ def test_reasons_words_agree_with_their_numbers():
             assert shown in r.text_zh and shown in r.text_en, (shown, r)  # both languages quote the value
             if r.code == "balance_step":
                 assert ("升至" in r.text_zh) == (r.value >= 1.0) and ("rose" in r.text_en) == (r.value >= 1.0)
+            if "降至" in r.text_zh and r.code in INDICATOR_CODES:  # "fell" only for a fall worth the word
+                assert r.value <= FALL_SHOWN and "fell" in r.text_en, r
     assert {"balance_excess", "balance_step"} <= seen
 
 
