@@ -497,7 +497,9 @@ def test_final_fit_beside_the_backtest_in_processes_trains_the_same_model(city_w
         settings = _settings(tmp_path, f"workers-{workers}")
         settings.scale.workers = workers
         monkeypatch.setattr(bt, "PARALLEL_ROWS", 0)
-        results[workers] = (train(ws, settings, trials=0), load_bundle(ws / "models" / "risk_model.joblib"))
+        # with verdicts, so that the final model has trees to compare whatever the drop's own inspections found
+        results[workers] = (train(ws, settings, trials=0, extra_labels=[_verdicts(city_ws)]),
+                            load_bundle(ws / "models" / "risk_model.joblib"))
     (one, model_one), (two, model_two) = results[1], results[2]
     pd.testing.assert_frame_equal(one.backtest.metrics, two.backtest.metrics)
     pd.testing.assert_frame_equal(one.backtest.audit, two.backtest.audit)
