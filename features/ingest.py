@@ -20,7 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from features.contract import KIND_DTYPES, TABLES, ColumnSpec, TableSpec
-from features.ingest_files import IngestError, find_table_file, iter_raw, table_parts
+from features.ingest_files import IngestError, find_table_file, iter_raw, split_malformed, table_parts, with_malformed
 from features.uscc import uscc_valid
 from features.workspace import Workspace
 
@@ -241,10 +241,13 @@ def _quarantine_frame(spec: TableSpec, problems: list[pd.DataFrame], file: str) 
 def validate_chunk(spec: TableSpec, raw: pd.DataFrame, file: str, first_row: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cell checks of one chunk of a table whose first data row is number ``first_row``: the rows that
     pass (typed, with ``source_row`` and, as ``_raw_key``, the key as written) and the quarantine rows.
-    Duplicate keys are left to ``duplicate_key_problems`` over every chunk."""
+    Duplicate keys are left to ``duplicate_key_problems`` over every chunk; a malformed record (a CSV line
+    that is not one row of the header's columns) is one quarantine row of its own."""
+    raw, marks = split_malformed(raw.reset_index(drop=True))
     check_columns(spec, raw.columns, file)
-    raw = raw.reset_index(drop=True)
     typed, problems = _cell_problems(spec, raw)
+    if marks is not None:
+        problems = with_malformed(marks, problems)
     bad_rows = np.zeros(len(raw), dtype=bool)
     for p in problems:
         bad_rows[p["row_number"].to_numpy() - 1] = True
