@@ -191,10 +191,9 @@ def _publish_leads(session: Session, run_id: str, leads: pd.DataFrame, model_set
 # -- the run -----------------------------------------------------------------------------------------------
 
 
-def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.DataFrame, city: str | None) -> None:
-    version = info.get("version")
-    if version is None and "model_version" in leads.columns and leads["model_version"].notna().any():
-        version = leads["model_version"].dropna().iloc[0]
+def _register_run(session: Session, run_id: str, as_of, info: dict, leads: pd.DataFrame, city: str | None,
+                  version: str | None) -> None:
+    """The run's row; ``version``: the model that scored its leads (``run_files.scored_version``)."""
     run = session.get(Run, run_id)
     if run is None:
         session.add(Run(run_id=run_id, as_of=None if as_of is None else as_of.date(),
@@ -253,6 +252,7 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
     out = Path(out_dir)
     leads = files.load_leads(out / "leads.csv")
     info = files.model_info(out)
+    version = files.scored_version(out, leads, info)  # refuses a model.json of another model than the leads'
     run_id, as_of = files.run_identity(out, (out / "leads.csv").read_bytes(), info)
     alerts = files.read_alerts(out)
     series = files.read_series(out, run_id)
@@ -262,7 +262,7 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
                               **({"city": city} if city else {})}
     with session_factory() as session, session.begin():
         begin_write(session, *LOCKED)
-        _register_run(session, run_id, as_of, info, leads, city)
+        _register_run(session, run_id, as_of, info, leads, city, version)
         counts.update(_publish_register(session, out, leads, city))
         counts["scores"] = _replace(session, Score, files.records(
             leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)

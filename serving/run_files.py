@@ -60,6 +60,23 @@ def model_info(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def scored_version(out: Path, leads: pd.DataFrame, info: dict) -> str | None:
+    """The model version that scored the leads (leads.csv's ``model_version``; else model.json's), refusing a
+    model.json that describes another model: the store would record that model's version, training time and
+    backtest as the run's. model.json names the model scoring used as ``champion_version`` (the champion training
+    left; the trained ``version`` may have lost to it), a hand-written one as ``version``."""
+    scored = sorted(leads["model_version"].dropna().astype(str).unique()) if "model_version" in leads else []
+    if len(scored) > 1:
+        raise PublishError(f"{out / 'leads.csv'}: scored by several model versions {scored}; score the run again")
+    described = info.get("champion_version") or info.get("version")
+    if scored and described is not None and str(described) != scored[0]:
+        raise PublishError(
+            f"{out / 'leads.csv'} was scored by model version {scored[0]} but {out / 'model.json'} describes version "
+            f"{described}: run `waterwatch score --workspace {out / 'workspace'} --out {out / 'leads.csv'}` "
+            "(it writes model.json beside the leads), then publish")
+    return scored[0] if scored else (None if described is None else str(described))
+
+
 def run_identity(out: Path, leads_bytes: bytes, info: dict) -> tuple[str, pd.Timestamp | None]:
     """A run id stable for the same files: the as-of month and a digest of the leads and the model."""
     as_of = info.get("as_of")

@@ -23,6 +23,7 @@ CHAMPION = "champion"
 PARAMS_TAG = "risk_params"
 OBJECTIVE_TAG = "backtest_objective"
 AS_OF_TAG = "as_of"
+PROMOTION_TAG = "promotion"
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,15 @@ def log_run(
         version = str(info.registered_model_version)
         _tag_version(client, name, version, risk_params, objective, as_of)
         return Registered(run.info.run_id, version, info.model_uri)
+
+
+def decide(client, name: str, registered: Registered, promoted: bool, reason: str) -> None:
+    """Move the alias to the new version when it won, and say why it moved or not as the ``promotion`` tag of the
+    run and of the version (beside the run's ``tuning`` tag): the registry itself tells why."""
+    client.set_tag(registered.run_id, PROMOTION_TAG, reason)
+    client.set_model_version_tag(name, registered.version, PROMOTION_TAG, reason)
+    if promoted:
+        promote(client, name, registered.version)
 
 
 def promote(client, name: str, version: str) -> None:

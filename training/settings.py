@@ -15,7 +15,8 @@ class ModelSettings(BaseModel):
     random_state: int = 0
     optuna_trials: int = Field(30, description="Optuna trials per training run")
     backtest_cutoffs: int = Field(3, description="rolling cut-offs of the temporal backtest")
-    officer_capacity_k: int = Field(100, description="leads the officers can check: precision is measured at k")
+    officer_capacity_k: int = Field(100, description="leads the officers can check: precision is measured at the "
+                                    "city's top k; a published queue gives each district k (serving.queue)")
     exploration_share: float = Field(0.10, description="share of each queue drawn at random from the rest")
     registered_model_name: str = "waterwatch-risk"
     backtest_sample_entities: int = Field(

@@ -5,7 +5,8 @@ parameters are re-run through the *same* backtest (same data, same cut-offs); on
 the final model fitted on all labels known at the workspace's as-of. The new version is
 always registered and written to ``risk_model.joblib``; ``champion.joblib`` (what scoring
 reads) changes only when the candidate wins: a higher backtest objective, or the same objective
-from the same recipe refitted on newer data (else a champion would never see new months).
+from the same recipe refitted on newer data (else a champion would never see new months); with no
+measurable objective, a fit on data as new as the champion's or newer, never one on older data.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 
 from features.workspace import Workspace
 from training import registry
-from training.artifacts import CHAMPION_FILE, MODEL_FILE, ModelBundle, models_dir, save_bundle
+from training.artifacts import CHAMPION_FILE, MODEL_FILE, ModelBundle, load_bundle, models_dir, save_bundle
 from training.backtest import (
     MIN_LABELS,
     BacktestResult,
@@ -61,6 +62,11 @@ class TrainResult:
     champion_path: Path
     report_path: Path
     summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promotion(self) -> str:
+        """Why the champion changed or stayed."""
+        return self.summary.get("promotion", "")
 
 
 def load_inputs(workspace: Path | str, settings=None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.Timestamp]:
@@ -183,8 +189,8 @@ def _run_metrics(backtest: BacktestResult, window_labels: int, objective: float,
 
 
 def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of: pd.Timestamp):
-    """The registry, the champion in service, whether this fit replaces it, and the champion's objective on
-    this very backtest (None when not measurable)."""
+    """The registry, the champion in service, whether this fit replaces it, the champion's objective on this very
+    backtest (None when not measurable) and why (the log, the run's and the version's MLflow tag ``promotion``)."""
     ms = settings.model
     default_root = settings.mlflow_tracking_uri is None and str(settings.resolved_tracking_uri()).startswith("sqlite:")
     client = registry.connect(
@@ -192,27 +198,43 @@ def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of
         artifact_root=(settings.home / "mlartifacts") if default_root else None,
     )
     current = registry.champion_version(client, ms.registered_model_name)
-    champion_objective = None
-    promoted = current is None
-    if current is not None:
-        champion_params = registry.version_params(current)
-        if champion_params == params:
-            champion_objective = objective
-        else:
-            champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k,
-                                 workers=settings.scale.workers)
-            champion_objective = objective_value(champ)
-        # a tie promotes only a refit on newer data: the same recipe, fitted on more of what is known; without a
-        # measurable objective (too few verdicts) nothing says the champion is better, so the newest fit (this
-        # code's recipe on everything known now) takes over
-        champion_as_of = (current.tags or {}).get(registry.AS_OF_TAG, "")
-        newer = as_of.date().isoformat() > champion_as_of
-        if np.isfinite(objective) and np.isfinite(champion_objective):
-            promoted = objective > champion_objective + 1e-9 or (abs(objective - champion_objective) <= 1e-9 and newer)
-        else:
-            promoted = True
-        champion_objective = champion_objective if np.isfinite(champion_objective) else None
-    return client, current, promoted, champion_objective
+    if current is None:
+        return client, current, True, None, "no champion yet"
+    champion_params = registry.version_params(current)
+    if champion_params == params:
+        champion_objective = objective
+    else:
+        champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k,
+                             workers=settings.scale.workers)
+        champion_objective = objective_value(champ)
+    promoted, reason = promotion(objective, champion_objective, as_of.date().isoformat(),
+                                 (current.tags or {}).get(registry.AS_OF_TAG, ""), str(current.version))
+    measured = np.isfinite(objective) and np.isfinite(champion_objective)
+    (LOG.info if measured else LOG.warning)("champion decision: %s", reason)  # unmeasured: decided on as-of alone
+    return client, current, promoted, (champion_objective if np.isfinite(champion_objective) else None), reason
+
+
+def promotion(objective: float, champion_objective: float, as_of: str, champion_as_of: str,
+              champion: str) -> tuple[bool, str]:
+    """Whether a candidate replaces the champion, and why. A measured win promotes; a tie promotes only a refit on
+    newer data (the same recipe on more of what is known). Without a measured comparison (too few verdicts) nothing
+    says either is better, so only a fit on data as new as the champion's or newer takes over: a model trained on
+    an older drop never replaces one trained on a newer drop without a measured win."""
+    if np.isfinite(objective) and np.isfinite(champion_objective):
+        tie = abs(objective - champion_objective) <= 1e-9
+        if objective > champion_objective + 1e-9:
+            return True, f"objective {objective:.4f} beats champion v{champion}'s {champion_objective:.4f}"
+        if tie and champion_as_of and as_of > champion_as_of:
+            return True, f"objective ties champion v{champion}'s on newer data (as-of {as_of} > {champion_as_of})"
+        return False, (f"objective {objective:.4f} does not beat champion v{champion}'s {champion_objective:.4f}"
+                       + (f" and the data are not newer (as-of {as_of}, champion's {champion_as_of or 'unknown'})"
+                          if tie else ""))
+    if not champion_as_of:
+        return False, f"no measured objective, and champion v{champion}'s as-of is not recorded"
+    if as_of >= champion_as_of:
+        return True, (f"no measured objective; data as new as champion v{champion}'s or newer "
+                      f"(as-of {as_of} >= {champion_as_of})")
+    return False, f"no measured objective; older data than champion v{champion}'s (as-of {as_of} < {champion_as_of})"
 
 
 def _write_report(workspace: Path, backtest: BacktestResult, cutoffs, final_scores: pd.Series, labels: pd.DataFrame,
@@ -342,12 +364,12 @@ def _register(workspace: Path, ms, fit: _FinalFit, params: dict, metrics: dict, 
 
 def _save_bundles(out: Path, bundle: ModelBundle, promoted: bool, current, registered_name: str) -> tuple[Path, Path]:
     """``risk_model.joblib`` always; ``champion.joblib`` (what scoring reads) only when the candidate won, or
-    fetched from the registry when this workspace has none yet."""
+    fetched from the registry when this workspace has none or an older one (the alias moved elsewhere since)."""
     model_path = save_bundle(bundle, out / MODEL_FILE)
     champion_path = out / CHAMPION_FILE
     if promoted:
         save_bundle(bundle, champion_path)
-    elif not champion_path.exists():
+    elif not champion_path.exists() or load_bundle(champion_path).version != str(current.version):
         export_champion(current, registered_name, champion_path)
     return model_path, champion_path
 
@@ -363,12 +385,13 @@ def _tuning_summary(tuning_note: str | None, tuned) -> dict | None:
 
 def _summary(meta: dict, promoted: bool, current, objective: float, window_labels: int,
              champion_objective: float | None, ms, cutoffs, violation_rate: float | None, champion_path: Path,
-             tuning_note: str | None, tuned) -> dict[str, Any]:
-    """``model.json``: what this training run decided and on what evidence."""
+             tuning_note: str | None, tuned, decision: str) -> dict[str, Any]:
+    """``model.json``: what this training run decided, why (``promotion``) and on what evidence."""
     champion_now = meta["version"] if promoted else (current.version if current is not None else None)
     return {
         "version": meta["version"], "trained_at": meta["trained_at"], "as_of": meta["as_of"], "run_id": meta["run_id"],
-        "promoted": promoted, "champion_version": str(champion_now) if champion_now is not None else None,
+        "promoted": promoted, "promotion": decision,
+        "champion_version": str(champion_now) if champion_now is not None else None,
         "previous_champion_version": str(current.version) if current is not None else None,
         "objective": round(objective, 6) if np.isfinite(objective) else None,
         "objective_note": None if np.isfinite(objective) else _shown(objective, window_labels),
@@ -408,7 +431,8 @@ def train(
     tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress, workers,
                                                           defaults_backtest=pending)
     objective = objective_value(backtest)  # NaN: not measurable
-    client, current, promoted, champion_objective = _challenge_champion(settings, cutoffs, params, objective, as_of)
+    client, current, promoted, champion_objective, decision = _challenge_champion(settings, cutoffs, params, objective,
+                                                                                  as_of)
 
     if fit is None:
         fit = _fit_final(final_snapshot(), tables["inspections"], extra_labels, params, as_of, ms.random_state)
@@ -419,8 +443,7 @@ def train(
     metrics = _run_metrics(backtest, window_labels, objective, champion_objective, fit.violation_rate, tuned)
     reg = _register(workspace, ms, fit, params, metrics, art, objective, as_of, trials, len(cutoffs), extra_labels,
                     tuning_note, started_ms)
-    if promoted:
-        registry.promote(client, ms.registered_model_name, reg.version)
+    registry.decide(client, ms.registered_model_name, reg, promoted, decision)
 
     out = models_dir(workspace)
     meta = {
@@ -432,7 +455,7 @@ def train(
     model_path, champion_path = _save_bundles(out, ModelBundle(fit.model, list(fit.X.columns), meta), promoted,
                                               current, ms.registered_model_name)
     summary = _summary(meta, promoted, current, objective, window_labels, champion_objective, ms, cutoffs,
-                       fit.violation_rate, champion_path, tuning_note, tuned)
+                       fit.violation_rate, champion_path, tuning_note, tuned, decision)
     (out / "model.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return TrainResult(
         version=reg.version, promoted=promoted, run_id=reg.run_id, objective=objective,

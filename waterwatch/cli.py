@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -156,23 +157,29 @@ def train(
 
     result = run_train(Workspace(workspace), _settings(), trials=trials, extra_labels=labels)
     verdict = "promoted to champion" if result.promoted else f"champion stays {result.champion_version}"
-    typer.echo(f"model version {result.version}: objective {result.objective:.3f}; {verdict}")
+    shown = "not measured" if math.isnan(result.objective) else f"{result.objective:.3f}"  # NaN: too few verdicts
+    typer.echo(f"model version {result.version}: objective {shown}; {verdict} ({result.promotion})")
     typer.echo(f"backtest report: {result.report_path}")
 
 
 @app.command()
 def score(
     workspace: Path = typer.Option(..., help="workspace folder (after train)"),
-    out: Path = typer.Option(..., help="leads CSV to write"),
+    out: Path = typer.Option(..., help="leads CSV to write (model.json is written beside it)"),
 ) -> None:
-    """Score every registered entity with the champion model and write the ranked leads."""
+    """Score every registered entity with the champion model; write the ranked leads and, beside them, the
+    model.json that `publish` records as the run's model."""
     from features.workspace import Workspace
-    from waterwatch.pipeline import run_score
+    from waterwatch.pipeline import run_score, write_model_info
 
-    leads = run_score(Workspace(workspace), _settings())
+    ws = Workspace(workspace)
+    leads = run_score(ws, _settings())
     out.parent.mkdir(parents=True, exist_ok=True)
     leads.to_csv(out, index=False)
-    typer.echo(f"{len(leads):,} entities scored -> {out}")
+    info = write_model_info(ws, out.parent)
+    version = leads["model_version"].iloc[0] if len(leads) else None
+    typer.echo(f"{len(leads):,} entities scored by model version {version} -> {out}"
+               + (f"; model details -> {info}" if info else ""))
 
 
 @app.command()

@@ -168,6 +168,19 @@ def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
     return leads
 
 
+def write_model_info(ws: Workspace, out: Path) -> Path | None:
+    """``model.json`` beside a run's leads: the summary of the workspace's last training, whose ``champion_version``
+    is the model ``run_score`` scores with. ``waterwatch publish`` records it as the run's model, so the pipeline
+    and ``waterwatch score`` both write it beside the leads they write; one left from an earlier run would
+    describe an older model."""
+    source = ws.stage("models") / "model.json"
+    if not source.exists():
+        return None
+    target = Path(out) / "model.json"
+    shutil.copyfile(source, target)
+    return target
+
+
 def run_pipeline(
     data: Path, out: Path, settings: Settings, as_of: str | None = None, trials: int | None = None
 ) -> dict:
@@ -203,7 +216,7 @@ def run_pipeline(
     _say(settings, "[5/6] score")
     leads = run_score(ws, settings)
     leads.to_csv(out / "leads.csv", index=False)
-    shutil.copyfile(ws.stage("models") / "model.json", out / "model.json")
+    write_model_info(ws, out)
 
     _say(settings, "[6/6] report")
     snapshot = ws.read("profiles", "snapshot")
