@@ -19,8 +19,14 @@ class AuthSettings(BaseModel):
                           "created once per install in <home>/secret_key")
     token_minutes: int = Field(8 * 60, ge=1, description="lifetime of a login token (and console session)")
     login_max_failures: int = Field(5, ge=1, description="failed logins of one username before it is locked")
+    login_failure_window_seconds: int = Field(
+        24 * 3600, ge=1, description="a username with no failed login for this long, after its last failure or the "
+                                     "end of its last lockout, whichever is later, starts counting afresh (a "
+                                     "successful login clears its count at once)")
     login_address_max_failures: int = Field(
         50, ge=1, description="failed logins from one client address (any username) before it is locked")
+    login_address_failure_window_seconds: int = Field(
+        900, ge=1, description="the same for a client address: occasional typos behind one proxy never add up")
     lockout_seconds: int = Field(30, ge=1, description="first lockout; each further failure doubles it")
     lockout_max_seconds: int = Field(3600, ge=1, description="longest lockout")
 
