@@ -141,6 +141,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "lead.choose": ("请选择", "Choose"),
     "lead.closed_note": ("该线索已结案。", "This lead is closed."),
     "lead.recorded": ("核查结论已登记，线索已结案。", "Verdict recorded; the lead is closed."),
+    "lead.recorded_unreachable": ("已登记无法核查，线索仍在队列中，可再次前往核查。",
+                                  "Recorded as unreachable; the lead stays in the queue to be tried again."),
     "lead.invalid": ("结论填写有误：{msg}", "The verdict is not valid: {msg}"),
     "lead.need_type": ("违法结论必须选择违法类型", "A violation needs a violation type"),
     "lead.type_only_violation": ("只有“存在违法”才能选择违法类型", "Only a violation takes a violation type"),

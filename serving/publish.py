@@ -101,7 +101,8 @@ def _closed_visits(session: Session, closed: dict[str, int]) -> dict[str, date]:
     lead_to_uscc = {lead_id: uscc for uscc, lead_id in closed.items()}
     visits: dict[str, date] = {}
     for lead_id, visited in session.execute(select(Verdict.lead_id, func.max(Verdict.visited_on))
-                                            .where(Verdict.superseded.is_(False)).group_by(Verdict.lead_id)):
+                                            .where(Verdict.superseded.is_(False), Verdict.outcome != "unreachable")
+                                            .group_by(Verdict.lead_id)):  # not the unreachable visits before it
         if lead_id in lead_to_uscc:
             visits[lead_to_uscc[lead_id]] = visited
     return visits

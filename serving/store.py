@@ -23,7 +23,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
     create_engine,
     event,
     text,
@@ -35,7 +34,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 
 LEAD_STATUSES = ("new", "assigned", "in_progress", "closed")
-OUTCOMES = ("violation", "no_violation", "unreachable")
+OUTCOMES = ("violation", "no_violation", "unreachable")  # an unreachable visit is a visit record, not a verdict
 VIOLATION_TYPES = (
     "unpermitted_abstraction", "private_well", "meter_tampering", "over_permit", "expired_permit", "tax_underreport",
 )
@@ -210,8 +209,8 @@ class Assignment(Base):
 
 
 class Verdict(Base):
-    """What an officer found on the ground: the only labels the next model gets. The database holds one verdict
-    per lead and round (a supervisor's reopen starts a new round), so concurrent posts cannot store two."""
+    """What a visit found, the next model's only labels; the database holds one conclusive verdict per lead and
+    round (a reopen starts a new round), while unreachable visits close nothing and a round may hold several."""
 
     __tablename__ = "verdicts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -224,10 +223,11 @@ class Verdict(Base):
     visited_on: Mapped[date] = mapped_column(Date)
     queue_probability: Mapped[float] = mapped_column(Float, default=1.0)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    round: Mapped[int] = mapped_column(Integer, default=1)  # the lead's round it closed: one verdict per round
+    round: Mapped[int] = mapped_column(Integer, default=1)  # the lead's round it was recorded in
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)  # the lead was reopened after it
     amended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    __table_args__ = (UniqueConstraint("lead_id", "round", name="uq_verdicts_lead_round"),)
+    __table_args__ = (Index("uq_verdicts_conclusive_lead_round", "lead_id", "round", unique=True,
+                            **{f"{db}_where": text("outcome != 'unreachable'") for db in ("sqlite", "postgresql")}),)
 
 
 class Alert(Base):

@@ -168,7 +168,7 @@ def test_assign_and_verdict_are_audited_and_close_the_lead(api):
 def test_republish_keeps_verdicts_and_statuses(api):
     closed, assigned = api.lead_in("德城区"), api.lead_in("禹城市")
     sup = api.h("sup")
-    api.client.post(f"/api/v1/leads/{closed}/verdicts", headers=sup, json={"outcome": "unreachable"})
+    api.client.post(f"/api/v1/leads/{closed}/verdicts", headers=sup, json={"outcome": "no_violation"})
     api.client.post(f"/api/v1/leads/{assigned}/assign", headers=sup, json={"officer": "off_yc"})
     run1 = make_run(api.tmp / "run1")
     publish_run(run1, api.sessions, api.settings)
@@ -176,7 +176,7 @@ def test_republish_keeps_verdicts_and_statuses(api):
     publish_run(make_run(api.tmp / "run2", version="4", shift=150, as_of="2026-08-01"), api.sessions, api.settings)
     a = api.client.get(f"/api/v1/leads/{closed}", headers=sup).json()
     b = api.client.get(f"/api/v1/leads/{assigned}", headers=sup).json()
-    assert a["status"] == "closed" and [v["outcome"] for v in a["verdicts"]] == ["unreachable"]
+    assert a["status"] == "closed" and [v["outcome"] for v in a["verdicts"]] == ["no_violation"]
     assert b["status"] == "assigned" and b["assigned_officer"] == "off_yc"
     assert [x["id"] for x in api.client.get("/api/v1/me/leads", headers=api.h("off_yc")).json()["items"]] == [assigned]
     # the running service follows the store: it serves the run published last without being told to

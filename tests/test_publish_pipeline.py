@@ -134,8 +134,9 @@ def test_the_runs_cases_are_published_served_and_keep_their_status(pipeline_run,
     first = cases_csv.iloc[0]
     district = first["district"]
     with sessions() as s, s.begin():
+        far = next(d for d in users.known_districts(s) if d != district)  # an officer of another district
         for name, role, d in (("sup", "supervisor", None), ("ana", "analyst", None), ("off", "officer", district),
-                              ("far", "officer", "不存在区")):
+                              ("far", "officer", far)):
             users.create_user(s, name, PASSWORD, role, d)
     with TestClient(create_app(settings, sessions, demo_users=False)) as client:
         h = {name: bearer(sessions, name) for name in ("sup", "ana", "off", "far")}

@@ -288,11 +288,11 @@ def test_analysts_only_read(store):
 def test_twenty_concurrent_verdicts_store_exactly_one(store, report_metric):
     lead = store.leads("德城区")[0]
     headers = [store.h("sup"), store.h("adm"), store.h("off_dc")]
-    outcomes = ["violation", "no_violation", "unreachable"]
+    outcomes = ["violation", "no_violation"]  # conclusive ones (unreachable visits close nothing: test_lifecycle)
     barrier = threading.Barrier(20)
     with served(store.app) as base, httpx.Client(base_url=base, timeout=60) as client:
         def post(i: int) -> int:
-            body = {"outcome": outcomes[i % 3], **({"violation_type": "private_well"} if i % 3 == 0 else {})}
+            body = {"outcome": outcomes[i % 2], **({"violation_type": "private_well"} if i % 2 == 0 else {})}
             barrier.wait()
             return client.post(f"/api/v1/leads/{lead}/verdicts", headers=headers[i % 3], json=body).status_code
 

@@ -401,16 +401,18 @@ def test_user_changes_revoke_and_are_audited(sessions):
         users.create_user(s, "wang", "a-long-enough-password", "officer", "德城区")
         users.create_api_key(s, "wang", "tablet")
     with sessions() as s, s.begin():
-        users.set_active(s, "wang", False)
+        users.set_active(s, "wang", False)  # its key too, for good
         users.set_password(s, "wang", "another-long-password")
         users.set_active(s, "wang", True)
+        assert users.revoke_keys(s, "wang") == 0
+        users.create_api_key(s, "wang", "new tablet")
         assert users.revoke_keys(s, "wang") == 1 and users.revoke_keys(s, "wang") == 0
     with sessions() as s:
         wang = s.scalars(select(User).where(User.username == "wang")).one()
         assert wang.active and wang.token_version == 2  # deactivation and the new password each revoke tokens
         assert [r.keys for r in users.list_users(s)] == [0]
         assert s.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()[2:] == [
-            "user_deactivate", "user_password", "user_reactivate", "key_revoke"]
+            "user_deactivate", "key_revoke", "user_password", "user_reactivate", "key_create", "key_revoke"]
 
 
 def test_demo_users_only_outside_production(sessions):

@@ -339,6 +339,16 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning", http="httptools", loop="uvloop")
 
 
+def _warn_unpublished_district(session, district: str | None, city: str | None) -> None:
+    """A district the store cannot check yet (nothing published for the city): say so, on stderr."""
+    from serving.services.users import known_districts
+
+    if district and not known_districts(session, city):
+        typer.secho(f"warning: no leads published{' for ' + city if city else ''} yet, so district {district!r} "
+                    f"could not be checked; make sure it is spelt as the runs spell it", fg=typer.colors.YELLOW,
+                    err=True)
+
+
 def _users_store():
     """The service's store (users are created where the service will look for them; see ``_existing_store``)."""
     return _existing_store(_settings())
@@ -355,14 +365,16 @@ def users_add(
     ),
     api_key: bool = typer.Option(False, help="also issue an API key (printed once) for a system account"),
 ) -> None:
-    """Create a console/API user."""
+    """Create a console/API user. An officer's district must be one of the published leads' (of its city)."""
     from serving.services.users import create_api_key, create_user
 
     settings = _settings()
     with _users_store()() as session, session.begin():
-        create_user(session, username, password or None, role, district, production=settings.production, city=city)
+        user = create_user(session, username, password or None, role, district, production=settings.production,
+                           city=city)
         key = create_api_key(session, username) if api_key else None
-    typer.echo(f"user {username} ({role}{''.join(', ' + x for x in (city, district) if x)}) created")
+        _warn_unpublished_district(session, user.district, user.city)
+    typer.echo(f"user {username} ({role}{''.join(', ' + x for x in (user.city, user.district) if x)}) created")
     if key:
         typer.echo(f"API key (shown once): {key}")
 
@@ -382,7 +394,8 @@ def users_list() -> None:
 
 @users_app.command("deactivate")
 def users_deactivate(username: str = typer.Argument(..., help="login name")) -> None:
-    """Stop a user: its tokens, console sessions and API keys stop working at once."""
+    """Stop a user: its tokens, console sessions and API keys stop working at once, for good (the keys are
+    revoked: a reactivated system account needs a new key)."""
     from serving.services.users import set_active
 
     with _users_store()() as session, session.begin():
@@ -392,7 +405,7 @@ def users_deactivate(username: str = typer.Argument(..., help="login name")) -> 
 
 @users_app.command("reactivate")
 def users_reactivate(username: str = typer.Argument(..., help="login name")) -> None:
-    """Let a deactivated user log in again (earlier tokens stay revoked)."""
+    """Let a deactivated user log in again (earlier tokens and API keys stay revoked: `add-key` issues a new one)."""
     from serving.services.users import set_active
 
     with _users_store()() as session, session.begin():
@@ -411,6 +424,7 @@ def users_set_city(
 
     with _users_store()() as session, session.begin():
         user = set_city(session, username, city, district)
+        _warn_unpublished_district(session, district and user.district, user.city)
     typer.echo(f"user {username} now works in {user.city or 'every city'}"
                f"{', district ' + user.district if user.district else ''}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from serving.audit import audit
@@ -144,7 +144,9 @@ def lock_lead(session: Session, lead_id: int, principal: Principal) -> Lead:
 
 def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Principal) -> Lead:
     """Give a lead to an officer of its district. Officers may take an unassigned lead of their district for
-    themselves; only a supervisor (or admin) gives a lead already assigned to another officer."""
+    themselves; only a supervisor (or admin) gives a lead already assigned to another officer. Giving a lead
+    to the officer who holds it changes nothing (no event, assignment or audit entry; in progress stays so);
+    the change is a conditional UPDATE of the state read under the lock, so concurrent assigns write once."""
     lead = lock_lead(session, lead_id, principal)
     if principal.is_officer and officer_name != principal.username:
         raise Forbidden("执法人员只能把线索分配给自己 (officers may assign only themselves)")
@@ -161,8 +163,17 @@ def assign_lead(session: Session, lead_id: int, officer_name: str, principal: Pr
                       f"(officer works in {officer.city or ''}{officer.district})")
     if lead.status == "closed":
         raise Conflict(f"线索 {lead_id} 已结案 (lead is closed)")
-    previous = lead.assigned_officer
-    lead.assigned_officer, lead.status, lead.in_queue, lead.updated_at = officer.username, "assigned", True, utcnow()
+    previous, status = lead.assigned_officer, lead.status
+    if previous == officer.username and status in ("assigned", "in_progress"):
+        session.commit()  # already theirs: no change (an officer's visit in progress stays in progress)
+        return lead
+    changed = session.execute(  # only from the state read above: a writer that got past the lock changes nothing
+        update(Lead).where(Lead.id == lead.id, Lead.status == status,
+                           Lead.assigned_officer.is_(None) if previous is None else Lead.assigned_officer == previous)
+        .values(assigned_officer=officer.username, status="assigned", in_queue=True, updated_at=utcnow())).rowcount
+    if changed != 1:
+        session.rollback()
+        raise Conflict(f"线索 {lead_id} 刚被他人改动，请刷新后重试 (the lead changed meanwhile: reload and retry)")
     add_event(session, lead, "assigned", principal.username, officer=officer.username)
     session.add(Assignment(lead_id=lead.id, officer=officer.username, assigned_by=principal.username,
                            assigned_at=lead.updated_at))

@@ -1,8 +1,11 @@
 """Users and API keys: create, list, deactivate, reactivate, new password, keys; every change audited.
 
 Deactivating a user or changing a password bumps the user's token version, which revokes every token
-issued before, at once. Demo users exist only outside production, and production refuses to start while
-one of them (or any account still on the demo password) can log in.
+issued before, at once. Deactivating also revokes the user's API keys for good: a key shut off because it
+leaked must not come back when the account does, so a reactivated system account needs new keys. An
+officer's district must be one the store's published leads know (a typo would leave them an empty queue).
+Demo users exist only outside production, and production refuses to start while one of them (or any
+account still on the demo password) can log in.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy.orm import Session
 from serving.audit import audit
 from serving.roles import ROLES
 from serving.security import check_password_policy, hash_password, key_digest, new_api_key, verify_password
-from serving.store import ApiKey, User, utcnow
+from serving.store import ApiKey, Lead, User, utcnow
 
 DEMO_PASSWORD = "demo-password"
 # demo users of a non-production install: (username, role, district); officers follow, one per district
@@ -39,8 +42,11 @@ def create_user(session: Session, username: str, password: str | None, role: str
         raise ValueError("username must be 1 to 64 characters")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    district = (district or "").strip()[:64] or None
     if role == "officer" and not district:
         raise ValueError("an officer needs a district")
+    if district is not None:
+        check_district(session, district, city or None)
     if password is not None:
         check_password_policy(password, production)
     if session.scalar(select(User).where(User.username == username)) is not None:
@@ -51,6 +57,21 @@ def create_user(session: Session, username: str, password: str | None, role: str
     session.flush()
     audit(session, actor, "user_create", "user", username, {"role": role, "district": district, "city": city})
     return user
+
+
+def known_districts(session: Session, city: str | None = None) -> list[str]:
+    """The districts of the leads published for ``city`` (None: a city run's), where officers can work."""
+    where = Lead.city.is_(None) if city is None else Lead.city == city
+    return sorted(d for d in session.scalars(select(Lead.district).distinct().where(where)) if d)
+
+
+def check_district(session: Session, district: str, city: str | None = None) -> None:
+    """Refuse a district the store's published leads of ``city`` do not know (a typo would give the officer
+    an empty queue and no hint). A store with nothing published there yet cannot tell: the CLI warns."""
+    known = known_districts(session, city)
+    if known and district not in known:
+        raise ValueError(f"unknown district {district!r}{' in ' + city if city else ''}; "
+                         f"the published districts are: {', '.join(known)}")
 
 
 def set_password(session: Session, username: str, password: str, production: bool = False,
@@ -64,13 +85,17 @@ def set_password(session: Session, username: str, password: str, production: boo
 
 
 def set_active(session: Session, username: str, active: bool, actor: str = "cli") -> User:
-    """Deactivate (every token and key of the user stops working at once) or reactivate a user."""
+    """Deactivate a user (every token and API key of it stops working at once, for good) or reactivate it
+    (it logs in again with its password; earlier tokens and keys stay revoked: a system needs a new key).
+    Keys a deactivation made before keys were revoked with it left live are revoked on reactivation."""
     user = _user(session, username)
     if user.active != active:
+        was_active = user.active
         user.active, user.updated_at = active, utcnow()
         if not active:
             user.token_version += 1
         audit(session, actor, "user_reactivate" if active else "user_deactivate", "user", username)
+        revoke_keys(session, username, actor=actor, reason="user_deactivate" if was_active else "user_reactivate")
     return user
 
 
@@ -84,6 +109,8 @@ def set_city(session: Session, username: str, city: str | None, district: str | 
     district = (district or "").strip()[:64] or None
     if user.role == "officer" and city != user.city and district is None:
         raise ValueError("an officer moved to another city needs --district (a district of that city)")
+    if district is not None:
+        check_district(session, district, city)
     before = {"city": user.city, "district": user.district}
     user.city, user.district = city, district or user.district
     user.updated_at = utcnow()
@@ -120,14 +147,17 @@ def create_api_key(session: Session, username: str, label: str | None = None, ac
     return key
 
 
-def revoke_keys(session: Session, username: str, key_id: int | None = None, actor: str = "cli") -> int:
-    """Revoke one key of ``username`` (``key_id``) or all of them; returns how many were revoked."""
+def revoke_keys(session: Session, username: str, key_id: int | None = None, actor: str = "cli",
+                reason: str | None = None) -> int:
+    """Revoke one key of ``username`` (``key_id``) or all of them; returns how many were revoked. ``reason``
+    (audited): the user change that revoked them, when not a revocation of its own."""
     user = _user(session, username)
     q = select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked.is_(False))
     keys = list(session.scalars(q if key_id is None else q.where(ApiKey.id == key_id)))
     for key in keys:
         key.revoked = True
-        audit(session, actor, "key_revoke", "api_key", key.id, {"user": username, "label": key.label})
+        audit(session, actor, "key_revoke", "api_key", key.id,
+              {"user": username, "label": key.label, **({"reason": reason} if reason else {})})
     return len(keys)
 
 

@@ -1,5 +1,6 @@
-"""Verdicts: what a visit found (one per lead, enforced by the store); corrections only by a supervisor,
-who amends the verdict or reopens the lead, with a reason that goes to the audit log."""
+"""Verdicts: what a visit found (one conclusive verdict per lead, enforced by the store; an unreachable visit is
+recorded and closes nothing); corrections only by a supervisor, who amends the verdict or reopens the lead, with
+a reason that goes to the audit log."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ Supervisor = Annotated[Principal, RequireRole(*roles.SUPERVISE)]
 @router.post("/verdicts", response_model=VerdictPublic, status_code=201, responses=CONFLICT)
 def post_verdict(lead_id: LeadId, body: VerdictCreate, session: SessionDep,
                  principal: Annotated[Principal, RequireRole(*roles.LEAD_WORK)]):
-    """What the visit found; closes the lead (409 when it already has a verdict). The verdict becomes a
-    label of the next training."""
+    """What the visit found. A violation or no violation closes the lead (409 when it already has a verdict)
+    and becomes a label of the next training; ``unreachable`` (nobody on site) is recorded and the lead stays
+    in the queue, with its officer, to be tried again (the same officer's second one on the same day: the first
+    comes back)."""
     return VerdictPublic.model_validate(service.record_verdict(session, lead_id, body, principal))
 
 
 @router.post("/verdict/amend", response_model=VerdictPublic, responses=CONFLICT)
 def amend(lead_id: LeadId, body: VerdictAmend, session: SessionDep, principal: Supervisor):
-    """A supervisor corrects the lead's verdict; the values before and after and the reason are audited."""
+    """A supervisor corrects the lead's verdict; the values before and after and the reason are audited. To
+    ``unreachable`` it cannot (422): a lead to be tried again is reopened."""
     return VerdictPublic.model_validate(service.amend_verdict(session, lead_id, body, principal))
 
 

@@ -70,7 +70,8 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
                  and not (p.is_officer and lead.assigned_officer != p.username))
     may_attach = p.role in roles.LEAD_WORK and not (p.is_officer and lead.assigned_officer not in (None, p.username))
     code = (facts.entity.industry_code if facts.entity else None) or lead.industry_code
-    current = next((v for v in reversed(facts.verdicts) if v.round == lead.round and not v.superseded), None)
+    current = next((v for v in reversed(facts.verdicts)
+                    if v.round == lead.round and not v.superseded and v.outcome != "unreachable"), None)
     return render(
         ctx, "lead.html", status_code=status_code, lead=lead, entity=facts.entity, permits=facts.permits,
         industry=industry_name(code, ctx.lang), industry_code=code, history=inspection_history(session, lead),
@@ -120,7 +121,8 @@ def verdict(lead_id: str, ctx: WorkerPage, session: SessionDep, csrf: Annotated[
         return lead_page(ctx, session, lid, status_code=422, form_values=values,
                          form_error=verdict_error(exc, ctx.lang))
     verdicts.record_verdict(session, lid, body, ctx.principal)
-    return RedirectResponse(f"/queue?recorded={lid}", status_code=303)
+    kept = "&unreachable=1" if body.outcome == "unreachable" else ""  # the lead stays in the queue
+    return RedirectResponse(f"/queue?recorded={lid}{kept}", status_code=303)
 
 
 @router.post("/leads/{lead_id}/amend", response_class=HTMLResponse)

@@ -187,6 +187,7 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
         officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
         recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, area),
+        recorded_unreachable=request.query_params.get("unreachable") == "1",
         **_filters_context(session, p, area, lang, model.live_runs),
     )
 
