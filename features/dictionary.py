@@ -158,9 +158,9 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("inflow_recovered_share", S, "share", "Of a step down of the known water in: how much the latest months (too recent for a step of their own, MIN_SEGMENT - 1) climbed back, (latest - after) / (before - after); 1: back at the level before it, a pause that ended", "进水下降后最近月份的回升比例", "最近月份的已知进水已回升了此前下降量的{value:.0%}"),
     ("plan_used_12m", S, "share", "Known water in (supply + metered abstraction) over the last 12 months / the annual water-use plan of the last month's year, pro rata the months the entity existed (6 at least); a month with no supply bill between two bills read at the bills around it", "近12个月已知用水占同期计划用水比例", "近12个月已知用水量为同期计划用水量的{value:.0%}"),
     # linkage
-    ("link_confidence_min", B, "0-1", "Lowest linkage confidence among the entity's linked supply/discharge accounts", "关联账户最低置信度", "供排水账户与企业的关联置信度最低为{value:.2f}，数据归属需核实"),
-    ("link_confidence_mean", B, "0-1", "Mean linkage confidence of the linked accounts", "关联账户平均置信度", "供排水账户关联平均置信度为{value:.2f}"),
-    ("linked_accounts", B, "count", "Number of supply and discharge accounts linked to the entity", "关联供排水账户数", "关联了{value:.0f}个供排水账户"),
+    ("link_confidence_min", B, "0-1", "Lowest linkage confidence among the entity's linked supply/discharge accounts billed by the month", "关联账户最低置信度", "供排水账户与企业的关联置信度最低为{value:.2f}，数据归属需核实"),
+    ("link_confidence_mean", B, "0-1", "Mean linkage confidence of the linked accounts billed by the month", "关联账户平均置信度", "供排水账户关联平均置信度为{value:.2f}"),
+    ("linked_accounts", B, "count", "Number of supply and discharge accounts linked to the entity, each from the month of its first bill on", "关联供排水账户数", "关联了{value:.0f}个供排水账户"),
     # registry and projects
     ("entity_age_years", S, "years", "Years since registration", "成立年限", "企业成立{value:.1f}年"),
     ("registered_capital_wan", S, "10k yuan", "Registered capital", "注册资本（万元）", "注册资本{value:,.0f}万元"),

@@ -19,6 +19,7 @@ import pandas as pd
 
 import pandera.pandas as pa
 
+from features.as_of import check_within_drop, latest_as_of, parse_as_of
 from features.contract import KIND_DTYPES, TABLES, ColumnSpec, TableSpec
 from features.ingest_files import IngestError, find_table_file, iter_raw, split_malformed, table_parts, with_malformed
 from features.uscc import uscc_valid
@@ -296,7 +297,7 @@ def _month_after(months: list) -> pd.Timestamp:
     """The first day after the latest of ``months``: a drop's as-of when none is given."""
     if not months:
         raise IngestError("the drop has no monthly data (supply, discharge, abstraction are all empty)")
-    return (max(months) + pd.offsets.MonthBegin(1)).normalize()
+    return latest_as_of(max(months))
 
 
 CHUNK_ROWS = 1_000_000  # rows of a table validated at a time: memory stays bounded by a chunk
@@ -432,8 +433,9 @@ def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None,
            chunk_rows: int = CHUNK_ROWS) -> dict:
     """Validate a drop into ``workspace`` (typed/, quarantine/, summary, manifest) and return the summary.
 
-    Each table streams through in chunks of ``chunk_rows`` rows (``ingest_table``), so memory does not
-    grow with the drop."""
+    ``as_of``: the first day of a month, at most the first day after the drop's last month (the default, kept
+    in the manifest as ``latest_as_of``); anything else is a ValueError (``features.as_of``). Each table
+    streams through in chunks of ``chunk_rows`` rows (``ingest_table``), so memory does not grow with the drop."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise IngestError(f"{data_dir}: no such data folder")
@@ -458,13 +460,17 @@ def ingest(data_dir: Path | str, workspace: Workspace, as_of: str | None = None,
 
     summary = {name: res["summary"] for name, res in results.items()}
     (workspace.root / "ingest_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    if as_of:
-        resolved_as_of = pd.Timestamp(as_of).normalize()
-    else:
-        resolved_as_of = _month_after([r["last_month"] for r in results.values() if r["last_month"] is not None])
+    latest = _month_after([r["last_month"] for r in results.values() if r["last_month"] is not None])
+    try:
+        resolved_as_of = latest if not as_of else parse_as_of(as_of)
+        check_within_drop(resolved_as_of, latest)
+    except ValueError:
+        workspace.update_manifest(as_of=None)  # no later stage may run on the previous as-of with this drop
+        raise
     workspace.update_manifest(
         data_dir=str(data_dir.resolve()),
         as_of=resolved_as_of.date().isoformat(),
+        latest_as_of=latest.date().isoformat(),
         sources={
             name: {"file": res["file"], "sha256": _sha256(files[name]) if files[name].is_file() else
                    _sha256_parts(table_parts(files[name])), "rows": res["summary"]["read"],

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.as_of import month_start
 from features.compliance import MIN_YEAR_MONTHS, known_permits, peer_z, permit_standing
 from features.linkage import linked_volumes
 from features.profile_grid import (
@@ -93,7 +94,7 @@ def build_profiles(
     against the whole city's peers afterwards.
     """
     steps = iter(progress(STAGES, desc="profiles", total=len(STAGES))) if progress else iter(())
-    b = _start(tables, pd.Timestamp(as_of).normalize(), first_month)
+    b = _start(tables, month_start(as_of), first_month)  # any day of a month: the months before it
     next(steps, None)
     v = _volume_stage(b, tables, links)
     next(steps, None)
@@ -106,10 +107,10 @@ def build_profiles(
     _tax_stage(b, tables)
     next(steps, None)
     _peer_stage(b, peer_scores)
-    link_cols = _link_columns(b.grid, links)
+    b.cols.update(_link_columns(b.grid, links, tables))
     next(steps, None)
     next(steps, None)
-    frame = _long_frame(b.grid, b.months, status, b.cols, link_cols, history_months)
+    frame = _long_frame(b.grid, b.months, status, b.cols, history_months)
     for _ in steps:  # let the progress bar close
         pass
     return frame
@@ -390,31 +391,58 @@ def _peer_stage(b: _Build, scores: bool = True) -> None:
         cols[name] = peer_z(x, groups["class"], groups["section"]) if scores else np.full(x.shape, np.nan)
 
 
-def _link_columns(grid: EntityMonthGrid, links: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per entity (the same every month): confidence of its linked accounts and how many there are."""
-    for_entity = links[(links["status"] == "linked") & links["uscc"].notna()]
-    agg = for_entity.groupby("uscc")["confidence"].agg(["min", "mean", "size"]).reindex(grid.uscc)
+def first_bills(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each supply and discharge account's first billed month (source, account_id, m: a month number)."""
+    parts = []
+    for source in ("supply", "discharge"):
+        bills = tables[source]
+        first = bills.groupby("account_id", as_index=False, observed=True)["month"].min()
+        parts.append(pd.DataFrame({"source": source, "account_id": first["account_id"].astype("str"),
+                                   "m": month_no(first["month"]).to_numpy(dtype="float64")}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _link_columns(grid: EntityMonthGrid, links: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
+    """Per entity and month: how many of its linked accounts had been billed by then, and their lowest and mean
+    linkage confidence. An account counts from the month of its first bill on, so a snapshot at an earlier
+    month does not count an account that first appears later (the links are made over the whole drop)."""
+    linked = links[(links["status"] == "linked") & links["uscc"].notna()]
+    linked = linked.assign(account_id=linked["account_id"].astype("str"))
+    linked = linked.merge(first_bills(tables), on=["source", "account_id"], how="inner")
+    e = grid.entity_index(linked["uscc"])
+    j = np.maximum(linked["m"].to_numpy(dtype="float64") - grid.m0, 0)
+    keep = (e >= 0) & (j < grid.M)
+    e, j = e[keep], j[keep].astype("int64")
+    conf = linked["confidence"].to_numpy(dtype="float64")[keep]
+    known = ~np.isnan(conf)
+
+    def running(values: np.ndarray, where: np.ndarray) -> np.ndarray:  # cumulative sum over the months
+        out = np.zeros((grid.E, grid.M))
+        np.add.at(out, (e[where], j[where]), values[where])
+        return np.cumsum(out, axis=1)
+
+    count = running(np.ones(len(e)), np.ones(len(e), dtype=bool))
+    lowest = np.full((grid.E, grid.M), np.inf)
+    np.minimum.at(lowest, (e[known], j[known]), conf[known])
+    lowest = np.minimum.accumulate(lowest, axis=1)
     return {
-        "link_confidence_min": agg["min"].to_numpy(dtype="float64"),
-        "link_confidence_mean": agg["mean"].to_numpy(dtype="float64"),
-        "linked_accounts": agg["size"].fillna(0).to_numpy(dtype="float64"),
+        "link_confidence_min": np.where(np.isfinite(lowest), lowest, np.nan),
+        "link_confidence_mean": safe_div(running(conf, known), running(np.ones(len(e)), known)),
+        "linked_accounts": count,
     }
 
 
-def _long_frame(grid: EntityMonthGrid, months, status, cols: dict, link_cols: dict, history_months: int | None) -> pd.DataFrame:
+def _long_frame(grid: EntityMonthGrid, months, status, cols: dict, history_months: int | None) -> pd.DataFrame:
     """Flatten the arrays into one float block (filled column by column, freeing each array) plus keys."""
     E, M = grid.E, grid.M
     keep = slice(max(0, M - history_months), M) if history_months else slice(0, M)
     Mk = len(range(M)[keep])
     since = {name: cols.pop(name) for name in list(cols) if name.endswith("_since")}
-    names = list(cols) + list(link_cols)
+    names = list(cols)
     block = np.empty((len(names), E * Mk))
     for i, name in enumerate(names):
-        if name in cols:
-            flat = np.ravel(np.asarray(cols.pop(name), dtype="float64")[:, keep])
-            block[i] = np.where(np.isfinite(flat), flat, np.nan)
-        else:
-            block[i] = np.repeat(link_cols[name], Mk)
+        flat = np.ravel(np.asarray(cols.pop(name), dtype="float64")[:, keep])
+        block[i] = np.where(np.isfinite(flat), flat, np.nan)
     frame = pd.DataFrame(block.T, columns=names, copy=False)
     for name, x in since.items():
         frame.insert(frame.columns.get_loc(name.replace("_since", "_score")) + 1, name, month_starts(np.ravel(x[:, keep])))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.as_of import month_start
 from features.compliance import (
     declarations_without_permit,
     declared_vs_metered,
@@ -152,8 +153,9 @@ def size_band(employees: pd.Series) -> pd.Series:
 
 
 def entity_snapshot(profiles: pd.DataFrame, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    """One row per entity existing at as_of: meta columns then float features of its profile at as_of."""
-    as_of = pd.Timestamp(as_of).normalize()
+    """One row per entity existing at as_of: meta columns then float features of its profile at as_of (any day
+    counts as its month's first: the profile's last month is the month before)."""
+    as_of = month_start(as_of)
     ents = tables["entities"]
     ents = ents[(ents["registered_on"].isna() | (ents["registered_on"] < as_of))]
     ents = ents[ents["deregistered_on"].isna() | (ents["deregistered_on"] >= as_of)]

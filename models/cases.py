@@ -38,6 +38,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from features.as_of import month_start
 from features.compliance import known_permits, taxed_rows
 from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, m3_text, with_entity
 from models.rules.permits import use_after_permit
@@ -108,8 +109,8 @@ def empty_cases() -> pd.DataFrame:
 def build_cases(tables: dict[str, pd.DataFrame], links: pd.DataFrame | None, alerts: pd.DataFrame,
                 as_of, rules: RuleSettings) -> pd.DataFrame:
     """Every documented breach among ``alerts`` (``models.rules.run_checks`` at the same as_of) as one
-    case per entity and action, with evidence, status ``open`` and ``opened_as_of`` = as_of."""
-    as_of = pd.Timestamp(as_of)
+    case per entity and action, with evidence, status ``open`` and ``opened_as_of`` = as_of (its month's first day)."""
+    as_of = month_start(as_of)
     parts = [
         expired_permit_cases(tables, alerts, as_of, rules),
         unpermitted_cases(alerts),

@@ -52,14 +52,17 @@ def documented_breaches(snapshot: pd.DataFrame, cases: pd.DataFrame | None = Non
 
 
 def recorded_violations(ws: Workspace) -> set[str]:
-    """Entities (upper-case USCC) with a violation on record: an inspection of the drop found one. Their
-    violation is no longer hidden, so the ranking of undiscovered violations puts them last."""
+    """Entities (upper-case USCC) with a violation on record: an inspection of the drop dated before the as-of
+    found one. Their violation is no longer hidden, so the ranking of undiscovered violations puts them last.
+    A visit on or after the as-of is not known yet (a replay at an earlier as-of must rank the violators it
+    found later as it would have then)."""
     if not ws.has("typed", "inspections"):
         return set()
     inspections = ws.read("typed", "inspections")
-    if not {"uscc", "outcome"} <= set(inspections.columns):
+    if not {"uscc", "outcome", "inspected_on"} <= set(inspections.columns):
         return set()
     found = inspections["outcome"].astype("str").str.strip() == "violation"
+    found &= pd.to_datetime(inspections["inspected_on"], errors="coerce") < ws.as_of()
     return set(inspections.loc[found, "uscc"].dropna().astype("str").str.strip().str.upper())
 
 

@@ -79,6 +79,27 @@ def merge_inspections(inspections: pd.DataFrame, extra: Iterable[pd.DataFrame | 
     return merged.drop_duplicates("inspection_id", keep="last").reset_index(drop=True)
 
 
+def known_inspections(
+    inspections: pd.DataFrame,
+    as_of: pd.Timestamp,
+    extra: Iterable[pd.DataFrame | Path | str] = (),
+    verdicts_after_as_of: bool = False,
+) -> pd.DataFrame:
+    """What a model fitted at ``as_of`` may learn from (``merge_inspections`` rows): the drop's own inspections
+    dated before as_of, always (a replay at an earlier as-of must not see later visits); exported field verdicts
+    dated before as_of too, unless ``verdicts_after_as_of``: a run at the drop's latest as-of (the present: no
+    month after it exists to hide) learns from every verdict recorded since the drop was cut, the reason to
+    retrain."""
+    as_of = pd.Timestamp(as_of)
+    drop = normalise_inspections(inspections, "inspections")
+    exported = merge_inspections(drop.iloc[:0], extra)
+    drop = drop[drop["inspected_on"] < as_of]
+    if not verdicts_after_as_of:
+        exported = exported[exported["inspected_on"] < as_of]
+    merged = pd.concat([drop, exported], ignore_index=True)
+    return merged.drop_duplicates("inspection_id", keep="last").reset_index(drop=True)
+
+
 def inspection_labels(
     inspections: pd.DataFrame,
     as_of: pd.Timestamp,

@@ -39,7 +39,13 @@ from training.backtest import (
     split_snapshot,
 )
 from training.backtest_report import charts, model_importance, report_html
-from training.labels import estimate_violation_rate, inspection_labels, label_vector, merge_inspections
+from training.labels import (
+    estimate_violation_rate,
+    inspection_labels,
+    known_inspections,
+    label_vector,
+    merge_inspections,
+)
 from training.tune import objective_value, tune, tuning_labels
 
 LOG = logging.getLogger("waterwatch.training")
@@ -294,15 +300,28 @@ def _backtest_inputs(workspace: Path, settings, extra_labels: list[Path], evalua
     return tables, as_of, cutoffs, final_snapshot
 
 
+def at_latest_as_of(workspace: Path | str) -> bool:
+    """Whether the workspace's as-of is its drop's latest (the first day after the last month: a run at the
+    present), not a replay at an earlier one; a workspace that does not record its drop's latest is a replay."""
+    ws = Workspace(workspace)
+    latest = ws.manifest().get("latest_as_of")
+    return latest is not None and ws.as_of() >= pd.Timestamp(latest)
+
+
 def _fit_final(snapshot: pd.DataFrame, inspections_table: pd.DataFrame, extra_labels: list[Path], params: dict,
-               as_of: pd.Timestamp, random_state: int) -> _FinalFit:
-    """The final model: features as of as_of; labels from every verdict known now, including field verdicts
-    recorded after the drop's as_of (they describe the state the features describe, and are the reason to
-    retrain); calibrated to the violation rate estimated from queued verdicts, once there are enough of them."""
+               as_of: pd.Timestamp, random_state: int, present: bool = False) -> _FinalFit:
+    """The final model: features as of as_of; labels from the drop's inspections before as_of and from field
+    verdicts before it, or (``present``: the drop's latest as-of) from every field verdict, also those recorded
+    after it (``known_inspections``); calibrated to the violation rate estimated from queued verdicts, once there
+    are enough of them."""
     from features.profiles import SNAPSHOT_META
 
     X, _ = split_snapshot(snapshot, SNAPSHOT_META)
-    inspections = merge_inspections(inspections_table, extra_labels)
+    inspections = known_inspections(inspections_table, as_of, extra_labels, verdicts_after_as_of=present)
+    everything = merge_inspections(inspections_table, extra_labels)
+    if len(everything) > len(inspections):
+        LOG.info("%d inspection(s) or verdict(s) dated on or after the as-of %s left out of the labels",
+                 len(everything) - len(inspections), as_of.date())
     labels_known_at = max(as_of, inspections["inspected_on"].max() + pd.Timedelta(days=1)) if len(inspections) else as_of
     labels = inspection_labels(inspections, labels_known_at)
     y, w = label_vector(labels, X.index)
@@ -314,7 +333,7 @@ def _fit_final(snapshot: pd.DataFrame, inspections_table: pd.DataFrame, extra_la
 
 
 def _final_beside_backtest(cutoffs, ms, trials: int, window_labels: int, workers: int, final_snapshot,
-                           inspections: pd.DataFrame, extra_labels: list[Path], as_of: pd.Timestamp):
+                           inspections: pd.DataFrame, extra_labels: list[Path], as_of: pd.Timestamp, present: bool):
     """Without tuning the final model has the defaults the backtest tries: it is fitted here while the backtest's
     fits run in workers - 1 forked processes (one beside the final fit, so memory stays near the final fit's own).
     The final fit and the function that waits for the backtest, or (None, None) when that does not apply."""
@@ -322,7 +341,7 @@ def _final_beside_backtest(cutoffs, ms, trials: int, window_labels: int, workers
         return None, None
     pending = backtest_in_background(cutoffs, risk_model_fit_predict({}, ms.random_state), ms.officer_capacity_k,
                                      workers - 1)
-    return _fit_final(final_snapshot(), inspections, extra_labels, {}, as_of, ms.random_state), pending
+    return _fit_final(final_snapshot(), inspections, extra_labels, {}, as_of, ms.random_state, present), pending
 
 
 def _report_facts(as_of, cutoffs, fit: _FinalFit, objective: float, window_labels: int,
@@ -426,8 +445,9 @@ def train(
                                                               progress)
     window_labels = tuning_labels(cutoffs)
     workers = settings.scale.workers
+    present = at_latest_as_of(workspace)
     fit, pending = _final_beside_backtest(cutoffs, ms, trials, window_labels, workers, final_snapshot,
-                                          tables["inspections"], extra_labels, as_of)
+                                          tables["inspections"], extra_labels, as_of, present)
     tuned, params, backtest, tuning_note = _choose_params(cutoffs, ms, trials, window_labels, progress, workers,
                                                           defaults_backtest=pending)
     objective = objective_value(backtest)  # NaN: not measurable
@@ -435,7 +455,7 @@ def train(
                                                                                   as_of)
 
     if fit is None:
-        fit = _fit_final(final_snapshot(), tables["inspections"], extra_labels, params, as_of, ms.random_state)
+        fit = _fit_final(final_snapshot(), tables["inspections"], extra_labels, params, as_of, ms.random_state, present)
     backtest.importance = model_importance(fit.model, list(fit.X.columns))
     facts = _report_facts(as_of, cutoffs, fit, objective, window_labels, champion_objective, tuning_note, trials, params)
     art, report_path = _write_report(workspace, backtest, cutoffs, fit.scores, fit.labels, facts, as_of)

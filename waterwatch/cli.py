@@ -40,6 +40,23 @@ def _settings() -> Settings:
     return Settings()
 
 
+AS_OF_HELP = ("YYYY-MM-01, the first day of a month: only data of the months before it is used; at most (and by "
+              "default) the first day after the drop's last month")
+
+
+def _as_of(value: Optional[str]) -> Optional[str]:
+    """--as-of refused before any data is read unless it is a month's first day (``features.as_of``); that it
+    is not past the drop's data is checked at ingest."""
+    if value is None:
+        return None
+    from features.as_of import parse_as_of
+
+    try:
+        return parse_as_of(value).date().isoformat()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -84,7 +101,7 @@ def synth(
 def ingest(
     data: Path = typer.Option(..., help="data drop folder (CSV or Parquet per the contract)"),
     workspace: Path = typer.Option(..., help="workspace folder"),
-    as_of: Optional[str] = typer.Option(None, help="YYYY-MM-DD; default: first day after the drop's last month"),
+    as_of: Optional[str] = typer.Option(None, help=AS_OF_HELP, callback=_as_of),
 ) -> None:
     """Validate every table, quarantine bad rows, link accounts to entities."""
     from waterwatch.pipeline import run_ingest
@@ -468,7 +485,7 @@ def users_revoke_key(username: str = typer.Argument(..., help="login name"),
 def pipeline(
     data: Path = typer.Option(..., help="data drop folder"),
     out: Path = typer.Option(..., help="output folder for the run's results"),
-    as_of: Optional[str] = typer.Option(None, help="YYYY-MM-DD; default: first day after the drop's last month"),
+    as_of: Optional[str] = typer.Option(None, help=AS_OF_HELP, callback=_as_of),
     trials: Optional[int] = typer.Option(None, help="Optuna trials for training (default from settings)"),
 ) -> None:
     """Run every stage in order from a drop into OUT (a province drop: every city, one model, a summary)."""

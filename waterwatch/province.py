@@ -99,8 +99,10 @@ def province_workspace(root: Path, cities: list[dict], city_ws: dict[str, Worksp
                     firsts.append(pd.Timestamp(first))
         if firsts:
             pd.DataFrame({"month": pd.to_datetime([min(firsts)]).astype("datetime64[s]")}).to_parquet(typed / f"{name}.parquet", index=False)
+    latest = [city_ws[c["folder"]].manifest().get("latest_as_of") for c in cities]
     ws.update_manifest(as_of=as_of.date().isoformat(), profiles_as_of=as_of.date().isoformat(),
-                       cities=[c["folder"] for c in cities])
+                       cities=[c["folder"] for c in cities],  # the province's latest as-of: its shortest city's
+                       latest_as_of=None if None in latest else min(latest))
     return ws
 
 

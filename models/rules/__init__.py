@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.as_of import month_start
 from models.rules.alerts import ALERT_COLUMNS, LEVEL_ORDER, alert_ids, empty_alerts
 from models.rules.permits import expired_permit_use, renewal_reminder, unpermitted_abstraction
 from models.rules.projects import source_prevention
@@ -30,8 +31,9 @@ from models.settings import RuleSettings
 
 
 def run_checks(tables: dict[str, pd.DataFrame], links: pd.DataFrame | None, as_of, rules: RuleSettings) -> pd.DataFrame:
-    """Every deterministic check as of ``as_of``; ``links`` None falls back to accounts' own uscc."""
-    as_of = pd.Timestamp(as_of)
+    """Every deterministic check as of ``as_of`` (any day counts as its month's first: data of the months before
+    it); ``links`` None falls back to accounts' own uscc."""
+    as_of = month_start(as_of)
     parts = [
         quota_warning(tables, links, as_of, rules),
         quota_projection(tables, links, as_of, rules),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.as_of import month_start
 from features.compliance import in_force, known_permits
 from models.rules.quota import quota_usage
 from models.settings import RuleSettings
@@ -97,6 +98,7 @@ def rights_market(tables, links, as_of, rules: RuleSettings) -> tuple[pd.DataFra
     """The sellers (surplus_m3) and buyers (shortfall_m3) of the water-rights market, each with the
     entity's district and name. Entity by entity, so it may be computed over any partition of the
     entities and the parts concatenated before ``match_market``."""
+    as_of = month_start(as_of)
     ent = tables["entities"].drop_duplicates("uscc").set_index("uscc")
     sellers = rights_sellers(tables, as_of, rules)
     buyers = rights_buyers(tables, links, as_of, rules)
