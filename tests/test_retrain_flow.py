@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import copy_run
 from serving.run_files import PublishError
-from training.train import promotion
+from training.registry import promotion
 from waterwatch.cli import app
 
 NAN = float("nan")

@@ -243,3 +243,26 @@ def signature_columns(name: str, alias: str = CHAMPION) -> list[str]:
 
     info = mlflow.models.get_model_info(f"models:/{name}@{alias}")
     return list(info.signature.inputs.input_names()) if info.signature is not None else []
+
+
+def promotion(objective: float, champion_objective: float, as_of: str, champion_as_of: str,
+              champion: str) -> tuple[bool, str]:
+    """Whether a candidate replaces the champion, and why. A measured win promotes; a tie promotes only a refit on
+    newer data (the same recipe on more of what is known). Without a measured comparison (too few verdicts) nothing
+    says either is better, so only a fit on data as new as the champion's or newer takes over: a model trained on
+    an older drop never replaces one trained on a newer drop without a measured win."""
+    if np.isfinite(objective) and np.isfinite(champion_objective):
+        tie = abs(objective - champion_objective) <= 1e-9
+        if objective > champion_objective + 1e-9:
+            return True, f"objective {objective:.4f} beats champion v{champion}'s {champion_objective:.4f}"
+        if tie and champion_as_of and as_of > champion_as_of:
+            return True, f"objective ties champion v{champion}'s on newer data (as-of {as_of} > {champion_as_of})"
+        return False, (f"objective {objective:.4f} does not beat champion v{champion}'s {champion_objective:.4f}"
+                       + (f" and the data are not newer (as-of {as_of}, champion's {champion_as_of or 'unknown'})"
+                          if tie else ""))
+    if not champion_as_of:
+        return False, f"no measured objective, and champion v{champion}'s as-of is not recorded"
+    if as_of >= champion_as_of:
+        return True, (f"no measured objective; data as new as champion v{champion}'s or newer "
+                      f"(as-of {as_of} >= {champion_as_of})")
+    return False, f"no measured objective; older data than champion v{champion}'s (as-of {as_of} < {champion_as_of})"

@@ -213,34 +213,11 @@ def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of
         champ = run_backtest(cutoffs, risk_model_fit_predict(champion_params, ms.random_state), ms.officer_capacity_k,
                              workers=settings.scale.workers)
         champion_objective = objective_value(champ)
-    promoted, reason = promotion(objective, champion_objective, as_of.date().isoformat(),
-                                 (current.tags or {}).get(registry.AS_OF_TAG, ""), str(current.version))
+    promoted, reason = registry.promotion(objective, champion_objective, as_of.date().isoformat(),
+                                          (current.tags or {}).get(registry.AS_OF_TAG, ""), str(current.version))
     measured = np.isfinite(objective) and np.isfinite(champion_objective)
     (LOG.info if measured else LOG.warning)("champion decision: %s", reason)  # unmeasured: decided on as-of alone
     return client, current, promoted, (champion_objective if np.isfinite(champion_objective) else None), reason
-
-
-def promotion(objective: float, champion_objective: float, as_of: str, champion_as_of: str,
-              champion: str) -> tuple[bool, str]:
-    """Whether a candidate replaces the champion, and why. A measured win promotes; a tie promotes only a refit on
-    newer data (the same recipe on more of what is known). Without a measured comparison (too few verdicts) nothing
-    says either is better, so only a fit on data as new as the champion's or newer takes over: a model trained on
-    an older drop never replaces one trained on a newer drop without a measured win."""
-    if np.isfinite(objective) and np.isfinite(champion_objective):
-        tie = abs(objective - champion_objective) <= 1e-9
-        if objective > champion_objective + 1e-9:
-            return True, f"objective {objective:.4f} beats champion v{champion}'s {champion_objective:.4f}"
-        if tie and champion_as_of and as_of > champion_as_of:
-            return True, f"objective ties champion v{champion}'s on newer data (as-of {as_of} > {champion_as_of})"
-        return False, (f"objective {objective:.4f} does not beat champion v{champion}'s {champion_objective:.4f}"
-                       + (f" and the data are not newer (as-of {as_of}, champion's {champion_as_of or 'unknown'})"
-                          if tie else ""))
-    if not champion_as_of:
-        return False, f"no measured objective, and champion v{champion}'s as-of is not recorded"
-    if as_of >= champion_as_of:
-        return True, (f"no measured objective; data as new as champion v{champion}'s or newer "
-                      f"(as-of {as_of} >= {champion_as_of})")
-    return False, f"no measured objective; older data than champion v{champion}'s (as-of {as_of} < {champion_as_of})"
 
 
 def _write_report(workspace: Path, backtest: BacktestResult, cutoffs, final_scores: pd.Series, labels: pd.DataFrame,
