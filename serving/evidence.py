@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from serving.errors import Conflict, Forbidden, Invalid, NotFound
 from serving.evidence_settings import EvidenceSettings
+from serving.schemas import clean_text
 from serving.services.leads import load_lead
 from serving.store import Evidence, Lead, utcnow
 
@@ -60,13 +61,10 @@ def _may_attach(lead: Lead, principal) -> None:
 def _note(note: str | None) -> str | None:
     """The uploader's note as stored; a NUL or text that is not UTF-8 is refused here too (PostgreSQL cannot hold
     it), whoever calls."""
-    note = note or ""
-    if "\x00" in note:
-        raise Invalid("说明不能包含空字符 (the note must not contain a NUL byte)")
     try:
-        note.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Invalid("说明不是有效的文本 (the note is not valid UTF-8 text)") from None
+        note = clean_text(note or "")
+    except ValueError as exc:
+        raise Invalid(f"说明{exc}") from None
     return note.strip()[:500] or None
 
 

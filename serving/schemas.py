@@ -18,7 +18,7 @@ from serving.scoring import REASON_SEPARATOR
 MAX_BATCH = 10_000
 
 
-def _clean_text(value: str) -> str:
+def clean_text(value: str) -> str:
     """Refuse what no database stores as text: NUL (PostgreSQL cannot hold it) and lone surrogates (not UTF-8)."""
     if "\x00" in value:
         raise ValueError("不能包含空字符 (must not contain a NUL byte)")
@@ -29,7 +29,7 @@ def _clean_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_clean_text)]  # every text a request carries: 422 at the edge, never a 500
+Text = Annotated[str, AfterValidator(clean_text)]  # every text a request carries: 422 at the edge, never a 500
 
 LeadStatus = Literal["new", "assigned", "in_progress", "closed"]
 Outcome = Literal["violation", "no_violation", "unreachable"]
