@@ -219,15 +219,19 @@ def _use_per_employee(row, peer, scope=None):
     use, staff = _num(row, "inflow_m3_12m"), _num(row, "employees")
     if not (np.isfinite(use) and np.isfinite(staff) and use > 0 and staff > 0):
         return None
-    each = use / staff
+    each = _num(row, "use_per_employee_12m")  # the year's rate the indicator judged (a young firm's is scaled up)
+    each = use / staff if not np.isfinite(each) else each
+    young = not np.isclose(each, use / staff, rtol=1e-6)
     typical = float(np.exp(-peer)) if np.isfinite(peer) else float("nan")
     peers_zh = f"，{PEERS_ZH[scope]}中位数为{_volume(typical)}立方米" if np.isfinite(typical) else ""
     peers_en = f"; {PEERS_EN[scope]}' median: {_volume(typical)} m³" if np.isfinite(typical) else ""
+    rate_zh, rate_en = ("成立不足一年，按存续月份折合全年人均", "; registered under a year ago, at a year's rate ") if young \
+        else ("人均", ", ")
     return Reason("use_per_employee", each, "m3/person",
                   f"近12个月已知用水量（供水+计量取水）为{use:,.0f}立方米，从业人数{staff:,.0f}人，"
-                  f"人均{_volume(each)}立方米{peers_zh}",
+                  f"{rate_zh}{_volume(each)}立方米{peers_zh}",
                   f"Known water use (supply + metered abstraction) in the last 12 months: {use:,.0f} m³ for "
-                  f"{staff:,.0f} employees, {_volume(each)} m³ per employee{peers_en}")
+                  f"{staff:,.0f} employees{rate_en}{_volume(each)} m³ per employee{peers_en}")
 
 
 INDICATOR_REASONS = {

@@ -68,13 +68,22 @@ def test_a_feature_sentence_that_says_fell_is_not_shown_for_a_rise():
 
 
 def test_use_per_employee_has_a_sentence_with_its_numbers():
-    row = pd.Series({"inflow_m3_12m": 49.0, "employees": 11.0})
+    row = pd.Series({"inflow_m3_12m": 49.0, "employees": 11.0, "use_per_employee_12m": 49.0 / 11.0})
     reason = INDICATOR_REASONS["use_per_employee"](row, -np.log(120.0))  # peers: median 120 m³ per person
     assert reason is not None and reason.code == "use_per_employee"
     assert reason.value == pytest.approx(49.0 / 11.0) and reason.unit == "m3/person"
     for part in ("49立方米", "从业人数11人", "人均4.5立方米", "中位数为120立方米"):
         assert part in reason.text_zh, (part, reason.text_zh)
-    assert "4.5 m³" in reason.text_en and "120 m³" in reason.text_en
+    assert "4.5 m³" in reason.text_en and "120 m³" in reason.text_en and "折合全年" not in reason.text_zh
+
+
+def test_use_per_employee_of_a_young_firm_quotes_the_years_rate_the_indicator_judged():
+    """Eight months' 800 m³ with 10 staff is 120 m³ a person a year, the number the indicator compared."""
+    row = pd.Series({"inflow_m3_12m": 800.0, "employees": 10.0, "use_per_employee_12m": 120.0})
+    reason = INDICATOR_REASONS["use_per_employee"](row, -np.log(120.0))
+    assert reason.value == pytest.approx(120.0)
+    assert "800立方米" in reason.text_zh and "折合全年人均120立方米" in reason.text_zh, reason.text_zh
+    assert "at a year's rate" in reason.text_en
 
 
 # -- the choice among them ------------------------------------------------------------------------------------
@@ -93,12 +102,13 @@ def _city(n: int = 240, seed: int = 0) -> pd.DataFrame:
     use = staff * rng.lognormal(np.log(120.0), 0.3, n)
     step = rng.normal(0.0, 0.03, n)
     frame = pd.DataFrame({
-        "industry_code": "C1713", "inflow_m3_12m": use, "employees": staff, "inflow_step": step,
+        "industry_code": "C1713", "inflow_m3_12m": use, "employees": staff, "use_per_employee_12m": use / staff,
+        "inflow_step": step,
         "inflow_step_score": rng.uniform(0.5, 3.0, n), "months_since_inflow_step": rng.integers(3, 30, n).astype(float),
         "inflow_after_share": np.exp(step), "water_recent_share_3m": 1.0, WET: rng.uniform(0.0, 0.2, n),
     })
-    frame.loc[0, ["inflow_m3_12m", "employees", "inflow_step", "inflow_step_score", "inflow_after_share", WET]] = [
-        49.0, 11.0, np.log(14.5394), 40.0, 14.5394, 0.4358]
+    frame.loc[0, ["inflow_m3_12m", "employees", "use_per_employee_12m", "inflow_step", "inflow_step_score",
+                  "inflow_after_share", WET]] = [49.0, 11.0, 49.0 / 11.0, np.log(14.5394), 40.0, 14.5394, 0.4358]
     frame.loc[2, ["inflow_step", "inflow_step_score", "inflow_after_share"]] = [np.log(0.3), 40.0, 0.3]
     return frame
 
