@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -240,20 +238,6 @@ def _headline_metrics(client, run_id: str | None) -> dict[str, float]:
     return out
 
 
-@contextmanager
-def _impatient_http():
-    """A tracking server that does not answer is said at once: MLflow's client otherwise retries for minutes.
-    The user's own MLFLOW_HTTP_REQUEST_* settings win."""
-    chosen = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    added = [k for k in chosen if k not in os.environ]
-    os.environ.update({k: chosen[k] for k in added})
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
 def registry_champion(tracking_uri: str, name: str) -> tuple[str | None, str | None]:
     """What the registry's ``champion`` alias points to: (version, None); (None, None) when the registry is
     reachable but the model has no champion there; (None, why) when the registry cannot be read (an embedded
@@ -265,7 +249,7 @@ def registry_champion(tracking_uri: str, name: str) -> tuple[str | None, str | N
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
         return None, f"no MLflow store at {tracking_uri.removeprefix('sqlite:///')}"
     try:
-        with _impatient_http():
+        with registry.impatient_http():
             client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
             model = client.get_registered_model(name)
     except MlflowException as exc:
