@@ -19,8 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from training import registry
 from training.artifacts import ModelBundle, champion_path, load_bundle, models_dir, save_bundle
 
