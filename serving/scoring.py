@@ -106,7 +106,7 @@ def score(
     ``parallel_from`` entities (default PARALLEL_ROWS) in that many processes at once (when every entity is
     explained; the same leads).
     """
-    bundle = bundle if bundle is not None else load_champion(workspace)
+    bundle = bundle if bundle is not None else served_champion(workspace, settings)
     settings_arg = settings if hasattr(settings, "linkage") else None
     ws = Workspace(workspace)
     if cases is None and ws.has("checks", "cases"):  # the case track's own list, written by the check stage
@@ -124,6 +124,22 @@ def score(
     wanted = rank < (len(order) if reasons_for is None else reasons_for)
     reasons, codes = _explain(workspace, settings_arg, bundle, wanted, chunk_rows)
     return _leads(bundle, meta, risk, reasons, codes, known)
+
+
+def served_champion(workspace: Path | str, settings) -> ModelBundle:
+    """The workspace's ``champion.joblib``, refused (``training.champion.ChampionError``, naming the command that
+    fixes it) when the registry's ``champion`` alias points to another version: someone moved the alias by hand
+    (a rollback in MLflow's UI) and the workspace would otherwise go on serving the model it replaced. Refused
+    rather than loaded from the registry here: ``waterwatch champion --version N`` checks that version's feature
+    columns against the workspace, records who made it the champion and why, and rewrites ``model.json`` so that
+    ``publish`` records the model that scored; scoring itself stays a stage that reads only the workspace. When the
+    registry cannot be read (a tracking server down) the file is used and the log says so."""
+    from training.champion import scoring_champion
+
+    bundle = load_champion(workspace)
+    if hasattr(settings, "resolved_tracking_uri") and hasattr(settings, "model"):
+        scoring_champion(bundle, workspace, settings.resolved_tracking_uri(), settings.model.registered_model_name)
+    return bundle
 
 
 def _scored(bundle: ModelBundle, chunk: pd.DataFrame, cases: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:

@@ -12,6 +12,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,20 @@ _EXPERIMENT: str | None = None  # the experiment ``connect`` last pointed MLflow
 def _active_experiment_name() -> str:
     """The experiment runs are logged to: the one ``connect`` chose, else MLflow's default."""
     return _EXPERIMENT or "Default"
+
+
+@contextmanager
+def impatient_http():
+    """A tracking server that does not answer is said at once: MLflow's client otherwise retries for minutes. Sets
+    MLflow's own variables for the calls inside (it reads them per request), unless the user set them."""
+    chosen = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = [k for k in chosen if k not in os.environ]
+    os.environ.update({k: chosen[k] for k in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def champion_version(client, name: str):

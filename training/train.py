@@ -197,12 +197,10 @@ def _run_metrics(backtest: BacktestResult, window_labels: int, objective: float,
 def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of: pd.Timestamp):
     """The registry, the champion in service, whether this fit replaces it, the champion's objective on this very
     backtest (None when not measurable) and why (the log, the run's and the version's MLflow tag ``promotion``)."""
+    from training.champion import connect
+
     ms = settings.model
-    default_root = settings.mlflow_tracking_uri is None and str(settings.resolved_tracking_uri()).startswith("sqlite:")
-    client = registry.connect(
-        settings.resolved_tracking_uri(), ms.registered_model_name,
-        artifact_root=(settings.home / "mlartifacts") if default_root else None,
-    )
+    client = connect(settings)
     current = registry.champion_version(client, ms.registered_model_name)
     if current is None:
         return client, current, True, None, "no champion yet"

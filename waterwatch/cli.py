@@ -16,6 +16,7 @@ import click
 import typer
 import typer.core
 
+from waterwatch.cli_registry import champion as _champion
 from waterwatch.cli_store import existing_store as _existing_store
 from waterwatch.cli_store import fail as _fail
 from waterwatch.cli_store import shown_url as _shown_url
@@ -196,6 +197,9 @@ def score(
     version = leads["model_version"].iloc[0] if len(leads) else None
     typer.echo(f"{len(leads):,} entities scored by model version {version} -> {out}"
                + (f"; model details -> {info}" if info else ""))
+
+
+app.command("champion")(_champion)  # waterwatch/cli_registry.py: the registry's champion and a rollback by hand
 
 
 @app.command()
