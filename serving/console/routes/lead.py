@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from serving import roles
-from serving.console.charts import SERIES_COLOURS, monthly_chart_svg, monthly_quota
+from serving.console.charts import SERIES_COLOURS, monthly_chart_pair, monthly_quota
 from serving.console.render import PageContext, PageDep, check_csrf, display_zone, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
@@ -49,7 +49,7 @@ def lead_chart(series: dict, permits, lang: str):
     lines = [(key.removesuffix("_m3"), t(f"chart.{key.removesuffix('_m3')}", lang),
               (list(series.get(key) or []) + [None] * len(months))[:len(months)], colour)
              for key, colour in SERIES_COLOURS.items()]
-    return monthly_chart_svg(
+    return monthly_chart_pair(
         months, lines, monthly_quota(months, permits), series.get("shift_since"),
         {"unit": t("chart.unit", lang), "quota": t("chart.quota", lang), "since": t("chart.since", lang),
          "title": t("lead.chart", lang)})
