@@ -195,7 +195,8 @@ def cases_section(cases: pd.DataFrame, top: int = 20) -> list[str]:
               _legend([(CASE_ACTION_CN[c], CASE_COLOURS[c]) for c in CASE_COLOURS if c in set(cases["action"])])]
     by_kind = cases.assign(类型=kind, 处理措施=action).groupby(["类型", "处理措施"], sort=False).agg(
         案件数=("case_id", "size"), 涉及水量=("volume_at_stake_m3", lambda v: v.fillna(0).sum() / 1e4),
-        涉及税款=("tax_at_stake_yuan", lambda v: v.fillna(0).sum() / 1e4),
+        # kinds with no tax figure (enforcement, notices) show a dash, not a measured 0.0
+        涉及税款=("tax_at_stake_yuan", lambda v: v.sum() / 1e4 if v.notna().any() else float("nan")),
     ).reset_index().rename(columns={"涉及水量": "涉及水量（万m³）", "涉及税款": "涉及税款（万元）"})
     parts.append(_table(by_kind))
     parts.append("<h3>按区县</h3>")

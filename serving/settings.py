@@ -4,11 +4,18 @@ only place that reads the environment, e.g. ``WATERWATCH_AUTH__SECRET_KEY``)."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 DISPLAY_TIMEZONE = "Asia/Shanghai"  # the bureau's clock (Beijing time), unless the settings name another
+
+
+def bureau_today(zone: str | None = None) -> date:
+    """Today on the bureau's clock (``zone``, default Beijing time), whatever zone the server process runs in: a
+    host on UTC would otherwise offer yesterday's date, and refuse today's, until 08:00 Beijing time."""
+    return datetime.now(ZoneInfo(zone or DISPLAY_TIMEZONE)).date()
 
 
 class AuthSettings(BaseModel):

@@ -103,7 +103,7 @@ def _monthly_frame(n: int, values: list[float], width: int, height: int) -> _Fra
     return _Frame(n, ymax, step, width, height)
 
 
-def _monthly_axes(f: _Frame, months: list[str], unit: str) -> list[str]:
+def _monthly_axes(f: _Frame, months: list[str], unit: str, max_labels: int = 12) -> list[str]:
     parts, tick = [], 0.0
     while tick <= f.ymax + 1e-9:
         yy = f.y(tick)
@@ -111,7 +111,7 @@ def _monthly_axes(f: _Frame, months: list[str], unit: str) -> list[str]:
         parts.append(f'<text class="axis" x="{f.left - 6}" y="{yy + 4:.1f}" text-anchor="end">{fmt_num(tick)}</text>')
         tick += f.step
     parts.append(f'<text class="axis unit" x="{f.left - 6}" y="{f.top - 10}" text-anchor="end">{escape(unit)}</text>')
-    every = max(1, math.ceil(f.n / 12))
+    every = max(1, math.ceil(f.n / max_labels))
     for i, m in enumerate(months):
         if (f.n - 1 - i) % every == 0:  # anchored at the latest month, which is always labelled
             parts.append(f'<text class="axis" x="{f.x(i):.1f}" y="{f.height - f.bottom + 18}" '
@@ -147,17 +147,20 @@ def _series_line(f: _Frame, months: list[str], key: str, label: str, vals: list[
 
 def monthly_chart_svg(
     months: list[str], lines: list[tuple[str, str, list[float | None], str]], quota: list[float | None] | None,
-    since: str | None, labels: dict[str, str], width: int = 760, height: int = 300,
+    since: str | None, labels: dict[str, str], width: int = 760, height: int = 300, compact: bool = False,
 ) -> Markup:
     """Monthly volumes as lines, the permit quota as a dashed step line and the shift month as a marker.
 
     ``lines``: (css key, label, values, colour). ``labels``: 'unit', 'quota', 'since', 'title' texts.
+    ``compact``: the phone's version (``monthly_chart_pair``): a narrower drawing with four month labels, so that
+    its text keeps a legible size where a 760-unit drawing would be shrunk to half.
     """
     values = [v for _, _, vals, _ in lines for v in vals if v is not None] + [v for v in (quota or []) if v is not None]
     f = _monthly_frame(len(months), values, width, height)
-    parts = [f'<svg class="chart" data-chart="monthly" viewBox="0 0 {width} {height}" role="img" '
+    kind = 'class="chart compact" data-chart="monthly-compact"' if compact else 'class="chart" data-chart="monthly"'
+    parts = [f'<svg {kind} viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{escape(labels.get("title", ""))}" preserveAspectRatio="xMidYMid meet">',
-             *_monthly_axes(f, months, labels.get("unit", ""))]
+             *_monthly_axes(f, months, labels.get("unit", ""), 4 if compact else 12)]
     if since and since in months:
         parts.append(_since_marker(f, months, since, labels.get("since", "")))
     if quota and any(v is not None for v in quota):
@@ -165,6 +168,13 @@ def monthly_chart_svg(
     parts += [_series_line(f, months, *line) for line in lines]
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def monthly_chart_pair(months: list[str], lines: list[tuple[str, str, list[float | None], str]],
+                       quota: list[float | None] | None, since: str | None, labels: dict[str, str]) -> Markup:
+    """The monthly chart twice: the full drawing, and the compact one a phone shows instead (CSS picks one)."""
+    return Markup(monthly_chart_svg(months, lines, quota, since, labels)
+                  + monthly_chart_svg(months, lines, quota, since, labels, width=360, height=260, compact=True))
 
 
 def stacked_bars_svg(rows: list[tuple[str, list[tuple[str, float, str]]]], chart: str, width: int = 560) -> Markup:

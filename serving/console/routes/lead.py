@@ -3,7 +3,6 @@ assign the lead and to record a verdict (the same service functions the API call
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import File, Form, Request, UploadFile
@@ -11,8 +10,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from serving import roles
-from serving.console.charts import SERIES_COLOURS, monthly_chart_svg, monthly_quota
-from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
+from serving.console.charts import SERIES_COLOURS, monthly_chart_pair, monthly_quota
+from serving.console.render import PageContext, PageDep, check_csrf, display_zone, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
 from serving.evidence import EvidenceSettings, add_evidence, evidence_file, lead_evidence
@@ -24,6 +23,7 @@ from serving.industries import industry_name
 from serving.schemas import AssignCreate, ReopenCreate, Text, VerdictAmend, VerdictCreate
 from serving.services import leads as service
 from serving.services import verdicts
+from serving.settings import bureau_today
 from serving.store import OUTCOMES, VIOLATION_TYPES
 
 MAX_ID = 2**31 - 1
@@ -49,7 +49,7 @@ def lead_chart(series: dict, permits, lang: str):
     lines = [(key.removesuffix("_m3"), t(f"chart.{key.removesuffix('_m3')}", lang),
               (list(series.get(key) or []) + [None] * len(months))[:len(months)], colour)
              for key, colour in SERIES_COLOURS.items()]
-    return monthly_chart_svg(
+    return monthly_chart_pair(
         months, lines, monthly_quota(months, permits), series.get("shift_since"),
         {"unit": t("chart.unit", lang), "quota": t("chart.quota", lang), "since": t("chart.since", lang),
          "title": t("lead.chart", lang)})
@@ -70,6 +70,7 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
                  and not (p.is_officer and lead.assigned_officer != p.username))
     may_attach = p.role in roles.LEAD_WORK and not (p.is_officer and lead.assigned_officer not in (None, p.username))
     code = (facts.entity.industry_code if facts.entity else None) or lead.industry_code
+    today = bureau_today(display_zone(ctx.request))
     current = next((v for v in reversed(facts.verdicts)
                     if v.round == lead.round and not v.superseded and v.outcome != "unreachable"), None)
     return render(
@@ -84,7 +85,7 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
         reasons=lead_reasons(lead, ctx.lang), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
         may_record=may_record, may_assign=may_assign, officers=officers, assigned=assigned, outcomes=OUTCOMES,
         violation_types=VIOLATION_TYPES, form_error=form_error, form=form_values or {},
-        today=date.today().isoformat(), today_date=date.today(), show_score=not p.is_officer,
+        today=today.isoformat(), today_date=today, show_score=not p.is_officer,
     )
 
 
