@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from serving.scoring import REASON_SEPARATOR
+from serving.settings import bureau_today
 
 MAX_BATCH = 10_000
 
@@ -300,7 +301,7 @@ class VerdictCreate(BaseModel):
     outcome: Outcome
     violation_type: ViolationType | None = Field(None, description="required when the outcome is a violation")
     note: Text | None = Field(None, max_length=2000)
-    visited_on: date | None = Field(None, description="default: today")
+    visited_on: date | None = Field(None, description="default: today (Beijing time)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "VerdictCreate":
@@ -308,7 +309,7 @@ class VerdictCreate(BaseModel):
             raise ValueError("违法结论必须填写违法类型 (violation_type is required when outcome is violation)")
         if self.outcome != "violation" and self.violation_type is not None:
             raise ValueError("只有违法结论才能填写违法类型 (violation_type only goes with outcome violation)")
-        if self.visited_on is not None and not (date(2000, 1, 1) <= self.visited_on <= date.today()):
+        if self.visited_on is not None and not (date(2000, 1, 1) <= self.visited_on <= bureau_today()):
             raise ValueError("核查日期不能晚于今天 (visited_on must be a past date, not in the future)")
         return self
 

@@ -4,11 +4,18 @@ only place that reads the environment, e.g. ``WATERWATCH_AUTH__SECRET_KEY``)."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 DISPLAY_TIMEZONE = "Asia/Shanghai"  # the bureau's clock (Beijing time), unless the settings name another
+
+
+def bureau_today(zone: str = DISPLAY_TIMEZONE) -> date:
+    """Today on the bureau's clock, whatever zone the server runs in (a server on UTC is still on the previous
+    day until 08:00 Beijing time): the day a visit is dated on and checked against."""
+    return datetime.now(ZoneInfo(zone)).date()
 
 
 class AuthSettings(BaseModel):

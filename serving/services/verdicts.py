@@ -19,6 +19,7 @@ from serving.audit import audit
 from serving.errors import Conflict, Forbidden, Invalid
 from serving.identity import Principal
 from serving.services.leads import add_event, lock_lead
+from serving.settings import bureau_today
 from serving.store import Verdict, utcnow
 
 UNREACHABLE = "unreachable"  # nobody found on site: a visit record, not a verdict
@@ -39,7 +40,7 @@ def record_verdict(session: Session, lead_id: int, body, principal: Principal) -
                        f"(lead {lead_id} already has a verdict: a supervisor may amend it or reopen the lead)")
     if principal.is_officer and lead.assigned_officer not in (None, principal.username):
         raise Forbidden(f"线索已分配给 {lead.assigned_officer} (lead is assigned to another officer)")
-    conclusive, visited_on = body.outcome != UNREACHABLE, body.visited_on or date.today()
+    conclusive, visited_on = body.outcome != UNREACHABLE, body.visited_on or bureau_today()
     if not conclusive and (same := _same_visit(session, lead, principal.username, visited_on)) is not None:
         session.commit()  # a resubmitted form (or a double tap): that visit is recorded already
         return same

@@ -3,7 +3,6 @@ assign the lead and to record a verdict (the same service functions the API call
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import File, Form, Request, UploadFile
@@ -24,6 +23,7 @@ from serving.industries import industry_name
 from serving.schemas import AssignCreate, ReopenCreate, Text, VerdictAmend, VerdictCreate
 from serving.services import leads as service
 from serving.services import verdicts
+from serving.settings import bureau_today
 from serving.store import OUTCOMES, VIOLATION_TYPES
 
 MAX_ID = 2**31 - 1
@@ -84,7 +84,7 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
         reasons=lead_reasons(lead, ctx.lang), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
         may_record=may_record, may_assign=may_assign, officers=officers, assigned=assigned, outcomes=OUTCOMES,
         violation_types=VIOLATION_TYPES, form_error=form_error, form=form_values or {},
-        today=date.today().isoformat(), today_date=date.today(), show_score=not p.is_officer,
+        today=bureau_today().isoformat(), today_date=bureau_today(), show_score=not p.is_officer,
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from serving.console.charts import level_rank
 from serving.console.export import export_format, export_response
 from serving.console.lists import area_menus
-from serving.console.render import PageDep, page_router, render
+from serving.console.render import PageDep, display_zone, page_router, render
 from serving.console.route_groups import route_group
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import t
@@ -25,6 +25,7 @@ from serving.industries import codes_named, industry_name
 from serving.console.reasons import lead_reasons
 from serving.services import leads as service
 from serving.services.scope import Scope, caller_scope
+from serving.settings import bureau_today
 from serving.store import LEAD_STATUSES, Alert, Entity, Lead, Verdict
 
 PAGE_SIZE = 50
@@ -213,7 +214,6 @@ def day_sheet(request: Request, ctx: PageDep, session: SessionDep, model: ModelD
     groups: dict[str, list[dict]] = {}
     for item in items:
         groups.setdefault(item["group"], []).append(item)
-    from datetime import date
-
     return render(ctx, "day_sheet.html", groups=list(groups.items()), total=len(items), district=area.district,
-                  mine=f.mine, status=f.status, today=date.today().isoformat(), limit=DAY_SHEET_MAX)
+                  mine=f.mine, status=f.status, today=bureau_today(display_zone(request)).isoformat(),
+                  limit=DAY_SHEET_MAX)

@@ -1,0 +1,79 @@
+"""Review of serving/ (session 9): each defect found, as the test that showed it (the fixes: see git log)."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from fastapi.testclient import TestClient
+
+from serving.api import create_app
+from serving.console import console_router
+from serving.services import users
+from serving.store import Lead, Verdict
+from test_api import Api, template_db  # noqa: F401 - the fixture is used by ``api``
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def api(tmp_path, template_db):  # noqa: F811 - pytest's fixture injection
+    a = Api(tmp_path, template_db)
+    yield a
+    a.client.__exit__(None, None, None)
+    a.engine.dispose()
+
+
+@contextmanager
+def console(api, username: str):
+    """A console client of ``api``'s store, signed in as ``username`` (the session cookie holds a bearer token)."""
+    with TestClient(create_app(api.settings, api.sessions, routers=[console_router()], demo_users=False)) as client:
+        client.cookies.set("ww_session", api.h(username)["Authorization"].removeprefix("Bearer "))
+        yield client
+
+
+@contextmanager
+def server_clock_a_day_behind_beijing():
+    """The process's local clock (``date.today()``) on the day before Beijing's, as on a server kept on UTC
+    early in a Beijing morning: local time is Beijing's minus (hour + 1) hours, always the previous day."""
+    hour = datetime.now(BEIJING).hour
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = f"XXX{hour - 7:+d}"  # POSIX: "XXX+5" is UTC-5; local = UTC + (7 - hour) h
+    time.tzset()
+    try:
+        assert date.today() == datetime.now(BEIJING).date() - timedelta(days=1)
+        yield datetime.now(BEIJING).date()
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def test_a_visit_dated_today_in_beijing_is_accepted_whatever_the_servers_zone(api):
+    """An officer records at 07:00 Beijing time the visit made that morning; a server on UTC is still on the
+    previous day. The bureau's day counts: the visit is today's, not 'in the future', and a verdict without a
+    date is dated on the bureau's day."""
+    dc, yc = api.lead_in("德城区"), api.lead_in("禹城市")
+    with server_clock_a_day_behind_beijing() as today:
+        r = api.client.post(f"/api/v1/leads/{dc}/verdicts", headers=api.h("off_dc"),
+                            json={"outcome": "no_violation", "visited_on": today.isoformat()})
+        assert r.status_code == 201, r.text
+        r = api.client.post(f"/api/v1/leads/{yc}/verdicts", headers=api.h("off_yc"), json={"outcome": "no_violation"})
+        assert r.status_code == 201 and r.json()["visited_on"] == today.isoformat()
+        tomorrow = (today + timedelta(days=1)).isoformat()
+        other = api.client.get("/api/v1/leads", headers=api.h("off_dc")).json()["items"][0]["id"]
+        r = api.client.post(f"/api/v1/leads/{other}/verdicts", headers=api.h("off_dc"),
+                            json={"outcome": "no_violation", "visited_on": tomorrow})
+        assert r.status_code == 422
+        with console(api, "off_dc") as page:  # the form's date: Beijing's today, and no later
+            html = page.get(f"/leads/{other}").text
+        assert f'name="visited_on" value="{today.isoformat()}" max="{today.isoformat()}"' in html
+
