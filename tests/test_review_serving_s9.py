@@ -77,3 +77,17 @@ def test_a_visit_dated_today_in_beijing_is_accepted_whatever_the_servers_zone(ap
             html = page.get(f"/leads/{other}").text
         assert f'name="visited_on" value="{today.isoformat()}" max="{today.isoformat()}"' in html
 
+
+def test_my_leads_lists_only_leads_the_caller_may_still_see(api):
+    """An officer moved to another district keeps, until a supervisor reassigns them, the leads assigned in the
+    old one; those are another district's now: not listed as theirs (reading one gives 403 already)."""
+    lead = api.lead_in("德城区")
+    assert api.client.post(f"/api/v1/leads/{lead}/assign", headers=api.h("sup"),
+                           json={"officer": "off_dc"}).status_code == 200
+    assert api.client.get("/api/v1/me/leads", headers=api.h("off_dc")).json()["total"] == 1
+    with api.sessions() as s, s.begin():
+        users.set_city(s, "off_dc", None, "禹城市", actor="test")
+    h = api.h("off_dc")
+    assert api.client.get(f"/api/v1/leads/{lead}", headers=h).status_code == 403
+    mine = api.client.get("/api/v1/me/leads", headers=h).json()
+    assert mine["total"] == 0 and mine["items"] == []
