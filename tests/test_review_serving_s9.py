@@ -31,9 +31,10 @@ def api(tmp_path, template_db):  # noqa: F811 - pytest's fixture injection
 
 
 @contextmanager
-def console(api, username: str):
+def console(api, username: str, raise_server_exceptions: bool = True):
     """A console client of ``api``'s store, signed in as ``username`` (the session cookie holds a bearer token)."""
-    with TestClient(create_app(api.settings, api.sessions, routers=[console_router()], demo_users=False)) as client:
+    app = create_app(api.settings, api.sessions, routers=[console_router()], demo_users=False)
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         client.cookies.set("ww_session", api.h(username)["Authorization"].removeprefix("Bearer "))
         yield client
 
@@ -91,3 +92,18 @@ def test_my_leads_lists_only_leads_the_caller_may_still_see(api):
     assert api.client.get(f"/api/v1/leads/{lead}", headers=h).status_code == 403
     mine = api.client.get("/api/v1/me/leads", headers=h).json()
     assert mine["total"] == 0 and mine["items"] == []
+
+
+def test_malformed_console_input_is_refused_not_a_server_error(api):
+    """A CSRF token with non-ASCII text (hmac.compare_digest raises TypeError on it) and ids of Unicode digits
+    that int() cannot read ('²' is a digit to str.isdigit) or beyond the id column were 500s; they are a 403 and
+    404s."""
+    lead = api.lead_in("德城区")
+    with console(api, "off_dc", raise_server_exceptions=False) as page:  # a 500 is what is looked for
+        assert page.get(f"/leads/{lead}").status_code == 200
+        assert page.post(f"/leads/{lead}/assign", data={"csrf": "中文"}).status_code == 403
+        assert page.post("/logout", data={"csrf": "中文"}).status_code == 403
+        assert page.get("/leads/²").status_code == 404
+        assert page.get(f"/leads/{lead}/evidence/²").status_code == 404
+        assert page.get(f"/leads/{lead}/evidence/{10 ** 20}").status_code == 404  # beyond SQLite's integer
+        assert page.get("/queue", params={"recorded": "²"}).status_code == 200

@@ -105,7 +105,8 @@ def page_for(*roles: str):
 
 def check_csrf(ctx: PageContext, sent: str | None) -> None:
     expected = csrf_token(ctx.session_token or "", ctx.request.app.state.secret_key)
-    if not sent or not hmac.compare_digest(sent, expected):
+    # as bytes: compare_digest raises TypeError on str with non-ASCII characters (a 500, not a refusal)
+    if not sent or not hmac.compare_digest(sent.encode("utf-8"), expected.encode("ascii")):
         raise Forbidden("CSRF")
 
 

@@ -23,6 +23,7 @@ from serving.deps import ModelDep, SessionDep
 from serving.i18n import t
 from serving.industries import codes_named, industry_name
 from serving.console.reasons import lead_reasons
+from serving.console.routes.lead import is_number
 from serving.services import leads as service
 from serving.services.scope import Scope, caller_scope
 from serving.settings import bureau_today
@@ -187,7 +188,7 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
         mine=f.mine, sort=f.sort,
         officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
-        recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, area),
+        recorded=int(recorded) if is_number(recorded or "") else None, tiles=queue_tiles(session, area),
         recorded_unreachable=request.query_params.get("unreachable") == "1",
         **_filters_context(session, p, area, lang, model.live_runs),
     )
