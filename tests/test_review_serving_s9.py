@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from serving.api import create_app
 from serving.console import console_router
+from serving.security import issue_token
 from serving.services import users
 from serving.store import Lead, Verdict
 from test_api import Api, template_db  # noqa: F401 - the fixture is used by ``api``
@@ -107,3 +108,36 @@ def test_malformed_console_input_is_refused_not_a_server_error(api):
         assert page.get(f"/leads/{lead}/evidence/²").status_code == 404
         assert page.get(f"/leads/{lead}/evidence/{10 ** 20}").status_code == 404  # beyond SQLite's integer
         assert page.get("/queue", params={"recorded": "²"}).status_code == 200
+
+
+def test_a_form_sent_after_the_session_expired_comes_back_to_its_page_after_login(api):
+    """An officer's session runs out while the verdict form is open; sending it leads to the login form, and
+    after logging in back to the lead's page, not to the form's POST address (a GET there was a 405 in JSON)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from test_api import PASSWORD
+
+    lead = api.lead_in("德城区")
+    with api.sessions() as s:
+        from serving.store import User
+
+        user = s.scalars(select(User).where(User.username == "off_dc")).one()
+    expired, _ = issue_token(user.username, user.id, user.token_version, api.settings.auth.secret_key
+                             .get_secret_value(), -1)
+    with console(api, "off_dc") as page:
+        page.cookies.set("ww_session", expired)
+        r = page.post(f"/leads/{lead}/verdict", data={"csrf": "x", "outcome": "no_violation"},
+                      headers={"Referer": f"http://testserver/leads/{lead}?assigned=1"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?")
+        target = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
+        assert target == f"/leads/{lead}?assigned=1"
+        r = page.post("/login", data={"username": "off_dc", "password": PASSWORD, "next": target},
+                      follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == target
+        assert page.get(target).status_code == 200
+        # without a Referer of this site (or from another one): the login leads home, never to the POST address
+        page.cookies.clear()
+        page.cookies.set("ww_session", expired)
+        for headers in ({}, {"Referer": f"https://evil.example/leads/{lead}"}):
+            r = page.post(f"/leads/{lead}/verdict", data={"csrf": "x"}, headers=headers, follow_redirects=False)
+            assert r.status_code == 303 and "next=" not in r.headers["location"]
