@@ -141,3 +141,27 @@ def test_a_form_sent_after_the_session_expired_comes_back_to_its_page_after_logi
         for headers in ({}, {"Referer": f"https://evil.example/leads/{lead}"}):
             r = page.post(f"/leads/{lead}/verdict", data={"csrf": "x"}, headers=headers, follow_redirects=False)
             assert r.status_code == 303 and "next=" not in r.headers["location"]
+
+
+def test_why_the_model_did_not_load_stays_with_the_admins(api):
+    """A run whose model file cannot be read: the reason names the server's files (the exception's text with the
+    artifact's absolute path). Officers, analysts and other systems learn that the model is not loaded; only an
+    admin, who runs the service, reads why."""
+    import json
+
+    from serving.publish import publish_run
+    from test_store import make_run
+
+    run = make_run(api.tmp / "run-broken", version="7", as_of="2026-08-01")
+    info = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    hidden = api.tmp / "nowhere" / "secret-folder" / "champion.joblib"
+    (run / "model.json").write_text(json.dumps({**info, "artifact": str(hidden)}), encoding="utf-8")
+    publish_run(run, api.sessions, api.settings)
+    for user in ("off_dc", "ana", "sup"):
+        body = api.client.get("/api/v1/model", headers=api.h(user)).json()
+        assert body["version"] == "7" and body["champion_loaded"] is False
+        assert body["champion_error"] and "secret-folder" not in body["champion_error"]
+    r = api.client.post("/api/v1/scores/predict", headers=api.h("ana"),
+                        json={"rows": [{"id": "a", "features": {"balance_ratio_12m": 1.0}}]})
+    assert r.status_code == 503 and "secret-folder" not in r.text
+    assert "secret-folder" in api.client.get("/api/v1/model", headers=api.h("adm")).json()["champion_error"]
