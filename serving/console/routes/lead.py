@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from serving import roles
 from serving.console.charts import SERIES_COLOURS, monthly_chart_svg, monthly_quota
+from serving.console.lists import is_number
 from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
@@ -31,11 +32,6 @@ MAX_ID = 2**31 - 1
 router = page_router()
 WorkerPage = Annotated[PageContext, page_for(*roles.LEAD_WORK)]
 SupervisorPage = Annotated[PageContext, page_for(*roles.SUPERVISE)]
-
-
-def is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also takes digits ``int`` cannot read, such as '²' (a 500)."""
-    return text.isascii() and text.isdigit()
 
 
 def lead_id_of(text: str | int) -> int:

@@ -16,14 +16,13 @@ from sqlalchemy.orm import Session
 
 from serving.console.charts import level_rank
 from serving.console.export import export_format, export_response
-from serving.console.lists import area_menus
+from serving.console.lists import area_menus, is_number
 from serving.console.render import PageDep, display_zone, page_router, render
 from serving.console.route_groups import route_group
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import t
 from serving.industries import codes_named, industry_name
 from serving.console.reasons import lead_reasons
-from serving.console.routes.lead import is_number
 from serving.services import leads as service
 from serving.services.scope import Scope, caller_scope
 from serving.settings import bureau_today
