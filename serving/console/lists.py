@@ -23,6 +23,11 @@ def text_param(request: Request, name: str, limit: int = 64) -> str:
     return (request.query_params.get(name) or "").strip()[:limit]
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes digits ``int`` cannot read, such as '²' (a 500)."""
+    return text.isascii() and text.isdigit()
+
+
 def area_param(request: Request, principal: Principal) -> Scope:
     """The ``city`` and ``district`` a list page asks for, within what the caller may see (else 403)."""
     return caller_scope(principal, text_param(request, "city") or None, text_param(request, "district") or None)

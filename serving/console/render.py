@@ -12,7 +12,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -105,7 +105,8 @@ def page_for(*roles: str):
 
 def check_csrf(ctx: PageContext, sent: str | None) -> None:
     expected = csrf_token(ctx.session_token or "", ctx.request.app.state.secret_key)
-    if not sent or not hmac.compare_digest(sent, expected):
+    # as bytes: compare_digest raises TypeError on str with non-ASCII characters (a 500, not a refusal)
+    if not sent or not hmac.compare_digest(sent.encode("utf-8"), expected.encode("ascii")):
         raise Forbidden("CSRF")
 
 
@@ -151,8 +152,20 @@ def error_page(request: Request, status_code: int, detail: str | None = None) ->
     return render(optional_context(request), "error.html", status_code=status_code, err=status_code, detail=detail)
 
 
+def _page_of(request: Request) -> str | None:
+    """The page to come back to after logging in: this one for a GET; for a form sent (POST), the page it was
+    sent from (the Referer, when it is of this site: a GET of the form's address is a 405), else none."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer") or "")
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/") or referer.path.startswith("//"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
 def to_login(request: Request, expired: bool = False) -> RedirectResponse:
-    params = {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+    target = _page_of(request)
+    params = {"next": target} if target else {}
     if expired:
         params["expired"] = "1"
     return RedirectResponse("/login?" + urlencode(params), status_code=303)

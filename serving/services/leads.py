@@ -72,9 +72,10 @@ def select_leads(scope: str, area: Scope = EVERYWHERE, kind: str | None = None, 
     return q
 
 
-def select_assigned(officer: str) -> Select:
-    """Leads assigned to ``officer`` and not yet closed."""
-    return select(Lead).where(Lead.assigned_officer == officer, Lead.status != "closed")
+def select_assigned(officer: str, area: Scope = EVERYWHERE) -> Select:
+    """Leads assigned to ``officer`` and not yet closed, within ``area`` (the caller's scope: an officer moved to
+    another district or city keeps the old one's leads until reassigned, but no longer sees them)."""
+    return select(Lead).where(Lead.assigned_officer == officer, Lead.status != "closed", *area.where(Lead))
 
 
 def lead_order(principal: Principal, closed_last: bool = False) -> tuple:

@@ -80,7 +80,8 @@ def predict(model: ModelInfo, rows: list[tuple[str, dict[str, Any]]]) -> list[fl
 
     bundle = model.champion
     if bundle is None:
-        raise Unavailable(f"模型未加载 (no champion model loaded: {model.champion_error})")
+        # why (``champion_error``) names the server's files: GET /model tells an admin
+        raise Unavailable("模型未加载，请联系系统管理员 (no champion model loaded: ask the service's admin)")
     try:
         risk = bundle.predict_records([features for _, features in rows])
     except FeatureTypeError as exc:

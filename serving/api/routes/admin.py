@@ -22,4 +22,4 @@ def reload_model(request: Request, session: SessionDep, principal: Annotated[Pri
     info = request.app.state.model.reload()
     audit(session, principal.username, "reload_model", "run", info.run_id or "-", {"version": info.version})
     session.commit()
-    return model_public(info)
+    return model_public(info, principal)

@@ -56,8 +56,9 @@ def leads(session: SessionDep, model: ModelDep, principal: Reader, district: Fil
 
 @router.get("/me/leads", response_model=LeadsPublic)
 def my_leads(session: SessionDep, principal: Reader, page: PageNo = 1, page_size: PageSize = 50):
-    """Leads assigned to the caller and not yet closed."""
-    return _page(session, service.select_assigned(principal.username), principal, page, page_size)
+    """Leads assigned to the caller and not yet closed, of the caller's city's district (officers) or city."""
+    return _page(session, service.select_assigned(principal.username, caller_scope(principal)), principal, page,
+                 page_size)
 
 
 def _entity(facts: service.LeadFacts) -> EntityPublic | None:

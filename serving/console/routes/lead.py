@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from serving import roles
 from serving.console.charts import SERIES_COLOURS, monthly_chart_pair, monthly_quota
+from serving.console.lists import is_number
 from serving.console.render import PageContext, PageDep, check_csrf, display_zone, page_for, page_router, render
 from serving.deps import SessionDep
 from serving.errors import Invalid, NotFound
@@ -34,9 +35,10 @@ SupervisorPage = Annotated[PageContext, page_for(*roles.SUPERVISE)]
 
 
 def lead_id_of(text: str | int) -> int:
-    """A lead id from the path; anything else is a 404 page, not a validation error in JSON."""
+    """A lead (or evidence) id from the path; anything else is a 404 page, not a validation error in JSON nor a
+    500 from the database (an id beyond its integer column)."""
     value = str(text)
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+    if not is_number(value) or not 1 <= int(value) <= MAX_ID:
         raise NotFound()
     return int(value)
 
@@ -188,9 +190,7 @@ async def upload_evidence(lead_id: str, request: Request, ctx: WorkerPage, sessi
 @router.get("/leads/{lead_id}/evidence/{evidence_id}")
 def evidence_download(lead_id: str, evidence_id: str, request: Request, ctx: PageDep, session: SessionDep):
     """One attached file, to whoever may see the lead; photos inline, PDFs as a download."""
-    if not evidence_id.isdigit():
-        raise NotFound()
-    path, row = evidence_file(session, request.app.state.settings.home, lead_id_of(lead_id), int(evidence_id),
+    path, row = evidence_file(session, request.app.state.settings.home, lead_id_of(lead_id), lead_id_of(evidence_id),
                               ctx.principal)
     inline = row.kind == "photo"
     return FileResponse(path, media_type=row.content_type, filename=row.filename,

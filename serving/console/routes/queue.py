@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from serving.console.charts import level_rank
 from serving.console.export import export_format, export_response
-from serving.console.lists import area_menus
+from serving.console.lists import area_menus, is_number
 from serving.console.render import PageDep, display_zone, page_router, render
 from serving.console.route_groups import route_group
 from serving.deps import ModelDep, SessionDep
@@ -187,7 +187,7 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
         mine=f.mine, sort=f.sort,
         officer=f.officer,
         sorts=OFFICER_SORTS if p.is_officer else SORTS, statuses=LEAD_STATUSES,
-        recorded=int(recorded) if (recorded or "").isdigit() else None, tiles=queue_tiles(session, area),
+        recorded=int(recorded) if is_number(recorded or "") else None, tiles=queue_tiles(session, area),
         recorded_unreachable=request.query_params.get("unreachable") == "1",
         **_filters_context(session, p, area, lang, model.live_runs),
     )
