@@ -54,7 +54,7 @@ def lead_chart(series: dict, permits, lang: str, accounts=()) -> dict | None:
     lines = []
     for key, colour in SERIES_COLOURS.items():
         values = (list(series.get(key) or []) + [None] * len(months))[:len(months)]
-        if key in sources or any(values):
+        if (key in sources or any(values)) and any(v is not None for v in values):  # a line to draw
             lines.append((key.removesuffix("_m3"), t(f"chart.{key.removesuffix('_m3')}", lang), values, colour))
     quota = monthly_quota(months, permits)
     legend = [(label, colour, "") for _, label, _, colour in lines]
