@@ -92,11 +92,11 @@ class BacktestResult:
         return bool(len(p)) and bool((p >= MIN_LABELS).all())
 
     def summary(self) -> pd.DataFrame:
-        """Mean and std across cut-offs of every metric, per target and scorer."""
+        """Mean and std across cut-offs of every metric, per target and scorer (a std needs 2+ measured cut-offs)."""
         numeric = self.metrics.drop(columns=["cutoff"])
         grouped = numeric.groupby(["target", "scorer"], sort=False)
         mean = grouped.mean().add_suffix("_mean")
-        std = grouped.std(ddof=0).add_suffix("_std")
+        std = grouped.std(ddof=0).where(grouped.count() >= 2).add_suffix("_std")  # one value has no spread, not 0
         return pd.concat([mean, std], axis=1)
 
     def flat_metrics(self) -> dict[str, float]:

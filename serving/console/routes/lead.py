@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from serving import roles
-from serving.console.charts import SERIES_COLOURS, monthly_chart_pair, monthly_quota
+from serving.console.charts import QUOTA_COLOUR, SERIES_COLOURS, monthly_chart_pair, monthly_quota
 from serving.console.lists import is_number
 from serving.console.render import PageContext, PageDep, check_csrf, display_zone, page_for, page_router, render
 from serving.deps import SessionDep
@@ -43,18 +43,32 @@ def lead_id_of(text: str | int) -> int:
     return int(value)
 
 
-def lead_chart(series: dict, permits, lang: str):
-    """The monthly chart of a lead's series with its quota line and shift marker, or None without data."""
+def lead_chart(series: dict, permits, lang: str, accounts=()) -> dict | None:
+    """The monthly chart of a lead's series with its quota line and shift marker, and its legend; None without
+    data. A series is drawn, and listed, only where the entity has its record: metered abstraction with a permit
+    in the register (the meters are the permits'), supply and discharge with an account of that source; or where
+    it holds a non-zero value. Profiles store 0 where there is no record: a flat 0 line would claim a measurement."""
     months = list(series.get("month") or [])
     if not months:
         return None
-    lines = [(key.removesuffix("_m3"), t(f"chart.{key.removesuffix('_m3')}", lang),
-              (list(series.get(key) or []) + [None] * len(months))[:len(months)], colour)
-             for key, colour in SERIES_COLOURS.items()]
-    return monthly_chart_pair(
-        months, lines, monthly_quota(months, permits), series.get("shift_since"),
+    sources = {"abstraction_m3"} if permits else set()
+    sources |= {f"{a.source}_m3" for a in accounts}
+    lines = []
+    for key, colour in SERIES_COLOURS.items():
+        values = (list(series.get(key) or []) + [None] * len(months))[:len(months)]
+        if (key in sources or any(values)) and any(v is not None for v in values):  # a line to draw
+            lines.append((key.removesuffix("_m3"), t(f"chart.{key.removesuffix('_m3')}", lang), values, colour))
+    quota = monthly_quota(months, permits)
+    legend = [(label, colour, "") for _, label, _, colour in lines]
+    if any(v is not None for v in quota):
+        legend.append((t("chart.quota", lang), QUOTA_COLOUR, "dashed"))
+    if not legend:
+        return None
+    svg = monthly_chart_pair(
+        months, lines, quota, series.get("shift_since"),
         {"unit": t("chart.unit", lang), "quota": t("chart.quota", lang), "since": t("chart.since", lang),
          "title": t("lead.chart", lang)})
+    return {"svg": svg, "legend": legend}
 
 
 def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, form_error: str | None = None,
@@ -82,7 +96,7 @@ def lead_page(ctx: PageContext, session, lead_id: int, status_code: int = 200, f
         evidence_max_mb=evidence_settings(ctx.request).max_bytes // (1024 * 1024),
         flash=ctx.request.query_params.get("done"), correction_error=correction_error,
         may_correct=p.role in roles.SUPERVISE and lead.status == "closed", current_verdict=current,
-        accounts=facts.accounts, chart=lead_chart(facts.series, facts.permits, ctx.lang),
+        accounts=facts.accounts, chart=lead_chart(facts.series, facts.permits, ctx.lang, facts.accounts),
         since=facts.series.get("shift_since") if facts.series.get("month") else None,
         reasons=lead_reasons(lead, ctx.lang), alerts=facts.alerts, verdicts=facts.verdicts[::-1],
         may_record=may_record, may_assign=may_assign, officers=officers, assigned=assigned, outcomes=OUTCOMES,
