@@ -60,9 +60,9 @@ def use_after_permit(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     as_of = pd.Timestamp(as_of)
     metered = known_abstraction(tables, as_of)
     metered = metered[(metered["month"] >= as_of - pd.DateOffset(months=rules.enforcement_lookback_months)) & (metered["volume_m3"] > 0)]
-    permits = known_permits(tables["permits"], as_of)[["permit_id", "valid_to", "status"]]
-    rows = metered.merge(permits, on="permit_id", how="inner")
-    outside = use_outside_permit(rows)
+    register = known_permits(tables["permits"], as_of)
+    rows = metered.merge(register[["permit_id", "valid_to", "status"]], on="permit_id", how="inner")
+    outside = use_outside_permit(rows, register)
     withdrawn = outside["withdrawn"] & (rows["month"] >= as_of - pd.DateOffset(months=rules.cancelled_recent_months))
     rows = rows[outside["after_expiry"] | withdrawn].assign(
         year=lambda r: r["month"].dt.year.astype("str"), after_expiry=outside["after_expiry"]

@@ -1,0 +1,67 @@
+"""Review of the deterministic supervision and the data path (session 9): each test is a defect found on
+hand-made data with a known answer, failing before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.compliance import permit_standing, use_outside_permit
+from models.cases import build_cases
+from models.rules import expired_permit_use, run_checks
+from models.settings import RuleSettings
+from test_rules import entity, make_tables, meter, permit
+
+RULES = RuleSettings()
+U1, U2 = "91371402MA0000001X", "91371402MA0000002X"
+
+
+# -- a permit cancelled when its renewal was granted ------------------------------------------
+
+
+def _renewed_and_given_up() -> dict[str, pd.DataFrame]:
+    """U1's permit OLD ran to 2026-08-31 and was cancelled when its renewal NEW (from 2026-09-01) was granted:
+    the register, a current snapshot, shows OLD as cancelled. Its meter was booked to OLD up to August, to NEW
+    from September, as in the sample drop. U2's permit GONE was cancelled with no renewal, its meter runs on."""
+    months = pd.date_range("2025-11-01", "2026-10-01", freq="MS")
+    old = [meter("OLD", m.date().isoformat(), 1_000.0) for m in months if m < pd.Timestamp("2026-09-01")]
+    new = [meter("NEW", m.date().isoformat(), 1_000.0) for m in months if m >= pd.Timestamp("2026-09-01")]
+    for row in new:
+        row["meter_id"] = "M-OLD"  # the same meter, booked to the new number
+    gone = [meter("GONE", m.date().isoformat(), 1_000.0) for m in months]
+    return make_tables(
+        entities=[entity(U1), entity(U2)],
+        permits=[permit("OLD", U1, quota=24_000.0, start="2021-09-01", end="2026-08-31", status="cancelled"),
+                 permit("NEW", U1, quota=24_000.0, start="2026-09-01", end="2031-08-31"),
+                 permit("GONE", U2, quota=24_000.0, start="2021-09-01", end="2027-08-31", status="cancelled")],
+        abstraction=old + new + gone,
+    )
+
+
+def test_use_on_a_permit_cancelled_by_its_renewal_is_no_unpermitted_use():
+    """Before: the months of OLD's own term in the last three were raised as red "状态为已注销 ... 涉嫌无有效许可取水"
+    and opened an enforcement case (on the sample drop at 2026-11-01: 明汇金属's August, on the permit cancelled
+    by its renewal from 2026-09-01); the renewal shows the cancellation came with it: OLD was in force."""
+    tables = _renewed_and_given_up()
+    as_of = pd.Timestamp("2026-11-01")
+    alerts = expired_permit_use(tables, as_of, RULES)
+    assert set(alerts["permit_id"]) == {"GONE"}
+    cases = build_cases(tables, None, run_checks(tables, None, as_of, RULES), as_of, RULES)
+    expired = cases[cases["kind"] == "expired_permit_in_use"] if len(cases) else cases
+    assert set(expired["uscc"]) == {U2}
+
+
+def test_a_permit_cancelled_by_its_renewal_stands_in_force_for_its_dates():
+    """The profiles' permit state and the snapshot's withdrawn-permit volume read the same rule."""
+    permits = _renewed_and_given_up()["permits"]
+    at = np.array(["2026-08-15", "2026-09-15"], dtype="datetime64[s]")
+    standing = permit_standing(permits, at)
+    by_id = dict(zip(permits["permit_id"], range(len(permits))))
+    assert standing["in_force"][by_id["OLD"]].tolist() == [True, False]
+    assert not standing["withdrawn"][by_id["OLD"]].any()
+    assert standing["withdrawn"][by_id["GONE"]].all() and not standing["in_force"][by_id["GONE"]].any()
+    rows = pd.DataFrame({"permit_id": ["OLD", "GONE"], "month": pd.to_datetime(["2026-08-01", "2026-08-01"]),
+                         "valid_to": pd.to_datetime(["2026-08-31", "2027-08-31"]), "status": "cancelled"})
+    outside = use_outside_permit(rows, permits)
+    assert outside["withdrawn"].tolist() == [False, True]
