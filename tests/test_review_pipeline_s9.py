@@ -9,7 +9,7 @@ import pytest
 
 from features.compliance import permit_standing, use_outside_permit
 from models.cases import build_cases
-from models.rules import expired_permit_use, run_checks
+from models.rules import expired_permit_use, renewal_reminder, run_checks
 from models.settings import RuleSettings
 from test_rules import entity, make_tables, meter, permit
 
@@ -65,3 +65,23 @@ def test_a_permit_cancelled_by_its_renewal_stands_in_force_for_its_dates():
                          "valid_to": pd.to_datetime(["2026-08-31", "2027-08-31"]), "status": "cancelled"})
     outside = use_outside_permit(rows, permits)
     assert outside["withdrawn"].tolist() == [False, True]
+
+
+# -- renewal reminders --------------------------------------------------------------------------
+
+
+def test_a_renewal_reminder_never_asks_for_an_application_by_a_deadline_already_past():
+    """The application is due 45 days before expiry (取水许可和水资源费征收管理条例 第二十五条). Before, every reminder
+    said "请于有效期届满45日前提出延续申请", also with 40 days left (on the sample drop at 2026-11-01: 合瑞纺织,
+    剩余40天): a deadline five days gone. The reminder names the day, or says it has passed."""
+    as_of = pd.Timestamp("2026-11-01")
+    ends = {"P90": "2027-01-30", "P45": "2026-12-16", "P44": "2026-12-15", "P0": "2026-11-01"}
+    tables = make_tables(entities=[entity(U1)], permits=[permit(pid, U1, end=end) for pid, end in ends.items()])
+    alerts = renewal_reminder(tables, as_of, RULES)
+    text = dict(zip(alerts["permit_id"], alerts["message"]))
+    assert set(text) == set(ends)
+    assert "请于2026年12月16日前（有效期届满45日前）提出延续申请" in text["P90"]  # 2027-01-30 less 45 days
+    assert "请于2026年11月01日前（有效期届满45日前）提出延续申请" in text["P45"]  # the deadline is today
+    for late in ("P44", "P0"):
+        assert "请于" not in text[late] and "延续申请期限（有效期届满45日前）已过" in text[late]
+        assert "请尽快提出延续申请" in text[late]
