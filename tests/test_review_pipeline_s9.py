@@ -85,3 +85,55 @@ def test_a_renewal_reminder_never_asks_for_an_application_by_a_deadline_already_
     for late in ("P44", "P0"):
         assert "请于" not in text[late] and "延续申请期限（有效期届满45日前）已过" in text[late]
         assert "请尽快提出延续申请" in text[late]
+
+
+# -- ingest: Parquet date types -----------------------------------------------------------------
+
+
+def _ingest_parquet(tmp_path, name: str, table) -> tuple[dict, pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    from features.contract import TABLES
+    from features.ingest import ingest_table
+
+    pq.write_table(table, tmp_path / f"{name}.parquet")
+    done = ingest_table(TABLES[name], tmp_path / f"{name}.parquet", tmp_path / "typed.parquet")
+    return done, pd.read_parquet(tmp_path / "typed.parquet")
+
+
+def test_a_parquet_month_stored_as_a_date_is_that_month(tmp_path):
+    """Parquet's own type for a calendar day is ``date``; a month written as its first day in that type was
+    "not a month YYYY-MM" and the whole table went to quarantine (a timestamp was read)."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    table = pa.table({
+        "permit_id": ["P1", "P1"], "meter_id": ["M1", "M1"],
+        "month": pa.array([dt.date(2025, 1, 1), dt.date(2025, 2, 1)], pa.date32()),
+        "volume_m3": [10.0, 12.5], "reading": ["online", "manual"],
+    })
+    done, typed = _ingest_parquet(tmp_path, "abstraction", table)
+    assert done["summary"] == {"read": 2, "accepted": 2, "quarantined": 0}
+    assert typed["month"].tolist() == [pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01")]
+    assert done["last_month"] == pd.Timestamp("2025-02-01")
+
+
+def test_a_parquet_timestamp_with_a_time_zone_is_its_local_date_not_a_crash(tmp_path):
+    """A database export writes dates as timestamps with a zone (Asia/Shanghai). Before, ingest stopped with a
+    bare TypeError from pandas, naming neither the file nor the column; the date is the one on the calendar
+    where it was written, never shifted to UTC (2030-01-01 00:00+08:00 is 2029-12-31 in UTC)."""
+    import pyarrow as pa
+
+    def zoned(day: str):
+        return pa.Array.from_pandas(pd.Series(pd.to_datetime([day]).tz_localize("Asia/Shanghai")))
+
+    table = pa.table({
+        "permit_id": ["P1"], "uscc": [U1], "holder_name": ["持证单位"], "source": ["surface"],
+        "purpose": ["industrial"], "annual_quota_m3": [100.0],
+        "valid_from": zoned("2020-01-01"), "valid_to": zoned("2030-01-01"), "status": ["valid"], "wells": [1],
+    })
+    done, typed = _ingest_parquet(tmp_path, "permits", table)
+    assert done["summary"] == {"read": 1, "accepted": 1, "quarantined": 0}
+    assert typed["valid_from"].iloc[0] == pd.Timestamp("2020-01-01")
+    assert typed["valid_to"].iloc[0] == pd.Timestamp("2030-01-01")
