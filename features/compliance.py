@@ -43,6 +43,12 @@ def renewed(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.S
     there counts as issued, whatever its start."""
     if due.empty:
         return pd.Series(False, index=due.index)
+    return pd.Series(due.index.isin(_renewal_pairs(due, register, window_days)["index"]), index=due.index)
+
+
+def _renewal_pairs(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """(index of the permit of ``due``, permit_id_next, valid_from_next) for every renewal of it in ``register``
+    (``renewed`` says which permits count as one)."""
     later = register.loc[(register["status"] == "valid") & register["uscc"].notna(),
                          ["permit_id", "uscc", "source", "valid_from", "valid_to"]]
     pairs = due[["permit_id", "uscc", "source", "valid_to"]].reset_index().merge(
@@ -50,7 +56,16 @@ def renewed(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.S
     starts = pairs["valid_from"] - pairs["valid_to"]
     follows = ((pairs["permit_id_next"] != pairs["permit_id"]) & (pairs["valid_to_next"] > pairs["valid_to"])
                & (starts >= pd.Timedelta(days=-window_days)) & (starts <= pd.Timedelta(days=1)))
-    return pd.Series(due.index.isin(pairs.loc[follows, "index"]), index=due.index)
+    return pairs.loc[follows, ["index", "permit_id_next", "valid_from"]].rename(columns={"valid_from": "valid_from_next"})
+
+
+def renewal_successors(register: pd.DataFrame) -> pd.DataFrame:
+    """Every permit of ``register`` (any status) that a renewal in it replaced (``renewed``, RENEWAL_DAYS), with its
+    renewal: the permit's rows and ``next_id``, ``next_from`` (the earliest-starting renewal where several are)."""
+    held = register[register["uscc"].notna()]
+    pairs = _renewal_pairs(held, register, RENEWAL_DAYS).sort_values(["valid_from_next", "permit_id_next"])
+    first = pairs.drop_duplicates("index").set_index("index")
+    return held.loc[first.index].assign(next_id=first["permit_id_next"], next_from=first["valid_from_next"])
 
 
 def replaced_by_renewal(register: pd.DataFrame) -> pd.Series:

@@ -9,7 +9,7 @@ import pytest
 
 from features.compliance import permit_standing, use_outside_permit
 from models.cases import build_cases
-from models.rules import expired_permit_use, renewal_reminder, run_checks
+from models.rules import expired_permit_use, quota_warning, renewal_reminder, run_checks
 from models.settings import RuleSettings
 from test_rules import entity, make_tables, meter, permit
 
@@ -137,3 +137,34 @@ def test_a_parquet_timestamp_with_a_time_zone_is_its_local_date_not_a_crash(tmp_
     assert done["summary"] == {"read": 1, "accepted": 1, "quarantined": 0}
     assert typed["valid_from"].iloc[0] == pd.Timestamp("2020-01-01")
     assert typed["valid_to"].iloc[0] == pd.Timestamp("2030-01-01")
+
+
+# -- quota: a permit renewed in the middle of the year ----------------------------------------
+
+
+def test_a_renewal_in_the_middle_of_the_year_does_not_restart_the_years_quota():
+    """The renewal (延续) continues the same right: the year's use is the old permit's months and the new one's,
+    against what the two allowed over the year (each annual quota for the days it ran). Before, the renewal's
+    months alone were set against a whole year's quota and the old permit's months were forgotten: U1 drew
+    4,000 + 9,000 = 13,000 m³ in ten months on a 12,000 m³ right and heard nothing (75 % of the renewal's
+    quota); a holder could draw nearly two years' quota in the year of its renewal."""
+    months = pd.date_range("2026-01-01", "2026-10-01", freq="MS")
+    rows = [meter("OLD", m.date().isoformat(), 1_000.0) for m in months[:4]]
+    rows += [dict(meter("NEW", m.date().isoformat(), 1_500.0), meter_id="M-OLD") for m in months[4:]]
+    # U2: the same use on one permit all year, and a new firm's first permit granted in May
+    rows += [meter("ONE", m.date().isoformat(), 1_000.0 if m < months[4] else 1_500.0) for m in months]
+    rows += [meter("FIRST", m.date().isoformat(), 1_500.0) for m in months[4:]]
+    tables = make_tables(
+        entities=[entity(U1), entity(U2)],
+        permits=[permit("OLD", U1, quota=12_000.0, start="2021-05-01", end="2026-04-30", status="cancelled"),
+                 permit("NEW", U1, quota=12_000.0, start="2026-05-01", end="2031-04-30"),
+                 permit("ONE", U2, quota=12_000.0),
+                 permit("FIRST", U2, quota=12_000.0, source="surface", start="2026-05-01", end="2031-04-30")],
+        abstraction=rows,
+    )
+    alerts = quota_warning(tables, None, pd.Timestamp("2026-11-01"), RULES).set_index("permit_id")
+    assert alerts.loc["NEW", "level"] == "red" and alerts.loc["ONE", "level"] == "red"  # both drew 13,000
+    assert alerts.loc["NEW", "value"] == pytest.approx(13_000 / 12_000 * 100, abs=0.05)
+    assert "含延续前许可证OLD" in alerts.loc["NEW", "message"]
+    assert "FIRST" not in alerts.index  # a first permit keeps its year's quota: 9,000 of 12,000 is 75 %
+    assert "OLD" not in alerts.index
