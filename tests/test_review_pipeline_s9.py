@@ -168,3 +168,7 @@ def test_a_renewal_in_the_middle_of_the_year_does_not_restart_the_years_quota():
     assert "含延续前许可证OLD" in alerts.loc["NEW", "message"]
     assert "FIRST" not in alerts.index  # a first permit keeps its year's quota: 9,000 of 12,000 is 75 %
     assert "OLD" not in alerts.index
+    cases = build_cases(tables, None, run_checks(tables, None, pd.Timestamp("2026-11-01"), RULES),
+                        pd.Timestamp("2026-11-01"), RULES)
+    renewed = cases[(cases["kind"] == "quota_red") & (cases["permit_id"] == "NEW")].iloc[0]
+    assert "累计取水1.3万m³（含延续前许可证OLD）" in renewed["evidence_text"]
