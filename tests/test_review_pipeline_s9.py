@@ -172,3 +172,32 @@ def test_a_renewal_in_the_middle_of_the_year_does_not_restart_the_years_quota():
                         pd.Timestamp("2026-11-01"), RULES)
     renewed = cases[(cases["kind"] == "quota_red") & (cases["permit_id"] == "NEW")].iloc[0]
     assert "累计取水1.3万m³（含延续前许可证OLD）" in renewed["evidence_text"]
+
+
+# -- ingest: blank lines before the header ----------------------------------------------------
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain", "quoted"])
+def test_blank_lines_before_the_header_are_no_rows(tmp_path, quoted):
+    """Blank lines are no rows, before the header too (an export that left an empty title line). Before, the
+    first blank line was taken for the header: the ingest stopped with "1 rows read where the record scan found
+    3", naming no column, or refused the table as missing every column."""
+    from features.contract import TABLES
+    from features.ingest import ingest_table
+
+    name = '"德州测试公司"' if quoted else "德州测试公司"
+    text = ("\r\n  \r\n" + "uscc,year,planned_m3\r\n" + f"{U1},2025,100\r\n" + "\r\n" + f"{U2},2025,oops\r\n"
+            if not quoted else
+            "\n\nuscc,name,industry_code,district,address,registered_on,deregistered_on,employees,registered_capital_wan\n"
+            f"{U1},{name},C1713,德城区,,,,,\n{U2},\"宏达, 分公司\",C1713,德城区,,,,,\n{U2}x,\"bad\"x,C1713,德城区,,,,,\n")
+    table = "plans" if not quoted else "entities"
+    (tmp_path / f"{table}.csv").write_text(text, encoding="utf-8")
+    done = ingest_table(TABLES[table], tmp_path / f"{table}.csv", tmp_path / "typed.parquet")
+    assert done["summary"] == {"read": 3 if quoted else 2, "accepted": 2 if quoted else 1, "quarantined": 1}
+    bad = done["quarantine"].iloc[0]
+    if quoted:  # the file's lines are counted from its first (blank) line: header = line 3
+        assert (bad["row_number"], bad["column"]) == (3, "name") and "line 6" in bad["reason"]
+    else:
+        assert (bad["row_number"], bad["column"], bad["value"]) == (2, "planned_m3", "oops")
+    typed = pd.read_parquet(tmp_path / "typed.parquet")
+    assert typed["uscc"].tolist()[:2] == ([U1, U2] if quoted else [U1])
