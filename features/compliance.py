@@ -43,6 +43,12 @@ def renewed(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.S
     there counts as issued, whatever its start."""
     if due.empty:
         return pd.Series(False, index=due.index)
+    return pd.Series(due.index.isin(_renewal_pairs(due, register, window_days)["index"]), index=due.index)
+
+
+def _renewal_pairs(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """(index of the permit of ``due``, permit_id_next, valid_from_next) for every renewal of it in ``register``
+    (``renewed`` says which permits count as one)."""
     later = register.loc[(register["status"] == "valid") & register["uscc"].notna(),
                          ["permit_id", "uscc", "source", "valid_from", "valid_to"]]
     pairs = due[["permit_id", "uscc", "source", "valid_to"]].reset_index().merge(
@@ -50,7 +56,26 @@ def renewed(due: pd.DataFrame, register: pd.DataFrame, window_days: int) -> pd.S
     starts = pairs["valid_from"] - pairs["valid_to"]
     follows = ((pairs["permit_id_next"] != pairs["permit_id"]) & (pairs["valid_to_next"] > pairs["valid_to"])
                & (starts >= pd.Timedelta(days=-window_days)) & (starts <= pd.Timedelta(days=1)))
-    return pd.Series(due.index.isin(pairs.loc[follows, "index"]), index=due.index)
+    return pairs.loc[follows, ["index", "permit_id_next", "valid_from"]].rename(columns={"valid_from": "valid_from_next"})
+
+
+def renewal_successors(register: pd.DataFrame) -> pd.DataFrame:
+    """Every permit of ``register`` (any status) that a renewal in it replaced (``renewed``, RENEWAL_DAYS), with its
+    renewal: the permit's rows and ``next_id``, ``next_from`` (the earliest-starting renewal where several are)."""
+    held = register[register["uscc"].notna()]
+    pairs = _renewal_pairs(held, register, RENEWAL_DAYS).sort_values(["valid_from_next", "permit_id_next"])
+    first = pairs.drop_duplicates("index").set_index("index")
+    return held.loc[first.index].assign(next_id=first["permit_id_next"], next_from=first["valid_from_next"])
+
+
+def replaced_by_renewal(register: pd.DataFrame) -> pd.Series:
+    """True for each revoked or cancelled permit of ``register`` that a renewal in it replaced (``renewed``).
+    The register is a current snapshot with no date of cancellation: a permit given up when its renewal was
+    granted was in force for its own dates, and its meter's months before the renewal were permitted use."""
+    withdrawn = register[register["status"].isin(WITHDRAWN) & register["uscc"].notna()]
+    replaced = pd.Series(False, index=register.index)
+    replaced.loc[withdrawn.index[renewed(withdrawn, register, window_days=RENEWAL_DAYS).to_numpy()]] = True
+    return replaced
 
 
 def in_force(permits: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
@@ -71,18 +96,20 @@ def holders_in_force(permits: pd.DataFrame, at: pd.Timestamp, purpose: str | Non
 def permit_standing(permits: pd.DataFrame, at: np.ndarray) -> dict[str, np.ndarray]:
     """Each permit's standing (rows) at each instant ``at`` (columns, datetime64): ``known`` (issued
     before it), ``in_force`` (known, valid, not expired), ``expired`` (known, valid, past valid_to),
-    ``withdrawn`` (known, revoked or cancelled). An empty date is open-ended."""
+    ``withdrawn`` (known, revoked or cancelled). An empty date is open-ended. A permit that a renewal in
+    ``permits`` replaced stands by its dates like a valid one (``replaced_by_renewal``)."""
     start = permits["valid_from"].astype("datetime64[s]").to_numpy()[:, None]
     stop = permits["valid_to"].astype("datetime64[s]").to_numpy()[:, None]
     at = np.asarray(at, dtype="datetime64[s]")[None, :]
-    is_valid = (permits["status"] == "valid").to_numpy()[:, None]
+    replaced = replaced_by_renewal(permits).to_numpy()
+    is_valid = ((permits["status"] == "valid").to_numpy() | replaced)[:, None]
     known = np.isnat(start) | (start < at)
     unexpired = np.isnat(stop) | (stop >= at)
     return {
         "known": known,
         "in_force": known & unexpired & is_valid,
         "expired": known & ~unexpired & is_valid,
-        "withdrawn": known & permits["status"].isin(WITHDRAWN).to_numpy()[:, None],
+        "withdrawn": known & (permits["status"].isin(WITHDRAWN).to_numpy() & ~replaced)[:, None],
     }
 
 
@@ -121,9 +148,7 @@ def water_use_quota_share(permits: pd.DataFrame, abstraction: pd.DataFrame, mont
     replaced it (the register is a current snapshot: the renewed permit did cover the days before its renewal,
     one given up or withdrawn at an unknown date allows nothing to measure against)."""
     known = permits[permits["uscc"].notna()].drop_duplicates("permit_id")
-    withdrawn = known[known["status"].isin(WITHDRAWN)]
-    replaced = renewed(withdrawn, known, window_days=RENEWAL_DAYS)
-    counted = (known["status"] == "valid") | known.index.isin(withdrawn.index[replaced.to_numpy()])
+    counted = (known["status"] == "valid") | replaced_by_renewal(known)
     use = known[counted & (known["purpose"] != DEWATERING)]
     allowed = quota_covered(use, months).groupby(use["uscc"].to_numpy()).sum()
     covered = months_covered(use, months).groupby(use["uscc"].to_numpy()).any().sum(axis=1)
@@ -137,12 +162,13 @@ def water_use_quota_share(permits: pd.DataFrame, abstraction: pd.DataFrame, mont
 # -- use outside a permit ----------------------------------------------------------------
 
 
-def use_outside_permit(rows: pd.DataFrame) -> pd.DataFrame:
-    """For metered rows joined to their permit (month, valid_to, status): ``after_expiry`` (the
-    month began after the permit expired) and ``withdrawn`` (the permit was revoked or cancelled,
-    and it is not already after expiry)."""
+def use_outside_permit(rows: pd.DataFrame, register: pd.DataFrame) -> pd.DataFrame:
+    """For metered rows joined to their permit (permit_id, month, valid_to, status): ``after_expiry`` (the
+    month began after the permit expired) and ``withdrawn`` (the permit was revoked or cancelled, no renewal
+    in ``register`` replaced it, and it is not already after expiry)."""
     after_expiry = rows["month"] > rows["valid_to"]
-    withdrawn = rows["status"].isin(WITHDRAWN) & ~after_expiry
+    replaced = register.loc[replaced_by_renewal(register), "permit_id"]
+    withdrawn = rows["status"].isin(WITHDRAWN) & ~rows["permit_id"].isin(replaced) & ~after_expiry
     return pd.DataFrame({"after_expiry": after_expiry, "withdrawn": withdrawn}, index=rows.index)
 
 

@@ -44,13 +44,22 @@ def read_header(path: Path) -> tuple[list[str], str]:
         taken: list[str] = []
         lines = (taken.append(line) or line for line in fh)
         try:
-            names = [n.strip() for n in next(csv.reader(lines, strict=True))]
+            names = [n.strip() for n in header_record(csv.reader(lines, strict=True))]
         except StopIteration:
             raise HeaderError("the file is empty (no header row)") from None
         except csv.Error as exc:
             raise HeaderError(f"the header row cannot be read: {exc}") from None
     check_unique(names)
     return names, "".join(taken)
+
+
+def header_record(reader) -> list[str]:
+    """The first record of a ``csv.reader`` that is not a blank or whitespace-only line: blank lines are no rows,
+    before the header too (pandas skips them there as well); StopIteration when there is none."""
+    for fields in reader:
+        if len(fields) > 1 or (fields and fields[0].strip()):
+            return fields
+    raise StopIteration
 
 
 def check_unique(names) -> None:
@@ -118,7 +127,7 @@ def records(path: Path, header: list[str]):
     with open(path, encoding="utf-8-sig", newline="") as fh:
         lines = _Lines(fh, first_line=1)
         reader = csv.reader(lines, strict=True)
-        next(reader)  # the header (read_header checked it)
+        header_record(reader)  # the header, after any blank lines (read_header checked it)
         while True:
             lines.taken, start = [], lines.next_line
             try:

@@ -126,7 +126,7 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("abstraction_no_valid_permit_m3_12m", S, "m³", "Metered abstraction in the last 12 months in months when the entity held no permit in force", "近12个月无有效许可期间计量取水量", "近12个月在无有效取水许可的月份计量取水{value:,.0f}立方米"),
     ("abstraction_no_valid_permit_share_12m", S, "share", "That volume / all metered abstraction of the last 12 months (NaN without metering)", "近12个月无有效许可取水占比", "近12个月计量取水中有{value:.0%}发生在无有效许可期间"),
     ("abstraction_after_expiry_m3_12m", S, "m³", "Metered abstraction in the last 12 months on permits after their valid_to date", "近12个月许可证到期后计量取水量", "近12个月在取水许可证过期后仍计量取水{value:,.0f}立方米"),
-    ("abstraction_withdrawn_permit_m3_12m", S, "m³", "Metered abstraction in the last 12 months on permits now revoked or cancelled (before expiry)", "近12个月已吊销/注销许可证下计量取水量", "近12个月在已吊销或注销的取水许可证下计量取水{value:,.0f}立方米"),
+    ("abstraction_withdrawn_permit_m3_12m", S, "m³", "Metered abstraction in the last 12 months on permits now revoked or cancelled (before expiry; not one a renewal replaced)", "近12个月已吊销/注销许可证下计量取水量", "近12个月在已吊销或注销的取水许可证下计量取水{value:,.0f}立方米"),
     ("permit_quota_used_max_12m", S, "share", "Largest over the entity's permits of last-12-month metered abstraction / the permit's annual quota", "单证近12个月取水占许可水量最高比例", "单个取水许可证近12个月取水量达年度许可水量的{value:.0%}"),
     ("permit_quota_pace_max_3m", S, "share", "Largest over the permits of the last 3 months' abstraction x 4 / annual quota (the current pace)", "单证近3个月取水年化后占许可水量最高比例", "按近3个月取水速度，单证全年取水将达许可水量的{value:.0%}"),
     ("quota_excess_m3_12m", S, "m³", "Sum over the permits of last-12-month abstraction above the annual quota", "近12个月超许可取水量", "近12个月超出年度许可水量取水{value:,.0f}立方米"),

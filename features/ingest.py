@@ -9,6 +9,7 @@ built from the contract, so the rules read like the contract does.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -61,9 +62,24 @@ def _as_text(raw: pd.Series) -> pd.Series:
     return text.mask(raw.isna() | (text == ""))
 
 
+def _parquet_dates(raw: pd.Series) -> pd.Series:
+    """A Parquet column of calendar days as naive datetimes: ``date`` values (read as Python dates) and
+    timestamps with a zone (read at the wall-clock time of their zone: the day the department wrote, never
+    shifted to UTC); any other column as it is."""
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return raw.dt.tz_localize(None)
+    if raw.dtype == object:
+        present = raw.dropna()
+        if len(present) and present.map(lambda v: isinstance(v, dt.date)).all():
+            return pd.to_datetime(raw)
+    return raw
+
+
 def parse_column(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series, str]:
     """Typed values, a mask of cells present but unparseable, and what was expected."""
     kind = spec.kind
+    if kind in ("date", "month"):
+        raw = _parquet_dates(raw)
     if kind in ("date", "month") and pd.api.types.is_datetime64_any_dtype(raw):
         values = raw.astype("datetime64[s]")
         if kind == "month":

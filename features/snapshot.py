@@ -290,7 +290,7 @@ def compliance_features(s: SnapshotInput) -> dict[str, pd.Series]:
         on="permit_id", how="inner",
     )
     last12 = abstr[abstr["month"] >= year_ago]
-    outside = use_outside_permit(last12)
+    outside = use_outside_permit(last12, permits)
     for name, mask in [("after_expiry", outside["after_expiry"]), ("withdrawn_permit", outside["withdrawn"])]:
         v = last12["volume_m3"].where(mask, 0.0).groupby(last12["uscc"]).sum()
         out[f"abstraction_{name}_m3_12m"] = v.reindex(index).fillna(0.0)

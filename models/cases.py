@@ -291,16 +291,19 @@ def quota_red_cases(tables, links, alerts: pd.DataFrame, as_of: pd.Timestamp, ru
     usage = quota_usage(tables, links, as_of, rules)
     usage["permit_id"] = usage["permit_id"].fillna("")
     case = hits[["alert_id", "uscc", "name", "district", "permit_id", "basis", "period"]].merge(
-        usage[["basis", "uscc", "permit_id", "ytd_m3", "limit_m3", "share", "supply_m3", "abstraction_m3", "months"]],
+        usage[["basis", "uscc", "permit_id", "ytd_m3", "limit_m3", "share", "supply_m3", "abstraction_m3", "months",
+               "renewed_from"]],
         on=["basis", "uscc", "permit_id"], how="left",
     )
+    renewed_from = case["renewed_from"].fillna("")
+    replaced = pd.Series(np.where(renewed_from != "", "（含延续前许可证" + renewed_from + "）", ""), index=case.index)
     case["excess_m3"] = (case["ytd_m3"] - case["limit_m3"]).clip(lower=0)
     span = case["period"] + "年1-" + case["months"].astype("int64").astype("str") + "月"
     pct = fmt_pct(case["share"] * 100)
     is_permit = case["basis"] == "permit"
     case["evidence_text"] = np.where(
         is_permit,
-        "取水许可证" + case["permit_id"] + "：" + span + "累计取水" + fmt_m3(case["ytd_m3"]) + "，达年度许可水量" + fmt_m3(case["limit_m3"])
+        "取水许可证" + case["permit_id"] + "：" + span + "累计取水" + fmt_m3(case["ytd_m3"]) + replaced + "，达年度许可水量" + fmt_m3(case["limit_m3"])
         + "的" + pct + "，超许可取水" + fmt_m3(case["excess_m3"]) + "。需下达整改通知书：责令按许可水量取水，超许可部分依法处理。",
         span + "累计用水" + fmt_m3(case["ytd_m3"]) + "（自来水" + fmt_m3(case["supply_m3"]) + "、自备水" + fmt_m3(case["abstraction_m3"])
         + "），达年度计划用水量" + fmt_m3(case["limit_m3"]) + "的" + pct + "，超计划" + fmt_m3(case["excess_m3"])

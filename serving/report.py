@@ -253,12 +253,21 @@ def _quota_section(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, rules: 
     labels = [f"低于{rules.quota_yellow:.0%}", f"{rules.quota_yellow:.0%}至{rules.quota_orange:.0%}",
               f"{rules.quota_orange:.0%}至{rules.quota_red:.0%}", f"达到或超过{rules.quota_red:.0%}"]
     rows = [(label, [("许可证", float(n), colour)]) for label, n, colour in zip(labels, counts, BAND_COLOURS)]
+    n_renewed = _renewed_in_force(usage, tables["permits"])
+    renewed = f"（其中 {n_renewed:,} 本已延续，年累计取水计入延续后的许可证）" if n_renewed else ""
     parts += [
         stacked_bars_svg(rows, "quota", width=760),
         _table(pd.DataFrame({"年累计取水/年度许可水量": labels, "许可证数": counts})),
-        f"<p>有效许可证 {len(usage):,} 本，年累计取水占许可水量的中位数为 {usage['share'].median():.0%}。</p>",
+        f"<p>有效许可证 {len(usage) + n_renewed:,} 本{renewed}，年累计取水占许可水量的中位数为 {usage['share'].median():.0%}。</p>",
     ]
     return parts
+
+
+def _renewed_in_force(usage: pd.DataFrame, permits: pd.DataFrame) -> int:
+    """Valid permits whose year counts in their renewal's row (``quota_usage``'s ``renewed_from``)."""
+    replaced = usage["renewed_from"].fillna("").str.split("、").explode()
+    status = permits.drop_duplicates("permit_id").set_index("permit_id")["status"]
+    return int((replaced[replaced != ""].map(status) == "valid").sum())
 
 
 def _rights_section(matches: pd.DataFrame, top: int = 30) -> list[str]:

@@ -375,12 +375,43 @@ def hand_quota_and_renewal(tables, links, as_of, rules) -> set[tuple]:
         lv = level(used, limit)
         return lv if (lv == "red" or not year_complete) else None
 
+    # a renewal carries the year of the permit it replaced: each one's quota for the days it ran in the year
+    known = [p for p in tables["permits"].to_dict("records") if p["valid_from"] < as_of]
+    next_jan1 = pd.Timestamp(year + 1, 1, 1)
+
+    def for_days(quota, first, last):
+        days = (min(last + pd.Timedelta(days=1), next_jan1) - max(first, jan1)).days
+        return quota * max(days, 0) / (next_jan1 - jan1).days
+
+    replaced_by = {}  # old permit -> its renewal (the earliest-starting one)
+    for q in known:
+        renewals = [p for p in known if p["status"] == "valid" and p["uscc"] == q["uscc"]
+                    and p["source"] == q["source"] and p["permit_id"] != q["permit_id"]
+                    and p["valid_to"] > q["valid_to"] and -90 <= (p["valid_from"] - q["valid_to"]).days <= 1]
+        if renewals:
+            replaced_by[q["permit_id"]] = min(renewals, key=lambda p: (p["valid_from"], p["permit_id"]))
+    carried, gone = defaultdict(list), set()
+    for q in known:
+        p = replaced_by.get(q["permit_id"])
+        if p is None or not (p["valid_from"] <= dec31 and p["valid_to"] >= jan1 and p["annual_quota_m3"] > 0):
+            continue
+        last = min(q["valid_to"], p["valid_from"] - pd.Timedelta(days=1))
+        if last >= jan1:
+            carried[p["permit_id"]].append((q, last))
+            gone.add(q["permit_id"])
+
     expected = set()
     for p in tables["permits"].to_dict("records"):
         if p["status"] != "valid" or not p["valid_from"] < as_of:
             continue
-        if p["valid_from"] <= dec31 and p["valid_to"] >= jan1 and p["annual_quota_m3"] > 0:
-            lv = level_or_none(by_permit[p["permit_id"]], p["annual_quota_m3"])
+        if p["valid_from"] <= dec31 and p["valid_to"] >= jan1 and p["annual_quota_m3"] > 0 and p["permit_id"] not in gone:
+            used, limit = by_permit[p["permit_id"]], p["annual_quota_m3"]
+            if carried[p["permit_id"]]:
+                limit = for_days(limit, p["valid_from"], p["valid_to"])
+                for q, last in carried[p["permit_id"]]:
+                    used += by_permit[q["permit_id"]]
+                    limit += for_days(q["annual_quota_m3"], q["valid_from"], last)
+            lv = level_or_none(used, limit)
             if lv:
                 expected.add(("quota", lv, p["uscc"], p["permit_id"], str(year)))
         days = (p["valid_to"] - as_of).days

@@ -41,10 +41,18 @@ def renewal_reminder(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     due["value"] = due["days"].astype("float64")
     due["threshold"] = np.where(second, rules.renewal_second_days, rules.renewal_first_days).astype("float64")
     due["unit"] = "天"
+    # the application is due RENEWAL_APPLICATION_DAYS before expiry: name that day, or say it has passed
+    apply_by = (due["valid_to"] - pd.Timedelta(days=RENEWAL_APPLICATION_DAYS)).dt.strftime("%Y年%m月%d日")
+    rule = f"（有效期届满{RENEWAL_APPLICATION_DAYS}日前）"
+    ask = pd.Series(
+        np.where(due["days"] >= RENEWAL_APPLICATION_DAYS, "需继续取水的，请于" + apply_by + "前" + rule + "提出延续申请",
+                 f"延续申请期限{rule}已过，需继续取水的，请尽快提出延续申请"),
+        index=due.index,
+    )
     due["message"] = (
         f"【{rules.bureau_name}】" + due["name"] + "：您单位取水许可证" + due["permit_id"] + "将于"
         + due["valid_to"].dt.strftime("%Y年%m月%d日") + "到期（剩余" + due["days"].astype("int64").astype("str")
-        + f"天）。需继续取水的，请于有效期届满{RENEWAL_APPLICATION_DAYS}日前提出延续申请，逾期未延续将不得继续取水。"
+        + "天）。" + ask + "，逾期未延续将不得继续取水。"
     )
     due["audience"] = "user"
     return finish_alerts(due)
@@ -60,9 +68,9 @@ def use_after_permit(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     as_of = pd.Timestamp(as_of)
     metered = known_abstraction(tables, as_of)
     metered = metered[(metered["month"] >= as_of - pd.DateOffset(months=rules.enforcement_lookback_months)) & (metered["volume_m3"] > 0)]
-    permits = known_permits(tables["permits"], as_of)[["permit_id", "valid_to", "status"]]
-    rows = metered.merge(permits, on="permit_id", how="inner")
-    outside = use_outside_permit(rows)
+    register = known_permits(tables["permits"], as_of)
+    rows = metered.merge(register[["permit_id", "valid_to", "status"]], on="permit_id", how="inner")
+    outside = use_outside_permit(rows, register)
     withdrawn = outside["withdrawn"] & (rows["month"] >= as_of - pd.DateOffset(months=rules.cancelled_recent_months))
     rows = rows[outside["after_expiry"] | withdrawn].assign(
         year=lambda r: r["month"].dt.year.astype("str"), after_expiry=outside["after_expiry"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.compliance import known_permits
+from features.compliance import known_permits, quota_covered, renewal_successors
 from models.rules.alerts import LEVEL_CN, empty_alerts, finish_alerts, fmt_m3, fmt_pct, with_entity
 from models.rules.records import known_abstraction, linked_supply, year_window
 from models.rules.memo import shared
@@ -63,10 +63,38 @@ def _permit_usage(tables, metered: pd.DataFrame, as_of, year: int) -> pd.DataFra
             "limit_m3": permits["annual_quota_m3"].to_numpy(),
         }
     )
-    p["ytd_m3"] = p["permit_id"].map(metered.groupby("permit_id")["volume_m3"].sum()).fillna(0.0)
+    used = metered.groupby("permit_id")["volume_m3"].sum()
+    p["ytd_m3"] = p["permit_id"].map(used).fillna(0.0)
+    p["renewed_from"] = ""
+    p = _with_replaced_permits(p, known_permits(tables["permits"], as_of), used, start)
     p["supply_m3"] = 0.0
     p["abstraction_m3"] = p["ytd_m3"]
     return p
+
+
+def _with_replaced_permits(p: pd.DataFrame, register: pd.DataFrame, used: pd.Series, start: pd.Timestamp) -> pd.DataFrame:
+    """A renewal (延续) continues the right of the permit it replaced (``features.compliance.renewal_successors``):
+    where that permit ran into the year, the renewal's row carries its months of use too, against what the two
+    allowed over the year (each annual quota for the days it ran, ``quota_covered``; the old one up to the day
+    before its renewal), and the old permit has no row of its own. A first permit keeps its year's quota."""
+    months = pd.date_range(start, periods=12, freq="MS")
+    old = renewal_successors(register)
+    old = old.assign(valid_to=old["valid_to"].where(old["valid_to"] < old["next_from"],
+                                                    old["next_from"] - pd.Timedelta(days=1)))
+    old = old[(old["valid_to"] >= start) & old["next_id"].isin(p["permit_id"])]
+    if old.empty:
+        return p
+    renewal = old["next_id"].to_numpy()
+    allowed_old = quota_covered(old, months).groupby(renewal).sum()
+    used_old = old["permit_id"].map(used).fillna(0.0).groupby(renewal).sum()
+    succ = register[register["permit_id"].isin(allowed_old.index)].drop_duplicates("permit_id")
+    allowed = quota_covered(succ, months).set_axis(succ["permit_id"]) + allowed_old
+    folded = p["permit_id"].isin(allowed.index)
+    ids = p.loc[folded, "permit_id"]
+    p.loc[folded, "limit_m3"] = ids.map(allowed).to_numpy(dtype="float64")
+    p.loc[folded, "ytd_m3"] = p.loc[folded, "ytd_m3"] + ids.map(used_old).to_numpy(dtype="float64")
+    p.loc[folded, "renewed_from"] = ids.map(old.groupby("next_id")["permit_id"].agg("、".join))
+    return p[~p["permit_id"].isin(old["permit_id"])].reset_index(drop=True)
 
 
 def _plan_usage(tables, links, metered: pd.DataFrame, as_of, year: int) -> pd.DataFrame:
@@ -110,9 +138,11 @@ def quota_warning(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
     span = f"{year}年1-{months}月" if months > 1 else f"{year}年1月"
     level_cn = hit["level"].map(LEVEL_CN)
     is_permit = hit["basis"] == "permit"
+    renewed_from = hit["renewed_from"].fillna("")
+    replaced = pd.Series(np.where(renewed_from != "", "（含延续前许可证" + renewed_from + "）", ""), index=hit.index)
     permit_msg = (
         f"【{rules.bureau_name}】" + hit["name"] + "：您单位取水许可证" + hit["permit_id"] + f"，{span}累计取水"
-        + fmt_m3(hit["ytd_m3"]) + "，已达年度许可水量" + fmt_m3(hit["limit_m3"]) + "的" + pct + "（" + level_cn
+        + fmt_m3(hit["ytd_m3"]) + replaced + "，已达年度许可水量" + fmt_m3(hit["limit_m3"]) + "的" + pct + "（" + level_cn
         + "预警），请合理安排用水，超许可取水将依法查处。"
     )
     plan_msg = (
