@@ -16,6 +16,10 @@ class RuleSettings(BaseModel):
     quota_yellow: float = Field(0.80, description="year-to-date share of the quota or plan for a yellow warning")
     quota_orange: float = Field(0.90, description="... for an orange warning")
     quota_red: float = Field(1.00, description="... for red: the quota or plan is used up")
+    quota_year_across_renewal: bool = Field(
+        False, description="a renewal (延续) carries the year's use and prorated quota of the permit it replaced, as one "
+        "right; off: each permit's own year against its own annual quota (the permit basis the province platform and "
+        "../shared/evaluation colour by)")
     renewal_first_days: int = Field(90, description="first renewal reminder, days before expiry")
     renewal_second_days: int = Field(60, description="second renewal reminder, days before expiry")
     tax_tolerance: float = Field(0.05, description="declared vs metered difference accepted (share of metered)")

@@ -142,19 +142,14 @@ def test_a_parquet_timestamp_with_a_time_zone_is_its_local_date_not_a_crash(tmp_
 # -- quota: a permit renewed in the middle of the year ----------------------------------------
 
 
-def test_a_renewal_in_the_middle_of_the_year_does_not_restart_the_years_quota():
-    """The renewal (延续) continues the same right: the year's use is the old permit's months and the new one's,
-    against what the two allowed over the year (each annual quota for the days it ran). Before, the renewal's
-    months alone were set against a whole year's quota and the old permit's months were forgotten: U1 drew
-    4,000 + 9,000 = 13,000 m³ in ten months on a 12,000 m³ right and heard nothing (75 % of the renewal's
-    quota); a holder could draw nearly two years' quota in the year of its renewal."""
+def _renewal_year_tables():
     months = pd.date_range("2026-01-01", "2026-10-01", freq="MS")
     rows = [meter("OLD", m.date().isoformat(), 1_000.0) for m in months[:4]]
     rows += [dict(meter("NEW", m.date().isoformat(), 1_500.0), meter_id="M-OLD") for m in months[4:]]
     # U2: the same use on one permit all year, and a new firm's first permit granted in May
     rows += [meter("ONE", m.date().isoformat(), 1_000.0 if m < months[4] else 1_500.0) for m in months]
     rows += [meter("FIRST", m.date().isoformat(), 1_500.0) for m in months[4:]]
-    tables = make_tables(
+    return make_tables(
         entities=[entity(U1), entity(U2)],
         permits=[permit("OLD", U1, quota=12_000.0, start="2021-05-01", end="2026-04-30", status="cancelled"),
                  permit("NEW", U1, quota=12_000.0, start="2026-05-01", end="2031-04-30"),
@@ -162,14 +157,31 @@ def test_a_renewal_in_the_middle_of_the_year_does_not_restart_the_years_quota():
                  permit("FIRST", U2, quota=12_000.0, source="surface", start="2026-05-01", end="2031-04-30")],
         abstraction=rows,
     )
-    alerts = quota_warning(tables, None, pd.Timestamp("2026-11-01"), RULES).set_index("permit_id")
+
+
+def test_by_default_each_permit_is_coloured_on_its_own_year():
+    """The default is the permit basis the province platform and ../shared/evaluation colour by: the renewal's
+    9,000 m³ against its own 12,000 m³ (75 %, no colour), the cancelled permit none at all."""
+    alerts = quota_warning(_renewal_year_tables(), None, pd.Timestamp("2026-11-01"), RULES).set_index("permit_id")
+    assert "NEW" not in alerts.index and "OLD" not in alerts.index
+    assert alerts.loc["ONE", "level"] == "red"
+
+
+def test_a_renewal_in_the_middle_of_the_year_does_not_restart_the_years_quota():
+    """With ``quota_year_across_renewal``: the renewal (延续) continues the same right: the year's use is the old permit's months and the new one's,
+    against what the two allowed over the year (each annual quota for the days it ran). Before, the renewal's
+    months alone were set against a whole year's quota and the old permit's months were forgotten: U1 drew
+    4,000 + 9,000 = 13,000 m³ in ten months on a 12,000 m³ right and heard nothing (75 % of the renewal's
+    quota); a holder could draw nearly two years' quota in the year of its renewal."""
+    tables, rules = _renewal_year_tables(), RULES.model_copy(update={"quota_year_across_renewal": True})
+    alerts = quota_warning(tables, None, pd.Timestamp("2026-11-01"), rules).set_index("permit_id")
     assert alerts.loc["NEW", "level"] == "red" and alerts.loc["ONE", "level"] == "red"  # both drew 13,000
     assert alerts.loc["NEW", "value"] == pytest.approx(13_000 / 12_000 * 100, abs=0.05)
     assert "含延续前许可证OLD" in alerts.loc["NEW", "message"]
     assert "FIRST" not in alerts.index  # a first permit keeps its year's quota: 9,000 of 12,000 is 75 %
     assert "OLD" not in alerts.index
-    cases = build_cases(tables, None, run_checks(tables, None, pd.Timestamp("2026-11-01"), RULES),
-                        pd.Timestamp("2026-11-01"), RULES)
+    cases = build_cases(tables, None, run_checks(tables, None, pd.Timestamp("2026-11-01"), rules),
+                        pd.Timestamp("2026-11-01"), rules)
     renewed = cases[(cases["kind"] == "quota_red") & (cases["permit_id"] == "NEW")].iloc[0]
     assert "累计取水1.3万m³（含延续前许可证OLD）" in renewed["evidence_text"]
 

@@ -384,7 +384,7 @@ def hand_quota_and_renewal(tables, links, as_of, rules) -> set[tuple]:
         return quota * max(days, 0) / (next_jan1 - jan1).days
 
     replaced_by = {}  # old permit -> its renewal (the earliest-starting one)
-    for q in known:
+    for q in known if rules.quota_year_across_renewal else []:
         renewals = [p for p in known if p["status"] == "valid" and p["uscc"] == q["uscc"]
                     and p["source"] == q["source"] and p["permit_id"] != q["permit_id"]
                     and p["valid_to"] > q["valid_to"] and -90 <= (p["valid_from"] - q["valid_to"]).days <= 1]
@@ -432,12 +432,12 @@ def hand_quota_and_renewal(tables, links, as_of, rules) -> set[tuple]:
     return expected
 
 
-def _assert_matches_hand(tables, as_of, report_metric, label):
+def _assert_matches_hand(tables, as_of, report_metric, label, rules=RULES):
     links = hand_links(tables)
-    alerts = run_checks(tables, links, as_of, RULES)
+    alerts = run_checks(tables, links, as_of, rules)
     got = alerts[alerts["kind"].isin(["quota", "renewal"])]
     got = {(r.kind, r.level, r.uscc, r.permit_id, r.period) for r in got.itertuples()}
-    expected = hand_quota_and_renewal(tables, links, as_of, RULES)
+    expected = hand_quota_and_renewal(tables, links, as_of, rules)
     assert got == expected
     assert alerts["alert_id"].is_unique
     assert list(alerts.columns) == ALERT_COLUMNS
@@ -446,11 +446,14 @@ def _assert_matches_hand(tables, as_of, report_metric, label):
     return alerts
 
 
+@pytest.mark.parametrize("across_renewal", [False, True], ids=["permit-basis", "across-renewal"])
 @pytest.mark.parametrize("months_back", [0, 5, 10, 12])
-def test_sample_quota_and_renewal_equal_hand_computation(sample_tables, months_back, report_metric):
+def test_sample_quota_and_renewal_equal_hand_computation(sample_tables, months_back, across_renewal, report_metric):
     tables, last_as_of = sample_tables
     as_of = last_as_of - pd.DateOffset(months=months_back)
-    alerts = _assert_matches_hand(tables, as_of, report_metric, "sample-city")
+    rules = RULES.model_copy(update={"quota_year_across_renewal": across_renewal})
+    label = "sample-city" + (" (quota_year_across_renewal)" if across_renewal else "")
+    alerts = _assert_matches_hand(tables, as_of, report_metric, label, rules)
     if months_back == 0:
         assert (alerts["kind"] == "quota").sum() > 5 and (alerts["kind"] == "renewal").sum() > 0
 

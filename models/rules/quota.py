@@ -34,7 +34,7 @@ def quota_usage(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
     year, start, months = year_window(as_of)
     metered = known_abstraction(tables, as_of)
     metered = metered[metered["month"] >= start]
-    usage = pd.concat([_permit_usage(tables, metered, as_of, year), _plan_usage(tables, links, metered, as_of, year)],
+    usage = pd.concat([_permit_usage(tables, metered, as_of, year, rules.quota_year_across_renewal), _plan_usage(tables, links, metered, as_of, year)],
                       ignore_index=True)
     usage["share"] = usage["ytd_m3"] / usage["limit_m3"]
     usage["months"] = months
@@ -45,8 +45,9 @@ def quota_usage(tables, links, as_of, rules: RuleSettings) -> pd.DataFrame:
     return usage
 
 
-def _permit_usage(tables, metered: pd.DataFrame, as_of, year: int) -> pd.DataFrame:
-    """Metered use this year of every valid permit dated into the year, against its annual quota."""
+def _permit_usage(tables, metered: pd.DataFrame, as_of, year: int, across_renewal: bool = False) -> pd.DataFrame:
+    """Metered use this year of every valid permit dated into the year, against its annual quota; with
+    ``across_renewal``, a renewal's row also carries the permit it replaced (``_with_replaced_permits``)."""
     start, year_end = pd.Timestamp(year=year, month=1, day=1), pd.Timestamp(year=year, month=12, day=31)
     permits = known_permits(tables["permits"], as_of)
     permits = permits[
@@ -66,7 +67,8 @@ def _permit_usage(tables, metered: pd.DataFrame, as_of, year: int) -> pd.DataFra
     used = metered.groupby("permit_id")["volume_m3"].sum()
     p["ytd_m3"] = p["permit_id"].map(used).fillna(0.0)
     p["renewed_from"] = ""
-    p = _with_replaced_permits(p, known_permits(tables["permits"], as_of), used, start)
+    if across_renewal:
+        p = _with_replaced_permits(p, known_permits(tables["permits"], as_of), used, start)
     p["supply_m3"] = 0.0
     p["abstraction_m3"] = p["ytd_m3"]
     return p
