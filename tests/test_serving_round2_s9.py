@@ -1,0 +1,67 @@
+"""Review of serving/ (session 9, second round): each defect the security review left, as the test that showed
+it (the fixes: see git log). Concurrency and database behaviour on SQLite and on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, time as clock, timedelta, timezone
+
+import httpx
+import pandas as pd
+import pytest
+from sqlalchemy import event, func, select, update
+
+from serving.console.render import csrf_token
+from serving.publish import publish_run
+from serving.store import Assignment, AuditLog, Case, Evidence, Lead, LeadEvent, RevokedToken, User, Verdict
+from test_api import SECRET, template_db  # noqa: F401 - the fixture is used by ``api``
+from test_review_serving_s9 import api, console  # noqa: F401 - the fixture is used by the tests
+from test_security import served, store  # noqa: F401 - the fixture is used by the tests
+from test_store import empty_store_url, make_run  # noqa: F401 - the fixture is used by ``store``
+
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 100
+
+
+def _slowed(monkeypatch, module, name: str, seconds: float = 0.3) -> None:
+    """``module.name`` takes ``seconds`` longer: widens the window in which concurrent requests overlap."""
+    real = getattr(module, name)
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, slow)
+
+
+def _parallel(n: int, call) -> list:
+    barrier = threading.Barrier(n)
+
+    def run(i: int):
+        barrier.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+# -- 1. concurrent logouts with one token ------------------------------------------------------------------
+
+
+def test_concurrent_logouts_of_one_token_revoke_it_once_and_never_fail(store, monkeypatch):
+    """Two (here eight) logouts with the same token at once: each found the token not yet revoked and inserted
+    it; the second insert broke the primary key: a 500. Revoking is idempotent: one row, one audit entry."""
+    from serving.services import login
+
+    _slowed(monkeypatch, login, "audit")
+    headers = store.h("off_dc")
+    with served(store.app) as base, httpx.Client(base_url=base, timeout=60) as client:
+        codes = _parallel(8, lambda i: client.post("/api/v1/auth/logout", headers=headers).status_code)
+        assert set(codes) <= {204, 401} and 204 in codes, codes  # 401: came after the revocation committed
+        assert client.get("/api/v1/leads", headers=headers).status_code == 401
+    with store.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(RevokedToken)) == 1
+        assert s.scalar(select(func.count()).where(AuditLog.action == "logout")) == 1
