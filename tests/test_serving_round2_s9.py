@@ -65,3 +65,28 @@ def test_concurrent_logouts_of_one_token_revoke_it_once_and_never_fail(store, mo
     with store.sessions() as s:
         assert s.scalar(select(func.count()).select_from(RevokedToken)) == 1
         assert s.scalar(select(func.count()).where(AuditLog.action == "logout")) == 1
+
+
+# -- 2. an officer with no district ----------------------------------------------------------------------
+
+
+def test_an_officer_without_a_district_sees_nothing_and_may_not_act(api):
+    """An officer whose district was never set (or was cleared) got the whole city as scope: every district's
+    leads, cases and alerts. Fail closed: a 403 that says why, on every list and every action."""
+    lead = api.lead_in("禹城市")
+    with api.sessions() as s, s.begin():
+        s.execute(update(User).where(User.username == "off_dc").values(district=None))
+    h = api.h("off_dc")
+    r = api.client.get("/api/v1/leads", headers=h)
+    assert r.status_code == 403 and "辖区" in r.json()["detail"] and "district" in r.json()["detail"]
+    for path in ("/api/v1/me/leads", f"/api/v1/leads/{lead}", "/api/v1/cases", "/api/v1/alerts"):
+        assert api.client.get(path, headers=h).status_code == 403, path
+    assert api.client.post(f"/api/v1/leads/{lead}/assign", headers=h, json={"officer": "off_dc"}).status_code == 403
+    r = api.client.post("/api/v1/cases/C-expired-1/status", headers=h, json={"status": "in_progress"})
+    assert r.status_code == 403
+    with console(api, "off_dc") as page:
+        r = page.get("/queue")
+        assert r.status_code == 403 and "辖区" in r.text
+    with api.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Assignment)) == 0
+        assert s.get(Case, "C-expired-1").status == "open"
