@@ -90,3 +90,44 @@ def test_an_officer_without_a_district_sees_nothing_and_may_not_act(api):
     with api.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Assignment)) == 0
         assert s.get(Case, "C-expired-1").status == "open"
+
+
+# -- 3. dismissing a case needs a reason -------------------------------------------------------------------
+
+
+def test_dismissing_a_case_needs_a_reason_kept_in_its_audit(api):
+    url = "/api/v1/cases/C-tax-1/status"
+    for body in ({"status": "dismissed"}, {"status": "dismissed", "note": "  "}):
+        r = api.client.post(url, headers=api.h("sup"), json=body)
+        assert r.status_code == 422, r.text
+        assert "理由" in r.json()["detail"] and "reason" in r.json()["detail"]
+    r = api.client.post(url, headers=api.h("sup"), json={"status": "dismissed", "note": "企业已补缴税款"})
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    closed = api.client.post("/api/v1/cases/C-expired-1/status", headers=api.h("off_dc"), json={"status": "closed"})
+    assert closed.status_code == 200  # closing keeps its optional note
+    with api.sessions() as s:
+        log = s.scalars(select(AuditLog).where(AuditLog.action == "case_status").order_by(AuditLog.id)).all()
+    assert [(x.object_id, x.detail["to"], x.detail["note"]) for x in log] == [
+        ("C-tax-1", "dismissed", "企业已补缴税款"), ("C-expired-1", "closed", None)]
+
+
+def test_the_console_asks_for_the_reason_of_a_dismissal(api):
+    with console(api, "off_dc") as page:
+        html = page.get("/cases?kind=expired_permit_in_use").text
+        assert 'name="note"' in html
+        csrf = html.split('name="csrf" value="')[1].split('"')[0]
+        back = "/cases?kind=expired_permit_in_use"
+        r = page.post("/cases/C-expired-1/status", data={"csrf": csrf, "status": "dismissed", "note": " ",
+                                                         "back": back}, follow_redirects=False)
+        assert r.status_code == 303
+        shown = page.get(r.headers["location"])
+        assert "撤销案件须填写理由" in shown.text and 'role="alert"' in shown.text
+        with api.sessions() as s:
+            assert s.get(Case, "C-expired-1").status == "open"
+        r = page.post("/cases/C-expired-1/status", data={"csrf": csrf, "status": "dismissed", "note": "许可证已续期",
+                                                         "back": back}, follow_redirects=False)
+        assert r.status_code == 303 and "done=dismissed" in r.headers["location"]
+    with api.sessions() as s:
+        assert s.get(Case, "C-expired-1").status == "dismissed"
+        entry = s.scalars(select(AuditLog).where(AuditLog.action == "case_status")).one()
+        assert entry.detail["note"] == "许可证已续期" and entry.actor == "off_dc"
