@@ -131,3 +131,57 @@ def test_the_console_asks_for_the_reason_of_a_dismissal(api):
         assert s.get(Case, "C-expired-1").status == "dismissed"
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "case_status")).one()
         assert entry.detail["note"] == "许可证已续期" and entry.actor == "off_dc"
+
+
+# -- 4. an entity that moved district ----------------------------------------------------------------------
+
+
+def test_an_open_lead_follows_its_entity_to_its_new_district(store):
+    """A re-published run puts an entity in another district: its open lead stayed in the old district's queue
+    (officers there kept it, those of the new one never saw it). It moves; an officer of the old district who
+    held it is unassigned (event and audit entry); its assignments and visits stay its history. A closed lead
+    stays where it was closed."""
+    sup = store.h("sup")
+    held, fresh, visited, closed = store.leads("德城区", 4)
+    assert store.client.post(f"/api/v1/leads/{held}/assign", headers=sup, json={"officer": "off_dc"}).status_code == 200
+    assert store.client.post(f"/api/v1/leads/{visited}/assign", headers=sup,
+                             json={"officer": "off_dc2"}).status_code == 200
+    assert store.client.post(f"/api/v1/leads/{visited}/start", headers=store.h("off_dc2")).status_code == 200
+    r = store.client.post(f"/api/v1/leads/{visited}/verdicts", headers=store.h("off_dc2"),
+                          json={"outcome": "unreachable"})
+    assert r.status_code == 201, r.text
+    assert store.client.post(f"/api/v1/leads/{closed}/verdicts", headers=sup,
+                             json={"outcome": "no_violation"}).status_code == 201
+    with store.sessions() as s:
+        codes = {lid: s.get(Lead, lid).uscc for lid in (held, fresh, visited, closed)}
+    run2 = make_run(store.tmp / "run2")
+    leads = pd.read_csv(run2 / "leads.csv", dtype={"uscc": str})
+    leads.loc[leads["uscc"].isin(codes.values()), "district"] = "禹城市"
+    leads.to_csv(run2 / "leads.csv", index=False)
+    publish_run(run2, store.sessions, store.settings)
+    with store.sessions() as s:
+        after = {lid: s.get(Lead, lid) for lid in codes}
+        events = {lid: [e.event for e in s.scalars(select(LeadEvent).where(LeadEvent.lead_id == lid)
+                                                     .order_by(LeadEvent.id))] for lid in codes}
+        unassigned = {a.object_id: a for a in s.scalars(select(AuditLog).where(AuditLog.action == "unassign"))}
+        assert s.scalar(select(func.count()).select_from(Assignment)) == 2  # the history of who held them stays
+        assert [v.outcome for v in s.scalars(select(Verdict).where(Verdict.lead_id == visited))] == ["unreachable"]
+    for lid in (held, fresh, visited):
+        assert after[lid].district == "禹城市" and after[lid].status == "new" and after[lid].assigned_officer is None
+        assert "moved" in events[lid]
+    assert after[closed].district == "德城区" and after[closed].status == "closed"
+    assert events[held][-3:] == ["moved", "unassigned", "queued"] and "unassigned" not in events[fresh]
+    assert {k: (a.actor, a.detail["officer"]) for k, a in unassigned.items()} == {
+        str(held): ("system", "off_dc"), str(visited): ("system", "off_dc2")}
+    assert unassigned[str(held)].detail["from"] == "德城区" and unassigned[str(held)].detail["to"] == "禹城市"
+    # the officers' queues follow
+    assert store.client.get("/api/v1/me/leads", headers=store.h("off_dc")).json()["total"] == 0
+    assert store.client.get(f"/api/v1/leads/{held}", headers=store.h("off_dc")).status_code == 403
+    assert store.client.get(f"/api/v1/leads/{held}", headers=store.h("off_yc")).status_code == 200
+    queue = store.client.get("/api/v1/leads", headers=store.h("off_yc"), params={"page_size": 100}).json()["items"]
+    assert held in {x["id"] for x in queue}
+    # publishing the same run again changes nothing
+    publish_run(run2, store.sessions, store.settings)
+    with store.sessions() as s:
+        assert [e.event for e in s.scalars(select(LeadEvent).where(LeadEvent.lead_id == held)
+                                           .order_by(LeadEvent.id))] == events[held]
