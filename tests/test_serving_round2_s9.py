@@ -185,3 +185,34 @@ def test_an_open_lead_follows_its_entity_to_its_new_district(store):
     with store.sessions() as s:
         assert [e.event for e in s.scalars(select(LeadEvent).where(LeadEvent.lead_id == held)
                                            .order_by(LeadEvent.id))] == events[held]
+
+
+# -- 5. exports fetch no more than they write --------------------------------------------------------------
+
+
+def test_exports_fetch_at_most_the_rows_they_write_and_say_when_cut(api, monkeypatch):
+    from serving.console import export
+
+    monkeypatch.setattr(export, "MAX_ROWS", 5)
+    statements: list[str] = []
+    listen = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(api.engine, "before_cursor_execute", listen)
+    try:
+        with console(api, "sup") as page:
+            r = page.get("/queue", params={"format": "csv"})
+            monkeypatch.setattr(export, "MAX_ROWS", 1)  # the run has two alerts
+            cut = page.get("/alerts", params={"format": "csv"})
+            monkeypatch.setattr(export, "MAX_ROWS", 2)
+            whole = page.get("/alerts", params={"format": "csv"})
+    finally:
+        event.remove(api.engine, "before_cursor_execute", listen)
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert r.status_code == 200 and len(rows) == 1 + 5
+    assert r.headers["X-Export-Truncated"] == "5"
+    for table, column in (("leads", "leads.reasons"), ("alerts", "alerts.message")):
+        fetched = [s for s in statements if f"FROM {table}" in s and column in s and "count(" not in s]
+        assert fetched and all("LIMIT" in s for s in fetched), fetched
+    assert len(list(csv.reader(io.StringIO(cut.content.decode("utf-8-sig"))))) == 1 + 1
+    assert cut.headers["X-Export-Truncated"] == "1"
+    assert len(list(csv.reader(io.StringIO(whole.content.decode("utf-8-sig"))))) == 1 + 2
+    assert "X-Export-Truncated" not in whole.headers
