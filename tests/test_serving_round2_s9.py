@@ -216,3 +216,34 @@ def test_exports_fetch_at_most_the_rows_they_write_and_say_when_cut(api, monkeyp
     assert cut.headers["X-Export-Truncated"] == "1"
     assert len(list(csv.reader(io.StringIO(whole.content.decode("utf-8-sig"))))) == 1 + 2
     assert "X-Export-Truncated" not in whole.headers
+
+
+# -- 6. the dashboard's "last 30 days" on the bureau's day --------------------------------------------------
+
+
+def test_the_dashboards_last_30_days_are_the_bureaus(api, monkeypatch):
+    """At 06:00 Beijing time the UTC date is still yesterday's: the window started a day early, counting a
+    visit 31 Beijing days old."""
+    from serving import settings as serving_settings
+    from serving.console.routes import dashboard
+
+    today = datetime.now(timezone.utc).date()
+    now = datetime.combine(today - timedelta(days=1), clock(22, 0), tzinfo=timezone.utc)  # 06:00 Beijing, `today`
+    lead = api.lead_in("德城区")
+    old = (today - timedelta(days=31)).isoformat()  # 31 days before Beijing's day: outside its last 30
+    r = api.client.post(f"/api/v1/leads/{lead}/verdicts", headers=api.h("off_dc"),
+                        json={"outcome": "no_violation", "visited_on": old})
+    assert r.status_code == 201, r.text
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now if tz is None else now.astimezone(tz)
+
+    monkeypatch.setattr(serving_settings, "datetime", Frozen)
+    monkeypatch.setattr(dashboard, "utcnow", lambda: now)
+    with console(api, "sup") as page:
+        r = page.get("/dashboard", params={"format": "csv", "table": "officers"})
+    header, *rows = csv.reader(io.StringIO(r.content.decode("utf-8-sig")))
+    officer = {row[0]: dict(zip(header, row)) for row in rows}["off_dc"]
+    assert officer["近30天结论"] == "0" and officer["已登记结论"] == "1", officer
