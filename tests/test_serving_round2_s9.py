@@ -247,3 +247,29 @@ def test_the_dashboards_last_30_days_are_the_bureaus(api, monkeypatch):
     header, *rows = csv.reader(io.StringIO(r.content.decode("utf-8-sig")))
     officer = {row[0]: dict(zip(header, row)) for row in rows}["off_dc"]
     assert officer["近30天结论"] == "0" and officer["已登记结论"] == "1", officer
+
+
+# -- 7. the evidence limit under concurrent uploads ---------------------------------------------------------
+
+
+def test_concurrent_uploads_never_exceed_the_per_lead_limit(store, monkeypatch):
+    """Uploads arriving together each counted the lead's files before any of them inserted its own: on SQLite
+    the lead ended one (or more) over its limit. The count and the insert are one locked step."""
+    from serving import evidence
+
+    store.settings.evidence.max_per_lead = 3
+    lead = store.leads("德城区")[0]
+    token = store.h("off_dc")["Authorization"].removeprefix("Bearer ")
+    csrf = csrf_token(token, SECRET)
+    _slowed(monkeypatch, evidence, "clean_name")
+    with served(store.app) as base, httpx.Client(base_url=base, timeout=60, cookies={"ww_session": token}) as client:
+        def upload(i: int) -> int:
+            return client.post(f"/leads/{lead}/evidence", data={"csrf": csrf, "note": f"照片{i}"},
+                               files={"file": (f"{i}.jpg", JPEG, "image/jpeg")}, follow_redirects=False).status_code
+
+        assert [upload(i) for i in range(2)] == [303, 303]
+        codes = _parallel(6, lambda i: upload(10 + i))
+    assert sorted(codes) == [303] + [409] * 5, codes
+    with store.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Evidence).where(Evidence.lead_id == lead)) == 3
+    assert len(list((store.tmp / "evidence" / str(lead)).iterdir())) == 3
