@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from serving.errors import Conflict, Forbidden, Invalid, NotFound
 from serving.evidence_settings import EvidenceSettings
 from serving.schemas import clean_text
-from serving.services.leads import load_lead
+from serving.services.leads import load_lead, lock_lead
 from serving.store import Evidence, Lead, utcnow
 
 FORMATS = {  # content type: (extension, kind)
@@ -87,8 +87,10 @@ def add_evidence(session: Session, home: Path, lead_id: int, principal, filename
     """Check, store and record one file; raises ``Invalid`` for a wrong type, size or note.
 
     The row is inserted (and audited) before the file is written and the file is removed when the commit fails,
-    so that no file is left without its row and no row points to a file that was never written."""
-    lead = load_lead(session, lead_id, principal, for_update=True)
+    so that no file is left without its row and no row points to a file that was never written. The lead is locked
+    first (SQLite: the write lock; PostgreSQL: its row), so that uploads arriving together count the lead's files
+    one after another and never take it over ``max_per_lead``."""
+    lead = lock_lead(session, lead_id, principal)  # the count below and the insert are one step under the lock
     _may_attach(lead, principal)
     note = _note(note)
     if not data:

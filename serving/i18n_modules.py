@@ -222,4 +222,6 @@ MODULE_STRINGS.update({
     "cases.count": ("共 {n} 条", "Items: {n}"),
     "cases.has_case": ("已立案", "Case opened"),
     "cases.moved": ("案件状态已改为“{status}”。", "Case moved to “{status}”."),
+    "cases.note": ("说明（撤销须填写理由）", "Note (a dismissal needs a reason)"),
+    "cases.note_required": ("撤销案件须填写理由，案件状态未改变。", "A dismissal needs a reason: the case was not moved."),
 })

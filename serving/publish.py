@@ -1,7 +1,9 @@
 """Publishing a run: the files of an output folder into the store, in one transaction, without losing
 anyone's work.
 
-A run re-ranks the queue; it never resets it. Open leads keep their status, officer and history; a
+A run re-ranks the queue; it never resets it. Open leads keep their status, officer and history (an open lead
+whose entity the run puts in another district moves to that district, and an officer of the old one who held it
+lets it go, with an event and an audit entry); a
 lead closed by a verdict stays closed and its entity takes no queue slot, unless the run holds evidence
 dated after the visit (an alert of a later period, a level shift that began later) and ranks the entity
 into the queue again: then it gets a new lead that points back to the closed one. Cases (documented
@@ -38,6 +40,7 @@ from serving.store import (
     Run,
     Score,
     Series,
+    User,
     Verdict,
     WaterRight,
     begin_write,
@@ -120,9 +123,9 @@ def _raised_again(visits: dict[str, date], evidence: dict[str, list[tuple[date, 
 
 def _lead_state(session: Session, city: str | None) -> tuple[pd.DataFrame, dict[str, int]]:
     """The city's open leads (one per entity) and, for entities without one, the id of their latest closed lead."""
-    rows = pd.DataFrame(session.execute(select(Lead.id, Lead.uscc, Lead.status, Lead.run_id)
-                                        .where(city_is(Lead.city, city))).all(),
-                        columns=["id", "uscc", "status", "run_id"])
+    rows = pd.DataFrame(session.execute(select(Lead.id, Lead.uscc, Lead.status, Lead.run_id, Lead.district,
+                                               Lead.assigned_officer).where(city_is(Lead.city, city))).all(),
+                        columns=["id", "uscc", "status", "run_id", "district", "officer"])
     open_ = rows[rows["status"] != "closed"]
     closed = rows[(rows["status"] == "closed") & ~rows["uscc"].isin(open_["uscc"])]
     return open_, closed.groupby("uscc")["id"].max().to_dict()
@@ -145,12 +148,46 @@ def _new_leads(session: Session, fresh: pd.DataFrame, run_id: str, closed: dict[
     return len(rows)
 
 
+def _new_district(scored: pd.DataFrame, uscc: str, district: str | None) -> str | None:
+    """The entity's district in this run when it differs from its open lead's (None: the same, or none given)."""
+    now = scored.loc[uscc, "district"]
+    return now if isinstance(now, str) and now.strip() and now != district else None
+
+
+def _move(session: Session, row: dict, events: list[dict], lead: tuple, to: str, officers: dict, city: str | None,
+          run_id: str, now) -> bool:
+    """An open lead follows its entity to another district (the new district's queue, its officers); an officer
+    of another district who held it lets it go (an event and an audit entry; its assignments and visits stay its
+    history). Returns whether it was unassigned."""
+    lead_id, uscc, _status, _run, district, officer = lead
+    officer = officer if isinstance(officer, str) else None  # NULL comes back from the frame as NaN
+    row["district"] = to
+    events.append({"lead_id": lead_id, "at": now, "event": "moved", "run_id": run_id, "actor": "system",
+                   "detail": {"from": district, "to": to}})
+    if officer is None or officers.get(officer) == (city, to):
+        return False
+    row.update(assigned_officer=None, status="new")
+    events.append({"lead_id": lead_id, "at": now, "event": "unassigned", "run_id": run_id, "actor": "system",
+                   "detail": {"officer": officer, "reason": "district_changed"}})
+    audit(session, "system", "unassign", "lead", lead_id,
+          {"officer": officer, "from": district, "to": to, "uscc": uscc, "run_id": run_id})
+    return True
+
+
+def _officer_districts(session: Session) -> dict[str, tuple[str | None, str | None]]:
+    return {name: (c, d) for name, c, d in session.execute(select(User.username, User.city, User.district)
+                                                            .where(User.role == "officer"))}
+
+
 def _update_open(session: Session, open_: pd.DataFrame, leads: pd.DataFrame, queue: pd.DataFrame, run_id: str,
-                 now) -> int:
-    """Re-rank the open leads: in the queue when drawn or already in hand; untouched ones enter afresh."""
+                 now, city: str | None = None) -> int:
+    """Re-rank the open leads: in the queue when drawn or already in hand; untouched ones enter afresh. A lead whose
+    entity this run puts in another district moves there (``_move``)."""
     scored, queued = leads.set_index("uscc"), queue.set_index("uscc")
-    updates, events = [], []
-    for lead_id, uscc, status, last_run in open_.itertuples(index=False):
+    updates, events, officers = [], [], None
+    for lead in open_.itertuples(index=False, name=None):
+        lead_id, uscc, status, last_run, district = lead[:5]
+        district = district if isinstance(district, str) else None
         in_hand = status in ("assigned", "in_progress")
         if uscc not in scored.index:  # the entity left the register: only work in hand stays in the queue
             updates.append({"id": lead_id, "in_queue": in_hand, "queue_position": None})
@@ -159,7 +196,13 @@ def _update_open(session: Session, open_: pd.DataFrame, leads: pd.DataFrame, que
         src = queued.loc[uscc] if q else scored.loc[uscc]
         row = {"id": lead_id, "rank": int(src["rank"]), "risk_score": float(src["risk_score"]),
                "reasons": None if pd.isna(src["reasons"]) else src["reasons"], "reason_codes": src["reason_codes"],
-               "queue_position": int(src["queue_position"]) if q else None, "in_queue": bool(q or in_hand)}
+               "queue_position": int(src["queue_position"]) if q else None}
+        to = _new_district(scored, uscc, district)
+        if to is not None:
+            officers = _officer_districts(session) if officers is None else officers
+            if _move(session, row, events, lead, to, officers, city, run_id, now):
+                status, in_hand = "new", False
+        row["in_queue"] = bool(q or in_hand)
         if status == "new" and q:  # untouched leads enter afresh: their chance of entering is this run's
             row.update(queue_probability=float(src["queue_probability"]), exploratory=bool(src["exploratory"]))
         if last_run != run_id:
@@ -184,7 +227,7 @@ def _publish_leads(session: Session, run_id: str, leads: pd.DataFrame, model_set
     now = utcnow()
     fresh = queue[~queue["uscc"].isin(set(open_["uscc"]))]
     new = _new_leads(session, fresh, run_id, {u: closed[u] for u in raised}, raised, now, city)
-    updated = _update_open(session, open_, leads, queue, run_id, now)
+    updated = _update_open(session, open_, leads, queue, run_id, now, city)
     return {"queue": len(queue), "leads_new": new, "leads_reraised": int(fresh["uscc"].isin(raised).sum()),
             "leads_updated": updated, "closed_kept_out": len(set(closed) - set(raised))}
 

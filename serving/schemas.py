@@ -429,7 +429,8 @@ class CasesPublic(Page):
 class CaseStatusCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: CaseStatus
-    note: Text | None = Field(None, max_length=1000, description="what was done (audited)")
+    note: Text | None = Field(None, max_length=1000,
+                              description="what was done (audited); a dismissal must give its reason here")
 
 
 # documented error answers of the routes (the detail is a sentence, Chinese first)

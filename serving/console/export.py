@@ -95,16 +95,34 @@ def _xlsx(headers: Sequence[str], rows: Iterable[Sequence], title: str, zone: Zo
     return out.getvalue()
 
 
+def fetch_limit() -> int:
+    """How many rows an export's query fetches: one more than it writes, so that it knows when it cut the list."""
+    return MAX_ROWS + 1
+
+
 def export_response(fmt: str, filename: str, columns: Sequence[tuple[str, str]], rows: Iterable[dict],
                     title: str = "", zone: str = DISPLAY_TIMEZONE) -> Response:
-    """``rows`` (dicts) as a file; ``columns`` are (key, header) in order; times on ``zone``'s clock."""
+    """``rows`` (dicts) as a file; ``columns`` are (key, header) in order; times on ``zone``'s clock. At most
+    ``MAX_ROWS`` rows: a longer list is cut, and the answer says so (``X-Export-Truncated``: the rows written).
+    Callers fetch no more than ``fetch_limit()`` rows."""
     keys = [k for k, _ in columns]
     headers = [h for _, h in columns]
-    values = ([row.get(k) for k in keys] for i, row in enumerate(rows) if i < MAX_ROWS)
+    cut: list[bool] = []
+
+    def values():
+        for i, row in enumerate(rows):
+            if i >= MAX_ROWS:
+                cut.append(True)
+                return
+            yield [row.get(k) for k in keys]
+
     if fmt == "xlsx":
-        body, media = _xlsx(headers, values, title or filename, ZoneInfo(zone)), XLSX_TYPE
+        body, media = _xlsx(headers, values(), title or filename, ZoneInfo(zone)), XLSX_TYPE
     else:
-        body, media = _csv(headers, values, ZoneInfo(zone)), "text/csv; charset=utf-8"
+        body, media = _csv(headers, values(), ZoneInfo(zone)), "text/csv; charset=utf-8"
     name = f"{filename}.{fmt}"
     disposition = f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; filename*=UTF-8''{quote(name)}"
-    return Response(body, media_type=media, headers={"Content-Disposition": disposition, "Cache-Control": "no-store"})
+    answer = {"Content-Disposition": disposition, "Cache-Control": "no-store"}
+    if cut:
+        answer["X-Export-Truncated"] = str(MAX_ROWS)
+    return Response(body, media_type=media, headers=answer)

@@ -1,6 +1,6 @@
 """What the console's list pages share: lenient query parameters, the caller's city and district, paging of
 row tuples, and the export switch (``?format=csv|xlsx`` gives the whole filtered list as a file instead of
-the page)."""
+the page, up to ``serving.console.export.MAX_ROWS`` rows: the query fetches no more)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import Request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from serving.console.export import export_format
+from serving.console.export import export_format, fetch_limit
 from serving.identity import Principal
 from serving.services.scope import Scope, caller_scope
 
@@ -70,9 +70,9 @@ class Listing:
         return cls(page=page, fmt=export_format(request.query_params.get("format")))
 
     def rows(self, session: Session, query: Select, order_by, size: int = PAGE_SIZE) -> tuple[int, list, int]:
-        """(total, the rows of this page, number of pages); an export gets every row on one page."""
+        """(total, the rows of this page, number of pages); an export gets every row on one page, up to what an
+        export writes (and one more, so that it knows it cut the list)."""
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
         q = query.order_by(*order_by)
-        if self.fmt is None:
-            q = q.offset((self.page - 1) * size).limit(size)
+        q = q.offset((self.page - 1) * size).limit(size) if self.fmt is None else q.limit(fetch_limit())
         return total, session.execute(q).all(), max(1, math.ceil(total / size))

@@ -2,7 +2,8 @@
 overrun, a tax quantity to verify, a source to protect) as cases of desk work — a notice, an SMS, a tax
 quantity correction, an enforcement file, procedure guidance. Runs raise them (``cases.csv``); their status
 lives in the store and survives every later run: open -> in_progress -> closed | dismissed (a supervisor
-may reopen). Each change of status is audited.
+may reopen). Each change of status is audited, with its note; a dismissal must give its reason there (a
+supervisor reading the audit sees why a documented breach was dropped).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from serving.audit import audit
-from serving.errors import Conflict, Forbidden, NotFound
+from serving.errors import Conflict, Forbidden, Invalid, NotFound
 from serving.identity import Principal
 from serving.roles import SUPERVISE
 from serving.services.scope import Scope, caller_scope
@@ -21,6 +22,8 @@ CASE_ORDER = (Case.district, Case.kind, Case.case_id)
 # status -> the statuses it may move to; back to open only by a supervisor
 MOVES = {"open": ("in_progress", "closed", "dismissed"), "in_progress": ("open", "closed", "dismissed"),
          "closed": ("open",), "dismissed": ("open",)}
+NEEDS_REASON = ("dismissed",)
+REASON_REQUIRED = "撤销案件须填写理由 (dismissing a case needs a reason: send it as the note)"
 
 
 def select_cases(area: Scope, kind: str | None = None, status: str | None = None) -> Select:
@@ -33,7 +36,8 @@ def select_cases(area: Scope, kind: str | None = None, status: str | None = None
 
 
 def set_status(session: Session, case_id: str, status: str, note: str | None, principal: Principal) -> Case:
-    """Move a case along its track (officers: cases of their own city's district; users bound to a city: its)."""
+    """Move a case along its track (officers: cases of their own city's district; users bound to a city: its);
+    ``note`` goes to the audit log and is required for a dismissal (``Invalid``, 422, without one)."""
     begin_write(session)
     case = session.get(Case, case_id, with_for_update=True)
     if case is None:
@@ -46,6 +50,9 @@ def set_status(session: Session, case_id: str, status: str, note: str | None, pr
         raise Conflict(f"案件状态不能从 {case.status} 改为 {status} (a case cannot go from {case.status} to {status})")
     if status == "open" and principal.role not in SUPERVISE:
         raise Forbidden("只有督查负责人可以重新打开案件 (only a supervisor reopens a case)")
+    note = (note or "").strip() or None
+    if status in NEEDS_REASON and note is None:
+        raise Invalid(REASON_REQUIRED)
     before = case.status
     case.status, case.updated_at = status, utcnow()
     if status == "in_progress":

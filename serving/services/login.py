@@ -160,11 +160,15 @@ def login(session: Session, username: str, password: str, address: str | None, a
 
 
 def logout(session: Session, principal: Principal) -> None:
-    """Revoke the token the caller used (at once: the service reads revoked tokens on every request)."""
+    """Revoke the token the caller used (at once: the service reads revoked tokens on every request). Logging out
+    twice, or twice at once, revokes it once (one row, one audit entry) and never fails."""
     if principal.jti is None or principal.user_id is None:
         return
-    if session.get(RevokedToken, principal.jti) is None:
-        session.add(RevokedToken(jti=principal.jti, user_id=principal.user_id,
-                                 expires_at=principal.expires_at or utcnow() + timedelta(days=1)))
+    t = RevokedToken.__table__
+    stmt = _UPSERT[session.get_bind().dialect.name](t).values(
+        jti=principal.jti, user_id=principal.user_id, expires_at=principal.expires_at or utcnow() + timedelta(days=1),
+        revoked_at=utcnow())
+    # idempotent: a concurrent logout with the same token (its insert waits for this one's) inserts nothing
+    if session.scalar(stmt.on_conflict_do_nothing(index_elements=[t.c.jti]).returning(t.c.jti)) is not None:
         audit(session, principal.username, "logout", "login", principal.username)
-        session.commit()
+    session.commit()

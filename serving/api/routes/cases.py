@@ -34,5 +34,6 @@ def cases(session: SessionDep, principal: Annotated[Principal, RequireRole(*role
 @router.post("/{case_id}/status", response_model=CasePublic, responses=CONFLICT)
 def set_status(case_id: CaseId, body: CaseStatusCreate, session: SessionDep,
                principal: Annotated[Principal, RequireRole(*roles.CASE_WORK)]):
-    """Move a case along open -> in_progress -> closed | dismissed (back to open: a supervisor); audited."""
+    """Move a case along open -> in_progress -> closed | dismissed (back to open: a supervisor); audited with its
+    ``note``, which a dismissal must carry: its reason (422 without one)."""
     return CasePublic.model_validate(service.set_status(session, case_id, body.status, body.note, principal))

@@ -8,6 +8,7 @@ city's or the one they choose. Every list exports as CSV/XLSX."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -111,7 +112,7 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
                   city=area.city, **area_menus(session, ctx.principal, area, Case), status=status,
                   statuses=STATUSES, level=level, levels=levels, q=text,
                   thresholds=quota_thresholds(request.app.state.settings),
-                  flash=request.query_params.get("done"))
+                  flash=request.query_params.get("done"), note_required=request.query_params.get("note_required"))
 
 
 @router.post("/cases/{case_id}/status", response_class=HTMLResponse)
@@ -120,8 +121,14 @@ def move(case_id: str, request: Request, ctx: CaseWorker, session: SessionDep, c
     check_csrf(ctx, csrf)
     if status not in STATUSES:
         raise NotFound()
-    c = service.set_status(session, case_id[:64], status, note.strip()[:500] or None, ctx.principal)
-    target = back if back.startswith("/cases") and not back.startswith("//") else f"/cases?kind={c.kind}"
+    target = back if back.startswith("/cases") and not back.startswith("//") else None
+    note = note.strip()[:500] or None
+    if status in service.NEEDS_REASON and note is None:  # back to the list, the error beside the case's form
+        target = target or "/cases"
+        return RedirectResponse(f"{target}{'&' if '?' in target else '?'}{urlencode({'note_required': case_id[:64]})}",
+                                status_code=303)
+    c = service.set_status(session, case_id[:64], status, note, ctx.principal)
+    target = target or f"/cases?kind={c.kind}"
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}done={status}", status_code=303)
 

@@ -6,7 +6,7 @@ runs``). Each section is one function returning the values its part of the templ
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -24,6 +24,7 @@ from serving.services.scope import Scope
 from serving.deps import ModelDep, SessionDep
 from serving.i18n import metric_label, t
 from serving.runtime import ModelInfo
+from serving.settings import bureau_today
 from serving.store import LEAD_STATUSES, Alert, Lead, OutboxMessage, Run, Score, User, Verdict, utcnow
 
 router = page_router()
@@ -80,9 +81,11 @@ def districts_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> 
             else None, "district_rows": rows, "statuses": LEAD_STATUSES, "age_buckets": [b for b, _ in AGE_BUCKETS]}
 
 
-def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> dict[str, Any]:
+def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE,
+                     today: date | None = None) -> dict[str, Any]:
     """Every active officer (of the city shown), with what they hold, what they closed, their verdicts and hit
-    rate; those with nothing yet show zeros rather than being left out."""
+    rate, and their verdicts of the last 30 days up to ``today`` (the bureau's: visits are dated on its day);
+    those with nothing yet show zeros rather than being left out."""
     load: dict[str, dict[str, Any]] = {}
     for name, city, district in session.execute(select(User.username, User.city, User.district).where(
             User.role == "officer", User.active.is_(True), *Scope(area.city, every_city=area.every_city).where(User))):
@@ -100,7 +103,7 @@ def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> d
         r = row(officer)
         r["closed" if st == "closed" else "open"] += n
         r.setdefault("city", city)  # an officer no longer active: the city of the leads they hold
-    since = (utcnow() - timedelta(days=30)).date()
+    since = (today or bureau_today()) - timedelta(days=30)
     recent = func.sum(case((Verdict.visited_on >= since, 1), else_=0))
     for officer, outcome, n, n_recent in session.execute(
             select(Verdict.officer, Verdict.outcome, func.count(), recent).join(Lead, Lead.id == Verdict.lead_id)
@@ -272,11 +275,12 @@ def _export(table: str, fmt: str, lang: str, data: dict[str, Any], cities: bool,
 def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASHBOARD)], session: SessionDep,
               model: ModelDep):
     lang, area = ctx.lang, city_area(request, ctx.principal)
+    today = bureau_today(display_zone(request))
     fmt = export_format(request.query_params.get("format"))
     if fmt:
         table = request.query_params.get("table") or "districts"
         table = table if table in TABLES else "districts"
-        data = {**districts_section(session, lang, area), **officers_section(session, lang, area),
+        data = {**districts_section(session, lang, area), **officers_section(session, lang, area, today),
                 **runs_section(session, area)}
         return _export(table, fmt, lang, data, several_cities(model, area), zone=display_zone(request))
     verdicts, alerts = verdicts_section(session, lang, area), alerts_section(session, model.live_runs, lang, area)
@@ -290,6 +294,6 @@ def dashboard(request: Request, ctx: Annotated[PageContext, page_for(*roles.DASH
              "hit_rate": verdicts.pop("hit_rate"), "hits": verdicts.pop("hits"), "visited": verdicts.pop("visited"),
              "alerts": alerts.pop("alert_total"), "outbox": outbox}
     return render(ctx, "dashboard.html", tiles=tiles, **districts_section(session, lang, area),
-                  **officers_section(session, lang, area), **verdicts, **alerts, **runs_section(session, area),
+                  **officers_section(session, lang, area, today), **verdicts, **alerts, **runs_section(session, area),
                   **model_view(model, area, lang), several_cities=several_cities(model, area), city=area.city,
                   **area_menus(session, ctx.principal, area, Lead))

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from serving.console.charts import level_rank
-from serving.console.export import export_format, export_response
+from serving.console.export import export_format, export_response, fetch_limit
 from serving.console.lists import area_menus, is_number
 from serving.console.render import PageDep, display_zone, page_router, render
 from serving.console.route_groups import route_group
@@ -176,7 +176,7 @@ def queue(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
     order = queue_order(p, f)
     total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
     q = q.order_by(*order)
-    rows = session.execute(q if fmt else q.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    rows = session.execute(q.limit(fetch_limit()) if fmt else q.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     items = queue_items(p, rows, alert_chips(session, model.live_runs, [r[0].uscc for r in rows]), lang)
     if fmt:
         return _export(items, fmt, lang, p.is_officer, day=False)
