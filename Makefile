@@ -47,7 +47,7 @@ demo: pipeline-demo
 TEST_WORKERS ?= 2
 
 test: install browser java
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
