@@ -60,3 +60,24 @@ def test_a_header_that_is_not_utf8_refuses_the_file_naming_file_and_line(tmp_pat
         ingest_table(TABLES["plans"], tmp_path / "plans.csv", tmp_path / "typed.parquet")
     assert "plans.csv" in str(err.value) and "line 1" in str(err.value) and "UTF-8" in str(err.value)
     assert "position" not in str(err.value)
+
+
+# -- 2. a text column Parquet stores as float --------------------------------------------------------------
+
+
+def test_integral_floats_in_a_parquet_text_column_read_as_their_integer_text(tmp_path):
+    """pandas writes an id column with gaps as float64: 240639490 became "240639490.0" and the account no longer
+    matched its discharge account or its links. A fraction in a code column is quarantined, not kept as text."""
+    frame = pd.DataFrame({
+        "account_id": [240639490.0, 240639491.0, 2.5], "account_name": [12.0, None, None],
+        "address": [None, None, None], "uscc": [None, None, None],
+        "month": ["2025-01", "2025-01", "2025-01"], "volume_m3": [1.0, 2.0, 3.0],
+    })
+    frame.to_parquet(tmp_path / "supply.parquet", index=False)
+    done = ingest_table(TABLES["supply"], tmp_path / "supply.parquet", tmp_path / "typed.parquet")
+    typed = pd.read_parquet(tmp_path / "typed.parquet")
+    assert typed["account_id"].tolist() == ["240639490", "240639491"]
+    assert typed["account_name"].tolist()[0] == "12"
+    assert done["summary"] == {"read": 3, "accepted": 2, "quarantined": 1}
+    bad = done["quarantine"].iloc[0]
+    assert (bad["row_number"], bad["column"], bad["value"]) == (3, "account_id", "2.5")
