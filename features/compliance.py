@@ -2,7 +2,8 @@
 
 - permits: which permits are known and in force at a date, and who holds one;
 - use outside a permit: metered months after a permit's expiry or on a revoked or cancelled
-  permit, and meters booked to permit numbers the register does not hold;
+  permit, and meters booked to permit numbers the register does not hold (or whose register row
+  ingest quarantined);
 - metered volume by tax quarter (a meter's skipped months filled at its quarter mean);
 - tax coverage: declarations for a source and quarter that no permit of that source covered, and
   declared against metered volume per taxpayer, source and quarter;
@@ -175,6 +176,17 @@ def use_outside_permit(rows: pd.DataFrame, register: pd.DataFrame) -> pd.DataFra
 def meters_without_permit(abstraction: pd.DataFrame, permits: pd.DataFrame) -> pd.DataFrame:
     """Metered rows booked to a permit number the register does not hold at all."""
     return abstraction[~abstraction["permit_id"].isin(permits["permit_id"])]
+
+
+def quarantined_keys(quarantine: pd.DataFrame | None, table: str) -> pd.DataFrame:
+    """The rows of ``table`` ingest quarantined, one per key as written (``key``; its first problem: file,
+    row_number, column, value, reason). A permit number absent from the typed register may be one whose
+    register row was rejected: the data needs fixing, the holder is not shown to abstract without a permit."""
+    columns = ["key", "file", "row_number", "column", "value", "reason"]
+    if quarantine is None or "key" not in quarantine.columns:
+        return pd.DataFrame(columns=columns)
+    rows = quarantine[(quarantine["table"] == table) & quarantine["key"].fillna("").ne("")]
+    return rows.sort_values("row_number", kind="stable").drop_duplicates("key")[columns].reset_index(drop=True)
 
 
 # -- metered volume by quarter ------------------------------------------------------------

@@ -26,7 +26,7 @@ from features.ingest_files import IngestError, find_table_file, iter_raw, split_
 from features.uscc import uscc_valid
 from features.workspace import Workspace
 
-QUARANTINE_COLUMNS = ["table", "file", "row_number", "column", "value", "reason"]
+QUARANTINE_COLUMNS = ["table", "file", "row_number", "key", "column", "value", "reason"]  # key: the row's key as written
 ROW = "source_row"  # data-row number in the source file, counting from 1
 
 
@@ -135,6 +135,16 @@ def raw_key(spec: TableSpec, raw: pd.DataFrame) -> pd.Series:
     return out
 
 
+def _row_keys(spec: TableSpec, raw: pd.DataFrame) -> np.ndarray:
+    """Each row's key as written ('|' between the parts), empty where every part is (a malformed record):
+    what a later stage needs to know which row was quarantined (a permit whose register row was rejected)."""
+    parts = [as_text(raw[k]).fillna("").to_numpy(dtype=object) for k in spec.key]
+    keys = parts[0]
+    for part in parts[1:]:
+        keys = keys + "|" + part
+    return np.where(keys == "|" * (len(parts) - 1), "", keys)
+
+
 def duplicate_key_problems(keys: pd.DataFrame, rows: np.ndarray, written: pd.Series, spec: TableSpec) -> tuple[np.ndarray, pd.DataFrame]:
     """Rows whose key an earlier row already holds (first occurrence wins), among rows that are
     otherwise good: ``keys`` their typed key columns, ``rows`` their row numbers (ascending),
@@ -142,12 +152,13 @@ def duplicate_key_problems(keys: pd.DataFrame, rows: np.ndarray, written: pd.Ser
     key = list(spec.key)
     dup = keys[key].duplicated(keep="first").to_numpy()
     if not dup.any():
-        return dup, pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        return dup, pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     first_row = pd.Series(rows, index=keys.index).groupby([keys[k] for k in key], dropna=False).transform("min")
     idx = np.flatnonzero(dup)
     return dup, pd.DataFrame(
         {
             "row_number": rows[idx],
+            "key": written.iloc[idx].to_numpy(),
             "column": ",".join(key),
             "value": written.iloc[idx].to_numpy(),
             "reason": [f"duplicate key; first seen at row {int(r)}" for r in first_row.iloc[idx]],
@@ -173,7 +184,7 @@ def _quarantine_frame(spec: TableSpec, problems: list[pd.DataFrame], file: str) 
     quarantine = (
         pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable")
         if problems
-        else pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        else pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     )
     quarantine.insert(0, "file", file)
     quarantine.insert(0, "table", spec.name)
@@ -193,7 +204,9 @@ def validate_chunk(spec: TableSpec, raw: pd.DataFrame, file: str, first_row: int
     bad_rows = np.zeros(len(raw), dtype=bool)
     for p in problems:
         bad_rows[p["row_number"].to_numpy() - 1] = True
+    keys = _row_keys(spec, raw)
     for p in problems:
+        p["key"] = keys[p["row_number"].to_numpy() - 1]
         p["row_number"] = p["row_number"] + first_row - 1
     good = typed[~bad_rows].copy()
     good[ROW] = np.flatnonzero(~bad_rows) + first_row
@@ -251,7 +264,7 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
     import duckdb
 
     if not parts:
-        return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     key = ", ".join(f'"{k}"' for k in spec.key)
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
     with duckdb.connect(config={"memory_limit": DUPLICATES_MEMORY, "threads": 2}) as con:
@@ -262,7 +275,7 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
                 ) ORDER BY {ROW}"""
         ).df()
     if not len(rows):
-        return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     _, problems = duplicate_key_problems(rows, rows[ROW].to_numpy(), rows["_raw_key"], spec)
     return problems
 

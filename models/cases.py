@@ -229,6 +229,8 @@ def unpermitted_cases(alerts: pd.DataFrame) -> pd.DataFrame:
     hits = hits.assign(year=hits["period"].str[:4])
     parts = [make(hits[hits["basis"] == basis]) for basis, make in (("tax", _tax_filing_cases), ("meter", _unknown_meter_cases))
              if (hits["basis"] == basis).any()]
+    if not parts:  # a meter on a permit whose register row was quarantined proves no breach: no case
+        return pd.DataFrame()
     cases = pd.concat(parts, ignore_index=True)
     cases["kind"] = "unpermitted_use"
     cases["period"] = cases["year"]

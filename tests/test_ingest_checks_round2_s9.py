@@ -81,3 +81,72 @@ def test_integral_floats_in_a_parquet_text_column_read_as_their_integer_text(tmp
     assert done["summary"] == {"read": 3, "accepted": 2, "quarantined": 1}
     bad = done["quarantine"].iloc[0]
     assert (bad["row_number"], bad["column"], bad["value"]) == (3, "account_id", "2.5")
+
+
+# -- 3. a meter on a permit whose register row was quarantined ---------------------------------------------
+
+
+def test_quarantine_names_each_rows_key(tmp_path):
+    """The quarantine kept the offending cell only: which permit a rejected row was could not be told."""
+    (tmp_path / "permits.csv").write_text(
+        "permit_id,uscc,holder_name,source,purpose,annual_quota_m3,valid_from,valid_to,status,wells\n"
+        f"P1,{U1},甲,groundwater,industrial,1200,2020-01-01,2030-12-31,valid,1\n"
+        f"P2,{U2},乙,groundwater,industrial,1200,2020/01/01,2030-12-31,valid,1\n", encoding="utf-8")
+    done = ingest_table(TABLES["permits"], tmp_path / "permits.csv", tmp_path / "typed.parquet")
+    bad = done["quarantine"].iloc[0]
+    assert (bad["key"], bad["column"], bad["value"]) == ("P2", "valid_from", "2020/01/01")
+
+
+def _quarantined_p2() -> tuple[dict, pd.DataFrame]:
+    tables = make_tables(entities=[entity(U1), entity(U2)], permits=[permit("P1", U1)],
+                         abstraction=[meter("P2", "2026-03-01", 55.0), meter("NOPE", "2026-03-01", 7.0)])
+    quarantine = pd.DataFrame({"table": ["permits"], "file": ["permits.csv"], "row_number": [2], "key": ["P2"],
+                               "column": ["valid_from"], "value": ["2020/01/01"], "reason": ["not a date YYYY-MM-DD"]})
+    return tables, quarantine
+
+
+def test_a_meter_on_a_quarantined_permit_is_no_unpermitted_use():
+    """Before: "计量设施登记在不存在的许可证号P2下" and an enforcement case, though P2's register row exists and was
+    only rejected at ingest. Now a warning asking to fix the register row, naming the reason; no case."""
+    tables, quarantine = _quarantined_p2()
+    as_of = pd.Timestamp("2026-07-01")
+    alerts = unpermitted_abstraction(tables, as_of, RULES, quarantine=quarantine)
+    p2 = alerts[alerts["permit_id"] == "P2"].iloc[0]
+    assert "不存在" not in p2["message"] and "隔离" in p2["message"]
+    assert "permits.csv" in p2["message"] and "第2行" in p2["message"] and "not a date YYYY-MM-DD" in p2["message"]
+    assert p2["level"] == "warning" and p2["basis"] == "quarantined_permit"
+    nope = alerts[alerts["permit_id"] == "NOPE"].iloc[0]
+    assert nope["level"] == "red" and "不存在" in nope["message"]  # a number truly absent stays as it was
+    all_alerts = run_checks(tables, None, as_of, RULES, quarantine=quarantine)
+    cases = build_cases(tables, None, all_alerts, as_of, RULES)
+    assert set(cases["permit_id"]) == {"NOPE"}
+    from serving.console.alert_text import alert_text
+
+    assert "quarantined at ingest" in alert_text(p2.to_dict(), "en")
+
+
+def test_the_pipeline_passes_the_workspace_quarantine_to_the_checks(tmp_path):
+    from waterwatch.pipeline import run_checks as stage_checks, run_ingest
+    from waterwatch.settings import Settings
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name, spec in TABLES.items():
+        if not spec.optional:
+            (drop / f"{name}.csv").write_text(",".join(spec.column_names) + "\n", encoding="utf-8")
+    (drop / "entities.csv").write_text(ENTITY_HEADER + f"{U1},甲,C1713,德城区,,,,,\n{U2},乙,C1713,德城区,,,,,\n",
+                                       encoding="utf-8")
+    (drop / "permits.csv").write_text(
+        "permit_id,uscc,holder_name,source,purpose,annual_quota_m3,valid_from,valid_to,status,wells\n"
+        f"P1,{U1},甲,groundwater,industrial,1200,2020-01-01,2030-12-31,valid,1\n"
+        f"P2,{U2},乙,groundwater,industrial,-5,2020-01-01,2030-12-31,valid,1\n", encoding="utf-8")
+    (drop / "abstraction.csv").write_text(
+        "permit_id,meter_id,month,volume_m3,reading\nP1,M1,2026-05,10,online\nP2,M2,2026-05,20,online\n",
+        encoding="utf-8")
+    settings = Settings()
+    run_ingest(drop, tmp_path / "ws", settings)
+    from features.workspace import Workspace
+
+    alerts = stage_checks(Workspace(tmp_path / "ws"), settings)["alerts"]
+    p2 = alerts[alerts["permit_id"] == "P2"].iloc[0]
+    assert p2["basis"] == "quarantined_permit" and "negative value" in p2["message"]
