@@ -150,3 +150,45 @@ def test_the_pipeline_passes_the_workspace_quarantine_to_the_checks(tmp_path):
     alerts = stage_checks(Workspace(tmp_path / "ws"), settings)["alerts"]
     p2 = alerts[alerts["permit_id"] == "P2"].iloc[0]
     assert p2["basis"] == "quarantined_permit" and "negative value" in p2["message"]
+
+
+# -- 4. abstraction before the permit was granted (未批先取) -------------------------------------------------
+
+
+def test_months_metered_before_valid_from_are_unpermitted_use():
+    """P1 was granted on 2026-03-10; its meter measured January and February before it (未批先取) and no check
+    said so. March, the month of the grant, is not counted; April on is permitted use."""
+    tables = make_tables(
+        entities=[entity(U1)],
+        permits=[permit("P1", U1, start="2026-03-10", end="2031-03-09")],
+        abstraction=[meter("P1", m, v) for m, v in
+                     (("2025-12-01", 0.0), ("2026-01-01", 100.0), ("2026-02-01", 150.0), ("2026-03-01", 90.0),
+                      ("2026-04-01", 80.0))],
+    )
+    alerts = unpermitted_abstraction(tables, pd.Timestamp("2026-06-01"), RULES)
+    assert len(alerts) == 1
+    hit = alerts.iloc[0]
+    assert (hit["uscc"], hit["permit_id"], hit["period"], hit["level"], hit["basis"]) == (U1, "P1", "2026", "red",
+                                                                                          "before_permit")
+    assert hit["volume_at_stake_m3"] == 250.0
+    assert "2026年01月至02月" in hit["message"] and "250m³" in hit["message"] and "2026年03月10日" in hit["message"]
+    assert "未批先取" in hit["message"]
+    cases = build_cases(tables, None, run_checks(tables, None, pd.Timestamp("2026-06-01"), RULES),
+                        pd.Timestamp("2026-06-01"), RULES)
+    case = cases[cases["kind"] == "unpermitted_use"].iloc[0]
+    assert (case["uscc"], case["permit_id"], case["period"], case["volume_at_stake_m3"]) == (U1, "P1", "2026", 250.0)
+    assert "2026年03月10日" in case["evidence_text"]
+
+
+def test_use_before_the_permit_respects_as_of():
+    """At 2026-02-01 only January is known, and the permit (from 2026-03-10) is not: nothing may be said yet
+    from a grant that lies in the future. At 2026-04-01 January and February are."""
+    tables = make_tables(
+        entities=[entity(U1)],
+        permits=[permit("P1", U1, start="2026-03-10", end="2031-03-09")],
+        abstraction=[meter("P1", "2026-01-01", 100.0), meter("P1", "2026-02-01", 150.0)],
+    )
+    early = unpermitted_abstraction(tables, pd.Timestamp("2026-02-01"), RULES)
+    assert not (early["basis"] == "before_permit").any()
+    later = unpermitted_abstraction(tables, pd.Timestamp("2026-04-01"), RULES)
+    assert later["volume_at_stake_m3"].tolist() == [250.0]

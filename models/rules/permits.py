@@ -11,6 +11,7 @@ import pandas as pd
 from features.compliance import (
     declarations_without_permit,
     known_permits,
+    metered_before_permit,
     meters_without_permit,
     quarantined_keys,
     renewed,
@@ -151,13 +152,32 @@ def unpermitted_abstraction(tables, as_of, rules: RuleSettings, quarantine: pd.D
     orphan["basis"] = "meter"
     rejected = quarantined_keys(quarantine, "permits")
     held = orphan["permit_id"].isin(rejected["key"])
+    early = _before_permit(metered, known_permits(tables["permits"], as_of))
 
-    hit = pd.concat([taxed, orphan[~held]], ignore_index=True)
+    hit = pd.concat([taxed, orphan[~held], early], ignore_index=True)
     parts = [_unpermitted_alerts(with_entity(hit, tables, "holder_name"))] if len(hit) else []
     if held.any():
         parts.append(_quarantined_permit_alerts(orphan[held], rejected))
     parts = [p for p in parts if not p.empty]
     return finish_alerts(pd.concat(parts, ignore_index=True)) if parts else empty_alerts()
+
+
+def _before_permit(metered: pd.DataFrame, register: pd.DataFrame) -> pd.DataFrame:
+    """Per permit and year: the months metered before the permit was granted (未批先取), of permits known at
+    as_of (``metered`` holds the months before it only)."""
+    rows = metered.merge(register[["permit_id", "uscc", "holder_name", "source", "valid_from"]], on="permit_id")
+    rows = rows[metered_before_permit(rows, register)]
+    g = rows.assign(period=rows["month"].dt.year.astype("str")).groupby(["permit_id", "period"], as_index=False).agg(
+        uscc=("uscc", "first"), holder_name=("holder_name", "first"), source=("source", "first"),
+        valid_from=("valid_from", "first"), volume=("volume_m3", "sum"), first_month=("month", "min"),
+        last_month=("month", "max"))
+    first = g["first_month"].dt.strftime("%Y年%m月")
+    span = first.where(g["first_month"] == g["last_month"], first + "至" + g["last_month"].dt.strftime("%m月"))
+    g["evidence"] = ("取水许可证" + g["permit_id"] + "于" + g["valid_from"].dt.strftime("%Y年%m月%d日") + "方获批准，"
+                     + "批准前" + span + "已计量取水" + fmt_m3(g["volume"]) + "，属未批先取")
+    g["uscc"] = g["uscc"].fillna("")
+    g["basis"] = "before_permit"
+    return g.drop(columns=["valid_from", "first_month", "last_month"])
 
 
 def _unpermitted_alerts(hit: pd.DataFrame) -> pd.DataFrame:
@@ -167,13 +187,15 @@ def _unpermitted_alerts(hit: pd.DataFrame) -> pd.DataFrame:
         np.where(hit["source"] != "", "但该期间无有效" + hit["source"].map(SOURCE_CN).fillna("") + "取水许可", "无对应取水许可"),
         index=hit.index,
     )
+    early = hit["basis"] == "before_permit"  # its evidence names the year's months and the grant itself
     hit["kind"] = "unpermitted"
     hit["level"] = "red"
     hit["value"] = hit["volume"].round(1)
     hit["threshold"] = 0.0
     hit["unit"] = "m³"
     hit["volume_at_stake_m3"] = hit["volume"]
-    hit["message"] = who + hit["period"] + hit["evidence"] + "，" + no_permit + "，涉嫌无证取水，建议现场核查。"
+    said = (hit["period"] + hit["evidence"] + "，" + no_permit).where(~early, hit["evidence"])
+    hit["message"] = who + said + "，涉嫌无证取水，建议现场核查。"
     hit["audience"] = "bureau"
     return hit
 

@@ -54,6 +54,9 @@ TEMPLATES_EN = {
     # an unpermitted alert by its basis (tax filing is the kind's own text above)
     "unpermitted.meter": "Meters booked to permit number {permit}, which the register does not hold, measured {value} m³ "
                          "in {period}. Suspected unpermitted abstraction: inspect on site.",
+    "unpermitted.before_permit": "{name} ({uscc}): meters on abstraction permit {permit} measured {value} m³ in "
+                                 "{period} before the permit was granted. Abstraction before approval: open an "
+                                 "enforcement file.",
     "unpermitted.quarantined_permit": "Meters booked to permit number {permit} measured {value} m³ in {period}. The "
                                       "permit's register row was quarantined at ingest, so the permit could not be "
                                       "checked: correct the register data and ingest again. This is no evidence of "
