@@ -192,3 +192,17 @@ def test_use_before_the_permit_respects_as_of():
     assert not (early["basis"] == "before_permit").any()
     later = unpermitted_abstraction(tables, pd.Timestamp("2026-04-01"), RULES)
     assert later["volume_at_stake_m3"].tolist() == [250.0]
+
+
+def test_months_another_permit_of_the_holder_covered_are_no_use_before_the_permit():
+    """A meter booked to the renewal's number for months its predecessor covered is not 未批先取; the same months
+    on a holder whose other permit is for another source are."""
+    tables = make_tables(
+        entities=[entity(U1), entity(U2)],
+        permits=[permit("OLD", U1, start="2021-03-01", end="2026-02-28"), permit("NEW", U1, start="2026-03-01"),
+                 permit("SURF", U2, source="surface", start="2021-03-01"), permit("G2", U2, start="2026-03-01")],
+        abstraction=[meter("NEW", "2026-01-01", 100.0), meter("NEW", "2026-02-01", 150.0),
+                     meter("G2", "2026-02-01", 40.0)],
+    )
+    alerts = unpermitted_abstraction(tables, pd.Timestamp("2026-06-01"), RULES)
+    assert [(r.permit_id, r.volume_at_stake_m3) for r in alerts.itertuples()] == [("G2", 40.0)]
