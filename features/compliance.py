@@ -1,8 +1,9 @@
 """Compliance facts that the monthly profiles and the bureau's checks both read: one definition each.
 
 - permits: which permits are known and in force at a date, and who holds one;
-- use outside a permit: metered months after a permit's expiry or on a revoked or cancelled
-  permit, and meters booked to permit numbers the register does not hold;
+- use outside a permit: metered months after a permit's expiry, before its grant, or on a revoked or
+  cancelled permit, and meters booked to permit numbers the register does not hold (or whose register row
+  ingest quarantined);
 - metered volume by tax quarter (a meter's skipped months filled at its quarter mean);
 - tax coverage: declarations for a source and quarter that no permit of that source covered, and
   declared against metered volume per taxpayer, source and quarter;
@@ -175,6 +176,36 @@ def use_outside_permit(rows: pd.DataFrame, register: pd.DataFrame) -> pd.DataFra
 def meters_without_permit(abstraction: pd.DataFrame, permits: pd.DataFrame) -> pd.DataFrame:
     """Metered rows booked to a permit number the register does not hold at all."""
     return abstraction[~abstraction["permit_id"].isin(permits["permit_id"])]
+
+
+def quarantined_keys(quarantine: pd.DataFrame | None, table: str) -> pd.DataFrame:
+    """The rows of ``table`` ingest quarantined, one per key as written (``key``; its first problem: file,
+    row_number, column, value, reason). A permit number absent from the typed register may be one whose
+    register row was rejected: the data needs fixing, the holder is not shown to abstract without a permit."""
+    columns = ["key", "file", "row_number", "column", "value", "reason"]
+    if quarantine is None or "key" not in quarantine.columns:
+        return pd.DataFrame(columns=columns)
+    rows = quarantine[(quarantine["table"] == table) & quarantine["key"].fillna("").ne("")]
+    return rows.sort_values("row_number", kind="stable").drop_duplicates("key")[columns].reset_index(drop=True)
+
+
+def metered_before_permit(rows: pd.DataFrame, register: pd.DataFrame) -> pd.Series:
+    """For metered rows joined to their permit (permit_id, uscc, source, month, valid_from): True where the whole
+    month came before the permit was granted (未批先取) and no other permit of the holder for that source in
+    ``register`` covered it (a meter booked to a renewal's number for its predecessor's months is no such use).
+    The month of the grant is not counted: part of it may be permitted use."""
+    before = rows["valid_from"].notna() & (rows["month"] < rows["valid_from"].dt.to_period("M").dt.start_time)
+    if not before.any():
+        return before
+    asked = rows.loc[before & rows["uscc"].notna(), ["permit_id", "uscc", "source", "month"]].reset_index()
+    counted = register[(register["status"] == "valid") | replaced_by_renewal(register)]
+    other = asked.merge(counted[["permit_id", "uscc", "source", "valid_from", "valid_to"]], on=["uscc", "source"],
+                        suffixes=("", "_other"))
+    month_end = other["month"] + pd.offsets.MonthEnd(0)
+    covers = ((other["permit_id_other"] != other["permit_id"])
+              & (other["valid_from"].isna() | (other["valid_from"] <= month_end))
+              & (other["valid_to"].isna() | (other["valid_to"] >= other["month"])))
+    return before & ~rows.index.isin(other.loc[covers, "index"])
 
 
 # -- metered volume by quarter ------------------------------------------------------------

@@ -29,6 +29,11 @@ class ColumnSpec:
     allowed: tuple[str, ...] | None = None
     non_negative: bool = False
 
+    @property
+    def is_code(self) -> bool:
+        """A code, not prose: the USCC, the industry class and every ``*_id`` (a key others join on)."""
+        return self.kind == "text" and (self.name in ("uscc", "industry_code") or self.name.endswith("_id"))
+
 
 @dataclass(frozen=True)
 class TableSpec:

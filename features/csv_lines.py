@@ -12,9 +12,12 @@ The rules (README, "Bad input"):
   that swallows whole record-like lines) is quarantined as its first line alone, and reading goes on at the
   next line: a stray quote costs one row, never the rest of the file.
 - Data rows are numbered from 1 in record order, malformed ones included, as every quarantine row is.
+- The contract's files are UTF-8. A record holding bytes that are not UTF-8 (a line a clerk pasted from a GBK
+  file, or a whole file saved in GBK) is quarantined as one row naming its line and column, its value shown
+  as GB18030 reads it; the rest of the file is read. A header that is not UTF-8 refuses the file.
 
 A file without a quote character or a lone carriage return, whose every line has the header's number of
-commas, cannot hold a malformed record: a vectorised byte scan proves that and pandas reads it unchanged
+commas and is UTF-8, cannot hold a malformed record: a vectorised byte scan proves that and pandas reads it unchanged
 (the fast path). Any other file goes through Python's ``csv`` module record by record; its good records
 reach pandas as written, each malformed one as a placeholder row of empty cells marked with its problem.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +35,8 @@ import numpy as np
 QUOTE, COMMA, LF, CR = 34, 44, 10, 13
 SCAN_BLOCK = 1 << 24  # bytes scanned at a time: the check streams, so a file of any size fits
 VALUE_CHARS = 500  # how much of a malformed record's text its quarantine row keeps
+ENCODING = dict(encoding="utf-8-sig", errors="surrogateescape")  # bytes that are not UTF-8 kept as U+DC80-U+DCFF
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 class HeaderError(ValueError):
@@ -40,7 +46,7 @@ class HeaderError(ValueError):
 def read_header(path: Path) -> tuple[list[str], str]:
     """The header's column names (stripped, as ingest compares them) and its text as written; refuses a
     header that names a column twice, since either copy could be the one the department meant."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with open(path, newline="", **ENCODING) as fh:
         taken: list[str] = []
         lines = (taken.append(line) or line for line in fh)
         try:
@@ -49,6 +55,10 @@ def read_header(path: Path) -> tuple[list[str], str]:
             raise HeaderError("the file is empty (no header row)") from None
         except csv.Error as exc:
             raise HeaderError(f"the header row cannot be read: {exc}") from None
+    if _UNDECODABLE.search("".join(taken)):
+        where = next(i for i, n in enumerate(names) if _UNDECODABLE.search(n))
+        raise HeaderError(f"the header row (line {len(taken)}) is not UTF-8 text: column {where + 1} reads "
+                          f"'{readable(names[where])}' as GB18030; the contract's files are UTF-8, save it as UTF-8")
     check_unique(names)
     return names, "".join(taken)
 
@@ -77,11 +87,33 @@ def is_plain(path: Path, width: int) -> bool:
             block = fh.read(SCAN_BLOCK)
             data = carry + block
             if not block:
-                return not data or _plain_lines(np.frombuffer(data + b"\n", np.uint8), width)
+                return not data or (_utf8(data) and _plain_lines(np.frombuffer(data + b"\n", np.uint8), width))
             end = data.rfind(b"\n")
-            if end >= 0 and not _plain_lines(np.frombuffer(data, np.uint8)[: end + 1], width):
+            if end >= 0 and not (_utf8(data[: end + 1]) and _plain_lines(np.frombuffer(data, np.uint8)[: end + 1], width)):
                 return False
             carry = data[end + 1 :]
+
+
+def _utf8(data: bytes) -> bool:
+    """True when ``data`` (whole lines: a line end never falls inside a UTF-8 character) is UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def readable(text: str) -> str:
+    """Text read with ``surrogateescape`` as a person can read it: its bytes as GB18030 (the Chinese encoding
+    that is not UTF-8 a department's file is most likely in) when they are that, else with U+FFFD for each
+    byte that is not UTF-8."""
+    if not _UNDECODABLE.search(text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
 
 
 def _plain_lines(arr: np.ndarray, width: int) -> bool:
@@ -124,7 +156,7 @@ def records(path: Path, header: list[str]):
     written) and ``(placeholder, (column, value, reason))`` for a malformed one."""
     width = len(header)
     placeholder = '""' + "," * (width - 1) + "\n"  # one row of empty cells (a quoted one, so never blank)
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with open(path, newline="", **ENCODING) as fh:
         lines = _Lines(fh, first_line=1)
         reader = csv.reader(lines, strict=True)
         header_record(reader)  # the header, after any blank lines (read_header checked it)
@@ -137,10 +169,13 @@ def records(path: Path, header: list[str]):
             except csv.Error as exc:
                 fields, error = None, str(exc)
             taken = lines.taken
-            if fields is not None and len(fields) == width and len(taken) == 1:
+            if fields is not None and len(fields) == width and len(taken) == 1 and not _UNDECODABLE.search(taken[0]):
                 yield taken[0], None  # the common case, first
                 continue
             text = "".join(taken)
+            if fields is not None and len(fields) == width and _UNDECODABLE.search(text):
+                yield _not_utf8(text, fields, header, start)
+                continue
             if not text.strip(" \t\r\n"):
                 continue  # a blank line is no row (pandas skips it too)
             swallows = len(taken) > 2 and _swallows_records(taken, width)
@@ -154,6 +189,15 @@ def records(path: Path, header: list[str]):
                                                   start + len(taken) - 1, error)
 
 
+def _not_utf8(text: str, fields: list[str], header: list[str], number: int) -> tuple[str, tuple[str, str, str]]:
+    """A record of the header's width holding bytes that are not UTF-8: quarantined, its cells kept (each such
+    byte as U+FFFD) so that the quarantine can name its key."""
+    column = header[next(i for i, f in enumerate(fields) if _UNDECODABLE.search(f))]
+    reason = (f"not UTF-8 text (line {number}); the contract's files are UTF-8: save the file as UTF-8 "
+              "(the value is shown as GB18030 reads it)")
+    return _UNDECODABLE.sub("\ufffd", text), (column, readable(text.rstrip("\r\n"))[:VALUE_CHARS], reason)
+
+
 def _swallows_records(taken: list[str], width: int) -> bool:
     """A quoted value spanning lines that holds a whole line with a record's commas is a stray quote
     swallowing records, not a line break a clerk typed into a name."""
@@ -162,7 +206,7 @@ def _swallows_records(taken: list[str], width: int) -> bool:
 
 def _line_problem(line: str, header: list[str], number: int, error: str | None) -> tuple[str, str, str]:
     """Column, value and reason for a first line whose quoting is broken."""
-    text = line.rstrip("\r\n")
+    text = readable(line.rstrip("\r\n"))
     found = quote_problem(text)
     if found is None:
         return "(line)", text[:VALUE_CHARS], f"cannot be read as CSV: {error} (line {number})"
@@ -174,7 +218,7 @@ def _line_problem(line: str, header: list[str], number: int, error: str | None) 
 def _count_problem(text: str, n_fields: int | None, header: list[str], first: int, last: int,
                    error: str | None) -> tuple[str, str, str]:
     """Column, value and reason for a record with the wrong number of fields (or unreadable on one line)."""
-    value = text.rstrip("\r\n")[:VALUE_CHARS]
+    value = readable(text.rstrip("\r\n"))[:VALUE_CHARS]
     if n_fields is None:
         return _line_problem(text, header, first, error)
     lines = f"line {first}" if first == last else f"lines {first}-{last}"

@@ -9,7 +9,6 @@ built from the contract, so the rules read like the contract does.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,12 +20,13 @@ import pandas as pd
 import pandera.pandas as pa
 
 from features.as_of import check_within_drop, latest_as_of, parse_as_of
-from features.contract import KIND_DTYPES, TABLES, ColumnSpec, TableSpec
+from features.cells import as_text, parse_column
+from features.contract import KIND_DTYPES, TABLES, TableSpec
 from features.ingest_files import IngestError, find_table_file, iter_raw, split_malformed, table_parts, with_malformed
 from features.uscc import uscc_valid
 from features.workspace import Workspace
 
-QUARANTINE_COLUMNS = ["table", "file", "row_number", "column", "value", "reason"]
+QUARANTINE_COLUMNS = ["table", "file", "row_number", "key", "column", "value", "reason"]  # key: the row's key as written
 ROW = "source_row"  # data-row number in the source file, counting from 1
 
 
@@ -46,81 +46,6 @@ class TableResult:
             "accepted": len(self.accepted),
             "quarantined": int(self.quarantine["row_number"].nunique()) if len(self.quarantine) else 0,
         }
-
-
-# -- parsing ------------------------------------------------------------------
-
-_PATTERNS = {
-    "date": (r"\d{4}-\d{2}-\d{2}", "%Y-%m-%d", "a date YYYY-MM-DD"),
-    "month": (r"\d{4}-\d{2}", "%Y-%m", "a month YYYY-MM"),
-}
-_BOOLS = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False, "yes": True, "no": False}
-
-
-def _as_text(raw: pd.Series) -> pd.Series:
-    text = raw.astype("str").str.strip()
-    return text.mask(raw.isna() | (text == ""))
-
-
-def _parquet_dates(raw: pd.Series) -> pd.Series:
-    """A Parquet column of calendar days as naive datetimes: ``date`` values (read as Python dates) and
-    timestamps with a zone (read at the wall-clock time of their zone: the day the department wrote, never
-    shifted to UTC); any other column as it is."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_localize(None)
-    if raw.dtype == object:
-        present = raw.dropna()
-        if len(present) and present.map(lambda v: isinstance(v, dt.date)).all():
-            return pd.to_datetime(raw)
-    return raw
-
-
-def parse_column(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series, str]:
-    """Typed values, a mask of cells present but unparseable, and what was expected."""
-    kind = spec.kind
-    if kind in ("date", "month"):
-        raw = _parquet_dates(raw)
-    if kind in ("date", "month") and pd.api.types.is_datetime64_any_dtype(raw):
-        values = raw.astype("datetime64[s]")
-        if kind == "month":
-            values = values.dt.to_period("M").dt.start_time.astype("datetime64[s]")
-        return values, pd.Series(False, index=raw.index), ""
-    if kind in ("decimal", "int") and raw.dtype in (np.dtype("float64"), np.dtype("int64")):
-        return _parse_numbers(raw, kind)
-    text = _as_text(raw)
-    present = text.notna()
-    if kind == "text":
-        return text.astype("str"), pd.Series(False, index=raw.index), ""
-    if kind in ("date", "month"):
-        pattern, fmt, expected = _PATTERNS[kind]
-        shaped = text.str.fullmatch(pattern).fillna(False).astype(bool)
-        values = pd.to_datetime(text.where(shaped), format=fmt, errors="coerce").astype("datetime64[s]")
-        return values, present & values.isna(), expected
-    if kind == "quarter":
-        shaped = text.str.fullmatch(r"\d{4}-Q[1-4]").fillna(False).astype(bool)
-        return text.where(shaped).astype("str"), present & ~shaped, "a quarter YYYY-Qn"
-    if kind in ("decimal", "int"):
-        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-        return _of_kind(numbers, present & (numbers.isna() | ~np.isfinite(numbers.fillna(0.0))), kind)
-    if kind == "bool":
-        mapped = text.str.lower().map(_BOOLS)
-        return mapped.astype("boolean"), present & mapped.isna(), "true or false"
-    raise ValueError(f"unknown column kind {kind!r}")
-
-
-def _parse_numbers(raw: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str]:
-    """``parse_column`` of a column a Parquet file already holds as float64 or int64: the numbers its text
-    would give back (a float64 prints and reads back exactly), without the text."""
-    numbers = raw.astype("float64")
-    return _of_kind(numbers, raw.notna() & ~np.isfinite(numbers.fillna(0.0)), kind)
-
-
-def _of_kind(numbers: pd.Series, bad: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str]:
-    """Numbers typed as the contract's ``decimal`` or ``int`` (a fractional value is no whole number)."""
-    if kind == "int":
-        fractional = numbers.notna() & (numbers != numbers.round())
-        return numbers.mask(fractional).round().astype("Int64"), bad | fractional, "a whole number"
-    return numbers.mask(bad), bad, "a number"
 
 
 def _pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
@@ -180,7 +105,7 @@ def _cell_problems(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, li
             problems.append(_failures(raw, bad, col.name, raw[col.name], f"not {expected}"))
     extras = [c for c in raw.columns if c not in spec.column_names]
     for c in extras:
-        typed[c] = _as_text(raw[c]).astype("str")
+        typed[c] = as_text(raw[c]).astype("str")
 
     try:
         _pandera_schema(spec).validate(typed, lazy=True)
@@ -210,6 +135,16 @@ def raw_key(spec: TableSpec, raw: pd.DataFrame) -> pd.Series:
     return out
 
 
+def _row_keys(spec: TableSpec, raw: pd.DataFrame) -> np.ndarray:
+    """Each row's key as written ('|' between the parts), empty where every part is (a malformed record):
+    what a later stage needs to know which row was quarantined (a permit whose register row was rejected)."""
+    parts = [as_text(raw[k]).fillna("").to_numpy(dtype=object) for k in spec.key]
+    keys = parts[0]
+    for part in parts[1:]:
+        keys = keys + "|" + part
+    return np.where(keys == "|" * (len(parts) - 1), "", keys)
+
+
 def duplicate_key_problems(keys: pd.DataFrame, rows: np.ndarray, written: pd.Series, spec: TableSpec) -> tuple[np.ndarray, pd.DataFrame]:
     """Rows whose key an earlier row already holds (first occurrence wins), among rows that are
     otherwise good: ``keys`` their typed key columns, ``rows`` their row numbers (ascending),
@@ -217,12 +152,13 @@ def duplicate_key_problems(keys: pd.DataFrame, rows: np.ndarray, written: pd.Ser
     key = list(spec.key)
     dup = keys[key].duplicated(keep="first").to_numpy()
     if not dup.any():
-        return dup, pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        return dup, pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     first_row = pd.Series(rows, index=keys.index).groupby([keys[k] for k in key], dropna=False).transform("min")
     idx = np.flatnonzero(dup)
     return dup, pd.DataFrame(
         {
             "row_number": rows[idx],
+            "key": written.iloc[idx].to_numpy(),
             "column": ",".join(key),
             "value": written.iloc[idx].to_numpy(),
             "reason": [f"duplicate key; first seen at row {int(r)}" for r in first_row.iloc[idx]],
@@ -248,7 +184,7 @@ def _quarantine_frame(spec: TableSpec, problems: list[pd.DataFrame], file: str) 
     quarantine = (
         pd.concat(problems, ignore_index=True).sort_values(["row_number", "column"], kind="stable")
         if problems
-        else pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        else pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     )
     quarantine.insert(0, "file", file)
     quarantine.insert(0, "table", spec.name)
@@ -268,7 +204,9 @@ def validate_chunk(spec: TableSpec, raw: pd.DataFrame, file: str, first_row: int
     bad_rows = np.zeros(len(raw), dtype=bool)
     for p in problems:
         bad_rows[p["row_number"].to_numpy() - 1] = True
+    keys = _row_keys(spec, raw)
     for p in problems:
+        p["key"] = keys[p["row_number"].to_numpy() - 1]
         p["row_number"] = p["row_number"] + first_row - 1
     good = typed[~bad_rows].copy()
     good[ROW] = np.flatnonzero(~bad_rows) + first_row
@@ -326,7 +264,7 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
     import duckdb
 
     if not parts:
-        return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     key = ", ".join(f'"{k}"' for k in spec.key)
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
     with duckdb.connect(config={"memory_limit": DUPLICATES_MEMORY, "threads": 2}) as con:
@@ -337,7 +275,7 @@ def _duplicates(spec: TableSpec, parts: list[Path]) -> pd.DataFrame:
                 ) ORDER BY {ROW}"""
         ).df()
     if not len(rows):
-        return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS[2:])
     _, problems = duplicate_key_problems(rows, rows[ROW].to_numpy(), rows["_raw_key"], spec)
     return problems
 

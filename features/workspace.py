@@ -94,6 +94,14 @@ class Workspace:
             for name, spec in TABLES.items()
         }
 
+    def quarantine(self, table: str | None = None) -> pd.DataFrame | None:
+        """Ingest's quarantine rows (of ``table`` only, if given), or None before ingest has run."""
+        path = self.table_path("quarantine", "quarantine")
+        if not path.exists():
+            return None
+        rows = pd.read_parquet(path)
+        return rows if table is None else rows[rows["table"] == table].reset_index(drop=True)
+
     # -- manifest ---------------------------------------------------------
     @property
     def manifest_path(self) -> Path:

@@ -7,7 +7,7 @@ correction, procedure guidance), not a field lead. Cases group the alerts of ``m
 | kind | alerts grouped | one case per | period | action |
 |---|---|---|---|---|
 | ``expired_permit_in_use`` | ``expired_permit`` | permit | the permit's expiry month (YYYY-MM) | ``enforcement_file`` |
-| ``unpermitted_use`` | ``unpermitted`` | entity and year (tax filings), or unknown permit number and year (meters) | YYYY | ``enforcement_file`` |
+| ``unpermitted_use`` | ``unpermitted`` | entity and year (tax filings), unknown permit number and year (meters), or permit and year (metered before its grant) | YYYY | ``enforcement_file`` |
 | ``quota_red`` | ``quota`` red | permit and year (basis permit), or entity and year (basis plan) | YYYY | ``notice`` |
 | ``tax_verification`` | ``tax_mismatch`` | taxpayer and quarter (all its taxable sources) | YYYY-Qn | ``tax_quantity_correction`` |
 | ``source_prevention`` | ``source_prevention`` | project | approval month (YYYY-MM) | ``procedure_guidance`` |
@@ -227,8 +227,10 @@ def unpermitted_cases(alerts: pd.DataFrame) -> pd.DataFrame:
     if hits.empty:
         return pd.DataFrame()
     hits = hits.assign(year=hits["period"].str[:4])
-    parts = [make(hits[hits["basis"] == basis]) for basis, make in (("tax", _tax_filing_cases), ("meter", _unknown_meter_cases))
-             if (hits["basis"] == basis).any()]
+    makers = (("tax", _tax_filing_cases), ("meter", _unknown_meter_cases), ("before_permit", _before_permit_cases))
+    parts = [make(hits[hits["basis"] == basis]) for basis, make in makers if (hits["basis"] == basis).any()]
+    if not parts:  # a meter on a permit whose register row was quarantined proves no breach: no case
+        return pd.DataFrame()
     cases = pd.concat(parts, ignore_index=True)
     cases["kind"] = "unpermitted_use"
     cases["period"] = cases["year"]
@@ -278,6 +280,24 @@ def _unknown_meter_cases(metered: pd.DataFrame) -> pd.DataFrame:
     )
     case["volume_at_stake_m3"] = case["metered_m3"]
     return case
+
+
+def _before_permit_cases(early: pd.DataFrame) -> pd.DataFrame:
+    """Per permit and year: what its meters measured before the permit was granted (未批先取)."""
+    case = early.groupby(["permit_id", "year"], as_index=False).agg(
+        uscc=("uscc", "first"), name=("name", "first"), district=("district", "first"),
+        metered_m3=("volume_at_stake_m3", "sum"), alert_ids=("alert_id", _join_ids), said=("message", "first"))
+    case["evidence"] = _evidence_json([{"before_permit_id": r.permit_id, "metered_m3": r.metered_m3} for r in case.itertuples()])
+    case["evidence_text"] = (  # the alert's own words: the grant day and the months before it
+        pd.Series([m.split(f"（{u}）", 1)[-1].split("，涉嫌")[0] for m, u in zip(case["said"], case["uscc"])], index=case.index, dtype="str")
+        + "。需立案查处：未经批准擅自取水，依法处罚并核定批准前取水量。"
+    )
+    case["evidence_text_en"] = (
+        "Meters on permit " + case["permit_id"] + " measured " + _m3_en(case["metered_m3"]) + " in " + case["year"]
+        + " before the permit was granted. Open an enforcement file: abstraction before approval."
+    )
+    case["volume_at_stake_m3"] = case["metered_m3"]
+    return case.drop(columns="said")
 
 
 # -- quota used up ---------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def run_checks(
         links = ws.read("linked", "linkage")
         as_of = ws.as_of()
         with reuse():  # the checks share intermediates (models.rules.memo)
-            alerts = checks(tables, links, as_of, settings.rules)
+            alerts = checks(tables, links, as_of, settings.rules, quarantine=ws.quarantine("permits"))
             cases = build_cases(tables, links, alerts, as_of, settings.rules)
             matches = water_rights_candidates(tables, links, as_of, settings.rules)
         outbox = build_outbox(alerts, tables["entities"], queued, settings.rules)

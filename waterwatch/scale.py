@@ -75,7 +75,7 @@ def check_partition(tables: dict[str, pd.DataFrame], links: pd.DataFrame, ctx: d
     from models.rules.rights import rights_market
 
     with reuse():  # the checks share the year's quota usage and the declared-beside-metered volumes
-        alerts = run_checks(tables, links, ctx["as_of"], ctx["rules"])
+        alerts = run_checks(tables, links, ctx["as_of"], ctx["rules"], quarantine=ctx.get("quarantine"))
         cases = build_cases(tables, links, alerts, ctx["as_of"], ctx["rules"])
         sellers, buyers = rights_market(tables, links, ctx["as_of"], ctx["rules"])
     outbox = build_outbox(alerts, tables["entities"], ctx["already_queued"], ctx["rules"])
@@ -115,6 +115,7 @@ def run_engine_stages(ws: Workspace, settings, stages=("profiles", "checks"), cu
         ctx = {
             "as_of": as_of, "first_month": plan.first_month, "rules": settings.rules, "stages": tuple(stages),
             "already_queued": set(already_queued),
+            "quarantine": ws.quarantine("permits") if "checks" in stages else None,
             "peer_codes": peer_codes(_entity_industries(ws)) if "profiles" in stages else {},
             "single": plan.buckets == 1, "cutoffs": [pd.Timestamp(c) for c in cutoffs],
         }

@@ -30,16 +30,18 @@ from models.rules.tax import declared_and_metered, tax_mismatch
 from models.settings import RuleSettings
 
 
-def run_checks(tables: dict[str, pd.DataFrame], links: pd.DataFrame | None, as_of, rules: RuleSettings) -> pd.DataFrame:
+def run_checks(tables: dict[str, pd.DataFrame], links: pd.DataFrame | None, as_of, rules: RuleSettings,
+               quarantine: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every deterministic check as of ``as_of`` (any day counts as its month's first: data of the months before
-    it); ``links`` None falls back to accounts' own uscc."""
+    it); ``links`` None falls back to accounts' own uscc; ``quarantine`` (ingest's quarantine rows) tells a
+    permit whose register row was rejected from one the register does not hold."""
     as_of = month_start(as_of)
     parts = [
         quota_warning(tables, links, as_of, rules),
         quota_projection(tables, links, as_of, rules),
         renewal_reminder(tables, as_of, rules),
         expired_permit_use(tables, as_of, rules),
-        unpermitted_abstraction(tables, as_of, rules),
+        unpermitted_abstraction(tables, as_of, rules, quarantine),
         tax_mismatch(tables, as_of, rules),
         source_prevention(tables, as_of, rules),
     ]

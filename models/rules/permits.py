@@ -1,6 +1,7 @@
 """Module 4: permit renewal and use outside a permit -- reminders before expiry, metered water after
-expiry or on a revoked or cancelled permit, and abstraction with no permit at all (declared in tax or
-metered on a permit number the register does not hold)."""
+expiry or on a revoked or cancelled permit, and abstraction with no permit at all (declared in tax,
+metered on a permit number the register does not hold, or metered before the permit was granted). A meter
+on a permit number whose register row ingest quarantined is a data problem to fix, not unpermitted use."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pandas as pd
 from features.compliance import (
     declarations_without_permit,
     known_permits,
+    metered_before_permit,
     meters_without_permit,
+    quarantined_keys,
     renewed,
     use_outside_permit,
 )
@@ -121,9 +124,11 @@ def expired_permit_use(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     return finish_alerts(g)
 
 
-def unpermitted_abstraction(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
+def unpermitted_abstraction(tables, as_of, rules: RuleSettings, quarantine: pd.DataFrame | None = None) -> pd.DataFrame:
     """Abstraction with no permit behind it: tax declared for a source the entity held no permit for
-    in that quarter, or meters booked to a permit number absent from the register."""
+    in that quarter, meters booked to a permit number absent from the register, and months metered on a
+    permit before it was granted (未批先取). ``quarantine``: ingest's quarantine rows (with ``key``); a
+    meter on a permit whose register row it holds is a ``warning`` to fix the register, not unpermitted use."""
     as_of = pd.Timestamp(as_of)
     tax = known_tax(tables, as_of, rules)
     bare = declarations_without_permit(tax, known_permits(tables["permits"], as_of))
@@ -132,6 +137,7 @@ def unpermitted_abstraction(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     taxed["volume"] = taxed["declared_m3"]
     taxed["evidence"] = "申报" + taxed["source"].map(SOURCE_CN) + "取水" + fmt_m3(taxed["declared_m3"])
     taxed["holder_name"] = np.nan
+    taxed["basis"] = "tax"
 
     metered = tables["abstraction"]
     window_start = as_of - pd.DateOffset(months=rules.enforcement_lookback_months)
@@ -143,23 +149,76 @@ def unpermitted_abstraction(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     orphan["source"] = ""
     orphan["holder_name"] = np.nan
     orphan["evidence"] = "计量设施登记在不存在的许可证号" + orphan["permit_id"] + "下，计量取水" + fmt_m3(orphan["volume"])
+    orphan["basis"] = "meter"
+    rejected = quarantined_keys(quarantine, "permits")
+    held = orphan["permit_id"].isin(rejected["key"])
+    early = _before_permit(metered, known_permits(tables["permits"], as_of))
 
-    hit = pd.concat([taxed, orphan], ignore_index=True)
-    if hit.empty:
-        return empty_alerts()
-    hit = with_entity(hit, tables, "holder_name")
+    hit = pd.concat([taxed, orphan[~held], early], ignore_index=True)
+    parts = [_unpermitted_alerts(with_entity(hit, tables, "holder_name"))] if len(hit) else []
+    if held.any():
+        parts.append(_quarantined_permit_alerts(orphan[held], rejected))
+    parts = [p for p in parts if not p.empty]
+    return finish_alerts(pd.concat(parts, ignore_index=True)) if parts else empty_alerts()
+
+
+def _before_permit(metered: pd.DataFrame, register: pd.DataFrame) -> pd.DataFrame:
+    """Per permit and year: the months metered before the permit was granted (未批先取), of permits known at
+    as_of (``metered`` holds the months before it only)."""
+    rows = metered.merge(register[["permit_id", "uscc", "holder_name", "source", "valid_from"]], on="permit_id")
+    rows = rows[metered_before_permit(rows, register)]
+    g = rows.assign(period=rows["month"].dt.year.astype("str")).groupby(["permit_id", "period"], as_index=False).agg(
+        uscc=("uscc", "first"), holder_name=("holder_name", "first"), source=("source", "first"),
+        valid_from=("valid_from", "first"), volume=("volume_m3", "sum"), first_month=("month", "min"),
+        last_month=("month", "max"))
+    first = g["first_month"].dt.strftime("%Y年%m月")
+    span = first.where(g["first_month"] == g["last_month"], first + "至" + g["last_month"].dt.strftime("%m月"))
+    g["evidence"] = ("取水许可证" + g["permit_id"] + "于" + g["valid_from"].dt.strftime("%Y年%m月%d日") + "方获批准，"
+                     + "批准前" + span + "已计量取水" + fmt_m3(g["volume"]) + "，属未批先取")
+    g["uscc"] = g["uscc"].fillna("")
+    g["basis"] = "before_permit"
+    return g.drop(columns=["valid_from", "first_month", "last_month"])
+
+
+def _unpermitted_alerts(hit: pd.DataFrame) -> pd.DataFrame:
+    """Red alerts of abstraction with no permit (``unpermitted_abstraction``)."""
     who = pd.Series(np.where(hit["uscc"] != "", hit["name"] + "（" + hit["uscc"] + "）", "未知取水户"), index=hit.index)
     no_permit = pd.Series(
         np.where(hit["source"] != "", "但该期间无有效" + hit["source"].map(SOURCE_CN).fillna("") + "取水许可", "无对应取水许可"),
         index=hit.index,
     )
+    early = hit["basis"] == "before_permit"  # its evidence names the year's months and the grant itself
     hit["kind"] = "unpermitted"
     hit["level"] = "red"
-    hit["basis"] = np.where(hit["uscc"] != "", "tax", "meter")
     hit["value"] = hit["volume"].round(1)
     hit["threshold"] = 0.0
     hit["unit"] = "m³"
     hit["volume_at_stake_m3"] = hit["volume"]
-    hit["message"] = who + hit["period"] + hit["evidence"] + "，" + no_permit + "，涉嫌无证取水，建议现场核查。"
+    said = (hit["period"] + hit["evidence"] + "，" + no_permit).where(~early, hit["evidence"])
+    hit["message"] = who + said + "，涉嫌无证取水，建议现场核查。"
     hit["audience"] = "bureau"
-    return finish_alerts(hit)
+    return hit
+
+
+def _quarantined_permit_alerts(held: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
+    """Warnings for meters on a permit number whose register row ingest quarantined: the register row is to be
+    fixed and the drop ingested again; nothing shows the holder abstracts without a permit."""
+    row = held.merge(rejected.rename(columns={"value": "written"}), left_on="permit_id", right_on="key", how="left")
+    row["kind"] = "unpermitted"
+    row["level"] = "warning"
+    row["basis"] = "quarantined_permit"
+    row["name"] = ""
+    row["district"] = ""
+    row["value"] = row["volume"].round(1)
+    row["threshold"] = 0.0
+    row["unit"] = "m³"
+    row["volume_at_stake_m3"] = row["volume"]
+    where = (row["file"].astype("str") + "第" + row["row_number"].astype("int64").astype("str") + "行，"
+             + row["column"].astype("str") + "：" + row["reason"].astype("str") + "，原值“" + row["written"].astype("str") + "”")
+    row["message"] = (
+        row["period"] + "年计量设施登记在许可证号" + row["permit_id"] + "下，计量取水" + fmt_m3(row["volume"])
+        + "。该许可证在取水许可登记中有记录，但其登记行在数据接入时被隔离（" + where + "），无法核对许可。"
+        "请先更正取水许可登记数据并重新接入后复核，不应据此认定无证取水。"
+    )
+    row["audience"] = "bureau"
+    return row

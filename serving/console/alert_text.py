@@ -51,6 +51,16 @@ TEMPLATES_EN = {
                       "{period}. Suspected abstraction without a valid permit: inspect and order it to stop.",
     "unpermitted": "{name} ({uscc}) declared {value} m³ of {source} abstraction in {period} without a valid "
                    "permit for it. Suspected unpermitted abstraction: inspect on site.",
+    # an unpermitted alert by its basis (tax filing is the kind's own text above)
+    "unpermitted.meter": "Meters booked to permit number {permit}, which the register does not hold, measured {value} m³ "
+                         "in {period}. Suspected unpermitted abstraction: inspect on site.",
+    "unpermitted.before_permit": "{name} ({uscc}): meters on abstraction permit {permit} measured {value} m³ in "
+                                 "{period} before the permit was granted. Abstraction before approval: open an "
+                                 "enforcement file.",
+    "unpermitted.quarantined_permit": "Meters booked to permit number {permit} measured {value} m³ in {period}. The "
+                                      "permit's register row was quarantined at ingest, so the permit could not be "
+                                      "checked: correct the register data and ingest again. This is no evidence of "
+                                      "unpermitted abstraction.",
     "tax_mismatch": "{name} ({uscc}), {period}: the declared {source} abstraction differs from the metered volume "
                     "by {value}% (tolerance {threshold}%), {volume} m³ at stake, about ¥{tax} of tax. Check with "
                     "the tax bureau.",
@@ -67,7 +77,7 @@ def alert_text(alert, lang: str) -> str:
     get = (lambda k: alert.get(k)) if isinstance(alert, dict) else (lambda k: getattr(alert, k, None))
     if lang != "en":
         return get("message") or ""
-    template = TEMPLATES_EN.get(get("kind") or "")
+    template = TEMPLATES_EN.get(f"{get('kind')}.{get('basis')}") or TEMPLATES_EN.get(get("kind") or "")
     if template is None:
         f = _fields(alert)
         return (f"{t('kind.' + str(get('kind')), 'en')} ({f['level']}): {f['value1']} {get('unit') or ''} "
