@@ -308,7 +308,7 @@ def serve(
         typer.echo(f"demo logins (password {DEMO_PASSWORD}): supervisor, analyst, admin; officer1, officer2, … "
                    f"(one per district, in the order of the districts' names)")
     # httptools parses HTTP in C and uvloop runs the event loop (both from uvicorn[standard]): less server CPU a
-    # request than the pure-Python h11 and asyncio (README, "Performance")
+    # request than the pure-Python h11 and asyncio (docs/measurements.md, "Benchmarks")
     uvicorn.run(app_, host=host, port=port, log_level="warning", http="httptools", loop="uvloop")
 
 

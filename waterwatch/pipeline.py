@@ -161,7 +161,8 @@ def run_train(ws: Workspace, settings: Settings, trials: int | None = None, extr
 def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
     from serving.scoring import score
 
-    # one process: scoring 200,000 entities in two (serving.scoring, workers=2) measured no faster (README)
+    # one process: scoring 200,000 entities in two (serving.scoring, workers=2) measured no faster
+    # (docs/measurements.md, "Province scale")
     leads = score(ws.root, settings)
     ws.reset_stage("scores")
     ws.write("scores", "leads", leads)
