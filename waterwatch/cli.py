@@ -256,7 +256,9 @@ def send(
         only = of_city(city)
     sender = sender_from(settings)
     where = getattr(sender, "url", None) or getattr(sender, "path", "")
-    typer.echo(f"sender {sender.name} ({where}), signature 【{signature_of(settings)}】"
+    configured = getattr(settings.sms, "signature", None)
+    signed = f"signature 【{signature_of(settings)}】" + ("" if configured else " (a province city's messages keep their own city's)")
+    typer.echo(f"sender {sender.name} ({where}), {signed}"
                + ("" if city is None else f", {city}'s messages only"))
     while True:
         sent = send_due(sessions, sender, settings.sms, limit=limit, where=only)
