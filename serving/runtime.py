@@ -61,7 +61,8 @@ class ModelInfo:
 
 
 def load_champion(artifact: str | None) -> tuple[Any, str | None]:
-    """The champion's joblib bundle named by the run (no MLflow server needed); the reason when it cannot load."""
+    """The joblib bundle the run names, the copy kept of the one that scored it (``training.artifacts.keep_scored``;
+    no MLflow server needed); the reason when it cannot load."""
     if not artifact:
         return None, "the published run names no model artifact"
     from training.artifacts import load_bundle
@@ -145,9 +146,15 @@ def _infos(runs: list[Run]) -> ModelInfo:
 def _info_of(run, champion_of=load_champion) -> ModelInfo:
     meta = run.model_info or {}
     backtest = meta.get("backtest") or meta.get("metrics") or {}
+    version = None if run.model_version is None else str(run.model_version)
     champion, error = champion_of(meta.get("artifact"))
+    if champion is not None and version is not None and champion.version != version:
+        # a run published before scoring kept its model names champion.joblib, since rewritten by a training or a
+        # rollback: predict would answer with a model that did not rank the run's leads
+        champion, error = None, (f"{meta.get('artifact')} now holds model version {champion.version}, not version "
+                                 f"{version} that scored run {run.run_id}: score the run again and publish it")
     return ModelInfo(
-        run_id=run.run_id, version=None if run.model_version is None else str(run.model_version),
+        run_id=run.run_id, version=version,
         trained_at=meta.get("trained_at"), as_of=None if run.as_of is None else run.as_of.isoformat(),
         published_at=run.published_at, backtest=backtest if isinstance(backtest, dict) else {},
         champion=champion, champion_error=error, live_runs=(run.run_id,), city=run.city,

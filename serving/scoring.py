@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.workspace import Workspace
-from training.artifacts import ModelBundle, load_champion
+from training.artifacts import ModelBundle, read_champion
 
 LEAD_COLUMNS = ["rank", "uscc", "name", "district", "industry_code", "risk_score", "reasons", "model_version",
                 "reason_codes", "documented_breach"]
@@ -134,12 +134,18 @@ def served_champion(workspace: Path | str, settings) -> ModelBundle:
     columns against the workspace, records who made it the champion and why, and rewrites ``model.json`` so that
     ``publish`` records the model that scored; scoring itself stays a stage that reads only the workspace. When the
     registry cannot be read (a tracking server down) the file is used and the log says so."""
+    return checked_champion(workspace, settings)[0]
+
+
+def checked_champion(workspace: Path | str, settings) -> tuple[ModelBundle, bytes]:
+    """``served_champion`` and the bytes of the file it was read from (``training.artifacts.keep_scored`` keeps
+    them as the run's model)."""
     from training.champion import scoring_champion
 
-    bundle = load_champion(workspace)
+    bundle, data = read_champion(workspace)
     if hasattr(settings, "resolved_tracking_uri") and hasattr(settings, "model"):
         scoring_champion(bundle, workspace, settings.resolved_tracking_uri(), settings.model.registered_model_name)
-    return bundle
+    return bundle, data
 
 
 def _scored(bundle: ModelBundle, chunk: pd.DataFrame, cases: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -98,7 +99,10 @@ def test_rollback_through_the_cli_moves_the_alias_and_score_serves_that_version(
     info = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert info["version"] == info["champion_version"] == "1" and info["previous_champion_version"] == "2"
     assert info["last_trained_version"] == "2" and "analyst-li" in info["promotion"]
-    assert info["artifact"] == str((ws / "models" / "champion.joblib").resolve())
+    # the run names a kept copy of the bundle that scored it (champion.joblib is rewritten by the next rollback)
+    kept = Path(info["artifact"])
+    assert kept.parent == (ws / "models" / "scored").resolve() and kept.name.startswith("champion-v1-")
+    assert kept.read_bytes() == (ws / "models" / "champion.joblib").read_bytes()
 
     published = runner.invoke(app, ["publish", "--out", str(out)], env=env)  # the store records version 1
     assert published.exit_code == 0, published.output

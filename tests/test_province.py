@@ -98,6 +98,15 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
                    for c in ("聊城市", "德州市")}
         assert s.query(Lead).filter(Lead.city.is_(None)).count() == 0
     assert by_city["聊城市"] == liaocheng and by_city["德州市"] and not by_city["德州市"] & liaocheng
+    # both cities' runs name the one kept copy of the province model that scored them: one model serves them
+    from serving.runtime import ModelHolder
+
+    kept = {json.loads((out / "cities" / c / "model.json").read_text(encoding="utf-8"))["artifact"]
+            for c in ("city=371400", "city=371500")}
+    assert len(kept) == 1 and Path(kept.pop()).parent == (out / "workspace" / "models" / "scored").resolve()
+    served = ModelHolder(sessions).reload()
+    assert served.models_differ == () and {info.city for info in served.cities} == {"聊城市", "德州市"}
+    assert {info.champion.version for info in served.cities} == set(city["model_version"].astype(str))
     app = create_app(settings, session_factory=sessions, routers=[console_router()])
     with TestClient(app, base_url="http://testserver") as client:
         client.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD})

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +17,7 @@ import pandas as pd
 
 MODEL_FILE = "risk_model.joblib"
 CHAMPION_FILE = "champion.joblib"
+SCORED_DIR = "scored"  # under models/: the bundles runs were scored with, one file per version and content
 TEXT_COLUMNS = ("industry_code",)  # model input kept as text (peer groups); see training.backtest
 
 
@@ -146,7 +151,32 @@ def champion_path(workspace: Path | str) -> Path:
 
 
 def load_champion(workspace: Path | str) -> ModelBundle:
+    return read_champion(workspace)[0]
+
+
+def read_champion(workspace: Path | str) -> tuple[ModelBundle, bytes]:
+    """``champion.joblib`` and its bytes, read once: the bundle is the one those bytes hold even when a training
+    or a rollback rewrites the file meanwhile, so that ``keep_scored`` keeps the very model that scored."""
     path = champion_path(workspace)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run `waterwatch train` first")
-    return load_bundle(path)
+    data = path.read_bytes()
+    bundle = joblib.load(io.BytesIO(data))
+    if not isinstance(bundle, ModelBundle):
+        raise TypeError(f"{path} does not hold a WaterWatch model bundle")
+    return bundle, data
+
+
+def keep_scored(workspace: Path | str, bundle: ModelBundle, data: bytes) -> Path:
+    """The bundle a run was scored with (``data``: its file's bytes), kept as ``models/scored/champion-v<version>-
+    <digest>.joblib``: named by its content, so never rewritten (the same bundle lands on the same name). The run's
+    ``model.json`` names this file, not ``champion.joblib``, which the next training or rollback rewrites: the
+    service then serves the model that ranked the run's leads, however the champion moved since."""
+    version = re.sub(r"[^0-9A-Za-z._-]+", "_", bundle.version)
+    path = models_dir(workspace) / SCORED_DIR / f"champion-v{version}-{hashlib.sha256(data).hexdigest()[:16]}.joblib"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a service never reads half a file
+    return path

@@ -6,8 +6,9 @@ champion with ``waterwatch champion --workspace WS --version N --reason "..."`` 
 moves, who and why are recorded as the version's ``promotion`` tag (the training run's own decision stays the
 run's tag), ``champion.joblib`` is written from that version's registered model (refused when the model's feature
 columns are not the workspace snapshot's) and ``models/model.json`` describes it, so that the next ``score`` serves
-it and ``publish`` records it. ``registry_champion`` tells scoring what the alias points to, or why it cannot be
-read.
+it and ``publish`` records it. A run scored before keeps its own model: ``score`` names a kept copy of the bundle it
+scored with (``training.artifacts.keep_scored``), never ``champion.joblib``, as the run's ``artifact``.
+``registry_champion`` tells scoring what the alias points to, or why it cannot be read.
 """
 
 from __future__ import annotations

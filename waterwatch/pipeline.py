@@ -159,21 +159,42 @@ def run_train(ws: Workspace, settings: Settings, trials: int | None = None, extr
 
 
 def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
-    from serving.scoring import score
+    """The leads, by the champion; the bundle that scored them kept under its version and content
+    (``training.artifacts.keep_scored``) and named as ``artifact`` in ``models/model.json``."""
+    from serving.scoring import checked_champion, score
+    from training.artifacts import keep_scored
 
+    bundle, data = checked_champion(ws.root, settings)  # refused when the registry's alias says otherwise
     # one process: scoring 200,000 entities in two (serving.scoring, workers=2) measured no faster
     # (docs/measurements.md, "Province scale")
-    leads = score(ws.root, settings)
+    leads = score(ws.root, settings, bundle=bundle)
+    kept = keep_scored(ws.root, bundle, data)  # before the leads: none are written without their model kept
     ws.reset_stage("scores")
     ws.write("scores", "leads", leads)
+    name_scored_model(ws, kept, bundle.version)
     return leads
+
+
+def name_scored_model(ws: Workspace, artifact: Path, version: str) -> None:
+    """``models/model.json``'s ``artifact``: the kept copy of the bundle that scored, no longer ``champion.joblib``,
+    which the next training or rollback rewrites (a service started after it would answer with a model that did
+    not rank the run's leads). Left alone when model.json describes another version: ``publish`` refuses such
+    leads and model.json together (``serving.run_files.scored_version``)."""
+    path = ws.stage("models") / "model.json"
+    if not path.exists():
+        return
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if str(info.get("champion_version") or info.get("version")) != version:
+        return
+    info["artifact"] = str(Path(artifact).resolve())
+    path.write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 
 
 def write_model_info(ws: Workspace, out: Path) -> Path | None:
     """``model.json`` beside a run's leads: the summary of the workspace's last training, whose ``champion_version``
-    is the model ``run_score`` scores with. ``waterwatch publish`` records it as the run's model, so the pipeline
-    and ``waterwatch score`` both write it beside the leads they write; one left from an earlier run would
-    describe an older model."""
+    is the model ``run_score`` scores with and whose ``artifact`` is the copy of it that scored (``run_score``).
+    ``waterwatch publish`` records it as the run's model, so the pipeline and ``waterwatch score`` both write it
+    beside the leads they write; one left from an earlier run would describe an older model."""
     source = ws.stage("models") / "model.json"
     if not source.exists():
         return None
