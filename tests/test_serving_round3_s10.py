@@ -7,11 +7,16 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from serving.console.routes import dashboard
 from serving.i18n import t
+from serving.security import issue_token
+from serving.services.login import PURGE_AFTER
+from serving.store import RevokedToken, User, utcnow
 from test_security import store  # noqa: F401 - the fixture is used by the tests
 from test_store import empty_store_url  # noqa: F401 - the fixture is used by ``store``
 
@@ -63,4 +68,42 @@ def test_the_hit_rate_counts_each_leads_current_verdict_once(store):
     (run,) = _export(page, "runs")
     assert [run[c] for c in columns] == ["3", "1", "0.5"]
     assert 'data-tile="violations">1<' in _page(store, "off_dc").get("/queue").text  # the queue's tile: the same
+
+
+# -- 2. revoked tokens that expired anyway are deleted --------------------------------------------------------
+
+
+def test_revoked_tokens_that_expired_anyway_are_deleted_on_logout_and_login(store):
+    """Every logout added a row to revoked_tokens and none ever went. A logout and a login now delete the rows of
+    tokens expired (``PURGE_AFTER`` ago, for servers whose clocks differ); a revoked token that has not expired
+    keeps its row and stays refused."""
+    with store.sessions() as s:
+        user = s.scalars(select(User).where(User.username == "sup")).one()
+        uid, version = user.id, user.token_version
+    secret = store.settings.auth.secret_key.get_secret_value()
+    expired, claims = issue_token("sup", uid, version, secret, -60)  # its row may go: it is refused as expired
+    now = utcnow()
+
+    def revoke(jti: str, expires_at) -> None:
+        with store.sessions() as s, s.begin():
+            s.add(RevokedToken(jti=jti, user_id=uid, expires_at=expires_at, revoked_at=expires_at - timedelta(hours=1)))
+
+    def rows() -> set[str]:
+        with store.sessions() as s:
+            return set(s.scalars(select(RevokedToken.jti)))
+
+    revoke(claims.jti, claims.expires_at)
+    revoke("expired-a-day-ago", now - timedelta(days=1))
+    revoke("expired-just-now", now - PURGE_AFTER / 2)  # another server's clock may still take it
+    revoke("expires-in-a-minute", now + timedelta(minutes=1))
+    live = store.h("sup")
+    assert store.client.post("/api/v1/auth/logout", headers=live).status_code == 204
+    kept = {"expired-just-now", "expires-in-a-minute"}
+    assert len(rows()) == 3 and kept < rows()  # the logged-out token's own row, and the two not yet expired
+    for headers in (live, {"Authorization": f"Bearer {expired}"}):
+        assert store.client.get("/api/v1/leads", headers=headers).status_code == 401
+    revoke("expired-an-hour-ago", now - timedelta(hours=1))
+    assert store.login("sup").status_code == 200  # a login clears them too
+    assert "expired-an-hour-ago" not in rows() and len(rows()) == 3
+    assert store.client.get("/api/v1/leads", headers=live).status_code == 401
 
