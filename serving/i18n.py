@@ -30,6 +30,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login.submit": ("登录", "Log in"),
     "login.failed": ("用户名或密码错误", "Wrong username or password"),
     "login.expired": ("登录已过期，请重新登录", "Your session expired, please log in again"),
+    "login.csrf": ("登录页面已失效或并非来自本系统，请重新登录",
+                   "The login form expired or did not come from this site: please log in again"),
     "login.hint": ("请使用单位分配的账号登录", "Use the account issued by the bureau"),
     # roles
     "role.officer": ("水行政服务官", "Field officer"),

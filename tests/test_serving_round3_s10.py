@@ -10,13 +10,19 @@ import re
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from console_forms import login_token, post_login
+from serving.api import create_app
+from serving.console import console_router
 from serving.console.routes import dashboard
 from serving.i18n import t
 from serving.security import issue_token
 from serving.services.login import PURGE_AFTER
-from serving.store import RevokedToken, User, utcnow
+from serving.store import AuditLog, LoginThrottle, RevokedToken, User, utcnow
+from test_api import PASSWORD as API_PASSWORD
+from test_api import template_db  # noqa: F401 - the fixture is used by ``api``
+from test_review_serving_s9 import api  # noqa: F401 - the fixture is used by the tests
 from test_security import store  # noqa: F401 - the fixture is used by the tests
 from test_store import empty_store_url  # noqa: F401 - the fixture is used by ``store``
 
@@ -106,4 +112,47 @@ def test_revoked_tokens_that_expired_anyway_are_deleted_on_logout_and_login(stor
     assert store.login("sup").status_code == 200  # a login clears them too
     assert "expired-an-hour-ago" not in rows() and len(rows()) == 3
     assert store.client.get("/api/v1/leads", headers=live).status_code == 401
+
+
+# -- 3. login CSRF -------------------------------------------------------------------------------------------
+
+
+def test_the_login_form_carries_a_token_like_every_console_form(api):
+    """The console's forms carry a token bound to the session (and its cookie is SameSite=Lax); the login form
+    carried none, so another site could post it and sign the user in under the attacker's account (what they
+    then record would be the attacker's). Its token is bound to a random cookie of the login page's own."""
+    app = create_app(api.settings, api.sessions, routers=[console_router()], demo_users=False)
+    browser = TestClient(app)
+    page = browser.get("/login")
+    cookie = page.headers["set-cookie"]
+    assert "ww_login=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert "path=/login" in cookie.lower()
+    token = login_token(browser)
+    assert token == _csrf(page.text)  # the browser's cookie is kept: two tabs' forms both work
+    attacker = TestClient(app)
+    forged = [
+        ("no token (another site's form)", browser, {}),
+        ("a wrong token", browser, {"csrf": "0" * 32}),
+        ("the attacker's own token", browser, {"csrf": login_token(attacker)}),
+        ("a token without its cookie", TestClient(app), {"csrf": token}),
+    ]
+    for why, client, extra in forged:
+        r = client.post("/login", data={"username": "sup", "password": API_PASSWORD, **extra}, follow_redirects=False)
+        assert r.status_code == 403, why
+        assert "ww_session" not in r.headers.get("set-cookie", ""), why
+        assert "登录页面已失效" in r.text and 'name="csrf"' in r.text, why  # the form again, with a token
+    with api.sessions() as s:  # refused before any password was checked or counted
+        assert s.scalar(select(func.count()).where(AuditLog.action.in_(("login", "login_failed")))) == 0
+        assert s.scalar(select(func.count()).select_from(LoginThrottle)) == 0
+    english = TestClient(app)
+    english.get("/login?lang=en")
+    r = english.post("/login", data={"username": "sup", "password": API_PASSWORD})
+    assert r.status_code == 403 and "did not come from this site" in r.text
+    retry = _csrf(r.text)  # the refusal's form works
+    r = english.post("/login", data={"username": "sup", "password": API_PASSWORD, "csrf": retry},
+                     follow_redirects=False)
+    assert r.status_code == 303 and "ww_session=" in r.headers["set-cookie"]
+    r = post_login(browser, "sup", API_PASSWORD, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+    assert 'ww_login=""' in r.headers["set-cookie"]  # spent: the next login form makes a new one
 
