@@ -225,3 +225,8 @@ MODULE_STRINGS.update({
     "cases.note": ("说明（撤销须填写理由）", "Note (a dismissal needs a reason)"),
     "cases.note_required": ("撤销案件须填写理由，案件状态未改变。", "A dismissal needs a reason: the case was not moved."),
 })
+
+# session 10: a case a colleague holds
+MODULE_STRINGS.update({
+    "cases.held_by": ("由 {who} 办理：只有本人或督查负责人可以更改", "{who} is handling it: only they or a supervisor may move it"),
+})

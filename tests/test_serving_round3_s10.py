@@ -19,7 +19,7 @@ from serving.console.routes import dashboard
 from serving.i18n import t
 from serving.security import issue_token
 from serving.services.login import PURGE_AFTER
-from serving.store import AuditLog, LoginThrottle, RevokedToken, User, utcnow
+from serving.store import AuditLog, Case, LoginThrottle, RevokedToken, User, utcnow
 from test_api import PASSWORD as API_PASSWORD
 from test_api import template_db  # noqa: F401 - the fixture is used by ``api``
 from test_review_serving_s9 import api  # noqa: F401 - the fixture is used by the tests
@@ -155,4 +155,41 @@ def test_the_login_form_carries_a_token_like_every_console_form(api):
     r = post_login(browser, "sup", API_PASSWORD, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard"
     assert 'ww_login=""' in r.headers["set-cookie"]  # spent: the next login form makes a new one
+
+
+# -- 4. an officer moves only the cases nobody or they hold ----------------------------------------------------
+
+
+def test_an_officer_moves_only_cases_nobody_or_they_hold_a_supervisor_any(store):
+    """Any officer of the district could close or dismiss a case a colleague had in progress. Now only its holder
+    (or, for a case nobody holds, any officer of the district) and supervisors; on the API and the console, and
+    every move that happens is audited with whom the case was held by."""
+    url = "/api/v1/cases/C-expired-1/status"
+    off, off2, sup = store.h("off_dc"), store.h("off_dc2"), store.h("sup")
+    r = store.client.post(url, headers=off, json={"status": "in_progress"})  # nobody held it
+    assert r.status_code == 200 and r.json()["assignee"] == "off_dc"
+    for body in ({"status": "closed"}, {"status": "dismissed", "note": "已整改"}):
+        r = store.client.post(url, headers=off2, json=body)
+        assert r.status_code == 403 and "off_dc" in r.json()["detail"], r.text
+    colleague, holder = _page(store, "off_dc2"), _page(store, "off_dc")
+    html = colleague.get("/cases?kind=expired_permit_in_use").text
+    row = html.split('data-case-id="C-expired-1"')[1].split("</tr>")[0]
+    assert "data-move=" not in row and 'data-held-by="off_dc"' in row and "off_dc 办理" in row
+    assert 'data-move="closed"' in holder.get("/cases?kind=expired_permit_in_use").text
+    r = colleague.post("/cases/C-expired-1/status", data={"csrf": _csrf(html), "status": "closed"},
+                       follow_redirects=False)
+    assert r.status_code == 403 and "off_dc" in r.text
+    with store.sessions() as s:
+        case = s.get(Case, "C-expired-1")
+        assert (case.status, case.assignee) == ("in_progress", "off_dc")
+    assert store.client.post(url, headers=off, json={"status": "closed"}).status_code == 200  # its holder
+    assert store.client.post(url, headers=sup, json={"status": "open", "note": "证据需补充"}).status_code == 200
+    assert store.client.post(url, headers=off2, json={"status": "in_progress"}).status_code == 403  # still off_dc's
+    assert store.client.post(url, headers=sup, json={"status": "dismissed", "note": "许可证已续期"}).status_code == 200
+    with store.sessions() as s:
+        log = s.scalars(select(AuditLog).where(AuditLog.action == "case_status").order_by(AuditLog.id)).all()
+    assert [(a.actor, a.detail["from"], a.detail["to"], a.detail["assignee"]) for a in log] == [
+        ("off_dc", "open", "in_progress", None), ("off_dc", "in_progress", "closed", "off_dc"),
+        ("sup", "closed", "open", "off_dc"), ("sup", "open", "dismissed", "off_dc")]
+    assert log[0].detail["assignee_to"] == "off_dc"
 
