@@ -22,7 +22,7 @@ from serving.services.login import PURGE_AFTER
 from serving.store import AuditLog, Case, LoginThrottle, RevokedToken, User, utcnow
 from test_api import PASSWORD as API_PASSWORD
 from test_api import template_db  # noqa: F401 - the fixture is used by ``api``
-from test_review_serving_s9 import api  # noqa: F401 - the fixture is used by the tests
+from test_review_serving_s9 import api, console  # noqa: F401 - the fixture is used by the tests
 from test_security import store  # noqa: F401 - the fixture is used by the tests
 from test_store import empty_store_url  # noqa: F401 - the fixture is used by ``store``
 
@@ -193,3 +193,32 @@ def test_an_officer_moves_only_cases_nobody_or_they_hold_a_supervisor_any(store)
         ("sup", "closed", "open", "off_dc"), ("sup", "open", "dismissed", "off_dc")]
     assert log[0].detail["assignee_to"] == "off_dc"
 
+
+# -- 5. the console says when an export will be cut -----------------------------------------------------------
+
+
+def test_the_console_says_where_the_export_link_is_that_the_export_will_be_cut(api, monkeypatch):
+    """A list longer than an export holds was cut, said only in the file's ``X-Export-Truncated`` header, which
+    a browser's download never shows. The page with the link says it: the first N of M rows."""
+    from serving.console import export
+
+    with console(api, "sup") as page:
+        html = page.get("/queue?status=open").text
+        total = int(re.search(r'<p class="muted count">共 (\d+) 条线索</p>', html)[1])
+        assert "data-export-cut" not in html  # under the limit: nothing to say
+        monkeypatch.setattr(export, "MAX_ROWS", 5)
+        html = page.get("/queue?status=open").text
+        notice = re.search(r'<p class="notice small export-cut" data-export-cut="5">([^<]+)</p>', html)
+        assert notice and notice[1] == t("list.export_cut", "zh", n=5, total=f"{total:,}"), notice
+        assert f"{total:,}" in notice[1] and total > 5
+        english = page.get("/queue?status=open&lang=en").text
+        assert f"The export holds the first 5 of {total:,} rows" in english
+        r = page.get("/queue", params={"status": "open", "format": "csv"})
+        assert r.headers["X-Export-Truncated"] == "5"  # kept for API users
+        assert len(list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))) == 1 + 5
+        for path in ("/alerts", "/cases?kind=expired_permit_in_use", "/outbox"):
+            assert "data-export-cut" not in page.get(path).text, path  # two alerts, one case, few messages
+        monkeypatch.setattr(export, "MAX_ROWS", 1)
+        assert 'data-export-cut="1"' in page.get("/alerts").text
+        officers = page.get("/dashboard?lang=zh").text.split(t("dash.workload"))[1].split("</section>")[0]
+        assert 'data-export-cut="1"' in officers  # the dashboard's tables too
