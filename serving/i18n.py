@@ -30,6 +30,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login.submit": ("登录", "Log in"),
     "login.failed": ("用户名或密码错误", "Wrong username or password"),
     "login.expired": ("登录已过期，请重新登录", "Your session expired, please log in again"),
+    "login.csrf": ("登录页面已失效或并非来自本系统，请重新登录",
+                   "The login form expired or did not come from this site: please log in again"),
     "login.hint": ("请使用单位分配的账号登录", "Use the account issued by the bureau"),
     # roles
     "role.officer": ("水行政服务官", "Field officer"),
@@ -175,7 +177,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "dash.in_queue": ("队列中线索", "Leads in queue"),
     "dash.verdicts": ("已登记结论", "Verdicts recorded"),
     "dash.hit_rate": ("查实率", "Hit rate"),
-    "dash.hit_rate_note": ("存在违法 ÷（存在违法 + 未发现违法）", "violations ÷ (violations + no violation)"),
+    "dash.hit_rate_note": ("存在违法 ÷（存在违法 + 未发现违法），每条线索只计当前有效的结论",
+                           "violations ÷ (violations + no violation), each lead's current verdict once"),
     "dash.alerts": ("预警", "Alerts"),
     "dash.outbox": ("短信发件箱", "SMS outbox"),
     "dash.by_district": ("各辖区线索与状态", "Leads by district and status"),

@@ -225,3 +225,10 @@ MODULE_STRINGS.update({
     "cases.note": ("说明（撤销须填写理由）", "Note (a dismissal needs a reason)"),
     "cases.note_required": ("撤销案件须填写理由，案件状态未改变。", "A dismissal needs a reason: the case was not moved."),
 })
+
+# session 10: a case a colleague holds; an export cut at its row limit, said on the page that offers it
+MODULE_STRINGS.update({
+    "cases.held_by": ("由 {who} 办理：只有本人或督查负责人可以更改", "{who} is handling it: only they or a supervisor may move it"),
+    "list.export_cut": ("导出文件只含前 {n} 条（共 {total} 条）：缩小筛选范围可导出其余记录。",
+                        "The export holds the first {n} of {total} rows: narrow the filters to export the rest."),
+})

@@ -372,7 +372,7 @@ class User(Base):
 
 
 class RevokedToken(Base):
-    """A login token revoked before it expired (logout); kept until then."""
+    """A login token revoked before it expired (logout); kept until then (a login or logout deletes it after)."""
 
     __tablename__ = "revoked_tokens"
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)

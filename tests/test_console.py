@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
+from console_forms import post_login
 from serving.services.users import DEMO_PASSWORD
 from serving.settings import AuthSettings
 from waterwatch.settings import Settings
@@ -133,7 +134,7 @@ def officer_of(district: str) -> str:
 
 def login(env, username: str, follow: bool = False):
     client = env["TestClient"](env["app"], base_url="http://testserver")
-    r = client.post("/login", data={"username": username, "password": DEMO_PASSWORD}, follow_redirects=follow)
+    r = post_login(client, username, DEMO_PASSWORD, follow_redirects=follow)
     return client, r
 
 
@@ -164,7 +165,7 @@ def test_login_redirects_by_role_and_sets_httponly_cookie(env):
 
 def test_wrong_password_and_anonymous_pages(env):
     client = env["TestClient"](env["app"])
-    r = client.post("/login", data={"username": "supervisor", "password": "wrong"}, follow_redirects=False)
+    r = post_login(client, "supervisor", "wrong", follow_redirects=False)
     assert r.status_code == 401 and "用户名或密码错误" in r.text and "ww_session" not in r.headers.get("set-cookie", "")
     r = client.get("/queue", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2Fqueue")
@@ -327,14 +328,11 @@ def test_odd_lead_ids_logout_and_next(env):
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
     # after login the user lands where he was sent, unless it is another site or a page of another role
     anon = env["TestClient"](env["app"])
-    r = anon.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD, "next": "/queue?status=closed"},
-                  follow_redirects=False)
+    r = post_login(anon, "supervisor", DEMO_PASSWORD, next="/queue?status=closed", follow_redirects=False)
     assert r.headers["location"] == "/queue?status=closed"
-    r = anon.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD, "next": "//evil.example/"},
-                  follow_redirects=False)
+    r = post_login(anon, "supervisor", DEMO_PASSWORD, next="//evil.example/", follow_redirects=False)
     assert r.headers["location"] == "/dashboard"
-    r = anon.post("/login", data={"username": officer_of("德城区"), "password": DEMO_PASSWORD, "next": "/dashboard"},
-                  follow_redirects=False)
+    r = post_login(anon, officer_of("德城区"), DEMO_PASSWORD, next="/dashboard", follow_redirects=False)
     assert r.headers["location"] == "/queue"
 
 

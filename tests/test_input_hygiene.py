@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from console_forms import post_login
 from serving.errors import Invalid
 from serving.store import AuditLog, Evidence
 from test_security import PASSWORD, store  # noqa: F401 - the fixture is used by the tests
@@ -26,8 +27,7 @@ SQLITE_ONLY = pytest.mark.parametrize("empty_store_url", ["sqlite"], indirect=Tr
 
 def _console(store, username: str) -> TestClient:
     client = TestClient(store.app, raise_server_exceptions=False)  # a 500 is an answer to look at
-    assert client.post("/login", data={"username": username, "password": PASSWORD},
-                       follow_redirects=False).status_code == 303
+    assert post_login(client, username, PASSWORD, follow_redirects=False).status_code == 303
     return client
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from console_forms import post_login
 from waterwatch.province import province_cities, run_province
 from waterwatch.settings import CitySettings, Settings
 
@@ -109,7 +110,7 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
     assert {info.champion.version for info in served.cities} == set(city["model_version"].astype(str))
     app = create_app(settings, session_factory=sessions, routers=[console_router()])
     with TestClient(app, base_url="http://testserver") as client:
-        client.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD})
+        post_login(client, "supervisor", DEMO_PASSWORD)
         page = client.get("/province")
         assert page.status_code == 200
         assert "德州市" in page.text and "聊城市" in page.text and 'id="province-cities"' in page.text
@@ -125,7 +126,7 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
         assert api.status_code == 200 and api.json()["total"] == len(by_city["德州市"])
         assert {x["id"] for x in api.json()["items"]} <= by_city["德州市"]
     with TestClient(app, base_url="http://testserver") as officer:
-        officer.post("/login", data={"username": "officer1", "password": DEMO_PASSWORD})
+        post_login(officer, "officer1", DEMO_PASSWORD)
         assert officer.get("/province").status_code == 403
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from console_forms import post_login
 from serving.api import create_app
 from serving.console import console_router
 from serving.publish import publish_run
@@ -94,8 +95,7 @@ def test_a_pipeline_run_publishes_and_serves_on_both_databases(pipeline_run, emp
         r = client.post(f"/api/v1/leads/{lead}/verdicts", headers=h["off"], json={"outcome": "no_violation"})
         assert r.status_code == 201
         console = TestClient(app)
-        assert console.post("/login", data={"username": "sup", "password": PASSWORD},
-                            follow_redirects=False).status_code == 303
+        assert post_login(console, "sup", PASSWORD, follow_redirects=False).status_code == 303
         for page in ("/queue", f"/leads/{lead}", "/dashboard"):
             assert console.get(page).status_code == 200, page
     # publishing the same run again changes nothing and keeps the delivery state

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from fastapi.testclient import TestClient
 
+from console_forms import post_login
 from serving.api import create_app
 from serving.console import console_router
 from serving.security import issue_token
@@ -131,8 +132,7 @@ def test_a_form_sent_after_the_session_expired_comes_back_to_its_page_after_logi
         assert r.status_code == 303 and r.headers["location"].startswith("/login?")
         target = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
         assert target == f"/leads/{lead}?assigned=1"
-        r = page.post("/login", data={"username": "off_dc", "password": PASSWORD, "next": target},
-                      follow_redirects=False)
+        r = post_login(page, "off_dc", PASSWORD, next=target, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == target
         assert page.get(target).status_code == 200
         # without a Referer of this site (or from another one): the login leads home, never to the POST address

@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, update
 
+from console_forms import post_login
 from serving.api import create_app
 from serving.console import console_router
 from serving.labels import verdict_labels
@@ -167,8 +168,7 @@ def test_logout_revokes_the_token_and_the_console_cookie(store):
     assert store.client.post("/api/v1/auth/logout", headers=h).status_code == 204
     assert store.client.get("/api/v1/model", headers=h).status_code == 401
     console = TestClient(store.app)
-    assert console.post("/login", data={"username": "sup", "password": PASSWORD},
-                        follow_redirects=False).status_code == 303
+    assert post_login(console, "sup", PASSWORD, follow_redirects=False).status_code == 303
     cookie = console.cookies.get("ww_session")
     page = console.get("/dashboard").text
     csrf = page.split('name="csrf" value="')[1].split('"')[0]

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from serving.console import charts
+from serving.console import charts, export
 from serving.console.alert_text import alert_text
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
@@ -140,6 +140,7 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values) ->
         local_time=lambda at: local_time(at, display_zone(request)),
         home=home_for(ctx.principal.role) if ctx.principal else "/login",
         bureau=getattr(getattr(settings, "rules", None), "bureau_name", "") or "",
+        export_limit=export.MAX_ROWS,  # the rows an export holds: a page says when its list has more
         **values,
     )
     response = HTMLResponse(html, status_code=status_code)

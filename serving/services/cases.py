@@ -3,7 +3,8 @@ overrun, a tax quantity to verify, a source to protect) as cases of desk work �
 quantity correction, an enforcement file, procedure guidance. Runs raise them (``cases.csv``); their status
 lives in the store and survives every later run: open -> in_progress -> closed | dismissed (a supervisor
 may reopen). Each change of status is audited, with its note; a dismissal must give its reason there (a
-supervisor reading the audit sees why a documented breach was dropped).
+supervisor reading the audit sees why a documented breach was dropped). Whoever starts a case holds it: an
+officer moves only cases nobody holds or that they hold; a supervisor moves any case of their scope.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def select_cases(area: Scope, kind: str | None = None, status: str | None = None
     return q
 
 
+def may_move(case: Case, principal: Principal) -> bool:
+    """Whether ``principal`` may move ``case`` (within their scope): an officer not a case a colleague holds."""
+    return principal.role in SUPERVISE or case.assignee in (None, principal.username)
+
+
 def set_status(session: Session, case_id: str, status: str, note: str | None, principal: Principal) -> Case:
     """Move a case along its track (officers: cases of their own city's district; users bound to a city: its);
     ``note`` goes to the audit log and is required for a dismissal (``Invalid``, 422, without one)."""
@@ -44,6 +50,8 @@ def set_status(session: Session, case_id: str, status: str, note: str | None, pr
         raise NotFound(f"案件 {case_id} 不存在 (no case {case_id})")
     if not caller_scope(principal).holds(case):
         raise Forbidden(f"案件 {case_id} 不在本辖区 (case {case_id} is in another city or district)")
+    if not may_move(case, principal):
+        raise Forbidden(f"案件 {case_id} 由 {case.assignee} 办理 (case {case_id} is handled by {case.assignee})")
     if status == case.status:
         return case
     if status not in MOVES[case.status]:
@@ -53,11 +61,12 @@ def set_status(session: Session, case_id: str, status: str, note: str | None, pr
     note = (note or "").strip() or None
     if status in NEEDS_REASON and note is None:
         raise Invalid(REASON_REQUIRED)
-    before = case.status
+    before, held_by = case.status, case.assignee
     case.status, case.updated_at = status, utcnow()
     if status == "in_progress":
         case.assignee = principal.username
     audit(session, principal.username, "case_status", "case", case_id,
-          {"from": before, "to": status, "note": note, "kind": case.kind, "uscc": case.uscc})
+          {"from": before, "to": status, "note": note, "kind": case.kind, "uscc": case.uscc, "assignee": held_by,
+           **({"assignee_to": case.assignee} if case.assignee != held_by else {})})
     session.commit()
     return case

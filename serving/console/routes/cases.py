@@ -101,9 +101,12 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
                           "case": red_cases.get((a.uscc, str(a.period or "")[:4]))})
     else:
         role = ctx.principal.role
-        items = [{"c": c, "text": case_text(c, lang), "lead_id": links.get(c.uscc),
-                  "moves": [s for s in service.MOVES.get(c.status, ()) if s != "open" or role in roles.SUPERVISE]
-                  if role in roles.CASE_WORK else []} for c in rows]
+        items = []
+        for c in rows:  # a case a colleague holds: who, and no buttons the service would refuse
+            held = role in roles.CASE_WORK and not service.may_move(c, ctx.principal)
+            moves = [s for s in service.MOVES.get(c.status, ()) if s != "open" or role in roles.SUPERVISE]
+            items.append({"c": c, "text": case_text(c, lang), "lead_id": links.get(c.uscc), "held": held,
+                          "moves": moves if role in roles.CASE_WORK and not held else []})
     levels = [] if not notices else sorted({lv for lv in session.scalars(select(Alert.level).where(
         Alert.run_id.in_(model.live_runs), Alert.kind.in_(NOTICE_KINDS[tab])).distinct()) if lv},
         key=lambda lv: severity.get(lv, 99))

@@ -32,6 +32,9 @@ BACKTEST_ORDER = {"model": 0, "naive": 1, "random": 2}
 AGE_BUCKETS = (("d7", 7), ("d30", 30), ("d90", 90), ("older", None))
 MIN_LABELLED = 10  # fewer labelled entities than this in the top K: a precision there measures nothing
 TABLES = ("districts", "officers", "runs")
+# a hit rate's denominator: conclusive verdicts, and only current ones (a verdict superseded when its lead was
+# reopened is no longer the lead's verdict: counting it too would count that lead twice)
+DECIDED = ("violation", "no_violation")
 EVERYWHERE = Scope()
 
 
@@ -85,7 +88,8 @@ def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE,
                      today: date | None = None) -> dict[str, Any]:
     """Every active officer (of the city shown), with what they hold, what they closed, their verdicts and hit
     rate, and their verdicts of the last 30 days up to ``today`` (the bureau's: visits are dated on its day);
-    those with nothing yet show zeros rather than being left out."""
+    those with nothing yet show zeros rather than being left out. The verdicts they recorded count their work;
+    the hit rate counts only current verdicts (``DECIDED``)."""
     load: dict[str, dict[str, Any]] = {}
     for name, city, district in session.execute(select(User.username, User.city, User.district).where(
             User.role == "officer", User.active.is_(True), *Scope(area.city, every_city=area.every_city).where(User))):
@@ -105,13 +109,15 @@ def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE,
         r.setdefault("city", city)  # an officer no longer active: the city of the leads they hold
     since = (today or bureau_today()) - timedelta(days=30)
     recent = func.sum(case((Verdict.visited_on >= since, 1), else_=0))
-    for officer, outcome, n, n_recent in session.execute(
-            select(Verdict.officer, Verdict.outcome, func.count(), recent).join(Lead, Lead.id == Verdict.lead_id)
+    current = func.sum(case((Verdict.superseded.is_(False), 1), else_=0))
+    for officer, outcome, n, n_recent, n_current in session.execute(
+            select(Verdict.officer, Verdict.outcome, func.count(), recent, current)
+            .join(Lead, Lead.id == Verdict.lead_id)
             .where(*area.where(Lead)).group_by(Verdict.officer, Verdict.outcome)):
         r = row(officer)
         r["verdicts"] += n
-        r["violations"] += n if outcome == "violation" else 0
-        r["decided"] += n if outcome in ("violation", "no_violation") else 0
+        r["violations"] += int(n_current or 0) if outcome == "violation" else 0
+        r["decided"] += int(n_current or 0) if outcome in DECIDED else 0
         r["last_30"] += int(n_recent or 0)
     rows = sorted(load.values(), key=lambda r: (r.get("city") or "", r["district"] or "", r["officer"]))
     for r in rows:
@@ -124,17 +130,18 @@ def officers_section(session: Session, lang: str, area: Scope = EVERYWHERE,
 
 
 def verdicts_section(session: Session, lang: str, area: Scope = EVERYWHERE) -> dict[str, Any]:
-    """Verdicts and the hit rate (violations among decided visits) by month of the visit."""
-    v_rows = session.execute(select(Verdict.visited_on, Verdict.outcome).join(Lead, Lead.id == Verdict.lead_id)
-                             .where(*area.where(Lead))).all()
+    """Verdicts recorded and the hit rate (violations among decided visits, ``DECIDED``) by month of the visit."""
+    v_rows = session.execute(select(Verdict.visited_on, Verdict.outcome, Verdict.superseded)
+                             .join(Lead, Lead.id == Verdict.lead_id).where(*area.where(Lead))).all()
     months, counts, rates, hits, visited = [], [], [], 0, 0
     if v_rows:
         import pandas as pd
 
-        vf = pd.DataFrame(v_rows, columns=["visited_on", "outcome"])
+        vf = pd.DataFrame(v_rows, columns=["visited_on", "outcome", "superseded"])
         vf["month"] = pd.to_datetime(vf["visited_on"]).dt.strftime("%Y-%m")
-        vf["hit"] = (vf["outcome"] == "violation").astype(int)
-        vf["decided"] = vf["outcome"].isin(["violation", "no_violation"]).astype(int)
+        current = ~vf["superseded"].astype(bool)
+        vf["hit"] = ((vf["outcome"] == "violation") & current).astype(int)
+        vf["decided"] = (vf["outcome"].isin(DECIDED) & current).astype(int)
         g = vf.groupby("month").agg(n=("outcome", "size"), hits=("hit", "sum"), decided=("decided", "sum"))
         months, counts = g.index.tolist(), g["n"].astype(int).tolist()
         rates = [None if d == 0 else h / d for h, d in zip(g["hits"], g["decided"])]
@@ -151,14 +158,16 @@ def _run_city(area: Scope) -> list:
 
 def runs_section(session: Session, area: Scope = EVERYWHERE) -> dict[str, Any]:
     """Each published run (of the city shown), oldest first: entities scored, and the verdicts recorded while it
-    was the live run with their hit rate (the trend of the field's results across runs). A run is its city's live
-    run until that city's next one (a province's cities publish in turn), and counts its own city's verdicts."""
+    was the live run with their hit rate (current verdicts: ``DECIDED``; the trend of the field's results across
+    runs). A run is its city's live run until that city's next one (a province's cities publish in turn), and
+    counts its own city's verdicts."""
     runs = session.scalars(select(Run).where(*_run_city(area)).order_by(Run.published_at, Run.run_id)).all()
     scored = dict(session.execute(select(Score.run_id, func.count()).group_by(Score.run_id)).all())
-    verdicts: dict[str | None, list[tuple[Any, str]]] = {}
-    for at, outcome, city in session.execute(select(Verdict.recorded_at, Verdict.outcome, Lead.city)
-                                             .join(Lead, Lead.id == Verdict.lead_id).where(*area.where(Lead))):
-        verdicts.setdefault(city, []).append((at, outcome))
+    verdicts: dict[str | None, list[tuple[Any, str, bool]]] = {}
+    for at, outcome, superseded, city in session.execute(
+            select(Verdict.recorded_at, Verdict.outcome, Verdict.superseded, Lead.city)
+            .join(Lead, Lead.id == Verdict.lead_id).where(*area.where(Lead))):
+        verdicts.setdefault(city, []).append((at, outcome, bool(superseded)))
     ends: dict[str, Any] = {}
     following: dict[str | None, Any] = {}
     for run in reversed(runs):
@@ -166,10 +175,10 @@ def runs_section(session: Session, area: Scope = EVERYWHERE) -> dict[str, Any]:
     rows = []
     for run in runs:
         start, end = run.published_at, ends[run.run_id]
-        mine = [o for at, o in verdicts.get(run.city, ())
+        mine = [(o, gone) for at, o, gone in verdicts.get(run.city, ())
                 if at is not None and at >= start and (end is None or at < end)]
-        decided = sum(o in ("violation", "no_violation") for o in mine)
-        hits = sum(o == "violation" for o in mine)
+        decided = sum(o in DECIDED and not gone for o, gone in mine)
+        hits = sum(o == "violation" and not gone for o, gone in mine)
         rows.append({"run_id": run.run_id, "city": run.city, "as_of": run.as_of, "published_at": run.published_at,
                      "model_version": run.model_version, "entities": scored.get(run.run_id, run.entities or 0),
                      "verdicts": len(mine), "violations": hits, "hit_rate": hits / decided if decided else None})

@@ -85,7 +85,7 @@ def queue_tiles(session: Session, area: Scope) -> dict[str, int]:
     """The totals at the top of the page: open and closed leads, violations found."""
     scope = select(Lead.status, func.count()).where(or_(Lead.in_queue.is_(True), Lead.status != "new"))
     violations = select(func.count()).select_from(Verdict).join(Lead, Lead.id == Verdict.lead_id).where(
-        Verdict.outcome == "violation")
+        Verdict.outcome == "violation", Verdict.superseded.is_(False))  # a reopened lead's old verdict: not twice
     scope, violations = scope.where(*area.where(Lead)), violations.where(*area.where(Lead))
     by_status = dict(session.execute(scope.group_by(Lead.status)).all())
     return {"open": sum(v for k, v in by_status.items() if k != "closed"), "closed": by_status.get("closed", 0),
