@@ -13,8 +13,8 @@ once per language and checked at both widths by resizing the window (loaded at o
 turn): the server never sees the width and the layout is CSS alone (media queries; the test asserts that
 console.js measures nothing), so a resize lays the page out as a load at that width would.
 Screenshots of every page, role, width and language go to ``screenshots/walk/``: the window, two screens tall
-(all of a lead, the head and first rows of a list), as JPEG; full-length PNGs (the day sheet is 25 screens
-long) took half of the walk's time.
+(all of a lead, the head and first rows of a list); full-length ones (the day sheet is 25 screens long) took
+half of the walk's time.
 The pipeline runs once for the session (``small_city_run``); each database gets one published store.
 """
 
@@ -218,8 +218,9 @@ def _check_page(page, url: str, lang: str, status: int = 200) -> list[str]:
 
 
 def _shoot(page, path: Path) -> None:
-    """The window (the page's top two screens) as a JPEG, for people to look at."""
-    page.screenshot(path=str(path), type="jpeg", quality=75)
+    """The window (the page's top two screens), for people to look at. PNG: twice as slow to take as a JPEG, but
+    the README's pictures are cut from these (docs/screenshots/make.py), and from a JPEG they come out twice as big."""
+    page.screenshot(path=str(path))
 
 
 def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, served, tmp_path):
@@ -270,7 +271,7 @@ def test_every_page_fits_and_speaks_both_languages_for_every_role(browser, serve
                 problems += [f"{who} {size} {lang} {p}" for p in _check_page(page, url, lang, status)]
                 checked += 1
                 if backend == "sqlite":
-                    _shoot(page, shots / f"{who}-{size}-{lang}-{name}.jpg")
+                    _shoot(page, shots / f"{who}-{size}-{lang}-{name}.png")
 
         for user, urls in pages.items():
             context, page = signed_in[user]
