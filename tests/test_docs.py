@@ -12,8 +12,14 @@ from test_console import build_app
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def app(tmp_path_factory):
+    """One published store and app for the module (the browser test serves the same one)."""
     app, _, _ = build_app(tmp_path_factory.mktemp("docs"))
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(app):
     with TestClient(app) as c:
         yield c
 
@@ -38,13 +44,12 @@ def test_docs_pages_load_only_this_services_files(client, path, bundle):
 
 
 @pytest.mark.browser
-def test_swagger_and_redoc_render_in_a_browser_that_reaches_nothing_else(tmp_path):
+def test_swagger_and_redoc_render_in_a_browser_that_reaches_nothing_else(app):
     from test_console_browser import CHROMIUM, CHROMIUM_ARGS, serve
 
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api")
-    app, _, _ = build_app(tmp_path)
     with serve(app) as base, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 900})
