@@ -48,9 +48,6 @@ def _hashing(cost: str) -> tuple[PasswordHash, str]:
     return hasher, hasher.hash(secrets.token_urlsafe(16))
 
 
-_hashing(STANDARD_COST)  # at import: the first unknown name costs no more than the next ones
-
-
 class AuthError(NotAuthenticated):
     """A credential was refused; the message says why without revealing which part was wrong."""
 
@@ -65,6 +62,12 @@ def check_hash_cost(cost: str, production: bool) -> None:
         raise ValueError(f"password_hash_cost must be one of {', '.join(_ARGON2)}, got {cost!r}")
     if production and cost != STANDARD_COST:
         raise ValueError(f"production refuses password_hash_cost={cost!r}: unset WATERWATCH_AUTH__PASSWORD_HASH_COST")
+
+
+def warm_up_hashing(cost: str) -> None:
+    """Make ``cost``'s dummy hash now (the service, as it starts), so that the first unknown name costs no more
+    than the next ones; a process that never checks a password (the pipeline, the CLI) never makes it."""
+    _hashing(cost)
 
 
 def hash_password(password: str, cost: str = STANDARD_COST) -> str:

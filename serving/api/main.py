@@ -24,7 +24,7 @@ from serving.identity import Identities
 from serving.api import docs
 from serving.runtime import ModelHolder
 from serving.schemas import HealthPublic
-from serving.security import check_hash_cost, signing_key
+from serving.security import check_hash_cost, signing_key, warm_up_hashing
 from serving.services.users import demo_logins, ensure_demo_users
 from serving.store import Entity, Lead, open_store
 
@@ -110,6 +110,7 @@ def create_app(
     configured = settings.auth.secret_key.get_secret_value() if settings.auth.secret_key else None
     secret_key = signing_key(configured, settings.home, settings.production)
     check_hash_cost(settings.auth.password_hash_cost, settings.production)
+    warm_up_hashing(settings.auth.password_hash_cost)
     if session_factory is None:
         _, session_factory = open_store(settings.resolved_database_url())
     demo = demo_users if demo_users is not None else not settings.production
