@@ -86,6 +86,19 @@ def migrated_mlflow(mlflow_schema, monkeypatch):
     monkeypatch.setattr(registry, "connect", connect_to_copy)
 
 
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory) -> Path:
+    """A migrated SQLite store with test_security's run and staff, made once per module: there, each SQLite test's
+    ``store`` is a copy of it (migrating, publishing and adding the staff again is the same work each time)."""
+    from serving.store import upgrade_database
+    from test_security import Store
+
+    root = tmp_path_factory.mktemp("security-store")
+    upgrade_database(f"sqlite:///{root / 'store.db'}")
+    Store(f"sqlite:///{root / 'store.db'}", root).close()  # closed: SQLite's write-ahead log is in the file
+    return root / "store.db"
+
+
 def copy_run(run: Path, to: Path) -> Path:
     """A writable copy of a pipeline run's ``out/`` and ``var/`` (the registry's artifacts stay where the run
     logged them: MLflow records their location in its database)."""

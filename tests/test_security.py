@@ -8,6 +8,7 @@ run: ``test_publish_pipeline.py``; generated inputs on both databases: ``test_sc
 
 from __future__ import annotations
 
+import shutil
 import socket
 import statistics
 import threading
@@ -51,18 +52,19 @@ def make_settings(url: str, home, **auth) -> Settings:
 
 class Store:
     """A published store (SQLite or PostgreSQL) with staff accounts (``staff``: these only), hashed at the
-    settings' cost, and a service over it."""
+    settings' cost, and a service over it. ``ready``: the store holds them already (a copy of ``sqlite_store``)."""
 
-    def __init__(self, url: str, tmp, staff=tuple(STAFF), **auth):
+    def __init__(self, url: str, tmp, staff=tuple(STAFF), ready: bool = False, **auth):
         self.url, self.tmp = url, tmp
         self.settings = make_settings(url, tmp, **auth)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        publish_run(make_run(tmp / "run1"), self.sessions, self.settings)
-        with self.sessions() as s, s.begin():
-            for name in staff:
-                role, district = STAFF[name]
-                users.create_user(s, name, PASSWORD, role, district, hash_cost=self.settings.auth.password_hash_cost)
+        if not ready:
+            publish_run(make_run(tmp / "run1"), self.sessions, self.settings)
+            with self.sessions() as s, s.begin():
+                for name in staff:
+                    role, district = STAFF[name]
+                    users.create_user(s, name, PASSWORD, role, district, hash_cost=self.settings.auth.password_hash_cost)
         self.app = create_app(self.settings, self.sessions, routers=[console_router()], demo_users=False)
         self.client = TestClient(self.app)
         self.client.__enter__()
@@ -84,11 +86,16 @@ class Store:
 
 
 @pytest.fixture
-def store(empty_store_url, tmp_path):  # noqa: F811 - pytest's fixture injection
+def store(empty_store_url, tmp_path, request):  # noqa: F811 - pytest's fixture injection
+    """On SQLite a copy of ``sqlite_store`` (conftest.py); on PostgreSQL migrated, published and staffed here."""
     from serving.store import upgrade_database
 
-    upgrade_database(empty_store_url)
-    st = Store(empty_store_url, tmp_path)
+    copied = empty_store_url.startswith("sqlite:///")
+    if copied:
+        shutil.copyfile(request.getfixturevalue("sqlite_store"), empty_store_url.removeprefix("sqlite:///"))
+    else:
+        upgrade_database(empty_store_url)
+    st = Store(empty_store_url, tmp_path, ready=copied)
     yield st
     st.close()
 
@@ -241,8 +248,7 @@ def test_production_refuses_the_test_suites_cheap_password_hashes(tmp_path):
 
 
 def test_guessing_locks_the_account_with_growing_waits(store, monkeypatch):
-    """The default limits (5 failures, then 30 s doubling per further failure), on a clock the test moves: a
-    lockout passes without the test waiting it out."""
+    """The default limits (5 failures, then 30 s, doubling), on a clock the test moves: no lockout waited out."""
     now = datetime.now(timezone.utc)
     monkeypatch.setattr(login_service, "utcnow", lambda: now)
     answers = [store.login("sup", f"wrong-{i}").status_code for i in range(10)]
