@@ -14,10 +14,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
 from serving.errors import NotAuthenticated
 
@@ -32,9 +34,18 @@ DENIED_PASSWORDS = frozenset(
      "dev-only-secret-never-use-in-production"}
 )
 
-_hasher = PasswordHash.recommended()
-# verified against when the username is unknown, so that a wrong name costs the same as a wrong password
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# the argon2id cost of new hashes (``auth.password_hash_cost``): the library's recommended one (RFC 9106's
+# low-memory choice: 64 MiB, 3 passes, 4 lanes), or the cheapest, for the test suite only (production refuses it)
+STANDARD_COST, TEST_ONLY_COST = "standard", "test-only"
+_ARGON2 = {STANDARD_COST: {}, TEST_ONLY_COST: {"time_cost": 1, "memory_cost": 8, "parallelism": 1}}
+
+
+@cache
+def _hashing(cost: str) -> tuple[PasswordHash, str]:
+    """The hasher of ``cost`` and a dummy hash of that cost, verified against when the username is unknown, so
+    that a wrong name costs the same as a wrong password (a stored hash's own cost decides its check)."""
+    hasher = PasswordHash((Argon2Hasher(**_ARGON2[cost]),))
+    return hasher, hasher.hash(secrets.token_urlsafe(16))
 
 
 class AuthError(NotAuthenticated):
@@ -45,14 +56,30 @@ class PasswordPolicyError(ValueError):
     pass
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def check_hash_cost(cost: str, production: bool) -> None:
+    """Production refuses the test suite's cheap hashes: a stolen store's passwords would fall at once."""
+    if cost not in _ARGON2:
+        raise ValueError(f"password_hash_cost must be one of {', '.join(_ARGON2)}, got {cost!r}")
+    if production and cost != STANDARD_COST:
+        raise ValueError(f"production refuses password_hash_cost={cost!r}: unset WATERWATCH_AUTH__PASSWORD_HASH_COST")
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Whether ``password`` matches; without a stored hash, the same work against a dummy one."""
+def warm_up_hashing(cost: str) -> None:
+    """Make ``cost``'s dummy hash now (the service, as it starts), so that the first unknown name costs no more
+    than the next ones; a process that never checks a password (the pipeline, the CLI) never makes it."""
+    _hashing(cost)
+
+
+def hash_password(password: str, cost: str = STANDARD_COST) -> str:
+    return _hashing(cost)[0].hash(password)
+
+
+def verify_password(password: str, password_hash: str | None, cost: str = STANDARD_COST) -> bool:
+    """Whether ``password`` matches; without a stored hash, the same work against a dummy one of ``cost``
+    (that of the install's hashes)."""
+    hasher, dummy = _hashing(cost)
     try:
-        ok = _hasher.verify(password, password_hash or _DUMMY_HASH)
+        ok = hasher.verify(password, password_hash or dummy)
     except Exception:  # a malformed stored hash is a refusal, not a crash
         return False
     return ok and password_hash is not None

@@ -5,6 +5,7 @@ only place that reads the environment, e.g. ``WATERWATCH_AUTH__SECRET_KEY``)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -36,6 +37,10 @@ class AuthSettings(BaseModel):
         900, ge=1, description="the same for a client address: occasional typos behind one proxy never add up")
     lockout_seconds: int = Field(30, ge=1, description="first lockout; each further failure doubles it")
     lockout_max_seconds: int = Field(3600, ge=1, description="longest lockout")
+    password_hash_cost: Literal["standard", "test-only"] = Field(
+        "standard", description="argon2id cost of new password hashes and of the check of an unknown username: "
+                                "'standard' (64 MiB, 3 passes); 'test-only' (the cheapest) lets the test suite "
+                                "log in often, and production refuses it")
 
 
 class ServingSettings(BaseModel):

@@ -39,6 +39,66 @@ def small_city_run(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def mlflow_schema(tmp_path_factory):
+    """The path of an empty SQLite tracking store with MLflow's schema, made on first call by MLflow's own set-up of
+    an empty database (its whole alembic history: seconds each time, the same schema every time); None if that
+    set-up moved."""
+    import functools
+
+    @functools.cache
+    def made() -> Path | None:
+        import sqlalchemy
+
+        try:
+            from mlflow.store.db.utils import _initialize_tables
+        except ImportError:
+            return None
+        path = tmp_path_factory.mktemp("mlflow-schema") / "mlflow.db"
+        engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+        try:
+            _initialize_tables(engine)
+        finally:
+            engine.dispose()
+        return path
+
+    return made
+
+
+@pytest.fixture
+def migrated_mlflow(mlflow_schema, monkeypatch):
+    """A new SQLite tracking store that ``training.registry.connect`` opens starts as a copy of ``mlflow_schema``
+    rather than migrating from nothing: MLflow finds its schema current and sets the store up as a new one
+    (default experiment, artifact locations). What is logged, and every score, is the same."""
+    import shutil
+
+    from training import registry
+
+    connect = registry.connect
+
+    def connect_to_copy(tracking_uri: str, *args, **kwargs):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if tracking_uri.startswith("sqlite:///") and not path.exists() and mlflow_schema() is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(mlflow_schema(), path)
+        return connect(tracking_uri, *args, **kwargs)
+
+    monkeypatch.setattr(registry, "connect", connect_to_copy)
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory) -> Path:
+    """A migrated SQLite store with test_security's run and staff, made once per module: there, each SQLite test's
+    ``store`` is a copy of it (migrating, publishing and adding the staff again is the same work each time)."""
+    from serving.store import upgrade_database
+    from test_security import Store
+
+    root = tmp_path_factory.mktemp("security-store")
+    upgrade_database(f"sqlite:///{root / 'store.db'}")
+    Store(f"sqlite:///{root / 'store.db'}", root).close()  # closed: SQLite's write-ahead log is in the file
+    return root / "store.db"
+
+
 def copy_run(run: Path, to: Path) -> Path:
     """A writable copy of a pipeline run's ``out/`` and ``var/`` (the registry's artifacts stay where the run
     logged them: MLflow records their location in its database)."""

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from waterwatch.cli import app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("migrated_mlflow")]  # MLflow's schema: made once
 
 # ../shared beside the repository, or WATERWATCH_SHARED (a worktree elsewhere)
 SHARED = Path(os.environ.get("WATERWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))

@@ -8,6 +8,7 @@ run: ``test_publish_pipeline.py``; generated inputs on both databases: ``test_sc
 
 from __future__ import annotations
 
+import shutil
 import socket
 import statistics
 import threading
@@ -27,7 +28,9 @@ from serving.api import create_app
 from serving.console import console_router
 from serving.labels import verdict_labels
 from serving.publish import publish_run
+from serving.services import login as login_service
 from serving.services import users
+from serving.security import hash_password
 from serving.settings import AuthSettings, ServingSettings
 from serving.store import AuditLog, Lead, LeadEvent, User, Verdict, make_engine, session_factory
 from test_api import SECRET, bearer
@@ -40,24 +43,29 @@ STAFF = {"sup": ("supervisor", None), "ana": ("analyst", None), "adm": ("admin",
 
 
 def make_settings(url: str, home, **auth) -> Settings:
-    s = Settings(home=home, database_url=url, auth=AuthSettings(**{"secret_key": SECRET, **auth}),
+    """A test service's settings: the cheapest argon2id (``test-only``: logins are many here) unless ``auth`` says."""
+    s = Settings(home=home, database_url=url,
+                 auth=AuthSettings(**{"secret_key": SECRET, "password_hash_cost": "test-only", **auth}),
                  serving=ServingSettings(run_check_seconds=0.0))
     s.model.officer_capacity_k = 20
     return s
 
 
 class Store:
-    """A published store (SQLite or PostgreSQL) with staff accounts, and a service over it."""
+    """A published store (SQLite or PostgreSQL) with staff accounts (``staff``: these only), hashed at the
+    settings' cost, and a service over it. ``ready``: the store holds them already (a copy of ``sqlite_store``)."""
 
-    def __init__(self, url: str, tmp, **auth):
+    def __init__(self, url: str, tmp, staff=tuple(STAFF), ready: bool = False, **auth):
         self.url, self.tmp = url, tmp
         self.settings = make_settings(url, tmp, **auth)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        publish_run(make_run(tmp / "run1"), self.sessions, self.settings)
-        with self.sessions() as s, s.begin():
-            for name, (role, district) in STAFF.items():
-                users.create_user(s, name, PASSWORD, role, district)
+        if not ready:
+            publish_run(make_run(tmp / "run1"), self.sessions, self.settings)
+            with self.sessions() as s, s.begin():
+                for name in staff:
+                    role, district = STAFF[name]
+                    users.create_user(s, name, PASSWORD, role, district, hash_cost=self.settings.auth.password_hash_cost)
         self.app = create_app(self.settings, self.sessions, routers=[console_router()], demo_users=False)
         self.client = TestClient(self.app)
         self.client.__enter__()
@@ -79,11 +87,16 @@ class Store:
 
 
 @pytest.fixture
-def store(empty_store_url, tmp_path):  # noqa: F811 - pytest's fixture injection
+def store(empty_store_url, tmp_path, request):  # noqa: F811 - pytest's fixture injection
+    """On SQLite a copy of ``sqlite_store`` (conftest.py); on PostgreSQL migrated, published and staffed here."""
     from serving.store import upgrade_database
 
-    upgrade_database(empty_store_url)
-    st = Store(empty_store_url, tmp_path)
+    copied = empty_store_url.startswith("sqlite:///")
+    if copied:
+        shutil.copyfile(request.getfixturevalue("sqlite_store"), empty_store_url.removeprefix("sqlite:///"))
+    else:
+        upgrade_database(empty_store_url)
+    st = Store(empty_store_url, tmp_path, ready=copied)
     yield st
     st.close()
 
@@ -204,8 +217,8 @@ def test_production_refuses_to_start_while_demo_logins_work(store):
     from serving.api.main import DemoLoginsInProduction
 
     with store.sessions() as s, s.begin():
-        users.ensure_demo_users(s, production=False, districts=["德城区"])
-    prod = make_settings(store.url, store.tmp)
+        users.ensure_demo_users(s, production=False, districts=["德城区"], hash_cost="test-only")
+    prod = make_settings(store.url, store.tmp, password_hash_cost="standard")
     prod.production = True
     with pytest.raises(DemoLoginsInProduction, match="supervisor"):
         with TestClient(create_app(prod, store.sessions)):
@@ -217,38 +230,55 @@ def test_production_refuses_to_start_while_demo_logins_work(store):
         assert client.get("/health").status_code == 200
 
 
+def test_production_refuses_the_test_suites_cheap_password_hashes(tmp_path):
+    """``password_hash_cost="test-only"`` stays a test setting: production neither starts with it nor hashes a
+    password with it (both refuse before the store is read), and the standard cost is argon2id's recommended."""
+    prod = make_settings(f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+    prod.production = True
+    assert prod.auth.password_hash_cost == "test-only" and AuthSettings().password_hash_cost == "standard"
+    with pytest.raises(ValueError, match="password_hash_cost"):
+        create_app(prod, demo_users=False)
+    with pytest.raises(ValueError, match="password_hash_cost"):
+        users.set_password(None, "sup", PASSWORD, production=True, hash_cost="test-only")
+    assert hash_password(PASSWORD).startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert not hash_password(PASSWORD, "test-only").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
 # -- logins: throttling, equal work, audit ----------------------------------------------------------------
 
 
-def test_guessing_locks_the_account_with_growing_waits(empty_store_url, tmp_path):  # noqa: F811
-    from serving.store import upgrade_database
-
-    upgrade_database(empty_store_url)
-    # a 2 s lock and few refused tries, so that a loaded machine's slow requests stay inside the lock
-    st = Store(empty_store_url, tmp_path, login_max_failures=5, lockout_seconds=2)
-    try:
-        answers = [st.login("sup", f"wrong-{i}").status_code for i in range(10)]
-        assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}
-        r = st.login("sup")  # the right password while locked is refused too
-        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-        time.sleep(2.2)
-        assert st.login("sup", "wrong-again").status_code == 401  # the sixth failure: now 4 s
-        r = st.login("sup")
-        assert r.status_code == 429 and 3 <= int(r.headers["retry-after"]) <= 4
-        time.sleep(4.2)
-        assert st.login("sup").status_code == 200
-        with st.sessions() as s:
-            actions = [a for a, in s.execute(select(AuditLog.action).where(AuditLog.object_type == "login"))]
-        assert actions.count("login_failed") == 6 and actions.count("login") == 1 and "login_locked" in actions
-    finally:
-        st.close()
+def test_guessing_locks_the_account_with_growing_waits(store, monkeypatch):
+    """The default limits (5 failures, then 30 s, doubling), on a clock the test moves: no lockout waited out."""
+    now = datetime.now(timezone.utc)
+    monkeypatch.setattr(login_service, "utcnow", lambda: now)
+    answers = [store.login("sup", f"wrong-{i}").status_code for i in range(10)]
+    assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}
+    r = store.login("sup")  # the right password while locked is refused too
+    assert r.status_code == 429 and r.headers["retry-after"] == "30"
+    now += timedelta(seconds=29)
+    r = store.login("sup")
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    now += timedelta(seconds=2)
+    assert store.login("sup", "wrong-again").status_code == 401  # the sixth failure: now 60 s
+    r = store.login("sup")
+    assert r.status_code == 429 and r.headers["retry-after"] == "60"
+    now += timedelta(seconds=59)
+    assert store.login("sup").status_code == 429
+    now += timedelta(seconds=2)
+    assert store.login("sup").status_code == 200
+    with store.sessions() as s:
+        actions = [a for a, in s.execute(select(AuditLog.action).where(AuditLog.object_type == "login"))]
+    assert actions.count("login_failed") == 6 and actions.count("login") == 1 and "login_locked" in actions
 
 
 def test_unknown_and_known_users_cost_the_same_work(empty_store_url, tmp_path, report_metric):  # noqa: F811
+    """At the standard (production) cost: the password check is then most of a login's work, so skipping it
+    for an unknown name would show (before the dummy check: 48 ms against 292 ms)."""
     from serving.store import upgrade_database
 
     upgrade_database(empty_store_url)
-    st = Store(empty_store_url, tmp_path, login_max_failures=1000, login_address_max_failures=1000)
+    st = Store(empty_store_url, tmp_path, staff=("sup",), password_hash_cost="standard",
+               login_max_failures=1000, login_address_max_failures=1000)
     try:
         def timed(username: str) -> float:
             t0 = time.perf_counter()
@@ -260,7 +290,7 @@ def test_unknown_and_known_users_cost_the_same_work(empty_store_url, tmp_path, r
         known, unknown = (statistics.median(x) for x in zip(*pairs))
         report_metric(f"login timing: wrong password {known * 1000:.0f} ms, unknown user {unknown * 1000:.0f} ms "
                       f"(median of 10, {st.engine.dialect.name})")
-        assert 0.5 < unknown / known < 2.0  # before: 48 ms against 292 ms
+        assert 0.5 < unknown / known < 2.0
     finally:
         st.close()
 

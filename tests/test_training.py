@@ -13,6 +13,8 @@ from training.backtest import NAIVE, Cutoff
 from training.labels import estimate_violation_rate, inspection_labels, label_vector, merge_inspections
 from training.tune import tune
 
+pytestmark = pytest.mark.usefixtures("migrated_mlflow")  # each new tracking store: MLflow's schema, made once
+
 AS_OF = pd.Timestamp("2026-01-01")
 
 

@@ -346,7 +346,7 @@ def users_add(
     settings = _settings()
     with _users_store()() as session, session.begin():
         user = create_user(session, username, password or None, role, district, production=settings.production,
-                           city=city)
+                           city=city, hash_cost=settings.auth.password_hash_cost)
         key = create_api_key(session, username) if api_key else None
         _warn_unpublished_district(session, user.district, user.city)
     typer.echo(f"user {username} ({role}{''.join(', ' + x for x in (user.city, user.district) if x)}) created")
@@ -413,7 +413,9 @@ def users_set_password(
     from serving.services.users import set_password
 
     with _users_store()() as session, session.begin():
-        set_password(session, username, password, production=_settings().production)
+        settings = _settings()
+        set_password(session, username, password, production=settings.production,
+                     hash_cost=settings.auth.password_hash_cost)
     typer.echo(f"password of {username} changed")
 
 

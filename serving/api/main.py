@@ -24,7 +24,7 @@ from serving.identity import Identities
 from serving.api import docs
 from serving.runtime import ModelHolder
 from serving.schemas import HealthPublic
-from serving.security import signing_key
+from serving.security import check_hash_cost, signing_key, warm_up_hashing
 from serving.services.users import demo_logins, ensure_demo_users
 from serving.store import Entity, Lead, open_store
 
@@ -56,7 +56,7 @@ def _lifespan(demo_users: bool):
                 districts = [tuple(p) for p in session.execute(select(Lead.city, Lead.district).where(
                     Lead.city.is_not(None), Lead.district.is_not(None)).distinct())]  # a province's cities
                 districts = districts or [d for d in session.scalars(select(Entity.district).distinct()) if d]
-                ensure_demo_users(session, settings.production, districts)
+                ensure_demo_users(session, settings.production, districts, settings.auth.password_hash_cost)
         yield
 
     return lifespan
@@ -109,6 +109,8 @@ def create_app(
     gets them. ``settings`` is the root settings: ``auth``, ``serving``, ``production``, ``home``."""
     configured = settings.auth.secret_key.get_secret_value() if settings.auth.secret_key else None
     secret_key = signing_key(configured, settings.home, settings.production)
+    check_hash_cost(settings.auth.password_hash_cost, settings.production)
+    warm_up_hashing(settings.auth.password_hash_cost)
     if session_factory is None:
         _, session_factory = open_store(settings.resolved_database_url())
     demo = demo_users if demo_users is not None else not settings.production

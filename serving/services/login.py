@@ -148,7 +148,7 @@ def login(session: Session, username: str, password: str, address: str | None, a
     ``auth`` is the ``AuthSettings``."""
     attempts = _admit(session, _throttle_keys(username, address), auth)
     user = session.scalar(select(User).where(User.username == username))
-    ok = verify_password(password, user.password_hash if user is not None else None)
+    ok = verify_password(password, user.password_hash if user is not None else None, auth.password_hash_cost)
     if not ok or user is None or not user.active:
         _failed(session, attempts, username, address)
         session.commit()

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from serving.audit import audit
 from serving.roles import ROLES
-from serving.security import check_password_policy, hash_password, key_digest, new_api_key, verify_password
+from serving.security import (STANDARD_COST, check_hash_cost, check_password_policy, hash_password, key_digest,
+                              new_api_key, verify_password)
 from serving.store import ApiKey, Lead, User, utcnow
 
 DEMO_PASSWORD = "demo-password"
@@ -34,9 +35,11 @@ def _user(session: Session, username: str) -> User:
 
 
 def create_user(session: Session, username: str, password: str | None, role: str, district: str | None = None,
-                production: bool = False, actor: str = "cli", is_demo: bool = False, city: str | None = None) -> User:
+                production: bool = False, actor: str = "cli", is_demo: bool = False, city: str | None = None,
+                hash_cost: str = STANDARD_COST) -> User:
     """Add a user (``waterwatch users add``). Officers need a district (of ``city`` in a province's store: an
-    officer works one city's district); ``city`` binds any user to that city; systems may have no password."""
+    officer works one city's district); ``city`` binds any user to that city; systems may have no password.
+    ``hash_cost``: ``auth.password_hash_cost``."""
     username = (username or "").strip()
     if not username or len(username) > 64:
         raise ValueError("username must be 1 to 64 characters")
@@ -49,9 +52,10 @@ def create_user(session: Session, username: str, password: str | None, role: str
         check_district(session, district, city or None)
     if password is not None:
         check_password_policy(password, production)
+        check_hash_cost(hash_cost, production)
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise ValueError(f"user {username!r} already exists")
-    user = User(username=username, password_hash=hash_password(password) if password else None, role=role,
+    user = User(username=username, password_hash=hash_password(password, hash_cost) if password else None, role=role,
                 district=district, city=city or None, is_demo=is_demo)
     session.add(user)
     session.flush()
@@ -75,11 +79,12 @@ def check_district(session: Session, district: str, city: str | None = None) -> 
 
 
 def set_password(session: Session, username: str, password: str, production: bool = False,
-                 actor: str = "cli") -> None:
+                 actor: str = "cli", hash_cost: str = STANDARD_COST) -> None:
     """A new password; every token issued before stops working."""
     check_password_policy(password, production)
+    check_hash_cost(hash_cost, production)
     user = _user(session, username)
-    user.password_hash, user.is_demo = hash_password(password), False
+    user.password_hash, user.is_demo = hash_password(password, hash_cost), False
     user.token_version, user.updated_at = user.token_version + 1, utcnow()
     audit(session, actor, "user_password", "user", username)
 
@@ -161,7 +166,7 @@ def revoke_keys(session: Session, username: str, key_id: int | None = None, acto
     return len(keys)
 
 
-def ensure_demo_users(session: Session, production: bool, districts=()) -> list[str]:
+def ensure_demo_users(session: Session, production: bool, districts=(), hash_cost: str = STANDARD_COST) -> list[str]:
     """Demo supervisor/analyst/admin and one officer per district (password ``demo-password``), only
     outside production; ``districts``: names, or (city, district) pairs in a store a province's cities share
     (an officer works one city's district). Returns the usernames created."""
@@ -174,7 +179,8 @@ def ensure_demo_users(session: Session, production: bool, districts=()) -> list[
     created = []
     for username, role, district, city in wanted:
         if username not in existing:
-            create_user(session, username, DEMO_PASSWORD, role, district, actor="system", is_demo=True, city=city)
+            create_user(session, username, DEMO_PASSWORD, role, district, actor="system", is_demo=True, city=city,
+                        hash_cost=hash_cost)
             created.append(username)
     return created
 
