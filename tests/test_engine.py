@@ -22,6 +22,10 @@ from waterwatch.settings import Settings
 
 SAMPLE = Path(os.environ.get("WATERWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "contract" / "sample-city"
 PER_PARTITION = 400  # the sample city's 1,500 entities in 4 partitions
+# A JVM for a few seconds of tiny jobs: C1 compiles only (C2 pays off on long jobs) and no concurrent collector.
+# Test-only: the engine's defaults stay as production runs them; neither changes what Spark computes.
+TINY_LOCAL_JOBS = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+                   "spark.ui.showConsoleProgress": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,7 @@ def _run(ingested: Path, target: Path, engine: str, per_partition: int = PER_PAR
     settings = Settings(engine=engine, show_progress=False)
     settings.scale.bucket_entities = per_partition
     settings.scale.spark_shuffle_partitions = 2  # local[2]: one per core
+    settings.scale.spark_conf = TINY_LOCAL_JOBS
     ws = Workspace(target)
     profiles = run_profiles(ws, settings)
     checked = run_checks(ws, settings)

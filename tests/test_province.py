@@ -13,7 +13,7 @@ import pytest
 
 from console_forms import post_login
 from waterwatch.province import province_cities, run_province
-from waterwatch.settings import CitySettings, Settings
+from waterwatch.settings import CitySettings, ModelSettings, Settings
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,8 @@ def province_drop(tmp_path_factory) -> Path:
     from synth import SynthConfig, generate_city
 
     drop = tmp_path_factory.mktemp("province") / "drop"
-    for i, division in enumerate(("371400", "371500")):
-        generate_city(SynthConfig(entities=700, seed=20 + i, city_division=division), drop / f"city={division}")
+    for i, division in enumerate(("371400", "371500")):  # small cities: what is checked does not depend on size
+        generate_city(SynthConfig(entities=300, seed=20 + i, city_division=division), drop / f"city={division}")
     (drop / "province.json").write_text(json.dumps({"province": "山东省", "cities": [
         {"folder": "city=371400", "city": "德州市", "division": "371400"},
         {"folder": "city=371500", "city": "聊城市", "division": "371500"},
@@ -33,10 +33,14 @@ def province_drop(tmp_path_factory) -> Path:
 
 
 def test_province_run_keeps_cities_apart_and_ranks_them_together(province_drop, tmp_path, monkeypatch):
+    """The cities' stages run here, one after the other (``scale.workers=1``): in the default process pool each
+    stage of each city would start a fresh interpreter (six starts, some 40% of this test's time, measured). The
+    pool is checked on its own by ``test_the_city_pool_runs_a_citys_stage_in_a_spawned_process_as_here``."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert [c["folder"] for c in province_cities(province_drop)] == ["city=371400", "city=371500"]
-    settings = Settings(home=tmp_path / "var", show_progress=False,
+    settings = Settings(home=tmp_path / "var", show_progress=False, model=ModelSettings(backtest_cutoffs=2),
                         cities={"371500": CitySettings(bureau_name="聊城市水利局", tax_rate_groundwater_yuan=4.0)})
+    settings.scale.workers = 1
     out = tmp_path / "out"
     result = run_province(province_drop, out, settings, trials=0)
 
@@ -67,13 +71,42 @@ def test_province_run_keeps_cities_apart_and_ranks_them_together(province_drop, 
     html = (out / "province.html").read_text(encoding="utf-8")
     assert "德州市" in html and "聊城市" in html and "<script" not in html
     assert result["summary"]["leads_top_1pct"].sum() == max(1, round(0.01 * len(leads)))
-    _city_folder_publishes_with_the_province_page(out, tmp_path)
+    _city_folder_publishes_with_the_province_page(out, tmp_path, monkeypatch)
 
 
-def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> None:
+def test_the_city_pool_runs_a_citys_stage_in_a_spawned_process_as_here(province_drop, tmp_path):
+    """``run_province``'s default pool (``scale.workers`` > 1): a city's stage function and its arguments (the city,
+    paths, the province's settings) cross to a spawned process, each city's job writes its own city, and the outputs
+    equal those of the same stage run in this process."""
+    from features.workspace import Workspace
+    from waterwatch.province import _city_pool, _ingest_city, _per_worker
+
+    settings = Settings(home=tmp_path / "var", show_progress=False,
+                        cities={"371500": CitySettings(bureau_name="聊城市水利局")})
+    cities = province_cities(province_drop)
+    pooled = {c["folder"]: tmp_path / "pool" / c["folder"] for c in cities}
+    with _city_pool(2) as each:
+        done = each(_ingest_city, [(c, province_drop / c["folder"], pooled[c["folder"]], _per_worker(settings, 2), None)
+                                   for c in cities])
+    assert done == [None, None]
+    here = tmp_path / "here"
+    _ingest_city(cities[1], province_drop / cities[1]["folder"], here, settings, None)
+    one, other = Workspace(here), Workspace(pooled[cities[1]["folder"]])
+    for stage, table in (("typed", "entities"), ("typed", "supply"), ("linked", "linkage")):
+        pd.testing.assert_frame_equal(one.read(stage, table), other.read(stage, table))
+    first = Workspace(pooled[cities[0]["folder"]]).read("typed", "entities")
+    assert len(first) and not set(first["uscc"]) & set(one.read("typed", "entities")["uscc"])
+
+
+def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path, monkeypatch) -> None:
     """A city folder of the province run is a city run: it publishes into the city's store, and the
-    console's province page shows every city from it (supervisors only)."""
+    console's province page shows every city from it (supervisors only). The demo users (one officer per
+    district of each city) are hashed at argon2's lowest cost: at the production cost they took seconds here."""
     from fastapi.testclient import TestClient
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from serving import security
 
     from serving.api import create_app
     from serving.services.users import DEMO_PASSWORD
@@ -85,6 +118,7 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path) -> 
 
     settings = Settings(home=tmp_path / "store", database_url=f"sqlite:///{tmp_path / 'lc.db'}",
                         auth=AuthSettings(secret_key="test-secret-0123456789abcdef-0123456789"), show_progress=False)
+    monkeypatch.setattr(security, "_hasher", PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),)))
     _, sessions = open_store(settings.resolved_database_url())
     assert publish_run(out / "cities" / "city=371500", sessions, settings)["city"] == "聊城市"
     with sessions() as s:

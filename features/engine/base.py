@@ -34,6 +34,9 @@ class EngineSettings(BaseModel):
                               "buffer pool stays resident up to this)")
     threads: int = Field(2, description="embedded engine: worker threads")
     spark_shuffle_partitions: int = Field(8, description="spark: shuffle partitions")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="spark: further Spark properties for the "
+                                       "session (e.g. spark.executor.memory on a cluster); JVM options take effect "
+                                       "only when the session starts the driver's JVM")
     chunk_rows: int = Field(1_000_000, description="rows per chunk when ingesting and scoring")
     workers: int = Field(2, ge=1, description="processes running cities of a province at once (each city's "
                          "stages in one process; 1: one city after the other in this process)")

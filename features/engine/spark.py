@@ -123,17 +123,20 @@ class SparkEngine:
         from pyspark.sql import SparkSession
 
         self.settings = settings
-        self.spark = (
-            SparkSession.builder.master(master)
-            .appName("waterwatch")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
-            .config("spark.pyspark.python", sys.executable)
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.memory", "2g")
-            .getOrCreate()
-        )
+        conf = {
+            "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+            "spark.ui.enabled": "false",
+            "spark.driver.memory": "2g",
+            **settings.spark_conf,
+            # what the engine's results rely on: not to be overridden
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.pyspark.python": sys.executable,
+        }
+        builder = SparkSession.builder.master(master).appName("waterwatch")
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        self.spark = builder.getOrCreate()
         self.spark.sparkContext.setLogLevel("ERROR")
         # Python workers run this interpreter (PySpark's default is the python3 on the PATH), so they import
         # the same packages; the UDFs take the executable from the context
