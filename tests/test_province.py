@@ -101,12 +101,8 @@ def test_the_city_pool_runs_a_citys_stage_in_a_spawned_process_as_here(province_
 def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path, monkeypatch) -> None:
     """A city folder of the province run is a city run: it publishes into the city's store, and the
     console's province page shows every city from it (supervisors only). The demo users (one officer per
-    district of each city) are hashed at argon2's lowest cost: at the production cost they took seconds here."""
+    district of each city) are hashed at the test-only cost (auth.password_hash_cost): at the standard one they took seconds here."""
     from fastapi.testclient import TestClient
-    from pwdlib import PasswordHash
-    from pwdlib.hashers.argon2 import Argon2Hasher
-
-    from serving import security
 
     from serving.api import create_app
     from serving.services.users import DEMO_PASSWORD
@@ -117,8 +113,8 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path, mon
     from serving.settings import AuthSettings
 
     settings = Settings(home=tmp_path / "store", database_url=f"sqlite:///{tmp_path / 'lc.db'}",
-                        auth=AuthSettings(secret_key="test-secret-0123456789abcdef-0123456789"), show_progress=False)
-    monkeypatch.setattr(security, "_hasher", PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),)))
+                        auth=AuthSettings(secret_key="test-secret-0123456789abcdef-0123456789",
+                                          password_hash_cost="test-only"), show_progress=False)
     _, sessions = open_store(settings.resolved_database_url())
     assert publish_run(out / "cities" / "city=371500", sessions, settings)["city"] == "聊城市"
     with sessions() as s:
