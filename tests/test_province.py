@@ -168,6 +168,25 @@ from test_store import (  # noqa: E402,F401 - the store fixtures (SQLite, Postgr
     DEZHOU, LIAOCHENG, empty_store_url, make_run, sessions, small_settings, store_url)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_champion_fitted_once(tmp_path_factory):
+    """make_run fits a small model for every fake run (0.3 s; two runs a test here, most of each test's time): here
+    it is fitted once per version and its file copied to where make_run asks (the same fit: its seeds are fixed)."""
+    import test_store
+
+    fit, fitted = test_store._tiny_champion, {}
+
+    def copied(path: Path, version) -> Path:
+        if str(version) not in fitted:
+            fitted[str(version)] = fit(tmp_path_factory.mktemp("tiny-champion") / "champion.joblib", version)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copyfile(fitted[str(version)], path))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(test_store, "_tiny_champion", copied)
+        yield
+
+
 def _linkage(run: Path, rows: list[tuple[str, str, int]]) -> Path:
     """A linkage.csv for a run of make_run: (source, account id, the index of the entity it is linked to)."""
     leads = pd.read_csv(run / "leads.csv", dtype={"uscc": str}).sort_values("uscc")["uscc"].tolist()
