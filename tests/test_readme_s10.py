@@ -262,3 +262,4 @@ def test_every_path_module_benchmark_option_and_section_readme_points_to_exists(
             problems.append(f"no section #{anchor} in {target}")
     assert problems == []
     assert len(paths) >= 30, paths
+

@@ -93,3 +93,18 @@ def test_the_sqlite_store_makes_its_own_folder(tmp_path):
 def test_every_layer_setting_is_described(cls):
     undocumented = [n for n, f in cls.model_fields.items() if not f.description and n not in ("random_state", "registered_model_name")]
     assert not undocumented, undocumented
+
+
+def test_mlflow_telemetry_is_off_unless_the_bureau_allows_it():
+    """MLflow 3 phones an outside address with usage telemetry by default; the composition root turns it off."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("MLFLOW_DISABLE_TELEMETRY", "PYTEST_CURRENT_TEST")}
+    code = "import waterwatch, os; print(os.environ.get('MLFLOW_DISABLE_TELEMETRY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "true"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "false"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "false"
