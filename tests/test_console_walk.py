@@ -118,11 +118,9 @@ ERRORS: dict[int, list[str]] = {}  # page -> what its console reported (script e
 
 
 def _watch(page):
-    """Record what the page's console reports, but for the 404 of the browser's own ``/favicon.ico`` request (the
-    console has no icon; Chromium asks once per browser, so that only the first context signed in sees it)."""
+    """Record what the page's console reports (a missing icon included: every page names ``/static/favicon.svg``)."""
     found = ERRORS.setdefault(id(page), [])
-    page.on("console", lambda msg: found.append(msg.text) if msg.type == "error"
-            and not msg.location.get("url", "").endswith("/favicon.ico") else None)
+    page.on("console", lambda msg: found.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: found.append(str(exc)))
     return page
 
