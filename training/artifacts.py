@@ -139,8 +139,9 @@ def save_bundle(bundle: ModelBundle, path: Path | str) -> Path:
     return path
 
 
-def load_bundle(path: Path | str) -> ModelBundle:
-    bundle = joblib.load(Path(path))
+def load_bundle(path: Path | str, data: bytes | None = None) -> ModelBundle:
+    """The bundle in ``path``, or in ``data`` (that file's bytes, already read) when given."""
+    bundle = joblib.load(Path(path) if data is None else io.BytesIO(data))
     if not isinstance(bundle, ModelBundle):
         raise TypeError(f"{path} does not hold a WaterWatch model bundle")
     return bundle
@@ -161,10 +162,7 @@ def read_champion(workspace: Path | str) -> tuple[ModelBundle, bytes]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run `waterwatch train` first")
     data = path.read_bytes()
-    bundle = joblib.load(io.BytesIO(data))
-    if not isinstance(bundle, ModelBundle):
-        raise TypeError(f"{path} does not hold a WaterWatch model bundle")
-    return bundle, data
+    return load_bundle(path, data), data
 
 
 def keep_scored(workspace: Path | str, bundle: ModelBundle, data: bytes) -> Path:
