@@ -194,6 +194,40 @@ def test_an_officer_moves_only_cases_nobody_or_they_hold_a_supervisor_any(store)
     assert log[0].detail["assignee_to"] == "off_dc"
 
 
+def test_two_officers_starting_one_case_at_once_leave_it_with_one_of_them(store, report_metric):
+    """The case row is locked while it moves: of two officers of the district starting the same open case at
+    once (10 posts each, over a real server), one holds it and every post of the other is refused; one audit row
+    records the start."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from test_security import served
+
+    url = "/api/v1/cases/C-expired-1/status"
+    officers = ["off_dc", "off_dc2"]
+    heads = {who: store.h(who) for who in officers}
+    barrier = threading.Barrier(20)
+    with served(store.app) as base, httpx.Client(base_url=base, timeout=60) as client:
+        def start(i: int) -> tuple[str, int]:
+            who = officers[i % 2]
+            barrier.wait()
+            return who, client.post(url, headers=heads[who], json={"status": "in_progress"}).status_code
+
+        with ThreadPoolExecutor(20) as pool:
+            done = list(pool.map(start, range(20)))
+    with store.sessions() as s:
+        holder = s.get(Case, "C-expired-1").assignee
+        starts = s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "case_status"))
+    report_metric(f"20 concurrent starts of one case by two officers ({store.engine.dialect.name}): held by "
+                  f"{holder}, {sum(c == 200 for _, c in done)} x 200, {sum(c == 403 for _, c in done)} x 403, "
+                  f"{starts} audit row(s)")
+    assert holder in officers and starts == 1
+    assert [code for who, code in done if who == holder] == [200] * 10
+    assert [code for who, code in done if who != holder] == [403] * 10
+
+
 # -- 5. the console says when an export will be cut -----------------------------------------------------------
 
 
