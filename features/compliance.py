@@ -6,7 +6,7 @@
   ingest quarantined);
 - metered volume by tax quarter (a meter's skipped months filled at its quarter mean);
 - tax coverage: declarations for a source and quarter that no permit of that source covered, and
-  declared against metered volume per taxpayer, source and quarter;
+  declared against metered volume per taxpayer, source and quarter (where the meters' data let it be checked);
 - peers: robust z-scores against the same industry.
 
 Pure functions over the typed contract tables. The caller chooses the window (what is known at
@@ -227,8 +227,11 @@ def metered_by_quarter(metered: pd.DataFrame) -> pd.DataFrame:
     ``metered``: meter-month rows with uscc and source of the permit. Meters skip monthly readings;
     a missing month is not zero abstraction, and counting it as zero would make every honest
     declaration look inflated. Only months inside the meter's own reporting span are filled (a
-    meter that started or stopped mid-quarter is not extended). Returns uscc, source, quarter
-    (number), period ('YYYY-Qn'), metered_m3 and gap_filled (some month was filled).
+    meter that started or stopped mid-quarter is not extended). A quarter inside that span with no
+    reading at all (``silent_meter_quarters``) has nothing to fill from: it adds nothing to
+    ``metered_m3`` and counts in ``silent_meters`` instead, so that no caller reads it as a quarter
+    metered at 0. Returns uscc, source, quarter (number), period ('YYYY-Qn'), metered_m3, gap_filled
+    (some month was filled) and silent_meters (meters of the pair silent that whole quarter).
     """
     m = month_no(metered["month"]).astype("int64")
     frame = metered.assign(m=m, quarter=m // 3)
@@ -241,11 +244,35 @@ def metered_by_quarter(metered: pd.DataFrame) -> pd.DataFrame:
     expected = np.maximum(hi - lo + 1, per["reported"])
     per["gap_filled"] = expected > per["reported"]
     per["metered_m3"] = per["volume"] * expected / per["reported"]
+    per["silent_meters"] = 0
+    silent = silent_meter_quarters(metered)
+    per = pd.concat([per, silent.assign(metered_m3=0.0, gap_filled=False, silent_meters=1)], ignore_index=True)
     out = per.groupby(["uscc", "source", "quarter"], as_index=False).agg(
-        metered_m3=("metered_m3", "sum"), gap_filled=("gap_filled", "any")
+        metered_m3=("metered_m3", "sum"), gap_filled=("gap_filled", "any"), silent_meters=("silent_meters", "sum")
     )
+    out["silent_meters"] = out["silent_meters"].astype("int64")
     out.insert(3, "period", quarter_label(out["quarter"]))
     return out
+
+
+def silent_meter_quarters(metered: pd.DataFrame) -> pd.DataFrame:
+    """Whole quarters with no row of a meter between two quarters it has rows in: meter_id, permit_id, uscc, source
+    (of the meter's last row before the gap) and quarter (number).
+
+    The meter read before the quarter and after it, so it was in place: its data for the quarter were lost on
+    the way (an outage, readings not transmitted or not entered), which is no abstraction of 0 m³ and leaves
+    nothing of the quarter to estimate from. Quarters before a meter's first row or after its last are not
+    listed (it may be new, replaced or removed)."""
+    columns = ["meter_id", "permit_id", "uscc", "source", "quarter"]
+    if metered.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "quarter" else "object") for c in columns})
+    m = month_no(metered["month"]).astype("int64")
+    last = metered[columns[:-1]].assign(m=m, quarter=m // 3).sort_values(["meter_id", "m"], kind="stable")
+    last = last.drop_duplicates(["meter_id", "quarter"], keep="last").reset_index(drop=True)
+    skipped = (last.groupby("meter_id")["quarter"].shift(-1) - last["quarter"] - 1).fillna(0).astype("int64")
+    gaps = last.loc[last.index.repeat(skipped)]  # one row per quarter skipped after each quarter with rows
+    gaps = gaps.assign(quarter=gaps["quarter"] + 1 + gaps.groupby(level=0).cumcount())
+    return gaps[columns].reset_index(drop=True)
 
 
 def lost_meter_months(metered: pd.DataFrame, months: pd.DatetimeIndex) -> pd.DataFrame:
@@ -320,6 +347,13 @@ def declared_vs_metered(declared: pd.DataFrame, metered: pd.DataFrame, holders: 
     keys = ["uscc", "source", "quarter"]
     both = declared.merge(metered, on=keys, how="outer").merge(holders, on=["uscc", "source"])
     return both.fillna({"declared_m3": 0.0, "metered_m3": 0.0})
+
+
+def meter_verifiable(declared_m3: pd.Series, metered_m3: pd.Series, silent_meters: pd.Series) -> pd.Series:
+    """True where a quarter's metered volume can be held against its declaration: no meter of the pair was
+    silent the whole quarter (``silent_meter_quarters``), or the meters that read already show more water than
+    declared (the silent ones could only add to it). Elsewhere the quarter waits for its readings."""
+    return silent_meters.fillna(0).eq(0) | (metered_m3 > declared_m3)
 
 
 # -- peers --------------------------------------------------------------------------------

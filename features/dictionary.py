@@ -130,7 +130,7 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("permit_quota_used_max_12m", S, "share", "Largest over the entity's permits of last-12-month metered abstraction / the permit's annual quota", "单证近12个月取水占许可水量最高比例", "单个取水许可证近12个月取水量达年度许可水量的{value:.0%}"),
     ("permit_quota_pace_max_3m", S, "share", "Largest over the permits of the last 3 months' abstraction x 4 / annual quota (the current pace)", "单证近3个月取水年化后占许可水量最高比例", "按近3个月取水速度，单证全年取水将达许可水量的{value:.0%}"),
     ("quota_excess_m3_12m", S, "m³", "Sum over the permits of last-12-month abstraction above the annual quota", "近12个月超许可取水量", "近12个月超出年度许可水量取水{value:,.0f}立方米"),
-    ("tax_undeclared_m3_4q", S, "m³", "Metered (gap-filled, non-agricultural permits) minus declared volume over the last 4 ended quarters; NaN with neither tax nor such metering", "近4季计量多于申报的水量", "近4个季度计量取水比纳税申报多{value:,.0f}立方米"),
+    ("tax_undeclared_m3_4q", S, "m³", "Metered (gap-filled, non-agricultural permits) minus declared volume over the last 4 ended quarters, a quarter a meter sent no reading for left out unless metered already exceeds declared; NaN with neither tax nor such metering", "近4季计量多于申报的水量", "近4个季度计量取水比纳税申报多{value:,.0f}立方米"),
     ("tax_undeclared_share_4q", S, "share", "Median over the last 4 ended quarters of (metered - declared) / max(metered, declared): under-declaring quarter after quarter", "近4季少申报比例（季度中位数）", "近4个季度每季少申报水资源税水量约{value:.0%}"),
     ("tax_declared_without_permit_m3_4q", S, "m³", "Volume declared for tax in the last 4 ended quarters for a source no permit of the entity covered in that quarter", "近4季无对应许可的申报取水量", "近4个季度申报取水{value:,.0f}立方米，但同期无对应水源的取水许可"),
     # own history (snapshot): shifts against the entity's own past, last 36 months

@@ -27,6 +27,7 @@ from features.compliance import (
     holders_in_force,
     known_permits,
     lost_meter_months,
+    meter_verifiable,
     metered_by_quarter,
     quarter_number,
     taxable_holders,
@@ -320,8 +321,9 @@ def _quota_evidence(last12: pd.DataFrame, as_of: pd.Timestamp, index: pd.Index) 
 
 
 def _tax_evidence(s: SnapshotInput, abstr: pd.DataFrame, permits: pd.DataFrame) -> dict[str, pd.Series]:
-    """Declared against gap-filled metering on taxable permits over the last 4 ended quarters, and
-    volumes declared for a source and quarter no permit of that source covered."""
+    """Declared against gap-filled metering on taxable permits over the last 4 ended quarters (a quarter a meter
+    sent no reading for left out unless the other meters already show more than declared), and volumes
+    declared for a source and quarter no permit of that source covered."""
     index = s.index
     q_lo, q_hi = _last_quarters(s.as_of)
     tax = s.tables["tax"]
@@ -330,12 +332,12 @@ def _tax_evidence(s: SnapshotInput, abstr: pd.DataFrame, permits: pd.DataFrame) 
     tax = tax[(q >= q_lo) & (q <= q_hi)].assign(quarter=q)
     declared = tax.groupby(["uscc", "source", "quarter"], as_index=False)["declared_m3"].sum()
     taxable = taxed_rows(abstr)
-    if len(taxable):
-        metered = metered_by_quarter(taxable)[["uscc", "source", "quarter", "metered_m3"]]
-    else:
-        metered = pd.DataFrame(columns=["uscc", "source", "quarter", "metered_m3"])
+    columns = ["uscc", "source", "quarter", "metered_m3", "silent_meters"]
+    metered = metered_by_quarter(taxable)[columns] if len(taxable) else pd.DataFrame(columns=columns)
     metered = metered[(metered["quarter"] >= q_lo) & (metered["quarter"] <= q_hi)]
     both = declared_vs_metered(declared, metered, taxable_holders(permits))
+    # a quarter a meter sent no reading for is unknown, not metered at 0 (``meter_verifiable``)
+    both = both[meter_verifiable(both["declared_m3"], both["metered_m3"], both["silent_meters"])]
     both = both.groupby(["uscc", "quarter"])[["declared_m3", "metered_m3"]].sum()
     gap = both["metered_m3"] - both["declared_m3"]
     # the median quarter: under-declaring quarter after quarter, not one late or missed filing

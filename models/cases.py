@@ -20,12 +20,16 @@ Tax quantity verification (水量核定) follows the water-resource tax rules (�
 the water authority verifies the quantity, the tax authority taxes it; where no meter measures
 reliably, the quantity is set by the abstraction capacity): for each taxpayer, source and quarter
 the verified quantity is
-  1. ``meter``: the metered volume when the source's meters reported water in the quarter (a
-     skipped month inside a meter's reporting span counts at the meter's quarter mean);
-  2. ``permit``: else the permitted quantity, the annual quota of the taxable permits of that
+  1. ``meter_data_missing``: the declaration stands, for now, when a meter of the source sent no reading
+     in the quarter though it read before and after it, and the meters that did read show no more than
+     was declared: the quarter cannot be verified until its readings are in (alert ``meter_data_missing``);
+  2. ``meter``: the metered volume when the source's meters reported water in the quarter (a
+     skipped month inside a meter's reporting span counts at the meter's quarter mean; a meter silent the
+     whole quarter counts for nothing, so the volume is a floor);
+  3. ``permit``: else the permitted quantity, the annual quota of the taxable permits of that
      source prorated by the days of the quarter each permit was dated for;
-  3. ``plan``: else the year's water-use plan prorated by days;
-  4. ``declared``: else the declaration stands.
+  4. ``plan``: else the year's water-use plan prorated by days;
+  5. ``declared``: else the declaration stands.
 A meter that reports water but may be stuck or tampered with is not judged here: that is what the
 risk ranking sends field officers to find.
 """
@@ -39,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from features.as_of import month_start
-from features.compliance import known_permits, taxed_rows
+from features.compliance import known_permits, meter_verifiable, taxed_rows
 from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, m3_text, with_entity
 from models.rules.permits import use_after_permit
 from models.rules.quota import quota_usage
@@ -87,7 +91,7 @@ ACTION_EN = {
     "enforcement_file": "Open an enforcement file",
     "procedure_guidance": "Guide through the procedures",
 }
-VERIFICATION_BASES = ("meter", "permit", "plan", "declared")
+VERIFICATION_BASES = ("meter_data_missing", "meter", "permit", "plan", "declared")
 _NUMBERS = ("volume_at_stake_m3", "tax_at_stake_yuan", "verified_m3")
 
 
@@ -376,7 +380,9 @@ def verified_quantities(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     plans = tables["plans"].dropna(subset=["uscc", "year"]).groupby(["uscc", "year"])["planned_m3"].sum()
     planned = pd.Series(plans.reindex(pd.MultiIndex.from_arrays([rows["uscc"], year.astype("int64")])).to_numpy(),
                         index=rows.index).fillna(0.0) * (q_end - q_start).dt.days / year_days
-    basis = np.select([rows["metered"] > 0, permitted > 0, planned > 0], ["meter", "permit", "plan"], default="declared")
+    unread = ~meter_verifiable(rows["declared"], rows["metered"], rows["silent_meters"])
+    basis = np.select([unread, rows["metered"] > 0, permitted > 0, planned > 0],
+                      ["meter_data_missing", "meter", "permit", "plan"], default="declared")
     verified = np.select([basis == "meter", basis == "permit", basis == "plan"],
                          [rows["metered"], permitted, planned], default=rows["declared"])
     return rows.assign(permitted=permitted, planned=planned, verified=verified, basis=basis)
@@ -422,19 +428,23 @@ def tax_verification_cases(tables, alerts: pd.DataFrame, as_of: pd.Timestamp, ru
     return case
 
 
-_BASIS_CN = {"meter": "按计量", "permit": "无有效计量，按许可水量", "plan": "无计量无许可，按计划用水量", "declared": "无核定依据，按申报"}
-_BASIS_EN = {"meter": "metered", "permit": "no working meter, by the permitted quantity",
+_BASIS_CN = {"meter_data_missing": "计量数据缺失（水表本季度无读数），暂按申报", "meter": "按计量",
+             "permit": "无有效计量，按许可水量", "plan": "无计量无许可，按计划用水量", "declared": "无核定依据，按申报"}
+_BASIS_EN = {"meter_data_missing": "a meter sent no reading this quarter: as declared until the readings are in",
+             "meter": "metered", "permit": "no working meter, by the permitted quantity",
              "plan": "no meter or permit, by the water-use plan", "declared": "nothing to verify against, as declared"}
 
 
 def _source_evidence(s: dict) -> dict:
     return {"source": s["source"], "declared_m3": s["declared"], "metered_m3": s["metered"], "permitted_m3": s["permitted"],
-            "verified_m3": s["verified"], "basis": s["basis"], "gap_filled": bool(s["gap_filled"]), "filed": bool(s["filed"])}
+            "verified_m3": s["verified"], "basis": s["basis"], "gap_filled": bool(s["gap_filled"]), "filed": bool(s["filed"]),
+            "silent_meters": int(s["silent_meters"])}
 
 
 def _source_text_zh(s: dict) -> str:
     declared = f"申报{m3_text(s['declared'])}" if s["filed"] else "未申报"
     filled = "（含缺报月份按均值估算）" if s["gap_filled"] and s["basis"] == "meter" else ""
+    filled += "（另有水表本季度无读数，未计入）" if s["silent_meters"] else ""
     return (f"{SOURCE_CN.get(s['source'], s['source'])}{declared}，计量{m3_text(s['metered'])}{filled}，"
             f"许可{m3_text(s['permitted'])}，{_BASIS_CN[s['basis']]}核定{m3_text(s['verified'])}")
 

@@ -62,6 +62,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "kind.expired_permit": ("许可已过期", "Expired permit"),
     "kind.unpermitted": ("无证取水", "Unpermitted"),
     "kind.tax_mismatch": ("水资源税不符", "Tax mismatch"),
+    "kind.meter_data_missing": ("计量数据缺失", "Meter data missing"),
     "kind.source_prevention": ("源头管控提示", "Source prevention"),
     "level.red": ("红色", "Red"),
     "level.orange": ("橙色", "Orange"),

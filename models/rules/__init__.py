@@ -10,7 +10,7 @@ metered volume by quarter, tax coverage) are defined once in ``features.complian
 
 - ``quota``: modules 1/2, quota and plan colours and the run-rate projection
 - ``permits``: module 4, renewal reminders, expired or withdrawn permits in use, unpermitted use
-- ``tax``: module 3, declared against metered volume per quarter
+- ``tax``: module 3, declared against metered volume per quarter, and quarters a meter sent no reading for
 - ``projects``: module 6, source prevention
 - ``rights``: module 5, water-rights sellers and buyers
 """
@@ -26,7 +26,7 @@ from models.rules.projects import source_prevention
 from models.rules.quota import quota_projection, quota_usage, quota_warning
 from models.rules.records import own_uscc_links
 from models.rules.rights import water_rights_candidates
-from models.rules.tax import declared_and_metered, tax_mismatch
+from models.rules.tax import declared_and_metered, meter_data_missing, tax_mismatch
 from models.settings import RuleSettings
 
 
@@ -43,6 +43,7 @@ def run_checks(tables: dict[str, pd.DataFrame], links: pd.DataFrame | None, as_o
         expired_permit_use(tables, as_of, rules),
         unpermitted_abstraction(tables, as_of, rules, quarantine),
         tax_mismatch(tables, as_of, rules),
+        meter_data_missing(tables, as_of, rules),
         source_prevention(tables, as_of, rules),
     ]
     parts = [p for p in parts if not p.empty]
@@ -62,6 +63,7 @@ __all__ = [
     "expired_permit_use",
     "unpermitted_abstraction",
     "tax_mismatch",
+    "meter_data_missing",
     "declared_and_metered",
     "source_prevention",
     "water_rights_candidates",

@@ -11,7 +11,7 @@ from typing import Any
 from serving.i18n import code_label, t
 
 KNOWN_KINDS = ("quota", "quota_projection", "renewal", "expired_permit", "unpermitted", "tax_mismatch",
-               "source_prevention")
+               "meter_data_missing", "source_prevention")
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -64,6 +64,11 @@ TEMPLATES_EN = {
     "tax_mismatch": "{name} ({uscc}), {period}: the declared {source} abstraction differs from the metered volume "
                     "by {value}% (tolerance {threshold}%), {volume} m³ at stake, about ¥{tax} of tax. Check with "
                     "the tax bureau.",
+    "meter_data_missing": "{name} ({uscc}), {period}: {value} m³ of {source} abstraction declared, but a meter of "
+                          "that source sent no reading for the whole quarter although it read before and after it "
+                          "(a data outage or readings not transmitted). The declaration cannot be checked against "
+                          "the meter, so no tax mismatch is assumed: ask for the quarter's readings or verify the "
+                          "quantity on site.",
     "source_prevention": "{name}: project {project} started or was approved {value} days ago. If it will use "
                          "water, apply for an abstraction permit and a water-use plan, and build the water-saving "
                          "facilities together with the project.",
