@@ -232,3 +232,15 @@ MODULE_STRINGS.update({
     "list.export_cut": ("导出文件只含前 {n} 条（共 {total} 条）：缩小筛选范围可导出其余记录。",
                         "The export holds the first {n} of {total} rows: narrow the filters to export the rest."),
 })
+
+# session 11: a supervisor gives a case to an officer of its district, or takes it back; its holder hands it back
+MODULE_STRINGS.update({
+    "cases.assign_to": ("分派给", "Assign to"),
+    "cases.assign_submit": ("分派", "Assign"),
+    "cases.assign_choose": ("请选择一名本辖区的执法人员", "Choose an officer of the case's district"),
+    "cases.release": ("收回", "Release"),
+    "cases.hand_back": ("交回", "Hand back"),
+    "cases.no_officers": ("本辖区暂无可分派的执法人员", "No active officer in this district to assign"),
+    "cases.assigned_ok": ("案件已分派。", "Case assigned."),
+    "cases.released_ok": ("案件已收回，当前无人办理。", "Case released: nobody holds it now."),
+})

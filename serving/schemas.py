@@ -433,6 +433,13 @@ class CaseStatusCreate(BaseModel):
                               description="what was done (audited); a dismissal must give its reason here")
 
 
+class CaseAssigneeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee: Text | None = Field(min_length=1, max_length=64,
+                                  description="username of whoever is to work the case; null: nobody holds it")
+    note: Text | None = Field(None, max_length=1000, description="why (audited)")
+
+
 # documented error answers of the routes (the detail is a sentence, Chinese first)
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
                                            404: {"model": ErrorPublic}}

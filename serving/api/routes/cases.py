@@ -10,7 +10,16 @@ from serving import roles
 from serving.api.params import City, Filter, PageNo, PageSize
 from serving.deps import RequireRole, SessionDep
 from serving.identity import Principal
-from serving.schemas import CONFLICT, ERRORS, CaseKind, CasePublic, CasesPublic, CaseStatus, CaseStatusCreate
+from serving.schemas import (
+    CONFLICT,
+    ERRORS,
+    CaseAssigneeCreate,
+    CaseKind,
+    CasePublic,
+    CasesPublic,
+    CaseStatus,
+    CaseStatusCreate,
+)
 from serving.services import cases as service
 from serving.services.query import paginate
 from serving.services.scope import caller_scope
@@ -37,3 +46,13 @@ def set_status(case_id: CaseId, body: CaseStatusCreate, session: SessionDep,
     """Move a case along open -> in_progress -> closed | dismissed (back to open: a supervisor); audited with its
     ``note``, which a dismissal must carry: its reason (422 without one)."""
     return CasePublic.model_validate(service.set_status(session, case_id, body.status, body.note, principal))
+
+
+@router.put("/{case_id}/assignee", response_model=CasePublic, responses=CONFLICT)
+def set_assignee(case_id: CaseId, body: CaseAssigneeCreate, session: SessionDep,
+                 principal: Annotated[Principal, RequireRole(*roles.CASE_WORK)]):
+    """Who works the case: a supervisor gives an open or in-progress case of their scope to an active user who
+    works cases there (422 otherwise), or releases it (``"assignee": null``); an officer only hands back a case
+    they hold, or takes one nobody holds (403 otherwise). A closed or dismissed case is 409. The status stays;
+    each change is audited (``case_assign``) with the old and the new holder and the ``note``."""
+    return CasePublic.model_validate(service.assign_case(session, case_id, body.assignee, body.note, principal))

@@ -1,9 +1,10 @@
 """The case track's page: documented breaches by kind, each with its evidence, the action it needs and its
 status, moved along (open -> in progress -> closed | dismissed; a supervisor reopens) with the same service
-the API's ``POST /api/v1/cases/{id}/status`` calls. Beside the cases, the two kinds of notice the checks raise
-before a breach: quota use in three colours with each entity's year-to-date curve, and permit renewals at 90
-and 60 days. Officers see their own city's district's, users bound to a city their city's, province roles every
-city's or the one they choose. Every list exports as CSV/XLSX."""
+the API's ``POST /api/v1/cases/{id}/status`` calls, and given to an officer of its district by a supervisor (or
+handed back by its holder) with the one ``PUT /api/v1/cases/{id}/assignee`` calls. Beside the cases, the two kinds
+of notice the checks raise before a breach: quota use in three colours with each entity's year-to-date curve, and
+permit renewals at 90 and 60 days. Officers see their own city's district's, users bound to a city their city's,
+province roles every city's or the one they choose. Every list exports as CSV/XLSX."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from serving import roles
 from serving.console.render import PageContext, PageDep, check_csrf, page_for, page_router, render
 from serving.console.routes.alerts import alerts_query, lead_links, quota_thresholds
 from serving.deps import ModelDep, SessionDep
-from serving.errors import NotFound
+from serving.errors import Invalid, NotFound
 from serving.i18n import t
+from serving.identity import Principal
 from serving.schemas import Text
 from serving.services import cases as service
 from serving.services.scope import Scope
@@ -57,6 +59,23 @@ def _tab_counts(session, live_runs: tuple[str, ...], area: Scope) -> dict[str, i
 
 def case_text(c: Case, lang: str) -> str:
     return (c.evidence_text_en if lang == "en" else c.evidence_text) or c.evidence_text or ""
+
+
+def _case_items(session, rows: list[Case], p: Principal, links: dict, lang: str) -> list[dict]:
+    """Each case with what the caller may do to it: no button the service would refuse. A case a colleague holds
+    says who; a supervisor gets the officers of its district to give it to; its holder may hand it back."""
+    supervises = p.role in roles.SUPERVISE
+    officers = service.case_officers(session, rows) if supervises else {}
+    items = []
+    for c in rows:
+        held = p.role in roles.CASE_WORK and not service.may_move(c, p)
+        moves = [s for s in service.MOVES.get(c.status, ()) if s != "open" or supervises]
+        live = c.status not in service.FINISHED
+        items.append({"c": c, "text": case_text(c, lang), "lead_id": links.get(c.uscc), "held": held,
+                      "moves": moves if p.role in roles.CASE_WORK and not held else [],
+                      "officers": officers.get((c.city, c.district), []) if supervises and live else None,
+                      "hand_back": live and p.is_officer and c.assignee == p.username})
+    return items
 
 
 @router.get("/cases", response_class=HTMLResponse)
@@ -100,13 +119,7 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
             items.append({"a": a, "text": alert_text(a, lang), "chart": chart, "lead_id": links.get(a.uscc),
                           "case": red_cases.get((a.uscc, str(a.period or "")[:4]))})
     else:
-        role = ctx.principal.role
-        items = []
-        for c in rows:  # a case a colleague holds: who, and no buttons the service would refuse
-            held = role in roles.CASE_WORK and not service.may_move(c, ctx.principal)
-            moves = [s for s in service.MOVES.get(c.status, ()) if s != "open" or role in roles.SUPERVISE]
-            items.append({"c": c, "text": case_text(c, lang), "lead_id": links.get(c.uscc), "held": held,
-                          "moves": moves if role in roles.CASE_WORK and not held else []})
+        items = _case_items(session, rows, ctx.principal, links, lang)
     levels = [] if not notices else sorted({lv for lv in session.scalars(select(Alert.level).where(
         Alert.run_id.in_(model.live_runs), Alert.kind.in_(NOTICE_KINDS[tab])).distinct()) if lv},
         key=lambda lv: severity.get(lv, 99))
@@ -115,7 +128,17 @@ def cases(request: Request, ctx: PageDep, session: SessionDep, model: ModelDep):
                   city=area.city, **area_menus(session, ctx.principal, area, Case), status=status,
                   statuses=STATUSES, level=level, levels=levels, q=text,
                   thresholds=quota_thresholds(request.app.state.settings),
-                  flash=request.query_params.get("done"), note_required=request.query_params.get("note_required"))
+                  flash=request.query_params.get("done"), note_required=request.query_params.get("note_required"),
+                  assigned=request.query_params.get("assigned"))
+
+
+def _back(back: str) -> str | None:
+    """The list page a form came from (its filters kept), if it is one of ours."""
+    return back if back.startswith("/cases") and not back.startswith("//") else None
+
+
+def _with(target: str, **params: str) -> str:
+    return f"{target}{'&' if '?' in target else '?'}{urlencode(params)}"
 
 
 @router.post("/cases/{case_id}/status", response_class=HTMLResponse)
@@ -124,16 +147,27 @@ def move(case_id: str, request: Request, ctx: CaseWorker, session: SessionDep, c
     check_csrf(ctx, csrf)
     if status not in STATUSES:
         raise NotFound()
-    target = back if back.startswith("/cases") and not back.startswith("//") else None
+    target = _back(back)
     note = note.strip()[:500] or None
     if status in service.NEEDS_REASON and note is None:  # back to the list, the error beside the case's form
-        target = target or "/cases"
-        return RedirectResponse(f"{target}{'&' if '?' in target else '?'}{urlencode({'note_required': case_id[:64]})}",
-                                status_code=303)
+        return RedirectResponse(_with(target or "/cases", note_required=case_id[:64]), status_code=303)
     c = service.set_status(session, case_id[:64], status, note, ctx.principal)
-    target = target or f"/cases?kind={c.kind}"
-    sep = "&" if "?" in target else "?"
-    return RedirectResponse(f"{target}{sep}done={status}", status_code=303)
+    return RedirectResponse(_with(target or f"/cases?kind={c.kind}", done=status), status_code=303)
+
+
+@router.post("/cases/{case_id}/assignee", response_class=HTMLResponse)
+def assign(case_id: str, ctx: CaseWorker, session: SessionDep, csrf: Annotated[Text, Form()] = "",
+           assignee: Annotated[Text, Form()] = "", release: Annotated[Text, Form()] = "",
+           back: Annotated[Text, Form()] = ""):
+    """A supervisor gives the case to the officer chosen, or releases it (``release``); its holder hands it back
+    (``release``). The same service as the API's ``PUT /api/v1/cases/{id}/assignee``."""
+    check_csrf(ctx, csrf)
+    name = None if release else assignee.strip()
+    if name is not None and not 1 <= len(name) <= 64:
+        raise Invalid(t("cases.assign_choose", ctx.lang))
+    c = service.assign_case(session, case_id[:64], name, None, ctx.principal)
+    return RedirectResponse(_with(_back(back) or f"/cases?kind={c.kind}", assigned="1" if c.assignee else "0"),
+                            status_code=303)
 
 
 def _export(tab: str, rows, fmt: str, lang: str):
