@@ -151,3 +151,80 @@ def test_every_console_form_checks_the_origin_and_the_api_does_not(env):
     bearer = {"Authorization": f"Bearer {r.json()['access_token']}", "Origin": SIBLING}
     assert anon.get("/api/v1/leads", headers=bearer).status_code == 200
 
+
+# -- 2. the backtest page in Chinese ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def backtest():
+    """``test_console_polish_s9``'s three cut-offs (only the first measurable), with charts."""
+    import pandas as pd
+
+    from test_backtest import _synthetic_cutoffs
+    from training.backtest import run_backtest
+    from training.backtest_report import charts
+
+    cuts = _synthetic_cutoffs(n=300)
+    result = run_backtest(cuts, lambda cut: cut.X["signal"].to_numpy(), 20)
+    result.importance = pd.Series({"signal": 0.75, "naive_ratio": 0.25})
+    return cuts, result, charts(result, cuts)
+
+
+def _is_number(cell: str) -> bool:
+    return re.fullmatch(r"-?[\d,]+(\.\d+)?", cell) is not None
+
+
+def test_the_chinese_backtest_page_has_chinese_labels_and_the_numbers_of_the_english(backtest):
+    from test_console_polish_s9 import tables_of
+    from training.backtest_report import report_html
+
+    _, result, pngs = backtest
+    facts = {"as_of": "2026-01-01", "tuning": "none requested"}
+    en = report_html(result, pngs, "WaterWatch backtest 2026-01", facts)
+    zh = report_html(result, pngs, "WaterWatch 回测报告 backtest 2026-01", facts, lang="zh")
+    assert '<html lang="zh-CN">' in zh and '<html lang="en">' in en
+    for words in ("各回测截点的均值与标准差", "Mean and std over cut-offs", "各回测截点", "前20条查实率（均值）",
+                  "前20条名单的审计（各截点合并）", "风险分数分布", "特征重要性", "数据截止日", "未能衡量",
+                  "稳定性（按核查结论，前20条查实率的均值减标准差）", "分别查实 10, 5, 8 起"):
+        assert words in zh, words
+    assert 'href="backtest.html"' in zh and 'href="backtest.zh.html"' in en  # each edition links the other
+    assert re.findall(r"data:image/png;base64,[^']+", zh) == re.findall(r"data:image/png;base64,[^']+", en)
+    en_tables, zh_tables = tables_of(en), tables_of(zh)
+    assert len(en_tables) == len(zh_tables) == 3  # mean and std, per cut-off, audit
+    numbers = 0
+    for en_rows, zh_rows in zip(en_tables, zh_tables):
+        assert zh_rows[1] == en_rows[0]  # the column names, under a row of their Chinese names
+        assert all(re.search(r"[\u4e00-\u9fff]", name) for name in zh_rows[0][:3]), zh_rows[0]
+        assert len(zh_rows) == len(en_rows) + 1
+        for en_row, zh_row in zip(en_rows[1:], zh_rows[2:]):
+            for en_cell, zh_cell in zip(en_row, zh_row, strict=True):
+                if _is_number(en_cell) or en_cell == "—":
+                    assert zh_cell == en_cell
+                    numbers += _is_number(en_cell)
+                elif en_cell == "not measured":
+                    assert zh_cell == "未能衡量"
+                else:  # a code in words, the code beside it (核查结论 inspected), or a name as it is
+                    assert zh_cell == en_cell or zh_cell.endswith(" " + en_cell), (en_cell, zh_cell)
+    assert numbers > 100
+    assert "核查结论 inspected" in zh and "模型 model" in zh and "简单规则 naive" in zh
+    with pytest.raises(ValueError):
+        report_html(result, pngs, "x", lang="fr")
+
+
+def test_training_writes_both_editions_and_the_run_report_links_the_chinese_one(backtest, tmp_path):
+    import pandas as pd
+
+    from serving.report import backtest_section
+    from training.train import _write_report
+
+    cuts, result, _ = backtest
+    labels = pd.DataFrame({"y": [1, 0]}, index=["a", "b"])
+    art, report = _write_report(tmp_path / "ws", result, cuts, None, labels, {"as_of": "2026-01-01"},
+                                pd.Timestamp("2026-01-01"))
+    for folder in (art, report.parent):
+        assert 'lang="en"' in (folder / "backtest.html").read_text(encoding="utf-8")
+        zh = (folder / "backtest.zh.html").read_text(encoding="utf-8")
+        assert "WaterWatch 回测报告 backtest 2026-01" in zh and "各回测截点" in zh
+    assert report.name == "backtest.html"
+    _, body = backtest_section(result, "workspace/models/backtest.zh.html")
+    assert "详细回测报告（中英对照）" in body and 'href="workspace/models/backtest.zh.html"' in body
