@@ -216,6 +216,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     # errors
     "error.403.title": ("无权访问", "Access denied"),
     "error.403.body": ("该线索不在您的辖区，或您的角色无权查看此页面。", "This lead is outside your district, or your role may not see this page."),
+    "error.origin.body": ("此表单不是从本系统的页面提交的，已拒绝。请打开本系统的页面重新操作。",
+                          "This form was not sent from this service's own pages, so it was refused. Open the "
+                          "service's page and try again."),
     "error.404.title": ("未找到", "Not found"),
     "error.404.body": ("您要找的线索不存在。", "The lead you asked for does not exist."),
     "error.409.title": ("无法处理", "Conflict"),

@@ -340,5 +340,5 @@ def backtest_section(backtest, detail_href: str | None = None) -> tuple[str, str
         parts.append("<p><b>本次回测的核查窗口内违规太少，排序效果尚无法衡量；这不是零分。</b>"
                      "随着现场核查结论积累，下次训练将给出可衡量的结果。</p>")
     if detail_href:
-        parts.append(f'<p class="note">数据分析人员的详细回测报告：<a href="{html.escape(detail_href)}">{html.escape(detail_href)}</a></p>')
+        parts.append(f'<p class="note">详细回测报告（中英对照）：<a href="{html.escape(detail_href)}">{html.escape(detail_href)}</a></p>')
     return "模型回测", "".join(parts)

@@ -6,11 +6,31 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 DISPLAY_TIMEZONE = "Asia/Shanghai"  # the bureau's clock (Beijing time), unless the settings name another
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_origin(value: str) -> str:
+    """``scheme://host[:port]`` as a browser's Origin header writes it (lower case, no default port); ValueError
+    for anything else (a path, a query, a user, a wildcard, a scheme other than http or https)."""
+    text = value.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # a port that is not a number, or out of range
+        raise ValueError(f"not an origin (scheme://host[:port]): {value!r}") from exc
+    if (scheme not in DEFAULT_PORTS or not host or "*" in host or parts.username is not None
+            or parts.password is not None or parts.path not in ("", "/") or parts.query or parts.fragment
+            or "#" in text or "?" in text):
+        raise ValueError(f"not an origin (scheme://host[:port]): {value!r}")
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != DEFAULT_PORTS[scheme] else "")
 
 
 def bureau_today(zone: str | None = None) -> date:
@@ -55,6 +75,11 @@ class ServingSettings(BaseModel):
     display_timezone: str = Field(
         DISPLAY_TIMEZONE, description="the zone the console shows times in (pages and CSV/XLSX exports); the store "
                                     "and the API keep UTC")
+    trusted_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port]) besides the service's own whose console forms are accepted: "
+                    "the public address of a reverse proxy that does not pass on the Host header or the scheme "
+                    "(a JSON list, e.g. '[\"https://waterwatch.example.gov.cn\"]')")
 
     @field_validator("display_timezone")
     @classmethod
@@ -64,3 +89,8 @@ class ServingSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from exc
         return value
+
+    @field_validator("trusted_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        return [normalise_origin(v) for v in values]

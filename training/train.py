@@ -38,7 +38,7 @@ from training.backtest import (
     run_backtest,
     split_snapshot,
 )
-from training.backtest_report import charts, model_importance, report_html
+from training.backtest_report import PAGES, charts, model_importance, report_html
 from training.labels import (
     estimate_violation_rate,
     inspection_labels,
@@ -66,8 +66,12 @@ class TrainResult:
     backtest: BacktestResult
     model_path: Path
     champion_path: Path
-    report_path: Path
+    report_path: Path  # the backtest page in English; its Chinese edition is ``report_zh_path``
     summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report_zh_path(self) -> Path:
+        return self.report_path.with_name(PAGES["zh"])
 
     @property
     def promotion(self) -> str:
@@ -220,7 +224,7 @@ def _challenge_champion(settings, cutoffs, params: dict, objective: float, as_of
 
 def _write_report(workspace: Path, backtest: BacktestResult, cutoffs, final_scores: pd.Series, labels: pd.DataFrame,
                   extra: dict, as_of: pd.Timestamp) -> tuple[Path, Path]:
-    """The backtest's charts, tables and HTML page (logged to MLflow from ``art``), and the training labels."""
+    """The backtest's charts, tables and HTML pages (logged to MLflow from ``art``), and the training labels."""
     out = models_dir(workspace)
     out.mkdir(parents=True, exist_ok=True)
     art = out / "backtest"
@@ -233,11 +237,12 @@ def _write_report(workspace: Path, backtest: BacktestResult, cutoffs, final_scor
         (art / name).write_bytes(data)
     backtest.metrics.to_csv(art / "metrics.csv", index=False)
     backtest.audit.to_csv(art / "audit.csv", index=False)
-    html = report_html(backtest, pngs, f"WaterWatch backtest {as_of:%Y-%m}", extra)
-    (art / "backtest.html").write_text(html, encoding="utf-8")
-    report_path = out / "backtest.html"
-    report_path.write_text(html, encoding="utf-8")
-    return art, report_path
+    pages = {PAGES["en"]: report_html(backtest, pngs, f"WaterWatch backtest {as_of:%Y-%m}", extra),
+             PAGES["zh"]: report_html(backtest, pngs, f"WaterWatch 回测报告 backtest {as_of:%Y-%m}", extra, lang="zh")}
+    for folder in (art, out):  # the two editions side by side (each links the other), logged and in models/
+        for name, html in pages.items():
+            (folder / name).write_text(html, encoding="utf-8")
+    return art, out / PAGES["en"]
 
 
 @dataclass

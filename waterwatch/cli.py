@@ -176,7 +176,7 @@ def train(
     verdict = "promoted to champion" if result.promoted else f"champion stays {result.champion_version}"
     shown = "not measured" if math.isnan(result.objective) else f"{result.objective:.3f}"  # NaN: too few verdicts
     typer.echo(f"model version {result.version}: objective {shown}; {verdict} ({result.promotion})")
-    typer.echo(f"backtest report: {result.report_path}")
+    typer.echo(f"backtest report: {result.report_path} (中文 {result.report_zh_path})")
 
 
 @app.command()

@@ -242,7 +242,7 @@ def run_pipeline(
 
     _say(settings, "[6/6] report")
     snapshot = ws.read("profiles", "snapshot")
-    detail = result.report_path.resolve().relative_to(out.resolve()).as_posix()
+    detail = result.report_zh_path.resolve().relative_to(out.resolve()).as_posix()  # the bureau's edition
     extra = [profile_section(profiles, snapshot), backtest_section(result.backtest, detail)]
     write_report(out, checked["alerts"], checked["water_rights"], tables, ws.as_of(), extra_sections=extra,
                  rules=settings.rules, cases=checked["cases"])

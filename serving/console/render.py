@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from serving.console import charts, export
 from serving.console.alert_text import alert_text
+from serving.console.origin import UNSAFE_METHODS, OriginRefused, refuse_foreign_origin
 from serving.deps import SESSION_COOKIE, cookie_scheme, identify_token, session_user
 from serving.errors import DomainError, Forbidden, NotAuthenticated, http_status
 from serving.i18n import DEFAULT_LANG, STRINGS, code_label, data_period, local_time, normalise_lang, translator
@@ -149,8 +150,10 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values) ->
     return response
 
 
-def error_page(request: Request, status_code: int, detail: str | None = None) -> HTMLResponse:
-    return render(optional_context(request), "error.html", status_code=status_code, err=status_code, detail=detail)
+def error_page(request: Request, status_code: int, detail: str | None = None, body: str | None = None) -> HTMLResponse:
+    """The error page; ``body`` (a ``t`` key) says what happened in place of the status's usual words."""
+    return render(optional_context(request), "error.html", status_code=status_code, err=status_code, detail=detail,
+                  body=body)
 
 
 def _page_of(request: Request) -> str | None:
@@ -174,14 +177,19 @@ def to_login(request: Request, expired: bool = False) -> RedirectResponse:
 
 class ConsoleRoute(APIRoute):
     """A console route: refusals become pages, whether the page or one of its dependencies raised them
-    (no credential: back to the login form; a domain error or an invalid form: an HTML page with its status)."""
+    (no credential: back to the login form; a domain error or an invalid form: an HTML page with its status).
+    A form sent from another origin is refused before it is read (``origin``)."""
 
     def get_route_handler(self):
         handler = super().get_route_handler()
 
         async def run(request: Request):
             try:
+                if request.method in UNSAFE_METHODS:
+                    await refuse_foreign_origin(request)
                 return await handler(request)
+            except OriginRefused as exc:
+                return error_page(request, 403, exc.detail, body="error.origin.body")
             except NotAuthenticated as exc:
                 return to_login(request, exc.expired)
             except DomainError as exc:
