@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import sessionmaker
@@ -60,15 +61,19 @@ class ModelInfo:
         return () if run_id is None else (run_id,)
 
 
-def load_champion(artifact: str | None) -> tuple[Any, str | None]:
-    """The joblib bundle the run names, the copy kept of the one that scored it (``training.artifacts.keep_scored``;
-    no MLflow server needed); the reason when it cannot load."""
-    if not artifact:
-        return None, "the published run names no model artifact"
+def load_champion(meta: dict[str, Any] | str | None, home: Path | None = None) -> tuple[Any, str | None]:
+    """The joblib bundle a published run names (its ``model_info``; or the ``artifact`` alone), the copy kept of the
+    one that scored it (``training.artifacts.keep_scored``; no MLflow server needed), looked for where the run's
+    workspace is now (``serving.run_models``, from ``home``); the reason when it cannot load."""
+    from serving.run_models import model_file
+
+    path, problem = model_file(meta if isinstance(meta, dict) else {"artifact": meta}, home)
+    if path is None:
+        return None, problem
     from training.artifacts import load_bundle
 
     try:
-        return load_bundle(artifact), None
+        return load_bundle(path), None
     except Exception as exc:  # a missing or unreadable file degrades /scores/predict, never the service
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -76,8 +81,9 @@ def load_champion(artifact: str | None) -> tuple[Any, str | None]:
 class ModelHolder:
     """Holds the current ``ModelInfo`` of the store behind ``sessions``."""
 
-    def __init__(self, sessions: sessionmaker, check_seconds: float = 2.0):
-        self._sessions, self.check_seconds = sessions, check_seconds
+    def __init__(self, sessions: sessionmaker, check_seconds: float = 2.0, home: Path | None = None):
+        """``home``: the service's home folder, where a run's workspace is looked for first (``serving.run_models``)."""
+        self._sessions, self.check_seconds, self.home = sessions, check_seconds, home
         self._swap, self._refreshing = threading.Lock(), threading.Lock()
         self._checked = -float("inf")
         self._published: tuple | None = None  # (run_id, updated_at) of the run served
@@ -87,7 +93,7 @@ class ModelHolder:
         """Serve the latest published run and its model (blocking)."""
         with self._sessions() as session:
             runs = latest_runs(session)
-            new = ModelInfo() if not runs else _infos(runs)
+            new = ModelInfo() if not runs else _infos(runs, self.home)
             published = None if not runs else (runs[0].run_id, runs[0].updated_at)
         with self._swap:
             self.info, self._published, self._checked = new, published, time.monotonic()
@@ -127,18 +133,25 @@ def live_runs(session) -> tuple[str, ...]:
     return tuple(run.run_id for run in latest_runs(session))
 
 
-def _infos(runs: list[Run]) -> ModelInfo:
+def _infos(runs: list[Run], home: Path | None = None) -> ModelInfo:
     """The run published last, with every city's live run and model; a model the cities share (a province run's
     one model) is loaded once."""
-    loaded: dict[str | None, tuple[Any, str | None]] = {}
+    from serving.run_models import candidates
 
-    def champion(artifact: str | None) -> tuple[Any, str | None]:
-        if artifact not in loaded:
-            loaded[artifact] = load_champion(artifact)
-        return loaded[artifact]
+    loaded: dict[str, tuple[Any, str | None]] = {}
+
+    def where(meta: dict[str, Any]) -> str:  # the file a run's model is in (the same file: the same model)
+        found = [p for p in candidates(meta, home) if p.exists()]
+        return str(found[0]) if found else str(meta.get("artifact"))
+
+    def champion(meta: dict[str, Any]) -> tuple[Any, str | None]:
+        key = where(meta)
+        if key not in loaded:
+            loaded[key] = load_champion(meta, home)
+        return loaded[key]
 
     cities = tuple(_info_of(run, champion) for run in runs)
-    models = {(run.model_info or {}).get("artifact") or run.run_id for run in runs}
+    models = {where(run.model_info or {}) if (run.model_info or {}).get("artifact") else run.run_id for run in runs}
     return replace(cities[0], live_runs=tuple(run.run_id for run in runs), cities=cities,
                    models_differ=tuple(run.city for run in runs) if len(models) > 1 else ())
 
@@ -147,7 +160,7 @@ def _info_of(run, champion_of=load_champion) -> ModelInfo:
     meta = run.model_info or {}
     backtest = meta.get("backtest") or meta.get("metrics") or {}
     version = None if run.model_version is None else str(run.model_version)
-    champion, error = champion_of(meta.get("artifact"))
+    champion, error = champion_of(meta)
     if champion is not None and version is not None and champion.version != version:
         # a run published before scoring kept its model names champion.joblib, since rewritten by a training or a
         # rollback: predict would answer with a model that did not rank the run's leads

@@ -78,7 +78,10 @@ def snapshot_chunks(workspace: Path | str, settings=None, chunk_rows: int = 250_
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 yield pa_table(batch, pf).to_pandas().set_index("uscc")
         return
-    snapshot, _ = snapshot_at_as_of(workspace, settings)
+    yield from _slices(snapshot_at_as_of(workspace, settings)[0], chunk_rows)
+
+
+def _slices(snapshot: pd.DataFrame, chunk_rows: int):
     for start in range(0, max(len(snapshot), 1), chunk_rows):
         yield snapshot.iloc[start : start + chunk_rows]
 
@@ -114,7 +117,8 @@ def score(
     parts = saved_parts(workspace) if reasons_for is None and workers > 1 else []
     if len(parts) > 1 and sum(pq_rows(p) for p in parts) >= (PARALLEL_ROWS if parallel_from is None else parallel_from):
         return _score_in_processes(workspace, bundle, cases, parts, chunk_rows, workers)
-    scored = [_scored(bundle, chunk, cases) for chunk in snapshot_chunks(workspace, settings_arg, chunk_rows)]
+    chunks = _chunk_source(workspace, settings_arg, chunk_rows)  # scored, then explained: the snapshot built once
+    scored = [_scored(bundle, chunk, cases) for chunk in chunks()]
     meta = pd.concat([m for m, _ in scored], ignore_index=True)
     risk = np.concatenate([r for _, r in scored]) if scored else np.zeros(0)
     known = meta["uscc"].str.upper().isin(recorded_violations(ws)).to_numpy()
@@ -122,7 +126,7 @@ def score(
     rank = np.empty(len(order), dtype="int64")
     rank[order] = np.arange(len(order))
     wanted = rank < (len(order) if reasons_for is None else reasons_for)
-    reasons, codes = _explain(workspace, settings_arg, bundle, wanted, chunk_rows)
+    reasons, codes = _explain(chunks, bundle, wanted)
     return _leads(bundle, meta, risk, reasons, codes, known)
 
 
@@ -183,9 +187,19 @@ def _leads(bundle: ModelBundle, meta: pd.DataFrame, risk: np.ndarray, reasons: n
     return leads[LEAD_COLUMNS]
 
 
-def _explain(workspace, settings, bundle: ModelBundle, wanted: np.ndarray, chunk_rows: int):
+def _chunk_source(workspace: Path | str, settings, chunk_rows: int):
+    """``chunks()`` gives the snapshot at as-of chunk by chunk (``snapshot_chunks``), as often as it is called: the
+    saved partitions are read again each time (memory stays a chunk), a snapshot built here (no profile stage ran:
+    the notebooks' path) or saved whole is made once and sliced each time."""
+    if saved_parts(workspace):
+        return lambda: snapshot_chunks(workspace, settings, chunk_rows)
+    snapshot, _ = snapshot_at_as_of(workspace, settings)
+    return lambda: _slices(snapshot, chunk_rows)
+
+
+def _explain(chunks, bundle: ModelBundle, wanted: np.ndarray):
     """Reasons (joined Chinese sentences) and reason codes (JSON) of the wanted rows, chunk by chunk in
-    snapshot order; the rest get empty reasons and ``[]``."""
+    snapshot order (``chunks()``: ``_chunk_source``); the rest get empty reasons and ``[]``."""
     reasons = np.full(len(wanted), "", dtype=object)
     codes = np.full(len(wanted), "[]", dtype=object)
     if not wanted.any():
@@ -205,7 +219,7 @@ def _explain(workspace, settings, bundle: ModelBundle, wanted: np.ndarray, chunk
     pending: deque = deque()
     start = 0
     with ThreadPoolExecutor(EXPLAIN_AHEAD) as pool:
-        for chunk in snapshot_chunks(workspace, settings, chunk_rows):
+        for chunk in chunks():
             pending.append(pool.submit(explained, start, chunk))
             start += len(chunk)
             if len(pending) >= EXPLAIN_AHEAD:

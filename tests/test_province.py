@@ -132,9 +132,12 @@ def _city_folder_publishes_with_the_province_page(out: Path, tmp_path: Path, mon
     # both cities' runs name the one kept copy of the province model that scored them: one model serves them
     from serving.runtime import ModelHolder
 
+    # (each names it relative to its own workspace, which lies beside the province's)
     kept = {json.loads((out / "cities" / c / "model.json").read_text(encoding="utf-8"))["artifact"]
             for c in ("city=371400", "city=371500")}
-    assert len(kept) == 1 and Path(kept.pop()).parent == (out / "workspace" / "models" / "scored").resolve()
+    assert len(kept) == 1 and not Path(next(iter(kept))).is_absolute()
+    kept_file = (out / "cities" / "city=371400" / "workspace" / kept.pop()).resolve()
+    assert kept_file.parent == (out / "workspace" / "models" / "scored").resolve() and kept_file.exists()
     served = ModelHolder(sessions).reload()
     assert served.models_differ == () and {info.city for info in served.cities} == {"聊城市", "德州市"}
     assert {info.champion.version for info in served.cities} == set(city["model_version"].astype(str))

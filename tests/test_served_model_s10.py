@@ -90,15 +90,15 @@ def test_a_restarted_service_serves_the_model_that_scored_the_published_run(smal
     env = {**ENV, "WATERWATCH_HOME": str(home)}
     champion = ws / "models" / "champion.joblib"
 
-    # the pipeline's model.json names the kept copy of the bundle that scored its leads (version 1)
+    # the pipeline's model.json names the kept copy of the bundle that scored its leads (version 1), relative to the
+    # run's workspace: this copy of the run names this copy's file
     pipeline = Path(json.loads((out / "model.json").read_text(encoding="utf-8"))["artifact"])
-    assert pipeline.parent == (small_city_run / "out" / "workspace" / "models" / "scored").resolve()
-    assert pipeline.name.startswith("champion-v1-") and pipeline.read_bytes() == champion.read_bytes()
-    # scored again here, so that the run names this copy's files (the path is absolute); the same bundle is kept
-    # under the same name, and the run is published
+    assert pipeline.parent == Path("models/scored") and not pipeline.is_absolute()
+    assert pipeline.name.startswith("champion-v1-") and (ws / pipeline).read_bytes() == champion.read_bytes()
+    # scored again here: the same bundle is kept under the same name, and the run is published
     _invoke(env, "score", "--workspace", str(ws), "--out", str(out / "leads.csv"))
-    kept_v1 = Path(json.loads((out / "model.json").read_text(encoding="utf-8"))["artifact"])
-    assert kept_v1 == (ws / "models" / "scored" / pipeline.name).resolve() and kept_v1.exists()
+    kept_v1 = ws / json.loads((out / "model.json").read_text(encoding="utf-8"))["artifact"]
+    assert kept_v1 == ws / pipeline and kept_v1.exists()
     _invoke(env, "publish", "--out", str(out))
     scored_v1 = pd.read_csv(out / "leads.csv", dtype={"uscc": str}).set_index("uscc")["risk_score"]
 
@@ -118,7 +118,7 @@ def test_a_restarted_service_serves_the_model_that_scored_the_published_run(smal
     _invoke(env, "score", "--workspace", str(ws), "--out", str(out / "leads.csv"))
     _invoke(env, "publish", "--out", str(out))
     scored_v2 = pd.read_csv(out / "leads.csv", dtype={"uscc": str}).set_index("uscc")["risk_score"]
-    kept_v2 = Path(json.loads((out / "model.json").read_text(encoding="utf-8"))["artifact"])
+    kept_v2 = ws / json.loads((out / "model.json").read_text(encoding="utf-8"))["artifact"]
     assert kept_v2 != kept_v1 and load_bundle(kept_v2).version == "2"
     _invoke(env, "champion", "--workspace", str(ws), "--version", "1", "--reason", "v2 misranks dairies")
     assert load_bundle(champion).version == "1"

@@ -165,16 +165,43 @@ def read_champion(workspace: Path | str) -> tuple[ModelBundle, bytes]:
     return load_bundle(path, data), data
 
 
+def scored_name(version: str, data: bytes) -> str:
+    """The file name a bundle is kept under in ``models/scored/``: its version and a digest of its bytes (the same
+    name is the same model, whichever workspace holds it)."""
+    version = re.sub(r"[^0-9A-Za-z._-]+", "_", version)
+    return f"champion-v{version}-{hashlib.sha256(data).hexdigest()[:16]}.joblib"
+
+
 def keep_scored(workspace: Path | str, bundle: ModelBundle, data: bytes) -> Path:
     """The bundle a run was scored with (``data``: its file's bytes), kept as ``models/scored/champion-v<version>-
     <digest>.joblib``: named by its content, so never rewritten (the same bundle lands on the same name). The run's
     ``model.json`` names this file, not ``champion.joblib``, which the next training or rollback rewrites: the
-    service then serves the model that ranked the run's leads, however the champion moved since."""
-    version = re.sub(r"[^0-9A-Za-z._-]+", "_", bundle.version)
-    path = models_dir(workspace) / SCORED_DIR / f"champion-v{version}-{hashlib.sha256(data).hexdigest()[:16]}.joblib"
-    if not path.exists():
+    service then serves the model that ranked the run's leads, however the champion moved since. A copy already
+    there has its time set to now: the file's time is the last time it scored (``training.scored_copies`` keeps
+    the most recent)."""
+    path = models_dir(workspace) / SCORED_DIR / scored_name(bundle.version, data)
+    if path.exists():
+        os.utime(path)
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)  # atomic: a service never reads half a file
     return path
+
+
+def workspace_relative(path: Path | str, workspace: Path | str) -> str:
+    """``path`` as a run's ``model.json`` names it: relative to the workspace, with ``/`` (``..`` when it lies
+    outside, as a province city's run names the province workspace's copy), so that moving the workspace with its
+    run keeps the name right; absolute only where no relative path leads there (another drive)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(workspace).resolve())).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def artifact_path(artifact: str, workspace: Path | str) -> Path:
+    """The file a ``model.json``'s ``artifact`` names: a relative name against the workspace it is relative to;
+    an absolute one (runs scored before names were relative) as it is."""
+    path = Path(artifact)
+    return path if path.is_absolute() else Path(workspace) / path

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from training import registry
-from training.artifacts import ModelBundle, champion_path, load_bundle, models_dir, save_bundle
+from training.artifacts import (ModelBundle, champion_path, load_bundle, models_dir, save_bundle,
+                                workspace_relative)
 
 LOG = logging.getLogger("waterwatch.training")
 
@@ -210,7 +211,7 @@ def _write_summary(client, workspace, bundle: ModelBundle, version, previous: st
         "version": bundle.version, "trained_at": meta["trained_at"], "as_of": meta["as_of"], "run_id": meta["run_id"],
         "promoted": True, "promotion": note, "champion_version": bundle.version,
         "previous_champion_version": previous, "objective": objective, "params": meta["params"],
-        "backtest": _headline_metrics(client, version.run_id), "artifact": str(path.resolve()),
+        "backtest": _headline_metrics(client, version.run_id), "artifact": workspace_relative(path, workspace),
         "exported_from_registry": True, "registered_model": meta["registered_model"],
         "last_trained_version": last.get("version"),
     }

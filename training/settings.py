@@ -23,3 +23,8 @@ class ModelSettings(BaseModel):
         200_000, description="backtest and tuning on at most this many entities per cut-off (every inspected one "
         "kept, the rest a seeded sample); the final model is fitted on every entity"
     )
+    scored_copies_kept: int = Field(
+        3, ge=1, description="after each score, the copies of scored models (models/scored/) kept beside those a "
+        "published run or the workspace's model.json names and the champion's: this many most recently used "
+        "(runs scored but not yet published); the others are removed (training.scored_copies)"
+    )

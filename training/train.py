@@ -26,7 +26,8 @@ import pandas as pd
 
 from features.workspace import Workspace
 from training import registry
-from training.artifacts import CHAMPION_FILE, MODEL_FILE, ModelBundle, load_bundle, models_dir, save_bundle
+from training.artifacts import (CHAMPION_FILE, MODEL_FILE, ModelBundle, load_bundle, models_dir, save_bundle,
+                                workspace_relative)
 from training.backtest import (
     MIN_LABELS,
     BacktestResult,
@@ -396,7 +397,8 @@ def _summary(meta: dict, promoted: bool, current, objective: float, window_label
         "objective_note": None if np.isfinite(objective) else _shown(objective, window_labels),
         "champion_objective": None if champion_objective is None else round(champion_objective, 6),
         "capacity_k": ms.officer_capacity_k, "cutoffs": [f"{c.cutoff:%Y-%m}" for c in cutoffs],
-        "params": meta["params"], "backtest": meta["metrics"], "artifact": str(champion_path.resolve()),
+        "params": meta["params"], "backtest": meta["metrics"],
+        "artifact": workspace_relative(champion_path, champion_path.parent.parent),  # models/champion.joblib
         "estimated_violation_rate": violation_rate,
         "tuning": _tuning_summary(tuning_note, tuned),
     }

@@ -17,6 +17,7 @@ import typer
 import typer.core
 
 from waterwatch.cli_registry import champion as _champion
+from waterwatch.cli_registry import prune_scored as _prune_scored
 from waterwatch.cli_store import existing_store as _existing_store
 from waterwatch.cli_store import fail as _fail
 from waterwatch.cli_store import shown_url as _shown_url
@@ -185,21 +186,25 @@ def score(
     out: Path = typer.Option(..., help="leads CSV to write (model.json is written beside it)"),
 ) -> None:
     """Score every registered entity with the champion model; write the ranked leads and, beside them, the
-    model.json that `publish` records as the run's model."""
+    model.json that `publish` records as the run's model; then remove the kept copies of scored models that no
+    published run, recent score or the champion names (as `prune-scored` does)."""
     from features.workspace import Workspace
     from waterwatch.pipeline import run_score, write_model_info
+    from waterwatch.scored_models import prune_scored_models, summary
 
-    ws = Workspace(workspace)
-    leads = run_score(ws, _settings())
+    ws, settings = Workspace(workspace), _settings()
+    leads = run_score(ws, settings, prune=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     leads.to_csv(out, index=False)
     info = write_model_info(ws, out.parent)
     version = leads["model_version"].iloc[0] if len(leads) else None
     typer.echo(f"{len(leads):,} entities scored by model version {version} -> {out}"
                + (f"; model details -> {info}" if info else ""))
+    typer.echo(summary(*prune_scored_models(ws, settings)))
 
 
 app.command("champion")(_champion)  # waterwatch/cli_registry.py: the registry's champion and a rollback by hand
+app.command("prune-scored")(_prune_scored)  # waterwatch/cli_registry.py: the kept copies of scored models
 
 
 @app.command()

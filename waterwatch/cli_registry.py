@@ -89,3 +89,26 @@ def champion(
     typer.echo(f"{done.path} now holds version {done.version} (it held {done.served_before or 'nothing'}); "
                f"`waterwatch score` serves it from now on")
     typer.echo(f"recorded on version {done.version}: {done.note}")
+
+
+def prune_scored(
+    workspace: Path = typer.Option(..., help="workspace folder (after score)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only list what would be removed"),
+    keep: Optional[int] = typer.Option(None, min=1, help="copies used last to keep beside the others (default "
+                                                         "WATERWATCH_MODEL__SCORED_COPIES_KEPT)"),
+) -> None:
+    """Remove the kept copies of scored models (models/scored/) that no run published to the store names, that
+    the workspace's model.json and champion.joblib do not hold and that are not among the last used; `score`
+    does this after each run. Nothing is removed when the store cannot be read."""
+    from features.workspace import Workspace
+    from waterwatch.scored_models import prune_scored_models, summary
+
+    settings = Settings()
+    pruned, store = prune_scored_models(Workspace(workspace), settings, dry_run=dry_run, keep_recent=keep)
+    for name, why in sorted(pruned.kept.items()):
+        typer.echo(f"keep    {name}: {'; '.join(why)}")
+    for path in pruned.removed:
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {path.name}")
+    if pruned.skipped:
+        fail(f"nothing removed: {store}; point WATERWATCH_HOME or WATERWATCH_DATABASE_URL at the service's store")
+    typer.echo(summary(pruned, store, dry_run))

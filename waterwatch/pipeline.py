@@ -158,9 +158,10 @@ def run_train(ws: Workspace, settings: Settings, trials: int | None = None, extr
     return train(ws.root, settings, trials=trials, progress=progress_factory(settings), extra_labels=list(extra_labels))
 
 
-def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
+def run_score(ws: Workspace, settings: Settings, prune: bool = True) -> pd.DataFrame:
     """The leads, by the champion; the bundle that scored them kept under its version and content
-    (``training.artifacts.keep_scored``) and named as ``artifact`` in ``models/model.json``."""
+    (``training.artifacts.keep_scored``) and named as ``artifact`` in ``models/model.json``; then the kept copies
+    no run needs any more removed (``prune``; ``waterwatch.scored_models``)."""
     from serving.scoring import checked_champion, score
     from training.artifacts import keep_scored
 
@@ -172,22 +173,41 @@ def run_score(ws: Workspace, settings: Settings) -> pd.DataFrame:
     ws.reset_stage("scores")
     ws.write("scores", "leads", leads)
     name_scored_model(ws, kept, bundle.version)
+    if prune:
+        from waterwatch.scored_models import prune_scored_models, summary
+
+        _say(settings, summary(*prune_scored_models(ws, settings)))
     return leads
 
 
 def name_scored_model(ws: Workspace, artifact: Path, version: str) -> None:
     """``models/model.json``'s ``artifact``: the kept copy of the bundle that scored, no longer ``champion.joblib``,
     which the next training or rollback rewrites (a service started after it would answer with a model that did
-    not rank the run's leads). Left alone when model.json describes another version: ``publish`` refuses such
-    leads and model.json together (``serving.run_files.scored_version``)."""
+    not rank the run's leads), named relative to the workspace (moving the workspace keeps it right). Left alone
+    when model.json describes another version: ``publish`` refuses such leads and model.json together
+    (``serving.run_files.scored_version``)."""
+    from training.artifacts import workspace_relative
+
     path = ws.stage("models") / "model.json"
     if not path.exists():
         return
     info = json.loads(path.read_text(encoding="utf-8"))
     if str(info.get("champion_version") or info.get("version")) != version:
         return
-    info["artifact"] = str(Path(artifact).resolve())
+    info["artifact"] = workspace_relative(artifact, ws.root)
     path.write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+
+
+def run_model_info(ws: Workspace, info: dict, out: Path) -> dict:
+    """A workspace's ``model.json`` as a run folder ``out`` holds it: ``artifact`` relative to the run's workspace
+    (``out/workspace``, the folder ``publish`` reads), which is ``ws`` itself for a pipeline run; a province city's
+    run names the province workspace's copy from its own workspace."""
+    from training.artifacts import artifact_path, workspace_relative
+
+    artifact = info.get("artifact")
+    if not artifact or Path(str(artifact)).is_absolute():
+        return info
+    return {**info, "artifact": workspace_relative(artifact_path(artifact, ws.root), Path(out) / "workspace")}
 
 
 def write_model_info(ws: Workspace, out: Path) -> Path | None:
@@ -199,7 +219,12 @@ def write_model_info(ws: Workspace, out: Path) -> Path | None:
     if not source.exists():
         return None
     target = Path(out) / "model.json"
-    shutil.copyfile(source, target)
+    info = json.loads(source.read_text(encoding="utf-8"))
+    here = run_model_info(ws, info, out)
+    if here == info:  # a pipeline run's workspace is out/workspace: the same file
+        shutil.copyfile(source, target)
+    else:
+        target.write_text(json.dumps(here, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return target
 
 

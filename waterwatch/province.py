@@ -157,15 +157,24 @@ def run_province(drop: Path, out: Path, settings: Settings, as_of: str | None = 
     }
     text = json.dumps(model, ensure_ascii=False, indent=2, default=str)
     (out / "model.json").write_text(text, encoding="utf-8")
-    for c in cities:  # each city folder is a city run of that city: `waterwatch publish` loads it into a store,
-        # the city's own or one shared by the province (leads, alerts and cases then carry the city)
-        own = {**model, "city": {"folder": c["folder"], "name": c.get("city", ""), "division": c.get("division", "")}}
-        (out / "cities" / c["folder"] / "model.json").write_text(
-            json.dumps(own, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    _write_city_models(out, cities, pws, model)
     summary.to_csv(out / "province_summary.csv", index=False)
     (out / "province.html").write_text(province_report(summary, cities, common), encoding="utf-8")
     return {"cities": [c["folder"] for c in cities], "as_of": common, "leads": len(leads), "train": result,
             "summary": summary}
+
+
+def _write_city_models(out: Path, cities: list[dict], pws: Workspace, model: dict) -> None:
+    """Each city folder is a city run of that city: `waterwatch publish` loads it into a store, the city's own or one
+    shared by the province (leads, alerts and cases then carry the city). Its model.json is the province's, with the
+    city, its ``artifact`` naming the province workspace's copy from the city's own workspace (``run_model_info``)."""
+    from waterwatch.pipeline import run_model_info
+
+    for c in cities:
+        own = {**run_model_info(pws, model, out / "cities" / c["folder"]),
+               "city": {"folder": c["folder"], "name": c.get("city", ""), "division": c.get("division", "")}}
+        (out / "cities" / c["folder"] / "model.json").write_text(
+            json.dumps(own, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 
 
 def _per_worker(settings: Settings, workers: int) -> Settings:

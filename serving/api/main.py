@@ -119,7 +119,7 @@ def create_app(
                   docs_url=None, redoc_url=None)  # served from the package by ``serving.api.docs``
     app.add_middleware(EdgeGuard)
     app.state.settings, app.state.secret_key, app.state.sessions = settings, secret_key, session_factory
-    app.state.model = ModelHolder(session_factory, settings.serving.run_check_seconds)
+    app.state.model = ModelHolder(session_factory, settings.serving.run_check_seconds, getattr(settings, "home", None))
     app.state.engine = session_factory.kw["bind"]
     app.state.identities = Identities(app.state.engine)
     _errors(app)
