@@ -94,6 +94,25 @@ def holders_in_force(permits: pd.DataFrame, at: pd.Timestamp, purpose: str | Non
     return held["uscc"]
 
 
+def dewatering_permitted(projects: pd.DataFrame, permits: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Per project row: whether its owner's dewatering is covered by a dewatering permit. Such a permit is
+    temporary (the pit is pumped for the first months of the works), so works that started are covered by one
+    in force at any time from their start to ``as_of``, not only by one still in force: a permit that ended with
+    the pit is no lapse. Works not started yet need one in force on ``as_of``."""
+    as_of = pd.Timestamp(as_of)
+    known = known_permits(permits, as_of)
+    known = known[known["purpose"] == DEWATERING]
+    usable = known[(known["status"] == "valid") | replaced_by_renewal(known)]
+    start = projects["construction_start_on"].where(projects["construction_start_on"] < as_of)
+    since = start.fillna(as_of).to_numpy(dtype="datetime64[ns]")
+    rows = pd.DataFrame({"row": np.arange(len(projects)), "uscc": projects["uscc"].to_numpy(), "since": since})
+    pairs = rows.merge(usable[["uscc", "valid_to"]], on="uscc", how="inner")
+    covers = pairs["valid_to"].isna() | (pairs["valid_to"] >= pairs["since"])
+    covered = np.zeros(len(projects), dtype=bool)
+    covered[pairs.loc[covers, "row"].to_numpy(dtype="int64")] = True
+    return pd.Series(covered, index=projects.index)
+
+
 def permit_standing(permits: pd.DataFrame, at: np.ndarray) -> dict[str, np.ndarray]:
     """Each permit's standing (rows) at each instant ``at`` (columns, datetime64): ``known`` (issued
     before it), ``in_force`` (known, valid, not expired), ``expired`` (known, valid, past valid_to),

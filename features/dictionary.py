@@ -30,6 +30,7 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("supply_m3", P, "m³", "Public supply billed on the entity's linked accounts in the month", "当月自来水供水量", None),
     ("abstraction_m3", P, "m³", "Metered self-abstraction on the entity's permits in the month", "当月计量取水量", None),
     ("abstraction_groundwater_m3", P, "m³", "Metered abstraction from groundwater permits", "当月地下水取水量", None),
+    ("abstraction_dewatering_m3", P, "m³", "Metered abstraction on dewatering permits (a construction pit's water: pumped away, not used)", "当月疏干排水计量取水量", None),
     ("abstraction_surface_m3", P, "m³", "Metered abstraction from surface-water permits", "当月地表水取水量", None),
     ("discharge_m3", P, "m³", "Sewer discharge on the entity's linked accounts in the month", "当月排水量", None),
     ("discharge_measured_share", P, "share", "Share of the month's discharge that was metered rather than estimated", "当月排水量中实测部分占比", None),
@@ -165,7 +166,8 @@ _ROWS: list[tuple[str, tuple[str, ...], str, str, str, str | None]] = [
     ("entity_age_years", S, "years", "Years since registration", "成立年限", "企业成立{value:.1f}年"),
     ("registered_capital_wan", S, "10k yuan", "Registered capital", "注册资本（万元）", "注册资本{value:,.0f}万元"),
     ("dewatering_projects", S, "count", "Projects with foundation-pit dewatering whose construction started before as_of", "已开工的需疏干排水项目数", "有{value:.0f}个需基坑疏干排水的在建项目"),
-    ("dewatering_without_permit", S, "flag", "Dewatering works started but no valid dewatering permit held", "疏干排水项目无有效许可", "在建项目需疏干排水，但未持有有效的疏干排水取水许可"),
+    ("dewatering_without_permit", S, "flag", "Dewatering works started and no dewatering permit in force at any time since their start", "疏干排水项目无有效许可", "在建项目需疏干排水，但开工以来未持有有效的疏干排水取水许可"),
+    ("dewatering_permits_only", S, "flag", "Every permit the entity held was a dewatering permit (temporary: the pit's wells end with the works)", "仅持有疏干排水许可", "所持取水许可均为临时性疏干排水许可"),
 ]
 
 DATA_DICTIONARY: dict[str, dict] = {

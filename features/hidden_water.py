@@ -42,7 +42,7 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
 
 
 HISTORY_COLUMNS = ["active", "supply_m3", "abstraction_m3", "discharge_m3", "discharge_measured_share", "planned_m3",
-                   "supply_missing"]
+                   "supply_missing", "abstraction_dewatering_m3"]
 
 
 @dataclass
@@ -58,6 +58,7 @@ class _Months:
     inflow: np.ndarray
     last12: np.ndarray
     cells: object  # where each window row goes (``cells_by_month``)
+    pit: np.ndarray | None = None  # months a dewatering permit's meter pumped a construction pit
 
     @property
     def M(self) -> int:
@@ -88,9 +89,16 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
         row, col = index.get_indexer(lost_metered["uscc"]), months.get_indexer(lost_metered["month"])
         ok = (row >= 0) & (col >= 0)
         np.add.at(A, (row[ok], col[ok]), lost_metered["volume_m3"].to_numpy(dtype="float64")[ok])
+    # a pit's water is pumped away, not used (features.compliance.DEWATERING): it is no water in, and where it went
+    # (the sewer, a storm drain, a river) no record says, so those months say nothing of the balance
+    pit = np.zeros(A.shape, dtype=bool)
+    if "abstraction_dewatering_m3" in window.columns:
+        pit_water = np.nan_to_num(_wide(window, "abstraction_dewatering_m3", index, months, cells))
+        pit = pit_water > 0
+        A = np.clip(A - pit_water, 0.0, None)
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]
     return _Months(months, active, S, A, D, _wide(window, "discharge_measured_share", index, months, cells), S + A,
-                   last12, cells), window
+                   last12, cells, pit), window
 
 
 def _balance(m: _Months) -> dict[str, np.ndarray]:
@@ -98,6 +106,8 @@ def _balance(m: _Months) -> dict[str, np.ndarray]:
     D, inflow, M = m.D, m.inflow, m.M
     dry = ~np.isin(m.months.month.to_numpy(), WET_MONTHS)[None, :]
     metered_dry = m.active & dry & (D > 0) & (np.nan_to_num(m.measured_share) >= MEASURED_SHARE)
+    if m.pit is not None:
+        metered_dry &= ~m.pit
     out: dict[str, np.ndarray] = {}
     sel = metered_dry & m.last12
     n = sel.sum(axis=1)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.as_of import month_start
-from features.compliance import MIN_YEAR_MONTHS, known_permits, peer_z, permit_standing
+from features.compliance import DEWATERING, MIN_YEAR_MONTHS, known_permits, peer_z, permit_standing
 from features.linkage import linked_volumes
 from features.profile_grid import (
     PERMIT_STATUS,
@@ -143,7 +143,7 @@ def _volume_stage(b: _Build, tables: dict[str, pd.DataFrame], links: pd.DataFram
     abstr = tables["abstraction"]
     abstr = abstr.assign(m=month_no(abstr["month"]))
     abstr = abstr[abstr["m"] < A].merge(
-        permits[["permit_id", "uscc", "source"]].drop_duplicates("permit_id"), on="permit_id", how="inner"
+        permits[["permit_id", "uscc", "source", "purpose"]].drop_duplicates("permit_id"), on="permit_id", how="inner"
     )
     v = _Volumes(
         supply=grid.total(supply["uscc"], supply_m, supply["volume_m3"]),
@@ -157,6 +157,7 @@ def _volume_stage(b: _Build, tables: dict[str, pd.DataFrame], links: pd.DataFram
     d_measured = grid.total(discharge["uscc"], discharge_m, measured)
     a_gw = grid.total(abstr["uscc"], abstr["m"], abstr["volume_m3"].where(abstr["source"] == "groundwater", 0))
     a_sw = grid.total(abstr["uscc"], abstr["m"], abstr["volume_m3"].where(abstr["source"] == "surface", 0))
+    a_dw = grid.total(abstr["uscc"], abstr["m"], abstr["volume_m3"].where(abstr["purpose"] == DEWATERING, 0))
     s, a, d, inflow = v.supply, v.abstraction, v.discharge, v.inflow
     cols = b.cols
     cols.update({
@@ -165,6 +166,7 @@ def _volume_stage(b: _Build, tables: dict[str, pd.DataFrame], links: pd.DataFram
         "abstraction_m3": a,
         "abstraction_groundwater_m3": a_gw,
         "abstraction_surface_m3": a_sw,
+        "abstraction_dewatering_m3": a_dw,
         "discharge_m3": d,
         "discharge_measured_share": safe_div(d_measured, d),
         "inflow_m3": inflow,

@@ -22,9 +22,10 @@ import pandas as pd
 
 from features.as_of import month_start
 from features.compliance import (
+    DEWATERING,
     declarations_without_permit,
     declared_vs_metered,
-    holders_in_force,
+    dewatering_permitted,
     known_permits,
     lost_meter_months,
     meter_verifiable,
@@ -246,20 +247,27 @@ def registration_features(s: SnapshotInput) -> dict[str, pd.Series]:
 
 
 def project_features(s: SnapshotInput) -> dict[str, pd.Series]:
-    """Dewatering works under construction need a dewatering permit: counted, and flagged when none is held."""
+    """Dewatering works under construction need a dewatering permit: counted, and flagged when none covered them
+    (``features.compliance.dewatering_permitted``); and whether every permit the entity ever held is a dewatering
+    permit (its wells were the pit's, filled in when the works ended)."""
+    known = known_permits(s.tables["permits"], s.as_of)
+    purposes = known.groupby("uscc")["purpose"].agg(lambda p: bool((p == DEWATERING).all()))
+    only_dewatering = purposes.reindex(s.index).fillna(False).astype("float64")
     projects = s.tables.get("projects")
     if projects is None or not len(projects):
         zero = pd.Series(0.0, index=s.index)
-        return {"dewatering_projects": zero, "dewatering_without_permit": zero}
+        return {"dewatering_projects": zero, "dewatering_without_permit": zero,
+                "dewatering_permits_only": only_dewatering}
     started = projects[
         projects["construction_start_on"].notna()
         & (projects["construction_start_on"] < s.as_of)
         & projects["dewatering"].fillna(False).astype(bool)
     ]
     count = started.groupby("uscc").size().reindex(s.index).fillna(0).astype("float64")
-    held = holders_in_force(s.tables["permits"], s.as_of, purpose="dewatering")
-    without = ((count > 0) & ~s.index.isin(held)).astype("float64")
-    return {"dewatering_projects": count, "dewatering_without_permit": pd.Series(without, index=s.index)}
+    uncovered = started[~dewatering_permitted(started, known, s.as_of)]
+    without = s.index.isin(uncovered["uscc"]).astype("float64")
+    return {"dewatering_projects": count, "dewatering_without_permit": pd.Series(without, index=s.index),
+            "dewatering_permits_only": only_dewatering}
 
 
 def _last_quarters(as_of: pd.Timestamp, quarters: int = 4) -> tuple[int, int]:

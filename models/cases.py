@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from features.as_of import month_start
-from features.compliance import known_permits, meter_verifiable, taxed_rows
+from features.compliance import dewatering_permitted, known_permits, meter_verifiable, taxed_rows
 from models.rules.alerts import SOURCE_CN, fmt_m3, fmt_pct, m3_text, with_entity
 from models.rules.permits import use_after_permit
 from models.rules.quota import quota_usage
@@ -468,13 +468,14 @@ def source_prevention_cases(tables, alerts: pd.DataFrame, as_of: pd.Timestamp) -
     p = projects.reindex(case["project_id"])
     started = p["construction_start_on"].where(p["construction_start_on"] < as_of)
     dewatering = p["dewatering"].fillna(False).astype(bool).to_numpy()
+    pit_to_permit = dewatering & ~dewatering_permitted(p, known_permits(tables["permits"], as_of), as_of).to_numpy()
     expected = p["expected_annual_water_m3"].astype("float64").to_numpy()
     name = p["project_name"].fillna("").to_numpy()
     stage_zh = np.where(started.notna(), "已开工", "已立项")
     stage_en = np.where(started.notna(), "started construction on " + started.dt.strftime("%Y-%m-%d").fillna(""),
                         "was approved on " + p["approved_on"].dt.strftime("%Y-%m-%d").fillna(""))
-    need_zh = np.where(dewatering, "基坑降水须办理疏干排水取水许可", "需取用水的须办理取水许可、申报计划用水")
-    need_en = np.where(dewatering, "foundation-pit dewatering needs a dewatering permit",
+    need_zh = np.where(pit_to_permit, "基坑降水须办理疏干排水取水许可", "需取用水的须办理取水许可、申报计划用水")
+    need_en = np.where(pit_to_permit, "foundation-pit dewatering needs a dewatering permit",
                        "any abstraction needs a permit and a water-use plan")
     case["evidence_text"] = ("建设项目" + name + stage_zh + "，建设单位无相应有效取水许可；" + need_zh
                              + "。需指导办理取水手续，落实节水“三同时”。")

@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from models.indicators import (  # noqa: F401  (re-exported: fitted models pickle these names)
     EVENT_Z, HIDDEN_WATER_COLUMNS, HIDDEN_WATER_INDICATORS, STOPPED_SHARE, Indicator, _balance_level, _balance_step,
     _dewatering_unpermitted, _drawing_water, _former_holder, _inflow_drop, _meter_drop, _meter_flat,
-    _no_known_inflow, _nz, _shortfall, _significant, _use_per_employee, fit_shared_steps, shared_step,
+    _no_known_inflow, _nz, _shortfall, _significant, _use_per_employee, corroborated, fit_shared_steps, shared_step,
 )
 from models.numerics import column_counts
 
@@ -346,9 +346,9 @@ class HiddenWater(_NamedDetector):
     that are mostly honest. The score adds the log-likelihood ratio w (z - w / 2) of each indicator the entity
     has (the evidence of z if a violation shifts the indicator by w of its peers' spreads; ``_parts``), so
     independent records that agree add up, one that disagrees (a balanced metered discharge beside a plan
-    shortfall) subtracts, and a record the entity does not have adds nothing. No label is used: the peers' spread
-    and each industry's typical fall at each month (``shared_steps_``, net of which a supply drop counts) are
-    measured on the city itself."""
+    shortfall) subtracts, a record the entity does not have adds nothing, and a documented breach adds only beside
+    other evidence (``Indicator.corroborating``). No label is used: the peers' spread and each industry's typical
+    fall at each month (``shared_steps_``, net of which a supply drop counts) are measured on the city itself."""
 
     name = "hidden_water"
 
@@ -448,7 +448,7 @@ class HiddenWater(_NamedDetector):
         """Each indicator's log-likelihood ratio: w (z - w / 2), the evidence of z if a violation shifts the
         indicator by w of its peers' spreads (0 where the row has no such record)."""
         w = np.array([ind.weight for ind in self._indicators()])
-        return np.where(np.isnan(z), 0.0, w[None, :] * (_nz(z) - w[None, :] / 2.0))
+        return corroborated(np.where(np.isnan(z), 0.0, w[None, :] * (_nz(z) - w[None, :] / 2.0)), self._indicators())
 
     @staticmethod
     def _total(parts: np.ndarray) -> np.ndarray:

@@ -40,7 +40,9 @@ class Indicator:
     whose other side runs far, such as a meter's fall as a share, unbounded below when the meter grew);
     ``event``: a yes/no record whose "yes" is itself the breach of a rule (works pumping with no permit): it
     stays as unusual as EVENT_Z spreads even where most of its peers say yes, since peers that all break the
-    rule do not make it normal."""
+    rule do not make it normal; ``corroborating``: a record that is itself a documented breach (a case of the
+    case track, such as works that dewater with no permit): its evidence counts only where the other indicators
+    together already point to hidden water, so the breach alone never lifts an entity up the lead ranking."""
 
     code: str
     peers: str
@@ -52,6 +54,22 @@ class Indicator:
     capped: float = 3.0
     upper_spread: bool = False  # the peers' spread from the deviations above their median only
     event: bool = False  # a yes/no record judged against "no" (z = EVENT_Z on yes), however many peers say yes
+    corroborating: bool = False  # counts only beside other evidence (the rest's sum above 0)
+
+
+def corroborated(parts: np.ndarray, indicators: tuple[Indicator, ...]) -> np.ndarray:
+    """Rows x indicators evidence with each ``corroborating`` indicator's zeroed where the others' sum is not
+    above 0 (a documented breach counts only beside other evidence of hidden water). Sums column by column in
+    order, as the detector's total does, so a row alone gets the same answer as in a batch."""
+    backing = np.array([getattr(ind, "corroborating", False) for ind in indicators], dtype=bool)
+    if not backing.any():
+        return parts
+    others = np.zeros(len(parts))
+    for j in np.flatnonzero(~backing):
+        others += parts[:, j]
+    out = parts.copy()
+    out[:, backing] = np.where((others > 0.0)[:, None], parts[:, backing], 0.0)
+    return out
 
 
 # an entity whose supply, meter and metered discharge all fell to nearly nothing stopped trading or sleeps:
@@ -154,8 +172,9 @@ def _dewatering_unpermitted(c):
 def _former_holder(c):
     # a permit that ended (expired or revoked, none in force) and no metering in 12 months: the well it licensed
     # is still in the ground (1), against holders still metered (0); not applicable to entities never permitted
-    ever = (_nz(c["permit_expired"]) > 0) | (_nz(c["permit_revoked"]) > 0) | (
-        _nz(c["permits_in_force"]) > 0)
+    # (a dewatering permit's wells were the pit's: they end with the works, so its holder is not judged)
+    ever = ((_nz(c["permit_expired"]) > 0) | (_nz(c["permit_revoked"]) > 0) | (
+        _nz(c["permits_in_force"]) > 0)) & (_nz(c["dewatering_permits_only"]) <= 0)
     former = (_nz(c["permits_in_force"]) == 0) & (_nz(c["abstraction_m3_12m"]) <= 0)
     return np.where(ever, (ever & former).astype(float), np.nan)
 
@@ -293,7 +312,7 @@ HIDDEN_WATER_INDICATORS: tuple[Indicator, ...] = (
     Indicator("meter_flat", "city", 1.0, 1.0 / EVENT_Z, _meter_flat, one_sided=True),
     Indicator("supply_drop", "city", 1.0, 0.02, _inflow_drop, one_sided=True),
     Indicator("dewatering_unpermitted", "city", 1.0, 1.0 / EVENT_Z, _dewatering_unpermitted, one_sided=True,
-              event=True),
+              event=True, corroborating=True),
     Indicator("former_permit", "city", 0.5, 1.0 / EVENT_Z, _former_holder, one_sided=True),
     Indicator("use_per_employee", "industry", USE_PER_EMPLOYEE_WEIGHT, 0.05, _use_per_employee),
 )
@@ -306,7 +325,8 @@ HIDDEN_WATER_COLUMNS = (
     "months_since_inflow_step", "inflow_step_supply_share", "inflow_recovered_share", "meter_step", "meter_step_score",
     "months_since_meter_step",
     "meter_unexplained_drop_share", "plan_used_12m", "quota_used_12m", "water_recent_share_3m",
-    "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "permit_expired", "permit_revoked",
+    "inflow_after_share", "dewatering_projects", "dewatering_without_permit", "dewatering_permits_only",
+    "permit_expired", "permit_revoked",
     "permits_in_force", "abstraction_m3_12m", "inflow_m3_12m", "employees", "use_per_employee_12m",
     "flat_reading_months_12m",
     "flat_run_months",

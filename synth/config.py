@@ -34,6 +34,8 @@ class Confounders:
     dry_year_use: float = 0.12  # extra use of irrigation in the dry year (cooling: a third of it)
     tax_misdeclare: float = 0.2  # of taxpayers: declarations off by 10-15 % in about half the quarters
     new_permit: float = 0.08  # of permit holders: first permit granted inside the window (supply drops)
+    dewatering_by_contractor: float = 0.3  # of legal dewatering works: the contractor holds the permit, not the owner
+    pit_water_to_storm_drain: float = 0.5  # of legal dewatering with the owner's permit: pit water not in the sewer
     # water balance: discharge above the water a detector can see
     coefficient_spread: float = 0.15  # sd of the log discharge coefficient around the industry's value
     reclaimed_water: float = 0.3  # of heavy industry: 20-50 % of its water is reclaimed water, in no table

@@ -128,6 +128,24 @@ def late_renewals(g: CityState, rng) -> np.ndarray:
     return np.where(late, rng.integers(1, 3, L), 0)
 
 
+def dewatering_by_contractor(g: CityState, rng, legal: np.ndarray) -> np.ndarray:
+    """Which legal dewatering works (indices into ``legal``) have the dewatering permit held by the construction
+    contractor (施工单位) rather than the project owner: the owner's records then show works that dewater and no
+    permit of its own, and the pit water goes to the sewer on the contractor's temporary account, not the owner's."""
+    by_contractor = rng.random(len(legal)) < g.cfg.confounders.dewatering_by_contractor
+    g.conf_dewatering_contractor = by_contractor  # over the legal works (the tests read its rate)
+    g.conf_dewatering_by_contractor = legal[by_contractor]
+    return by_contractor
+
+
+def pit_water_to_storm_drain(g: CityState, rng, works: int) -> np.ndarray:
+    """Which of ``works`` legal dewatering works discharge their pit water to a storm drain or a river (clean
+    groundwater, often kept out of the sewer) rather than the sewer: the dewatering meter then reads water that
+    no sewer bill shows, and the owner's balance of water in against discharge drops while the pit is pumped."""
+    g.conf_pit_to_storm_drain = rng.random(works) < g.cfg.confounders.pit_water_to_storm_drain
+    return g.conf_pit_to_storm_drain
+
+
 def quota_factors(g: CityState, rng) -> np.ndarray:
     """Quota over the best normal year's use: 1.15-1.5, or 1.0-1.06 for tight quotas (total-amount control)."""
     L = len(g.line_e)

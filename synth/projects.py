@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth import ids, violations
+from synth import confounders, ids, violations
 from synth.arrays import cat, fmt_dates, pick
 from synth.state import NUMBER_ROOM, CityState
 
@@ -57,7 +57,9 @@ def projects(g: CityState) -> None:
             "expected_annual_water_m3": expected,
         }
     )
-    _legal_dewatering(g, rng, np.flatnonzero(dewater & started & ~is_unp), owner, start)
+    legal = np.flatnonzero(dewater & started & ~is_unp)
+    by_contractor = confounders.dewatering_by_contractor(g, g.rng("dewatering_contractors"), owner[legal])
+    _legal_dewatering(g, rng, legal[~by_contractor], owner, start)
 
 
 def _owner_weight(sec: np.ndarray) -> np.ndarray:
@@ -95,7 +97,7 @@ def _project_ids(g: CityState, owner, kind, approved) -> np.ndarray:
 
 
 def _legal_dewatering(g: CityState, rng, legal: np.ndarray, owner: np.ndarray, start: np.ndarray) -> None:
-    """Legal dewatering: a dewatering permit, a meter, and the pumped water in the sewer."""
+    """Legal dewatering: a dewatering permit, a meter, and the pumped water in the sewer or a storm drain."""
     M = g.M
     m0 = g.month_of(start[legal])
     in_window = (m0 >= 0) & (m0 < M)
@@ -112,4 +114,5 @@ def _legal_dewatering(g: CityState, rng, legal: np.ndarray, owner: np.ndarray, s
     g.dw_from = start[legal]
     g.dw_quota = np.round(vol * dur * rng.uniform(1.3, 1.7, len(legal)), -2)
     g.dw_pumped = pumped
-    np.add.at(g.discharge_use, g.dw_e, 0.9 * pumped)
+    to_sewer = ~confounders.pit_water_to_storm_drain(g, g.rng("dewatering_contractors"), len(legal))
+    np.add.at(g.discharge_use, g.dw_e[to_sewer], 0.9 * pumped[to_sewer])

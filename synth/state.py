@@ -27,7 +27,8 @@ STREAMS = (
     "bill_gaps",
     "bimonthly",
     "zero_bills",
-    "meter_gaps",  # last: a stream added later leaves the earlier streams' draws alone
+    "meter_gaps",
+    "dewatering_contractors",  # last: a stream added later leaves the earlier streams' draws alone
 )
 
 # how many running numbers each block may use per entity it holds (a block never needs more), and how many

@@ -225,7 +225,8 @@ def test_estimated_discharge_is_flat_or_follows_the_supply_bill(rich):
 DOUBLED = Confounders(
     late_renewal=0.4, tight_quota=0.3, dry_year_use=0.2, tax_misdeclare=0.4, new_permit=0.16, coefficient_spread=0.3,
     reclaimed_water=0.6, park_own_discharge=0.2, estimated_from_supply=0.5, production_change=0.16, dormancy=0.1,
-    closure=0.06, meter_drift=0.2, sector_downturn=0.2, billing_misread=0.002,
+    closure=0.06, meter_drift=0.2, sector_downturn=0.2, billing_misread=0.002, dewatering_by_contractor=0.6,
+    pit_water_to_storm_drain=0.9,
 )  # fmt: skip
 
 
@@ -255,6 +256,8 @@ def _observed_rates(g) -> dict[str, tuple[float, int]]:
         "tight_quota": (g.conf_tight.mean(), len(g.conf_tight)),
         "tax_misdeclare": (g.conf_misdeclare.mean(), len(g.conf_misdeclare)),
         "new_permit": (len(g.conf_new_permit) / len(eligible_holders), len(eligible_holders)),
+        "dewatering_by_contractor": (g.conf_dewatering_contractor.mean(), len(g.conf_dewatering_contractor)),
+        "pit_water_to_storm_drain": (g.conf_pit_to_storm_drain.mean(), len(g.conf_pit_to_storm_drain)),
         "reclaimed_water": (g.conf_reclaimed[heavy].mean(), heavy.sum()),
         "park_own_discharge": (g.conf_park_alone.mean(), len(g.conf_park_alone)),
         "estimated_from_supply": (

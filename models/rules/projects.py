@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.compliance import holders_in_force, known_permits
+from features.compliance import dewatering_permitted, holders_in_force, known_permits
 from models.rules.alerts import empty_alerts, finish_alerts, with_entity
 from models.settings import RuleSettings
 
 
 def source_prevention(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
     """Projects approved or starting construction recently whose owner holds no valid permit
-    (or, for works that dewater a foundation pit, no valid dewatering permit)."""
+    (or, for works that dewater a foundation pit, no dewatering permit in force since their start)."""
     as_of = pd.Timestamp(as_of)
     since = as_of - pd.Timedelta(days=rules.source_prevention_days)
     projects = tables["projects"]
@@ -24,9 +24,9 @@ def source_prevention(tables, as_of, rules: RuleSettings) -> pd.DataFrame:
         return empty_alerts()
     permits = known_permits(tables["permits"], as_of)
     holds_any = recent["uscc"].isin(holders_in_force(permits, as_of))
-    holds_dewatering = recent["uscc"].isin(holders_in_force(permits, as_of, purpose="dewatering"))
-    dewatering = recent["dewatering"].fillna(False).astype(bool)
-    need = ~holds_any | (dewatering & ~holds_dewatering)
+    holds_dewatering = dewatering_permitted(recent, permits, as_of)  # one that ended with the pit counts
+    dewatering = recent["dewatering"].fillna(False).astype(bool) & ~holds_dewatering  # works still to cover
+    need = ~holds_any | dewatering
     hit = recent[need].copy()
     if hit.empty:
         return empty_alerts()
