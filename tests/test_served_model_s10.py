@@ -102,12 +102,20 @@ def test_a_restarted_service_serves_the_model_that_scored_the_published_run(smal
     _invoke(env, "publish", "--out", str(out))
     scored_v1 = pd.read_csv(out / "leads.csv", dtype={"uscc": str}).set_index("uscc")["risk_score"]
 
-    # a newer version is promoted (another random state, so another model): champion.joblib now holds it
+    # a newer version is promoted, trained on field verdicts the first had not (so another model: with two known
+    # hidden violations the trees carry no weight, and another random state alone changed no score): champion.joblib
+    # holds it
     from training import train as train_module
 
+    top = scored_v1.sort_values(ascending=False).index[:12]
+    verdicts = tmp_path / "verdicts.csv"
+    pd.DataFrame({"inspection_id": [f"V{i}" for i in range(12)], "uscc": top, "inspected_on": "2026-09-15",
+                  "officer_id": "off1", "outcome": ["violation", "no_violation"] * 6,
+                  "violation_type": ["private_well", ""] * 6}).to_csv(verdicts, index=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_module, "objective_value", lambda result: float("nan"))  # the refit takes over
-        trained = _invoke({**env, "WATERWATCH_MODEL__RANDOM_STATE": "1"}, "train", "--workspace", str(ws))
+        trained = _invoke({**env, "WATERWATCH_MODEL__RANDOM_STATE": "1"}, "train", "--workspace", str(ws),
+                          "--labels", str(verdicts))
     assert "model version 2" in trained and "promoted to champion" in trained
     assert load_bundle(champion).version == "2"
     rows = _serves_the_published_run(home, out, "1")  # not the champion's version 2
