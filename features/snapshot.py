@@ -412,7 +412,10 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
 def hidden_water_group(s: SnapshotInput) -> dict[str, pd.Series]:
     """What no record explains: metered dry-season balance, steps of the known water in, plan use
     (``features.hidden_water``)."""
-    window = s.recent(HISTORY_MONTHS, ["uscc", "month", *HISTORY_COLUMNS])
+    # profiles saved before a column was added (a workspace's, reused) lack it: ``features.hidden_water`` reads the
+    # optional ones only where present
+    columns = [c for c in HISTORY_COLUMNS if c in s.all_profiles.columns]
+    window = s.recent(HISTORY_MONTHS, ["uscc", "month", *columns])
     return hidden_water_features(window, s.index, s.as_of, cells=s.cells(HISTORY_MONTHS), lost_metered=s.lost_metered)
 
 
