@@ -117,11 +117,13 @@ class SnapshotInput:
     @property
     def lost_metered(self) -> pd.DataFrame:
         """Meter months of the hidden-water window with no row between two of the meter's rows, read at the meter's
-        months around (``lost_meter_months``), with the permit's holder (uscc)."""
+        months around (``lost_meter_months``), with the permit's holder (uscc) and purpose (a pit's lost months are pit
+        water)."""
         if "lost_metered" not in self._cache:
             months = pd.date_range(self.months_back(HISTORY_MONTHS), self.months_back(1), freq="MS")
             lost = lost_meter_months(self.metered, months)
-            self._cache["lost_metered"] = lost.merge(self.permits[["permit_id", "uscc"]], on="permit_id", how="inner")
+            self._cache["lost_metered"] = lost.merge(self.permits[["permit_id", "uscc", "purpose"]], on="permit_id",
+                                                    how="inner")
         return self._cache["lost_metered"]
 
     def cells(self, months: int):

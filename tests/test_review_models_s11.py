@@ -33,6 +33,19 @@ def _pit_city(as_of: pd.Timestamp, lost_month: str | None) -> dict[str, pd.DataF
     )
 
 
+def test_a_pit_meter_s_lost_month_is_pit_water_not_water_in():
+    """A month the dewatering meter lost between two readings is read at the meter's months around it (the
+    hidden-water features' lost metering): that estimate is the pit's water like the months read, so the month is
+    no water in and no month of the dry-season balance. Before, it counted as water in and as a balance month:
+    U1 got a dry-balance step and a known-water-in step that U2, the same pit read every month, had not."""
+    as_of = pd.Timestamp("2026-11-01")
+    tables = _pit_city(as_of, lost_month="2026-01-01")
+    snap = entity_snapshot(build_profiles(tables, links_from_accounts(tables), as_of), tables, as_of)
+    for name in HIDDEN_WATER:
+        a, b = snap.loc[U1, name], snap.loc[U2, name]
+        assert (np.isnan(a) and np.isnan(b)) or np.isclose(a, b), (name, a, b)
+
+
 def test_profiles_saved_before_the_pit_column_still_make_a_snapshot():
     """A workspace whose profiles were saved before ``abstraction_dewatering_m3`` existed (training and scoring
     reuse saved profiles: ``training.train.profiles_at_as_of``): the snapshot is built from them (no pit known,
