@@ -253,8 +253,8 @@ def project_features(s: SnapshotInput) -> dict[str, pd.Series]:
     (``features.compliance.dewatering_permitted``); and whether every permit the entity ever held is a dewatering
     permit (its wells were the pit's, filled in when the works ended)."""
     known = known_permits(s.tables["permits"], s.as_of)
-    purposes = known.groupby("uscc")["purpose"].agg(lambda p: bool((p == DEWATERING).all()))
-    only_dewatering = purposes.reindex(s.index).fillna(False).astype("float64")
+    purposes = known["purpose"].eq(DEWATERING).fillna(False).astype("bool").groupby(known["uscc"]).all()  # bool, even when empty
+    only_dewatering = purposes.reindex(s.index, fill_value=False).astype("float64")
     projects = s.tables.get("projects")
     if projects is None or not len(projects):
         zero = pd.Series(0.0, index=s.index)

@@ -3,6 +3,8 @@ each pinned by a small generated city with a known answer."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from test_profiles import links_from_accounts, meter, monthly
@@ -56,3 +58,17 @@ def test_profiles_saved_before_the_pit_column_still_make_a_snapshot():
     old = entity_snapshot(profiles.drop(columns="abstraction_dewatering_m3"), tables, as_of)
     unknown_pit = entity_snapshot(profiles.assign(abstraction_dewatering_m3=0.0), tables, as_of)
     pd.testing.assert_frame_equal(old, unknown_pit)
+
+
+def test_a_city_with_no_permit_in_the_register_makes_a_snapshot_without_warnings():
+    """An empty permits table (a city whose register is not in the drop yet): ``dewatering_permits_only`` is 0 for
+    every entity, with no pandas warning (filling an empty text column with False warns now and raises in a later
+    pandas)."""
+    as_of = pd.Timestamp("2026-11-01")
+    months = pd.date_range("2025-11-01", periods=12, freq="MS")
+    tables = make_tables(entities=[entity(U1)], supply=monthly("S1", U1, [1000.0] * 12, months))
+    profiles = build_profiles(tables, links_from_accounts(tables), as_of)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snap = entity_snapshot(profiles, tables, as_of)
+    assert snap.loc[U1, "dewatering_permits_only"] == 0.0
