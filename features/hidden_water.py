@@ -23,7 +23,7 @@ import pandas as pd
 
 from features.profile_grid import cells_by_month as _cells
 from features.profile_grid import wide_by_month as _wide
-from features.compliance import MIN_YEAR_MONTHS
+from features.compliance import DEWATERING, MIN_YEAR_MONTHS
 from features.profile_series import (change_point_last, fill_gaps, interior_gaps, without_misreads,
                                      zero_bills)
 
@@ -68,7 +68,8 @@ class _Months:
 def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=None,
             lost_metered: pd.DataFrame | None = None) -> tuple[_Months, pd.DataFrame]:
     """The history window as arrays, and the profile rows inside it (``cells``: theirs, when known; ``lost_metered``:
-    meter months lost between two readings, with their estimated volume and holder, added to the metering)."""
+    meter months lost between two readings, with their estimated volume and holder, added to the metering; those of a
+    dewatering permit, where ``purpose`` says so, are the pit's)."""
     months = pd.date_range(as_of - pd.DateOffset(months=HISTORY_MONTHS), as_of - pd.DateOffset(months=1), freq="MS")
     keep = (profiles["month"] >= months[0]) & (profiles["month"] < as_of)
     window = profiles if bool(keep.all()) else profiles[keep]
@@ -85,15 +86,22 @@ def _months(profiles: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, cells=
         missing = missing | (np.nan_to_num(_wide(window, "supply_missing", index, months, cells)) > 0)
     if missing.any():
         S = fill_gaps(S, interior_gaps(missing), unknown=missing, copy=False)
+    lost_pit = np.zeros(A.shape)  # the lost months of dewatering meters: estimated pit water
     if lost_metered is not None and len(lost_metered):
         row, col = index.get_indexer(lost_metered["uscc"]), months.get_indexer(lost_metered["month"])
         ok = (row >= 0) & (col >= 0)
-        np.add.at(A, (row[ok], col[ok]), lost_metered["volume_m3"].to_numpy(dtype="float64")[ok])
+        volume = lost_metered["volume_m3"].to_numpy(dtype="float64")
+        np.add.at(A, (row[ok], col[ok]), volume[ok])
+        if "purpose" in lost_metered.columns:
+            dw = ok & lost_metered["purpose"].eq(DEWATERING).fillna(False).to_numpy(dtype=bool)
+            np.add.at(lost_pit, (row[dw], col[dw]), volume[dw])
     # a pit's water is pumped away, not used (features.compliance.DEWATERING): it is no water in, and where it went
     # (the sewer, a storm drain, a river) no record says, so those months say nothing of the balance
-    pit = np.zeros(A.shape, dtype=bool)
-    if "abstraction_dewatering_m3" in window.columns:
-        pit_water = np.nan_to_num(_wide(window, "abstraction_dewatering_m3", index, months, cells))
+    pit = lost_pit > 0
+    if "abstraction_dewatering_m3" in window.columns or pit.any():
+        pit_water = lost_pit
+        if "abstraction_dewatering_m3" in window.columns:
+            pit_water = pit_water + np.nan_to_num(_wide(window, "abstraction_dewatering_m3", index, months, cells))
         pit = pit_water > 0
         A = np.clip(A - pit_water, 0.0, None)
     last12 = (np.arange(len(months)) >= len(months) - 12)[None, :]

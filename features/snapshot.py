@@ -117,11 +117,13 @@ class SnapshotInput:
     @property
     def lost_metered(self) -> pd.DataFrame:
         """Meter months of the hidden-water window with no row between two of the meter's rows, read at the meter's
-        months around (``lost_meter_months``), with the permit's holder (uscc)."""
+        months around (``lost_meter_months``), with the permit's holder (uscc) and purpose (a pit's lost months are pit
+        water)."""
         if "lost_metered" not in self._cache:
             months = pd.date_range(self.months_back(HISTORY_MONTHS), self.months_back(1), freq="MS")
             lost = lost_meter_months(self.metered, months)
-            self._cache["lost_metered"] = lost.merge(self.permits[["permit_id", "uscc"]], on="permit_id", how="inner")
+            self._cache["lost_metered"] = lost.merge(self.permits[["permit_id", "uscc", "purpose"]], on="permit_id",
+                                                    how="inner")
         return self._cache["lost_metered"]
 
     def cells(self, months: int):
@@ -251,8 +253,8 @@ def project_features(s: SnapshotInput) -> dict[str, pd.Series]:
     (``features.compliance.dewatering_permitted``); and whether every permit the entity ever held is a dewatering
     permit (its wells were the pit's, filled in when the works ended)."""
     known = known_permits(s.tables["permits"], s.as_of)
-    purposes = known.groupby("uscc")["purpose"].agg(lambda p: bool((p == DEWATERING).all()))
-    only_dewatering = purposes.reindex(s.index).fillna(False).astype("float64")
+    purposes = known["purpose"].eq(DEWATERING).fillna(False).astype("bool").groupby(known["uscc"]).all()  # bool, even when empty
+    only_dewatering = purposes.reindex(s.index, fill_value=False).astype("float64")
     projects = s.tables.get("projects")
     if projects is None or not len(projects):
         zero = pd.Series(0.0, index=s.index)
@@ -412,7 +414,10 @@ def own_history_features(s: SnapshotInput) -> dict[str, pd.Series]:
 def hidden_water_group(s: SnapshotInput) -> dict[str, pd.Series]:
     """What no record explains: metered dry-season balance, steps of the known water in, plan use
     (``features.hidden_water``)."""
-    window = s.recent(HISTORY_MONTHS, ["uscc", "month", *HISTORY_COLUMNS])
+    # profiles saved before a column was added (a workspace's, reused) lack it: ``features.hidden_water`` reads the
+    # optional ones only where present
+    columns = [c for c in HISTORY_COLUMNS if c in s.all_profiles.columns]
+    window = s.recent(HISTORY_MONTHS, ["uscc", "month", *columns])
     return hidden_water_features(window, s.index, s.as_of, cells=s.cells(HISTORY_MONTHS), lost_metered=s.lost_metered)
 
 
