@@ -312,8 +312,9 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
         session.flush()  # the run row written: a prune of kept copies waits for this transaction, or it for one
         lost = lost_copy(stored, getattr(settings, "home", None))
         if lost:  # pruned before this publish (no run named it): the leads' model is gone, predict would answer 503
-            raise PublishError(f"{out / 'model.json'} names {info['artifact']}, which is gone ({lost}); score the "
-                               f"run again (`waterwatch score --workspace WS --out {out / 'leads.csv'}`), then publish")
+            raise PublishError(f"{out / 'model.json'} names {info['artifact']}, which is gone ({lost}: pruned, no "
+                               f"published run named it); score the run again (`waterwatch score --workspace WS "
+                               f"--out {out / 'leads.csv'}`), then publish")
         counts.update(_publish_register(session, out, leads, city))
         counts["scores"] = _replace(session, Score, files.records(
             leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)

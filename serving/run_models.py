@@ -76,14 +76,17 @@ def model_file(meta: dict[str, Any], home: Path | None = None) -> tuple[Path | N
 
 
 def lost_copy(meta: dict[str, Any], home: Path | None = None) -> str | None:
-    """Why a run naming a kept copy relative to its workspace may not be published: the file is not there (pruned,
-    no run in the store naming it). None when it is, or the run names an absolute path (runs scored before names
-    were relative: such a run publishes as it did, its model loaded or not by the service)."""
+    """Why a run naming a kept copy relative to its workspace may not be published: the folder of kept copies is
+    there but the file is not (pruned: no run in the store named it). None when it is found, when no such folder is
+    (a run folder copied or moved without its workspace: published as before, the service says why it has no
+    model), or when the run names an absolute path (runs scored before names were relative)."""
     artifact = meta.get("artifact")
     if not artifact or Path(str(artifact)).is_absolute():
         return None
-    path, problem = model_file(meta, home)
-    return None if path is not None else problem
+    if model_file(meta, home)[0] is not None:
+        return None
+    folders = [str(p.parent) for p in candidates(meta, home) if p.parent.is_dir()]
+    return f"not in {', '.join(folders)}" if folders else None
 
 
 def hold_runs(session) -> None:
