@@ -27,7 +27,7 @@ from serving import run_files as files
 from serving.audit import audit
 from serving.history import publish_inspections
 from serving.queue import build_queue
-from serving.run_models import recorded
+from serving.run_models import lost_copy, recorded
 from serving.run_files import PublishError, load_leads  # noqa: F401 - the publish API
 from serving.store import (
     Account,
@@ -307,8 +307,14 @@ def publish_run(out_dir: Path | str, session_factory: sessionmaker, settings) ->
                               **({"city": city} if city else {})}
     with session_factory() as session, session.begin():
         begin_write(session, *LOCKED)
-        _register_run(session, run_id, as_of, recorded(info, out, getattr(settings, "home", None)), leads, city,
-                      version)
+        stored = recorded(info, out, getattr(settings, "home", None))
+        _register_run(session, run_id, as_of, stored, leads, city, version)
+        session.flush()  # the run row written: a prune of kept copies waits for this transaction, or it for one
+        lost = lost_copy(stored, getattr(settings, "home", None))
+        if lost:  # pruned before this publish (no run named it): the leads' model is gone, predict would answer 503
+            raise PublishError(f"{out / 'model.json'} names {info['artifact']}, which is gone ({lost}: pruned, no "
+                               f"published run named it); score the run again (`waterwatch score --workspace WS "
+                               f"--out {out / 'leads.csv'}`), then publish")
         counts.update(_publish_register(session, out, leads, city))
         counts["scores"] = _replace(session, Score, files.records(
             leads[["uscc", "rank", "risk_score", "reasons", "reason_codes"]].assign(run_id=run_id)), Score.run_id == run_id)

@@ -75,6 +75,34 @@ def model_file(meta: dict[str, Any], home: Path | None = None) -> tuple[Path | N
                   "(`waterwatch publish --out OUT`)")
 
 
+def lost_copy(meta: dict[str, Any], home: Path | None = None) -> str | None:
+    """Why a run naming a kept copy relative to its workspace may not be published: the folder of kept copies is
+    there but the file is not (pruned: no run in the store named it). None when it is found, when no such folder is
+    (a run folder copied or moved without its workspace: published as before, the service says why it has no
+    model), or when the run names an absolute path (runs scored before names were relative)."""
+    artifact = meta.get("artifact")
+    if not artifact or Path(str(artifact)).is_absolute():
+        return None
+    if model_file(meta, home)[0] is not None:
+        return None
+    folders = [str(p.parent) for p in candidates(meta, home) if p.parent.is_dir()]
+    return f"not in {', '.join(folders)}" if folders else None
+
+
+def hold_runs(session) -> None:
+    """Hold the store's runs for this transaction: a publish's run row waits until it ends, and it waits for a
+    publish that wrote one. A prune reads the runs and removes copies under it, so a copy is never removed while a
+    run naming it commits; a publish after the prune finds its copy gone (``lost_copy``) and refuses."""
+    from sqlalchemy import text
+
+    from serving.store import begin_write
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE runs IN SHARE MODE"))  # conflicts with a publish's insert or update
+    else:
+        begin_write(session)  # SQLite: the database's write lock
+
+
 def published_names(session) -> set[str]:
     """The file names of the models every run in the store names (a kept copy's name is its model: version and
     digest), for ``training.scored_copies.prune_scored``. Every run, not only the live ones: a run published

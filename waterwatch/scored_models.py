@@ -7,6 +7,8 @@ store there, or it cannot be read, nothing is removed: a copy a run published el
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from features.workspace import Workspace
@@ -22,31 +24,41 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def published_names(settings: Settings) -> tuple[set[str] | None, str]:
+@contextmanager
+def published_names(settings: Settings) -> Iterator[tuple[set[str] | None, str]]:
     """The file names of the models the store's runs name, and which store that is; None (and why) when there
-    is no store at the settings' URL or it cannot be read."""
+    is no store at the settings' URL or it cannot be read. The runs are held until the block ends
+    (``serving.run_models.hold_runs``): a publish naming a copy waits for the removals, or they for it."""
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
     from sqlalchemy.orm import Session
 
-    from serving.run_models import published_names as names_in
+    import serving.run_models as run_models
     from serving.store import make_engine
 
     url = settings.resolved_database_url()
     parsed, shown = make_url(url), _shown(url)
     if parsed.get_backend_name() == "sqlite" and (not parsed.database or parsed.database == ":memory:"
                                                   or not Path(parsed.database).exists()):
-        return None, f"no store at {shown} (WATERWATCH_HOME={settings.home})"
+        yield None, f"no store at {shown} (WATERWATCH_HOME={settings.home})"
+        return
     engine = make_engine(url)
+    session = Session(engine)
     try:
-        with engine.connect() as conn:
-            if "runs" not in inspect(conn).get_table_names():
-                return None, f"{shown} holds no WaterWatch store"
-        with Session(engine) as session:
-            return names_in(session), shown
-    except Exception as exc:  # noqa: BLE001 - a server down, a refused login: nothing is removed
-        return None, f"the store at {shown} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        try:
+            with engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+            if "runs" in tables:
+                run_models.hold_runs(session)
+                found: tuple[set[str] | None, str] = run_models.published_names(session), shown
+            else:
+                found = None, f"{shown} holds no WaterWatch store"
+        except Exception as exc:  # noqa: BLE001 - a server down, a refused login: nothing is removed
+            found = None, f"the store at {shown} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        yield found
     finally:
+        session.rollback()
+        session.close()
         engine.dispose()
 
 
@@ -54,9 +66,9 @@ def prune_scored_models(ws: Workspace, settings: Settings, dry_run: bool = False
                         keep_recent: int | None = None) -> tuple[Pruned, str]:
     """Prune ``ws``'s kept copies (``training.scored_copies.prune_scored``) against the store's runs; returns what
     was removed and kept, and the store read (or why none was)."""
-    published, store = published_names(settings)
     keep = settings.model.scored_copies_kept if keep_recent is None else keep_recent
-    pruned = prune_scored(ws.root, published, keep, dry_run=dry_run)
+    with published_names(settings) as (published, store):
+        pruned = prune_scored(ws.root, published, keep, dry_run=dry_run)
     if pruned.skipped:
         LOG.log(logging.INFO if store.startswith("no store") else logging.WARNING,
                 "kept copies of scored models in %s not pruned: %s", ws.stage("models") / "scored", store)
