@@ -73,9 +73,27 @@ def load_champion(meta: dict[str, Any] | str | None, home: Path | None = None) -
     from training.artifacts import load_bundle
 
     try:
-        return load_bundle(path), None
+        data = path.read_bytes()
+        if (problem := content_mismatch(path, data)) is not None:  # checked before joblib unpickles anything
+            return None, problem
+        return load_bundle(path, data), None
     except Exception as exc:  # a missing or unreadable file degrades /scores/predict, never the service
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def content_mismatch(path: Path, data: bytes) -> str | None:
+    """Why a kept copy's bytes are not the model its name says (``champion-v<version>-<digest>.joblib``: the
+    digest is of its bytes, ``training.artifacts.scored_name``): a file replaced or corrupted since it was kept is
+    not unpickled. None for a file so named whose bytes match, and for other names (runs published before copies
+    were kept name ``champion.joblib`` or an MLflow artifact)."""
+    import hashlib
+    import re
+
+    named = re.fullmatch(r"champion-v.+-([0-9a-f]{16})\.joblib", path.name)
+    if named is None or hashlib.sha256(data).hexdigest()[:16] == named.group(1):
+        return None
+    return (f"{path} does not hold the model its name says (the digest of its bytes differs): it was replaced or "
+            "corrupted after it was kept; score and publish the run again")
 
 
 class ModelHolder:
