@@ -86,11 +86,12 @@ def content_mismatch(path: Path, data: bytes) -> str | None:
     digest is of its bytes, ``training.artifacts.scored_name``): a file replaced or corrupted since it was kept is
     not unpickled. None for a file so named whose bytes match, and for other names (runs published before copies
     were kept name ``champion.joblib`` or an MLflow artifact)."""
-    import hashlib
     import re
 
+    from training.artifacts import bundle_digest
+
     named = re.fullmatch(r"champion-v.+-([0-9a-f]{16})\.joblib", path.name)
-    if named is None or hashlib.sha256(data).hexdigest()[:16] == named.group(1):
+    if named is None or bundle_digest(data) == named.group(1):
         return None
     return (f"{path} does not hold the model its name says (the digest of its bytes differs): it was replaced or "
             "corrupted after it was kept; score and publish the run again")

@@ -165,11 +165,16 @@ def read_champion(workspace: Path | str) -> tuple[ModelBundle, bytes]:
     return load_bundle(path, data), data
 
 
+def bundle_digest(data: bytes) -> str:
+    """The digest of a bundle file's bytes that its kept copy's name carries (``scored_name``)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def scored_name(version: str, data: bytes) -> str:
     """The file name a bundle is kept under in ``models/scored/``: its version and a digest of its bytes (the same
     name is the same model, whichever workspace holds it)."""
     version = re.sub(r"[^0-9A-Za-z._-]+", "_", version)
-    return f"champion-v{version}-{hashlib.sha256(data).hexdigest()[:16]}.joblib"
+    return f"champion-v{version}-{bundle_digest(data)}.joblib"
 
 
 def keep_scored(workspace: Path | str, bundle: ModelBundle, data: bytes) -> Path:

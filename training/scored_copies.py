@@ -15,13 +15,12 @@ adds a file, which nothing removed. ``prune_scored`` removes the copies no run n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from training.artifacts import SCORED_DIR, champion_path, models_dir
+from training.artifacts import SCORED_DIR, bundle_digest, champion_path, models_dir
 
 LOG = logging.getLogger("waterwatch.training")
 
@@ -61,7 +60,7 @@ def _workspace_names(workspace: Path | str) -> str | None:
 
 def _champion_digest(workspace: Path | str) -> str | None:
     path = champion_path(workspace)
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
+    return bundle_digest(path.read_bytes()) if path.exists() else None
 
 
 def prune_scored(workspace: Path | str, published: set[str] | None, keep_recent: int,
